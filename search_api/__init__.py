@@ -1,0 +1,1 @@
+"""Oko's adapters: the FastAPI app, the ``oko`` CLI and the Celery wiring."""

@@ -1,0 +1,27 @@
+"""The FastAPI app factory: collaborators are built here and put on ``app.state``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from search_api.errors import install_error_handlers
+from search_api.routes import ROUTERS
+from search_api.state import AppState, build_state
+from storage.settings import Settings
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
+    app = FastAPI(title="Oko", version="0.1.0",
+                  description="Forensic video search and evidence management")
+    app.state.oko = state or build_state(settings)
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router, prefix="/api")
+    if WEB_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    return app

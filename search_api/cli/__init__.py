@@ -1,0 +1,64 @@
+"""The ``oko`` command line. Commands are thin adapters over the domain packages."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+import typer
+from pydantic import ValidationError
+
+from search_api.cli import access, cameras, evidence, ingest, search, setup
+from search_api.cli.common import CliContext, err_console
+from storage.errors import OkoError
+from storage.settings import Settings
+
+app = typer.Typer(
+    name="oko",
+    no_args_is_help=True,
+    help="Oko: forensic video search and evidence management.",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+for module in (setup, cameras, ingest, search, evidence, access):
+    module.register(app)
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    if ctx.obj is None:
+        ctx.obj = CliContext(settings=Settings())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; every ``OkoError`` becomes one sentence on stderr and its exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        try:
+            settings = Settings()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field_name = "OKO_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
+            raise OkoError(f"Invalid setting {field_name}: {first['msg']}.") from exc
+        result = app(args=args, standalone_mode=False, obj=CliContext(settings=settings))
+        return result if isinstance(result, int) else 0
+    except OkoError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.diagnostics()}", highlight=False)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+
+
+def entrypoint() -> None:
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Routes for audit."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

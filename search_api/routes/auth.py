@@ -1,0 +1,5 @@
+"""Routes for auth."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""Routes for cameras."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

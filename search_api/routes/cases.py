@@ -1,0 +1,5 @@
+"""Routes for cases."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""Routes for jobs."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""Routes for media."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

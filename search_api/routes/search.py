@@ -1,0 +1,5 @@
+"""Routes for search."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

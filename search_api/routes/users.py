@@ -1,0 +1,5 @@
+"""Routes for users."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""Routes for verify."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,148 @@
+"""Content-addressed, write-once file store keyed by SHA-256.
+
+A blob is streamed into a temp file on the same filesystem while it is hashed,
+fsynced, made read-only, then hard-linked into place. ``os.link`` fails when the
+target exists, so a blob can never be overwritten, even by a racing writer.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from storage.errors import ConflictError, NotFoundError, StorageError
+
+CHUNK_BYTES = 1024 * 1024
+
+
+class BlobExistsError(ConflictError):
+    """A blob with this SHA-256 is already stored; it is never overwritten."""
+
+    def __init__(self, sha256: str) -> None:
+        super().__init__(f"Blob {sha256} is already stored and cannot be overwritten.")
+        self.sha256 = sha256
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    sha256: str
+    size_bytes: int
+    path: Path
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _describe_os_error(exc: OSError, action: str) -> StorageError:
+    if exc.errno == errno.ENOSPC:
+        return StorageError(f"The disk is full while {action}; nothing was stored.")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StorageError(f"Permission denied while {action}; nothing was stored.")
+    return StorageError(f"Storage failed while {action} ({exc.strerror}); nothing was stored.")
+
+
+class BlobStore:
+    """Write-once store. ``root`` holds blobs, ``tmp_dir`` must share its filesystem."""
+
+    def __init__(self, root: Path, tmp_dir: Path | None = None) -> None:
+        self.root = root
+        self.tmp_dir = tmp_dir or root / ".tmp"
+
+    def path_for(self, sha256: str) -> Path:
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise NotFoundError(f"'{sha256}' is not a SHA-256 hex digest.")
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        return self.path_for(sha256).is_file()
+
+    def open(self, sha256: str) -> BinaryIO:
+        path = self.path_for(sha256)
+        if not path.is_file():
+            raise NotFoundError(f"Blob {sha256} is not in the store.")
+        return path.open("rb")
+
+    def put_stream(self, source: BinaryIO) -> StoredBlob:
+        """Store the bytes of ``source``, hashing them on the way in.
+
+        Raises ``BlobExistsError`` when the content is already stored (the temp copy is
+        discarded), and ``StorageError`` on disk-full or permission errors, leaving nothing.
+        """
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix="blob-", suffix=".part")
+        except OSError as exc:
+            raise _describe_os_error(exc, "creating a temp file for the blob") from exc
+        tmp_path = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in iter(lambda: source.read(CHUNK_BYTES), b""):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            sha256 = digest.hexdigest()
+            return self._commit(tmp_path, sha256, size)
+        except OSError as exc:
+            raise _describe_os_error(exc, "writing the blob") from exc
+        finally:
+            tmp_path.unlink(missing_ok=True)
+
+    def put_file(self, path: Path) -> StoredBlob:
+        with path.open("rb") as source:
+            return self.put_stream(source)
+
+    def put_bytes(self, data: bytes) -> StoredBlob:
+        import io
+
+        return self.put_stream(io.BytesIO(data))
+
+    def _commit(self, tmp_path: Path, sha256: str, size: int) -> StoredBlob:
+        final = self.path_for(sha256)
+        if final.exists():
+            raise BlobExistsError(sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp_path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        try:
+            os.link(tmp_path, final)
+        except FileExistsError as exc:
+            raise BlobExistsError(sha256) from exc
+        _fsync_dir(final.parent)
+        return StoredBlob(sha256=sha256, size_bytes=size, path=final)
+
+    def iter_hashes(self) -> Iterator[str]:
+        for path in self.root.glob("??/??/*"):
+            if path.is_file() and len(path.name) == 64:
+                yield path.name
+
+    def verify(self, sha256: str) -> bool:
+        """Recompute the hash of a stored blob; False when it no longer matches."""
+        return sha256_file(self.path_for(sha256)) == sha256
+
+    def copy_out(self, sha256: str, destination: Path) -> None:
+        with self.open(sha256) as src, destination.open("wb") as dst:
+            shutil.copyfileobj(src, dst, CHUNK_BYTES)

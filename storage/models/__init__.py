@@ -1,0 +1,16 @@
+"""All database tables. Importing this package registers every table on SQLModel.metadata."""
+
+from storage.models import access, evidence, search
+from storage.models.media import Camera, CameraBase, Frame, IngestJob, Original, Segment
+
+__all__ = [
+    "Camera",
+    "CameraBase",
+    "Frame",
+    "IngestJob",
+    "Original",
+    "Segment",
+    "access",
+    "evidence",
+    "search",
+]

@@ -1,0 +1,115 @@
+"""Cameras, originals, segments, frames and ingest jobs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime, utcnow
+
+
+class CameraBase(SQLModel):
+    """Fields a user supplies when registering a camera."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str
+    district: str = Field(default="", index=True)
+    latitude: float
+    longitude: float
+    agency: str = Field(index=True, description="Owning agency")
+    timezone: str = Field(default="Europe/Kyiv", description="IANA time zone")
+
+
+class Camera(CameraBase, table=True):
+    """A registered camera."""
+
+    allowed_agencies: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False),
+        description="Agencies besides the owner that may search this camera",
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Original(SQLModel, table=True):
+    """A recording exactly as received; its bytes live in the blob store under ``sha256``."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    sha256: str = Field(unique=True, index=True, max_length=64)
+    camera_id: str = Field(foreign_key="camera.id", index=True)
+    filename: str
+    size_bytes: int
+    container: str = ""
+    video_codec: str = ""
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    variable_frame_rate: bool = False
+    duration_s: float = 0.0
+    creation_time_utc: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    recording_start_utc: datetime = Field(sa_type=UTCDateTime, index=True)
+    timezone: str = "Europe/Kyiv"
+    start_source: str = Field(description="cli, container or filename")
+    damaged: bool = False
+    decodable_duration_s: float = 0.0
+    damage_reason: str = ""
+    status: str = Field(default="processing", description="processing or ready")
+    ingested_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Segment(SQLModel, table=True):
+    """A fixed-length piece of an original, cut by ffmpeg; a derived file."""
+
+    __table_args__ = (UniqueConstraint("original_id", "index"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    original_id: int = Field(foreign_key="original.id", index=True)
+    index: int
+    start_offset_s: float
+    duration_s: float
+    start_utc: datetime = Field(sa_type=UTCDateTime, index=True)
+    sha256: str = Field(max_length=64, description="Hash of the derived segment file")
+    size_bytes: int
+    method: str = Field(description="stream_copy or reencode")
+    tool: str
+    tool_version: str
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Frame(SQLModel, table=True):
+    """A sampled frame; ``offset_s`` locates it exactly in its original."""
+
+    __table_args__ = (UniqueConstraint("original_id", "offset_s"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    original_id: int = Field(foreign_key="original.id", index=True)
+    segment_id: int = Field(foreign_key="segment.id", index=True)
+    camera_id: str = Field(foreign_key="camera.id", index=True)
+    offset_s: float
+    captured_at_utc: datetime = Field(sa_type=UTCDateTime, index=True)
+    width: int
+    height: int
+    thumbnail_sha256: str = Field(max_length=64)
+
+
+class IngestJob(SQLModel, table=True):
+    """One file's trip through ingest; the DB row is the source of truth for progress."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_path: str
+    camera_id: str
+    requested_start: str | None = None
+    status: str = Field(default="queued", index=True,
+                        description="queued, running, done, duplicate, failed")
+    stage: str = ""
+    progress: float = 0.0
+    message: str = ""
+    sha256: str | None = Field(default=None, max_length=64)
+    original_id: int | None = Field(default=None, foreign_key="original.id")
+    attempts: int = 0
+    worker: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    heartbeat_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

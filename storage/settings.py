@@ -1,0 +1,92 @@
+"""Oko configuration, read from ``OKO_*`` environment variables.
+
+The class is defined here but instantiated only where a program starts
+(``search_api.cli.main`` and ``search_api.app.create_app``). Lower layers take
+the values they need as arguments and never read the environment themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All of Oko's settings; see docs/operations.md for each one."""
+
+    model_config = SettingsConfigDict(env_prefix="OKO_", extra="ignore")
+
+    home: Path = Field(default=Path("./oko-data"), description="Data dir")
+    database_url: str | None = Field(default=None, description="Defaults to SQLite in home")
+    broker_url: str | None = Field(default=None, description="Defaults to SQLite broker in home")
+    organisation: str = "Oko municipal CCTV"
+    environment: str = "production"
+
+    # ingest
+    segment_seconds: float = 10.0
+    sample_interval_seconds: float = 2.0
+    frame_max_side: int = 448
+    thumbnail_max_side: int = 320
+
+    # embeddings and search
+    clip_preset: str = "ViT-B-32"
+    clip_weights: Path | None = None
+    motion_threshold: float = 0.02
+    embed_batch_size: int = 32
+    approximate_index_min_vectors: int = 50_000
+
+    # evidence
+    key_passphrase: str | None = None
+    full_original_max_bytes: int = 2 * 1024**3
+
+    # access control
+    token_minutes: int = 60
+    max_upload_bytes: int = 20 * 1024**2
+    exports_need_approval: bool = False
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'oko.db'}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.home / 'broker.db'}"
+
+    @property
+    def blobs_dir(self) -> Path:
+        """Write-once originals, keyed by SHA-256."""
+        return self.home / "blobs"
+
+    @property
+    def derived_dir(self) -> Path:
+        """Write-once derived files (segments, thumbnails, clips), keyed by SHA-256."""
+        return self.home / "derived"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Scratch space on the same filesystem as the stores, so renames are atomic."""
+        return self.home / "tmp"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.home, self.blobs_dir, self.derived_dir, self.models_dir,
+                     self.index_dir, self.keys_dir, self.tmp_dir):
+            path.mkdir(parents=True, exist_ok=True)

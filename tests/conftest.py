@@ -1,0 +1,26 @@
+"""Fixtures shared by every test package: an isolated data dir and its state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from search_api.state import AppState, build_state
+from storage.settings import Settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for a fresh, isolated data dir (never the user's environment)."""
+    return Settings(
+        home=tmp_path / "oko-home", environment="test", key_passphrase="test-passphrase"
+    )
+
+
+@pytest.fixture
+def state(settings: Settings) -> Iterator[AppState]:
+    app_state = build_state(settings)
+    yield app_state
+    app_state.engine.dispose()
