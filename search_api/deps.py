@@ -9,6 +9,8 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from search_api.state import AppState
+from storage.errors import AuthenticationError
+from storage.models.access import User
 from storage.settings import Settings
 
 
@@ -33,3 +35,15 @@ def get_session(state: StateDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_current_user() -> User:
+    """The signed-in user (bearer token or session cookie).
+
+    Raises ``AuthenticationError`` (401) when no valid credentials are presented.
+    Tests of other features override this dependency; one suite keeps it real.
+    """
+    raise AuthenticationError("Sign in to use Oko.")
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -1,6 +1,6 @@
 """All database tables. Importing this package registers every table on SQLModel.metadata."""
 
-from storage.models import access, evidence, search
+from storage.models import access, evidence, search, search_index
 from storage.models.media import Camera, CameraBase, Frame, IngestJob, Original, Segment
 
 __all__ = [
@@ -13,4 +13,5 @@ __all__ = [
     "access",
     "evidence",
     "search",
+    "search_index",
 ]

@@ -1,0 +1,1 @@
+"""Tables for the search index: FAISS shards and per-frame day phase."""
