@@ -9,7 +9,7 @@ import click
 import typer
 from pydantic import ValidationError
 
-from search_api.cli import access, cameras, evidence, ingest, search, setup
+from search_api.cli import access, cameras, evidence, ingest, models, search, setup
 from search_api.cli.common import CliContext, err_console
 from storage.errors import OkoError
 from storage.settings import Settings
@@ -22,7 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (setup, cameras, ingest, search, evidence, access):
+for module in (setup, cameras, ingest, models, search, evidence, access):
     module.register(app)
 
 

@@ -1,0 +1,1 @@
+"""Celery wiring: the app factory and the task modules (thin adapters over domain logic)."""
