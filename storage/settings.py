@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     frame_max_side: int = 448
     thumbnail_max_side: int = 320
 
+    # jobs (see docs/operations.md, "Jobs and workers")
+    job_lease_seconds: float = Field(default=30.0, gt=0, description="A running job whose"
+                                     " heartbeat is older than this is re-queued")
+    job_max_attempts: int = Field(default=3, ge=1)
+    worker_concurrency: int = Field(default=1, ge=1, le=8)
+
     # embeddings and search
     clip_preset: str = "ViT-B-32"
     clip_weights: Path | None = None
