@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     token_minutes: int = 60
     max_upload_bytes: int = 20 * 1024**2
     exports_need_approval: bool = False
+    login_window_minutes: int = 15
+    login_max_failures_per_user: int = 5
+    login_max_failures_per_ip: int = 20
+    audit_checkpoint_entries: int = 100
+    audit_checkpoint_minutes: int = 10
 
     @field_validator("home")
     @classmethod

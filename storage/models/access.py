@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
+from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime, utcnow
@@ -29,3 +31,58 @@ class User(SQLModel, table=True):
     password_hash: str
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class AuditEvent(SQLModel, table=True):
+    """One entry of the hash-chained audit log; rows are only ever appended.
+
+    ``entry_hash`` covers every other column plus ``prev_hash``; ``mac`` is an HMAC of
+    ``entry_hash`` under a key kept in the data dir, so a forged row needs the file too.
+    """
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    actor: str = Field(index=True)
+    agency: str = ""
+    ip: str = ""
+    action: str = Field(index=True)
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    entry_hash: str = Field(max_length=64)
+    mac: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """The single row writers lock to serialise appends (the chain's current end)."""
+
+    id: int = Field(default=1, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    seq: int = 0
+    entry_hash: str = Field(default="0" * 64, max_length=64)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed statement "the log had ``entry_count`` entries ending in ``head_hash``"."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_count: int = Field(unique=True, index=True)
+    head_hash: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    signature: str = Field(description="Base64 signature over the canonical checkpoint JSON")
+    signer_fingerprint: str = Field(max_length=64)
+
+
+class LoginAttempt(SQLModel, table=True):
+    """Every login try, counted for per-user and per-IP rate limits."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(index=True, max_length=64)
+    ip: str = Field(index=True)
+    attempted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    succeeded: bool = False
+
+
+class RevokedToken(SQLModel, table=True):
+    """Tokens ended by logout before they expire."""
+
+    jti: str = Field(primary_key=True, max_length=64)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)

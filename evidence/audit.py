@@ -1,0 +1,426 @@
+"""The tamper-evident audit log: a hash chain with signed checkpoints.
+
+Each entry stores the hash of the entry before it, a SHA-256 over its own canonical
+content, and an HMAC of that hash under a key kept in the data dir (not the database).
+Every N entries or M minutes a checkpoint ``(entry_count, head_hash, time)`` is signed
+with the installation key; checkpoints can be exported so a copy lives outside the DB.
+
+Nothing here commits: callers append in the same transaction as the action recorded.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from evidence.audit_pdf import render_audit_pdf
+from storage.errors import InvalidInputError, OkoError, StorageError
+from storage.models.access import AuditCheckpoint, AuditEvent, AuditHead
+from storage.types import utcnow
+
+GENESIS_HASH = "0" * 64
+MAC_KEY_FILENAME = "audit-mac.key"
+CHECKPOINT_FILE_FORMAT = "oko-audit-checkpoints/1"
+
+
+class AuditChainBrokenError(OkoError):
+    """The audit log or its checkpoints fail verification."""
+
+    exit_code = 4
+    http_status = 409
+
+
+class Signer(Protocol):
+    """What checkpoint signing needs from the installation key (evidence.keys)."""
+
+    def sign(self, data: bytes) -> bytes: ...
+
+    @property
+    def fingerprint_sha256(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class CheckpointPolicy:
+    """Sign a checkpoint every ``every_entries`` entries or ``every_minutes`` minutes."""
+
+    signer: Signer
+    every_entries: int = 100
+    every_minutes: int = 10
+
+
+def load_audit_mac_key(keys_dir: Path) -> bytes:
+    """The installation's audit HMAC key, created (mode 0600) on first use."""
+    path = keys_dir / MAC_KEY_FILENAME
+    try:
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        return bytes.fromhex(path.read_text().strip())
+    except FileExistsError:
+        return bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"Cannot read or create the audit key {path}: {exc}.") from exc
+
+
+def _canonical(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str).encode()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def entry_hash(event: AuditEvent) -> str:
+    """SHA-256 over everything the entry says, including its position and predecessor."""
+    return hashlib.sha256(_canonical({
+        "seq": event.seq, "occurred_at": _iso(event.occurred_at), "actor": event.actor,
+        "agency": event.agency, "ip": event.ip, "action": event.action,
+        "details": event.details, "prev_hash": event.prev_hash,
+    })).hexdigest()
+
+
+def _mac(mac_key: bytes, digest: str) -> str:
+    return hmac.new(mac_key, digest.encode(), hashlib.sha256).hexdigest()
+
+
+def _lock_head(session: Session) -> tuple[int, str]:
+    """Claim the next sequence number; the row lock serialises concurrent writers."""
+    claimed = session.execute(
+        update(AuditHead).where(col(AuditHead.id) == 1)
+        .values(seq=AuditHead.seq + 1)
+        .returning(AuditHead.seq, AuditHead.entry_hash)  # type: ignore[arg-type]
+    ).first()
+    if claimed is None:  # a database created without the migration's seed row
+        session.add(AuditHead(id=1, seq=1, entry_hash=GENESIS_HASH))
+        session.flush()
+        return 1, GENESIS_HASH
+    return int(claimed[0]), str(claimed[1])
+
+
+def append_audit_event(
+    session: Session, *, actor: str, agency: str, ip: str, action: str,
+    details: dict[str, Any], mac_key: bytes, checkpoints: CheckpointPolicy | None = None,
+) -> AuditEvent:
+    """Append one entry (and a checkpoint when one is due); flushes, never commits."""
+    seq, prev_hash = _lock_head(session)
+    event = AuditEvent(
+        seq=seq, occurred_at=utcnow(), actor=actor, agency=agency, ip=ip, action=action,
+        # round-trip so what is hashed is exactly what the JSON column gives back
+        details=json.loads(json.dumps(details, default=str)),
+        prev_hash=prev_hash, entry_hash="", mac="",
+    )
+    event.entry_hash = entry_hash(event)
+    event.mac = _mac(mac_key, event.entry_hash)
+    session.add(event)
+    session.execute(update(AuditHead).where(col(AuditHead.id) == 1)
+                    .values(entry_hash=event.entry_hash))
+    session.flush()
+    if checkpoints is not None and _checkpoint_due(session, event, checkpoints):
+        create_checkpoint(session, signer=checkpoints.signer)
+    return event
+
+
+def _checkpoint_due(session: Session, event: AuditEvent, policy: CheckpointPolicy) -> bool:
+    if policy.every_entries > 0 and event.seq % policy.every_entries == 0:
+        return True
+    last = session.exec(select(func.max(AuditCheckpoint.created_at))).one()
+    if last is None:
+        last = session.exec(select(AuditEvent.occurred_at).where(AuditEvent.seq == 1)).first()
+    if last is None:
+        return False
+    if last.tzinfo is None:  # SQLite drops the zone on aggregates
+        last = last.replace(tzinfo=UTC)
+    return event.occurred_at - last >= timedelta(minutes=policy.every_minutes)
+
+
+def checkpoint_payload(*, entry_count: int, head_hash: str, created_at: datetime) -> bytes:
+    """The exact bytes a checkpoint signature covers."""
+    return _canonical({"entry_count": entry_count, "head_hash": head_hash,
+                       "created_at": _iso(created_at)})
+
+
+def create_checkpoint(session: Session, *, signer: Signer) -> AuditCheckpoint | None:
+    """Sign the current head; None when the log is empty or the head is already signed."""
+    head = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc())).first()
+    if head is None:
+        return None
+    existing = session.exec(select(AuditCheckpoint)
+                            .where(AuditCheckpoint.entry_count == head.seq)).first()
+    if existing is not None:
+        return None
+    created_at = utcnow()
+    signature = signer.sign(checkpoint_payload(entry_count=head.seq, head_hash=head.entry_hash,
+                                               created_at=created_at))
+    checkpoint = AuditCheckpoint(
+        entry_count=head.seq, head_hash=head.entry_hash, created_at=created_at,
+        signature=base64.b64encode(signature).decode(),
+        signer_fingerprint=_normalise_fingerprint(signer.fingerprint_sha256),
+    )
+    session.add(checkpoint)
+    session.flush()
+    return checkpoint
+
+
+@dataclass(frozen=True)
+class AuditProblem:
+    """One failed check; ``seq`` is the entry it concerns, or None for a checkpoint-only issue."""
+
+    seq: int | None
+    reason: str
+
+
+@dataclass
+class AuditVerification:
+    """Everything ``verify_audit_chain`` checked; ``ok`` is false if anything failed."""
+
+    entries: int = 0
+    checkpoints: int = 0
+    problems: list[AuditProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_broken_seq(self) -> int | None:
+        seqs = [p.seq for p in self.problems if p.seq is not None]
+        return min(seqs) if seqs else None
+
+    def summary(self) -> str:
+        if self.ok:
+            return (f"Audit log intact: {self.entries} entries, "
+                    f"{self.checkpoints} signed checkpoints verified.")
+        first = self.first_broken_seq
+        where = f"first broken entry is #{first}" if first is not None else "checkpoints broken"
+        return f"Audit log fails verification: {where}."
+
+    def raise_for_failure(self) -> None:
+        if not self.ok:
+            raise AuditChainBrokenError(
+                self.summary(),
+                details=[f"#{p.seq}: {p.reason}" if p.seq is not None else p.reason
+                         for p in self.problems])
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """A checkpoint as exported to a file (or read back from the database)."""
+
+    entry_count: int
+    head_hash: str
+    created_at: datetime
+    signature: str
+    signer_fingerprint: str
+
+    @classmethod
+    def from_row(cls, row: AuditCheckpoint) -> CheckpointRecord:
+        return cls(row.entry_count, row.head_hash, row.created_at, row.signature,
+                   row.signer_fingerprint)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"entry_count": self.entry_count, "head_hash": self.head_hash,
+                "created_at": _iso(self.created_at), "signature": self.signature,
+                "signer_fingerprint": self.signer_fingerprint}
+
+
+def _normalise_fingerprint(value: str) -> str:
+    return value.replace(":", "").lower()
+
+
+def certificate_fingerprint(certificate_pem: str | bytes) -> str:
+    pem = certificate_pem.encode() if isinstance(certificate_pem, str) else certificate_pem
+    return x509.load_pem_x509_certificate(pem).fingerprint(hashes.SHA256()).hex()
+
+
+def _signature_valid(certificate_pem: str | bytes, signature_b64: str, data: bytes) -> bool:
+    pem = certificate_pem.encode() if isinstance(certificate_pem, str) else certificate_pem
+    key = x509.load_pem_x509_certificate(pem).public_key()
+    try:
+        signature = base64.b64decode(signature_b64, validate=True)
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(signature, data)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+        else:
+            return False
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _check_entries(rows: Sequence[AuditEvent], mac_key: bytes | None,
+                   report: AuditVerification) -> None:
+    expected_seq, prev = 1, GENESIS_HASH
+    for row in rows:
+        if row.seq != expected_seq:
+            missing = (f"entry #{expected_seq} is missing" if row.seq == expected_seq + 1
+                       else f"entries #{expected_seq}-#{row.seq - 1} are missing")
+            report.problems.append(AuditProblem(expected_seq, missing))
+        if row.prev_hash != prev:
+            report.problems.append(AuditProblem(
+                row.seq, "does not link to the entry before it (deleted, reordered or inserted)"))
+        if entry_hash(row) != row.entry_hash:
+            report.problems.append(AuditProblem(row.seq, "content changed after it was written"))
+        elif mac_key is not None and not hmac.compare_digest(_mac(mac_key, row.entry_hash),
+                                                             row.mac):
+            report.problems.append(AuditProblem(row.seq, "was not written by this installation"))
+        prev, expected_seq = row.entry_hash, row.seq + 1
+
+
+def _check_checkpoints(
+    by_seq: dict[int, AuditEvent], last_seq: int, db_checkpoints: Sequence[CheckpointRecord],
+    exported: Sequence[CheckpointRecord], certificate_pem: str | bytes | None,
+    report: AuditVerification,
+) -> None:
+    known = {c.entry_count: c for c in db_checkpoints}
+    for copy in exported:
+        if copy.entry_count not in known:
+            report.problems.append(AuditProblem(
+                None, f"checkpoint at entry #{copy.entry_count} was removed from the database"))
+            known[copy.entry_count] = copy
+        elif known[copy.entry_count] != copy:
+            report.problems.append(AuditProblem(
+                None, f"checkpoint at entry #{copy.entry_count} differs from the exported copy"))
+    fingerprint = certificate_fingerprint(certificate_pem) if certificate_pem else None
+    for checkpoint in sorted(known.values(), key=lambda c: c.entry_count):
+        payload = checkpoint_payload(entry_count=checkpoint.entry_count,
+                                     head_hash=checkpoint.head_hash,
+                                     created_at=checkpoint.created_at)
+        if certificate_pem is not None and (
+                _normalise_fingerprint(checkpoint.signer_fingerprint) != fingerprint
+                or not _signature_valid(certificate_pem, checkpoint.signature, payload)):
+            report.problems.append(AuditProblem(
+                None, f"checkpoint at entry #{checkpoint.entry_count} has an invalid signature"))
+            continue
+        report.checkpoints += 1
+        if checkpoint.entry_count > last_seq:
+            report.problems.append(AuditProblem(
+                last_seq + 1, f"entries #{last_seq + 1}-#{checkpoint.entry_count} were removed; "
+                              f"a signed checkpoint covers them"))
+            continue
+        entry = by_seq.get(checkpoint.entry_count)
+        if entry is None or entry.entry_hash != checkpoint.head_hash:
+            report.problems.append(AuditProblem(
+                checkpoint.entry_count, "does not match the signed checkpoint for this entry"))
+
+
+def verify_audit_chain(
+    session: Session, *, mac_key: bytes | None, certificate_pem: str | bytes | None,
+    exported_checkpoints: Sequence[CheckpointRecord] = (),
+) -> AuditVerification:
+    """Recompute every link, hash, MAC and checkpoint; collects every problem found.
+
+    Checks, in order: (1) sequence numbers have no gaps; (2) each entry links to the one
+    before; (3) each entry's hash matches its content; (4) its MAC matches the installation
+    key; (5) the head row agrees with the newest entry; (6) each checkpoint (database and
+    exported copies) is signed by the installation certificate and matches its entry.
+    """
+    rows = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq))).all()
+    report = AuditVerification(entries=len(rows))
+    _check_entries(rows, mac_key, report)
+    last_seq = rows[-1].seq if rows else 0
+    head = session.get(AuditHead, 1)
+    if head is not None and head.seq > last_seq:
+        report.problems.append(AuditProblem(
+            last_seq + 1, f"entries #{last_seq + 1}-#{head.seq} were removed from the end"))
+    elif head is not None and rows and head.entry_hash != rows[-1].entry_hash:
+        report.problems.append(AuditProblem(last_seq, "does not match the chain head"))
+    db_checkpoints = [CheckpointRecord.from_row(c) for c in session.exec(
+        select(AuditCheckpoint).order_by(col(AuditCheckpoint.entry_count))).all()]
+    _check_checkpoints({r.seq: r for r in rows}, last_seq, db_checkpoints,
+                       exported_checkpoints, certificate_pem, report)
+    return report
+
+
+def export_checkpoints(session: Session, *, out: Path, certificate_pem: str | bytes) -> int:
+    """Write every checkpoint plus the certificate that signed them to a JSON file."""
+    rows = session.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.entry_count))).all()
+    pem = certificate_pem.decode() if isinstance(certificate_pem, bytes) else certificate_pem
+    document = {"format": CHECKPOINT_FILE_FORMAT, "certificate_pem": pem,
+                "checkpoints": [CheckpointRecord.from_row(r).to_json() for r in rows]}
+    _write_atomically(out, json.dumps(document, indent=2).encode())
+    return len(rows)
+
+
+def load_checkpoint_file(path: Path) -> list[CheckpointRecord]:
+    """Parse a file written by ``export_checkpoints``; raises InvalidInputError if malformed."""
+    try:
+        document = json.loads(path.read_text())
+        if document.get("format") != CHECKPOINT_FILE_FORMAT:
+            raise ValueError("unknown format")
+        return [CheckpointRecord(
+            entry_count=int(item["entry_count"]), head_hash=str(item["head_hash"]),
+            created_at=datetime.fromisoformat(item["created_at"]),
+            signature=str(item["signature"]),
+            signer_fingerprint=str(item["signer_fingerprint"]),
+        ) for item in document["checkpoints"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InvalidInputError(f"{path} is not an Oko audit checkpoint file.") from exc
+
+
+def audit_events_between(session: Session, *, start: datetime | None,
+                         end: datetime | None) -> list[AuditEvent]:
+    query = select(AuditEvent).order_by(col(AuditEvent.seq))
+    if start is not None:
+        query = query.where(col(AuditEvent.occurred_at) >= start)
+    if end is not None:
+        query = query.where(col(AuditEvent.occurred_at) < end)
+    return list(session.exec(query).all())
+
+
+def event_to_json(event: AuditEvent) -> dict[str, Any]:
+    return {"seq": event.seq, "occurred_at": _iso(event.occurred_at), "actor": event.actor,
+            "agency": event.agency, "ip": event.ip, "action": event.action,
+            "details": event.details, "prev_hash": event.prev_hash,
+            "entry_hash": event.entry_hash}
+
+
+def _write_atomically(out: Path, data: bytes) -> None:
+    tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"Cannot write {out}: {exc}.") from exc
+
+
+def export_audit(
+    session: Session, *, start: datetime | None, end: datetime | None, out: Path,
+    verification: AuditVerification, title: str = "Oko audit report",
+) -> int:
+    """Write the entries in [start, end) to ``out`` (.jsonl or .pdf); returns the count."""
+    suffix = out.suffix.lower()
+    if suffix not in {".jsonl", ".pdf"}:
+        raise InvalidInputError(f"Audit exports are .pdf or .jsonl files, not '{out.name}'.")
+    if start is not None and end is not None and end <= start:
+        raise InvalidInputError("The export's --to time must be after its --from time.")
+    events = audit_events_between(session, start=start, end=end)
+    if suffix == ".jsonl":
+        lines = (json.dumps(event_to_json(e), ensure_ascii=False) for e in events)
+        _write_atomically(out, ("\n".join(lines) + ("\n" if events else "")).encode())
+    else:
+        _write_atomically(out, render_audit_pdf(
+            events=events, title=title, start=start, end=end,
+            verification_summary=verification.summary()))
+    return len(events)
