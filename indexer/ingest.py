@@ -1,0 +1,325 @@
+"""Ingest one recording: hash and store it write-once, probe, segment, sample frames.
+
+``ingest_file`` is idempotent and crash-safe. Everything a kill -9 can interrupt is either
+content-addressed (blobs: storing the same bytes again is a no-op) or written in one
+final transaction (all Segment and Frame rows, the Original turning ``ready`` and its
+acquisition custody entry), so a re-run after a crash finishes the job without
+duplicating or losing rows. Bad input is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from indexer.media import (
+    DecodeReport,
+    MediaInfo,
+    SegmentRun,
+    cut_segments,
+    probe,
+    sample_frames,
+    tool_version,
+)
+from storage.blobstore import BlobExistsError, BlobStore
+from storage.cameras import get_camera_or_raise
+from storage.custody import acquisition_entry, append_custody_entry
+from storage.db import session_scope
+from storage.errors import InvalidInputError, NotFoundError
+from storage.models.media import Camera, Frame, Original, Segment
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".ts")
+FILENAME_START = re.compile(r"_(\d{8}T\d{6})(?:\D|$)")
+# a decodable tail shorter than the container claims by more than this is damage
+DAMAGE_TOLERANCE_S = 0.5
+
+Progress = Callable[[str, float], None]
+
+
+class MissingStartTimeError(InvalidInputError):
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"Cannot tell when '{path.name}' was recorded: it has no container timestamp and "
+            "its name has no CAMERA_YYYYMMDDTHHMMSS pattern; pass --start.")
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    segment_seconds: float = 10.0
+    sample_interval_seconds: float = 2.0
+    frame_max_side: int = 448
+    jpeg_quality: int = 90
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    original_id: int
+    sha256: str
+    duplicate: bool
+    damaged: bool
+    decodable_duration_s: float
+    damage_reason: str
+    segment_count: int
+    frame_count: int
+    recording_start_utc: datetime
+    start_source: str
+    message: str
+
+
+def parse_start(text: str, tz: str | ZoneInfo = "Europe/Kyiv") -> datetime:
+    """Parse an ISO 8601 time; a time without an offset is local to ``tz`` (the camera's).
+
+    Raises ``InvalidInputError`` when ``text`` is not ISO 8601.
+    """
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"Cannot parse start time '{text}': use ISO 8601, e.g. "
+            "2026-01-25T21:00:00+02:00.") from exc
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(tz) if isinstance(tz, str) else tz)
+    return value.astimezone(UTC)
+
+
+def collect_inputs(paths: list[Path]) -> list[Path]:
+    """Expand files and folders into the video files to ingest, sorted per folder.
+
+    Raises ``NotFoundError`` naming the first path that does not exist.
+    """
+    found: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise NotFoundError(f"Path '{path}' does not exist.")
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*")
+                                if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS))
+        else:
+            found.append(path)
+    return found
+
+
+def recording_start(*, path: Path, info: MediaInfo, camera: Camera,
+                    start: datetime | None) -> tuple[datetime, str]:
+    """The recording start in UTC and where it came from: cli, container or filename."""
+    zone = ZoneInfo(camera.timezone)
+    if start is not None:
+        aware = start if start.tzinfo is not None else start.replace(tzinfo=zone)
+        return aware.astimezone(UTC), "cli"
+    if info.creation_time_utc is not None:
+        return info.creation_time_utc, "container"
+    match = FILENAME_START.search(path.stem)
+    if match:
+        local = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=zone)
+        return local.astimezone(UTC), "filename"
+    raise MissingStartTimeError(path)
+
+
+def _store(store: BlobStore, *, path: Path | None = None, data: bytes | None = None) -> str:
+    """Store write-once and return the SHA-256; content already stored is simply reused."""
+    try:
+        stored = store.put_file(path) if path is not None else store.put_bytes(data or b"")
+    except BlobExistsError as exc:
+        return exc.sha256
+    return stored.sha256
+
+
+def _register_original(engine: Engine, *, sha256: str, path: Path, camera: Camera,
+                       info: MediaInfo, start_utc: datetime, start_source: str) -> Original:
+    """The Original row for ``sha256``, created as ``processing`` unless it exists."""
+    with session_scope(engine) as session:
+        existing = session.exec(select(Original).where(Original.sha256 == sha256)).first()
+        if existing is not None:
+            return existing
+        row = Original(
+            sha256=sha256, camera_id=camera.id, filename=path.name,
+            size_bytes=path.stat().st_size, container=info.container,
+            video_codec=info.video_codec, width=info.width, height=info.height, fps=info.fps,
+            variable_frame_rate=info.variable_frame_rate, duration_s=info.duration_s,
+            creation_time_utc=info.creation_time_utc, recording_start_utc=start_utc,
+            timezone=camera.timezone, start_source=start_source, status="processing",
+        )
+        session.add(row)
+        try:
+            session.flush()
+        except IntegrityError:
+            # another worker registered the same file a moment ago
+            session.rollback()
+            return session.exec(select(Original).where(Original.sha256 == sha256)).one()
+        return row
+
+
+def _outcome(original: Original, *, duplicate: bool, segments: int, frames: int,
+             message: str) -> IngestOutcome:
+    assert original.id is not None
+    return IngestOutcome(
+        original_id=original.id, sha256=original.sha256, duplicate=duplicate,
+        damaged=original.damaged, decodable_duration_s=original.decodable_duration_s,
+        damage_reason=original.damage_reason, segment_count=segments, frame_count=frames,
+        recording_start_utc=original.recording_start_utc, start_source=original.start_source,
+        message=message,
+    )
+
+
+def _counts(session: Session, original_id: int) -> tuple[int, int]:
+    segments = session.exec(select(Segment.id).where(Segment.original_id == original_id)).all()
+    frames = session.exec(select(Frame.id).where(Frame.original_id == original_id)).all()
+    return len(segments), len(frames)
+
+
+def _damage(info: MediaInfo, report: DecodeReport) -> tuple[bool, float, str]:
+    decodable = round(min(report.decoded_until_s, info.duration_s or report.decoded_until_s), 3)
+    problems = [*([f"demuxing stopped: {info.demux_error}"] if info.demux_error else []),
+                *report.errors]
+    short = info.duration_s - report.decoded_until_s > DAMAGE_TOLERANCE_S
+    if not problems and not short:
+        return False, round(info.duration_s, 3), ""
+    reason = (f"only {decodable:.1f} s of {info.duration_s:.1f} s could be decoded"
+              if short else f"{len(problems)} decoding error(s)")
+    if problems:
+        reason += f" ({problems[0]})"
+    return True, decodable, reason
+
+
+def ingest_file(*, engine: Engine, originals: BlobStore, derived: BlobStore, path: Path,
+                camera_id: str, start: datetime | None, options: IngestOptions,
+                progress: Progress | None = None, actor: str = "system") -> IngestOutcome:
+    """Ingest one recording for ``camera_id``; safe to re-run after any crash.
+
+    Raises ``NotFoundError`` (missing path, unknown camera), ``InvalidInputError``
+    (not a video, no decodable video stream, empty file, no recording start) and
+    ``StorageError`` (disk full, permissions) before anything is written.
+    """
+    report_progress = progress or (lambda _stage, _fraction: None)
+    if not path.is_file():
+        raise NotFoundError(f"Path '{path}' does not exist.")
+    with Session(engine, expire_on_commit=False) as session:
+        camera = get_camera_or_raise(session, camera_id)
+    report_progress("probing", 0.0)
+    info = probe(path)
+    start_utc, start_source = recording_start(path=path, info=info, camera=camera, start=start)
+
+    report_progress("hashing", 0.0)
+    sha256 = _store(originals, path=path)
+    original = _register_original(engine, sha256=sha256, path=path, camera=camera, info=info,
+                                  start_utc=start_utc, start_source=start_source)
+    assert original.id is not None
+    if original.status == "ready":
+        with Session(engine) as session:
+            segments, frames = _counts(session, original.id)
+        return _outcome(original, duplicate=True, segments=segments, frames=frames,
+                        message=f"{path.name} was already ingested (original {original.id}, "
+                                f"camera {original.camera_id}); nothing changed.")
+
+    # work from the stored copy: exactly the bytes that were hashed
+    stored_path = originals.path_for(sha256)
+    originals.tmp_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix=f"ingest-{sha256[:12]}-", dir=originals.tmp_dir))
+    try:
+        report_progress("segmenting", 0.0)
+        run = cut_segments(stored_path, work_dir, seconds=options.segment_seconds,
+                           info=info)
+        segment_blobs = [(_store(derived, path=f.path), f.path.stat().st_size)
+                         for f in run.files]
+        report_progress("sampling", 0.0)
+        report = DecodeReport()
+        frames: list[tuple[float, int, int, str]] = []
+        for sampled in sample_frames(
+                stored_path, origin_s=info.start_time_s,
+                interval_s=options.sample_interval_seconds, max_side=options.frame_max_side,
+                jpeg_quality=options.jpeg_quality, report=report,
+                duration_s=info.duration_s,
+                progress=lambda fraction: report_progress("sampling", fraction)):
+            frames.append((sampled.offset_s, sampled.width, sampled.height,
+                           _store(derived, data=sampled.jpeg)))
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+    report_progress("saving", 0.0)
+    damaged, decodable, reason = _damage(info, report)
+    with session_scope(engine) as session:
+        row = session.get(Original, original.id)
+        assert row is not None
+        _save_rows(session, original=row, run=run, segment_blobs=segment_blobs,
+                   frames=frames)
+        row.damaged, row.decodable_duration_s, row.damage_reason = damaged, decodable, reason
+        row.status = "ready"
+        session.add(row)
+        if acquisition_entry(session, row.id or 0) is None:
+            append_custody_entry(session, action="acquisition", actor=actor,
+                                 original_id=row.id, details={
+                                     "sha256": sha256, "filename": path.name,
+                                     "size_bytes": row.size_bytes, "camera_id": camera.id})
+        session.flush()
+        original = row
+    report_progress("done", 1.0)
+    note = (f" Damaged recording: {reason}; ingested the decodable {decodable:.1f} s."
+            if damaged else "")
+    return _outcome(original, duplicate=False, segments=len(run.files), frames=len(frames),
+                    message=f"Ingested {path.name} as original {original.id}: "
+                            f"{len(run.files)} segment(s), {len(frames)} frame(s).{note}")
+
+
+def _save_rows(session: Session, *, original: Original, run: SegmentRun,
+               segment_blobs: list[tuple[str, int]],
+               frames: list[tuple[float, int, int, str]]) -> None:
+    """Replace any leftovers of an interrupted run with the complete set of rows."""
+    assert original.id is not None
+    session.execute(delete(Frame).where(col(Frame.original_id) == original.id))
+    session.execute(delete(Segment).where(col(Segment.original_id) == original.id))
+    version = tool_version()
+    start = original.recording_start_utc
+    segments: list[Segment] = []
+    for piece, (sha, size) in zip(run.files, segment_blobs, strict=True):
+        segment = Segment(
+            original_id=original.id, index=piece.index, start_offset_s=piece.start_offset_s,
+            duration_s=piece.duration_s,
+            start_utc=start + timedelta(seconds=piece.start_offset_s),
+            sha256=sha, size_bytes=size,
+            method=run.method, tool="ffmpeg", tool_version=version,
+            parameters={**run.parameters, "source_sha256": original.sha256,
+                        "frame_count": piece.frame_count},
+        )
+        session.add(segment)
+        segments.append(segment)
+    session.flush()
+    for offset, width, height, thumb in frames:
+        owner = _segment_for(segments, offset)
+        assert owner.id is not None
+        session.add(Frame(
+            original_id=original.id, segment_id=owner.id, camera_id=original.camera_id,
+            offset_s=offset, captured_at_utc=start + timedelta(seconds=offset),
+            width=width, height=height, thumbnail_sha256=thumb))
+    session.flush()
+
+
+def _segment_for(segments: list[Segment], offset: float) -> Segment:
+    """The segment whose span holds ``offset`` (the last one starting before it)."""
+    owner = segments[0]
+    for segment in segments:
+        if segment.start_offset_s <= offset + 1e-6:
+            owner = segment
+    return owner
+
+
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "IngestOptions",
+    "IngestOutcome",
+    "MissingStartTimeError",
+    "collect_inputs",
+    "ingest_file",
+    "parse_start",
+    "recording_start",
+]
