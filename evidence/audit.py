@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from evidence.audit_pdf import render_audit_pdf
+from evidence.keys import certificate_fingerprint, normalise_fingerprint, verify_signature
 from storage.errors import InvalidInputError, OkoError, StorageError
 from storage.models.access import AuditCheckpoint, AuditEvent, AuditHead
 from storage.types import utcnow
@@ -173,7 +172,7 @@ def create_checkpoint(session: Session, *, signer: Signer) -> AuditCheckpoint | 
     checkpoint = AuditCheckpoint(
         entry_count=head.seq, head_hash=head.entry_hash, created_at=created_at,
         signature=base64.b64encode(signature).decode(),
-        signer_fingerprint=_normalise_fingerprint(signer.fingerprint_sha256),
+        signer_fingerprint=normalise_fingerprint(signer.fingerprint_sha256),
     )
     session.add(checkpoint)
     session.flush()
@@ -242,31 +241,6 @@ class CheckpointRecord:
                 "signer_fingerprint": self.signer_fingerprint}
 
 
-def _normalise_fingerprint(value: str) -> str:
-    return value.replace(":", "").lower()
-
-
-def certificate_fingerprint(certificate_pem: str | bytes) -> str:
-    pem = certificate_pem.encode() if isinstance(certificate_pem, str) else certificate_pem
-    return x509.load_pem_x509_certificate(pem).fingerprint(hashes.SHA256()).hex()
-
-
-def _signature_valid(certificate_pem: str | bytes, signature_b64: str, data: bytes) -> bool:
-    pem = certificate_pem.encode() if isinstance(certificate_pem, str) else certificate_pem
-    key = x509.load_pem_x509_certificate(pem).public_key()
-    try:
-        signature = base64.b64decode(signature_b64, validate=True)
-        if isinstance(key, ed25519.Ed25519PublicKey):
-            key.verify(signature, data)
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
-        else:
-            return False
-    except (InvalidSignature, ValueError):
-        return False
-    return True
-
-
 def _check_entries(rows: Sequence[AuditEvent], mac_key: bytes | None,
                    report: AuditVerification) -> None:
     expected_seq, prev = 1, GENESIS_HASH
@@ -286,9 +260,24 @@ def _check_entries(rows: Sequence[AuditEvent], mac_key: bytes | None,
         prev, expected_seq = row.entry_hash, row.seq + 1
 
 
+def _checkpoint_signed(checkpoint: CheckpointRecord,
+                       by_fingerprint: dict[str, x509.Certificate]) -> bool:
+    certificate = by_fingerprint.get(checkpoint.signer_fingerprint)
+    if certificate is None:
+        return False
+    try:
+        signature = base64.b64decode(checkpoint.signature, validate=True)
+    except ValueError:
+        return False
+    payload = checkpoint_payload(entry_count=checkpoint.entry_count,
+                                 head_hash=checkpoint.head_hash,
+                                 created_at=checkpoint.created_at)
+    return verify_signature(certificate, signature, payload)
+
+
 def _check_checkpoints(
     by_seq: dict[int, AuditEvent], last_seq: int, db_checkpoints: Sequence[CheckpointRecord],
-    exported: Sequence[CheckpointRecord], certificate_pem: str | bytes | None,
+    exported: Sequence[CheckpointRecord], certificates: Sequence[x509.Certificate] | None,
     report: AuditVerification,
 ) -> None:
     known = {c.entry_count: c for c in db_checkpoints}
@@ -300,14 +289,9 @@ def _check_checkpoints(
         elif known[copy.entry_count] != copy:
             report.problems.append(AuditProblem(
                 None, f"checkpoint at entry #{copy.entry_count} differs from the exported copy"))
-    fingerprint = certificate_fingerprint(certificate_pem) if certificate_pem else None
+    by_fingerprint = {certificate_fingerprint(c): c for c in certificates or ()}
     for checkpoint in sorted(known.values(), key=lambda c: c.entry_count):
-        payload = checkpoint_payload(entry_count=checkpoint.entry_count,
-                                     head_hash=checkpoint.head_hash,
-                                     created_at=checkpoint.created_at)
-        if certificate_pem is not None and (
-                _normalise_fingerprint(checkpoint.signer_fingerprint) != fingerprint
-                or not _signature_valid(certificate_pem, checkpoint.signature, payload)):
+        if certificates is not None and not _checkpoint_signed(checkpoint, by_fingerprint):
             report.problems.append(AuditProblem(
                 None, f"checkpoint at entry #{checkpoint.entry_count} has an invalid signature"))
             continue
@@ -324,7 +308,8 @@ def _check_checkpoints(
 
 
 def verify_audit_chain(
-    session: Session, *, mac_key: bytes | None, certificate_pem: str | bytes | None,
+    session: Session, *, mac_key: bytes | None,
+    certificates: Sequence[x509.Certificate] | None,
     exported_checkpoints: Sequence[CheckpointRecord] = (),
 ) -> AuditVerification:
     """Recompute every link, hash, MAC and checkpoint; collects every problem found.
@@ -347,15 +332,16 @@ def verify_audit_chain(
     db_checkpoints = [CheckpointRecord.from_row(c) for c in session.exec(
         select(AuditCheckpoint).order_by(col(AuditCheckpoint.entry_count))).all()]
     _check_checkpoints({r.seq: r for r in rows}, last_seq, db_checkpoints,
-                       exported_checkpoints, certificate_pem, report)
+                       exported_checkpoints, certificates, report)
     return report
 
 
-def export_checkpoints(session: Session, *, out: Path, certificate_pem: str | bytes) -> int:
-    """Write every checkpoint plus the certificate that signed them to a JSON file."""
+def export_checkpoints(session: Session, *, out: Path,
+                       certificates: Sequence[x509.Certificate]) -> int:
+    """Write every checkpoint plus the certificates that signed them to a JSON file."""
     rows = session.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.entry_count))).all()
-    pem = certificate_pem.decode() if isinstance(certificate_pem, bytes) else certificate_pem
-    document = {"format": CHECKPOINT_FILE_FORMAT, "certificate_pem": pem,
+    pems = [c.public_bytes(serialization.Encoding.PEM).decode() for c in certificates]
+    document = {"format": CHECKPOINT_FILE_FORMAT, "certificates_pem": pems,
                 "checkpoints": [CheckpointRecord.from_row(r).to_json() for r in rows]}
     _write_atomically(out, json.dumps(document, indent=2).encode())
     return len(rows)

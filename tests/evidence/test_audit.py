@@ -6,14 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.x509.oid import NameOID
 from pypdf import PdfReader
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -30,38 +25,20 @@ from evidence.audit import (
     load_checkpoint_file,
     verify_audit_chain,
 )
+from evidence.keys import Signer, ensure_signing_identity
 from search_api.state import AppState
 from storage.errors import InvalidInputError
 from storage.models.access import AuditCheckpoint, AuditEvent
 
 
-@dataclass
-class _TestSigner:
-    """A real Ed25519 key with a self-signed certificate, like the installation key."""
-
-    key: ed25519.Ed25519PrivateKey
-    certificate_pem: str
-    fingerprint_sha256: str
-
-    def sign(self, data: bytes) -> bytes:
-        return self.key.sign(data)
-
-
-def make_signer(common_name: str = "Oko test installation") -> _TestSigner:
-    key = ed25519.Ed25519PrivateKey.generate()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
-            .sign(key, None))
-    return _TestSigner(key, cert.public_bytes(serialization.Encoding.PEM).decode(),
-                       cert.fingerprint(hashes.SHA256()).hex())
+def make_signer(tmp_path_factory: pytest.TempPathFactory, organisation: str) -> Signer:
+    return ensure_signing_identity(keys_dir=tmp_path_factory.mktemp("keys"),
+                                   organisation=organisation, passphrase="test-passphrase")
 
 
 @pytest.fixture(scope="module")
-def signer() -> _TestSigner:
-    return make_signer()
+def signer(tmp_path_factory: pytest.TempPathFactory) -> Signer:
+    return make_signer(tmp_path_factory, "Oko test")
 
 
 @pytest.fixture
@@ -69,7 +46,7 @@ def mac_key(state: AppState) -> bytes:
     return load_audit_mac_key(state.settings.keys_dir)
 
 
-def _fill(engine: Engine, mac_key: bytes, signer: _TestSigner, count: int,
+def _fill(engine: Engine, mac_key: bytes, signer: Signer, count: int,
           every: int = 5) -> None:
     policy = CheckpointPolicy(signer=signer, every_entries=every, every_minutes=60)
     with Session(engine) as session:
@@ -81,10 +58,10 @@ def _fill(engine: Engine, mac_key: bytes, signer: _TestSigner, count: int,
         session.commit()
 
 
-def _verify(engine: Engine, mac_key: bytes, signer: _TestSigner, **kwargs: object):  # type: ignore[no-untyped-def]
+def _verify(engine: Engine, mac_key: bytes, signer: Signer, **kwargs: object):  # type: ignore[no-untyped-def]
     with Session(engine) as session:
         return verify_audit_chain(session, mac_key=mac_key,
-                                  certificate_pem=signer.certificate_pem, **kwargs)
+                                  certificates=[signer.certificate], **kwargs)
 
 
 def _sql(engine: Engine, *statements: str) -> None:
@@ -94,7 +71,7 @@ def _sql(engine: Engine, *statements: str) -> None:
 
 
 def test_intact_chain_verifies_with_checkpoints(state: AppState, mac_key: bytes,
-                                                signer: _TestSigner) -> None:
+                                                signer: Signer) -> None:
     _fill(state.engine, mac_key, signer, 12)
     report = _verify(state.engine, mac_key, signer)
     assert report.ok, report.problems
@@ -145,7 +122,7 @@ def test_append_does_not_commit(state: AppState, mac_key: bytes) -> None:
       "UPDATE audithead SET seq = 8, entry_hash = "
       "(SELECT entry_hash FROM auditevent WHERE seq = 8)"], 9),
 ])
-def test_direct_sql_tampering_is_detected(state: AppState, mac_key: bytes, signer: _TestSigner,
+def test_direct_sql_tampering_is_detected(state: AppState, mac_key: bytes, signer: Signer,
                                           tamper: list[str], first_broken: int) -> None:
     _fill(state.engine, mac_key, signer, 12)
     _sql(state.engine, *tamper)
@@ -157,7 +134,7 @@ def test_direct_sql_tampering_is_detected(state: AppState, mac_key: bytes, signe
 
 
 def test_rewritten_entry_with_recomputed_hash_fails_the_mac(
-        state: AppState, mac_key: bytes, signer: _TestSigner) -> None:
+        state: AppState, mac_key: bytes, signer: Signer) -> None:
     from evidence.audit import entry_hash
 
     _fill(state.engine, mac_key, signer, 6)
@@ -174,12 +151,12 @@ def test_rewritten_entry_with_recomputed_hash_fails_the_mac(
 
 
 def test_removing_newest_entries_and_their_checkpoint_is_caught_by_the_exported_copy(
-        state: AppState, mac_key: bytes, signer: _TestSigner, tmp_path: Path) -> None:
+        state: AppState, mac_key: bytes, signer: Signer, tmp_path: Path) -> None:
     _fill(state.engine, mac_key, signer, 12)
     copy = tmp_path / "outside" / "checkpoints.json"
     with Session(state.engine) as session:
         assert export_checkpoints(session, out=copy,
-                                  certificate_pem=signer.certificate_pem) == 2
+                                  certificates=[signer.certificate]) == 2
     _sql(state.engine, "DELETE FROM auditevent WHERE seq >= 7",
          "DELETE FROM auditcheckpoint WHERE entry_count = 10",
          "UPDATE audithead SET seq = 6, entry_hash = "
@@ -192,15 +169,16 @@ def test_removing_newest_entries_and_their_checkpoint_is_caught_by_the_exported_
 
 
 def test_checkpoint_signed_by_another_key_is_rejected(
-        state: AppState, mac_key: bytes, signer: _TestSigner) -> None:
-    _fill(state.engine, mac_key, make_signer("impostor"), 5)
+        state: AppState, mac_key: bytes, signer: Signer,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    _fill(state.engine, mac_key, make_signer(tmp_path_factory, "impostor"), 5)
     report = _verify(state.engine, mac_key, signer)
     assert any("invalid signature" in p.reason for p in report.problems)
     assert report.checkpoints == 0
 
 
 def test_checkpoint_is_due_after_minutes(state: AppState, mac_key: bytes,
-                                         signer: _TestSigner) -> None:
+                                         signer: Signer) -> None:
     policy = CheckpointPolicy(signer=signer, every_entries=1000, every_minutes=10)
     with Session(state.engine) as session:
         append_audit_event(session, actor="a", agency="p", ip="", action="login", details={},
@@ -217,12 +195,12 @@ def test_checkpoint_is_due_after_minutes(state: AppState, mac_key: bytes,
         assert create_checkpoint(session, signer=signer) is None  # head already signed
 
 
-def test_export_jsonl_and_pdf(state: AppState, mac_key: bytes, signer: _TestSigner,
+def test_export_jsonl_and_pdf(state: AppState, mac_key: bytes, signer: Signer,
                               tmp_path: Path) -> None:
     _fill(state.engine, mac_key, signer, 4)
     with Session(state.engine) as session:
         report = verify_audit_chain(session, mac_key=mac_key,
-                                    certificate_pem=signer.certificate_pem)
+                                    certificates=[signer.certificate])
         start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
         end = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
         assert export_audit(session, start=start, end=end, out=tmp_path / "a.jsonl",
@@ -242,13 +220,13 @@ def test_export_jsonl_and_pdf(state: AppState, mac_key: bytes, signer: _TestSign
     ("backwards.jsonl", "The export's --to time must be after its --from time."),
 ])
 def test_export_refuses_bad_input_and_writes_nothing(
-        state: AppState, mac_key: bytes, signer: _TestSigner, tmp_path: Path, name: str,
+        state: AppState, mac_key: bytes, signer: Signer, tmp_path: Path, name: str,
         message: str) -> None:
     now = dt.datetime.now(dt.UTC)
     out_dir = tmp_path / "exports"
     out_dir.mkdir()
     with Session(state.engine) as session, pytest.raises(InvalidInputError) as err:
-        report = verify_audit_chain(session, mac_key=mac_key, certificate_pem=None)
+        report = verify_audit_chain(session, mac_key=mac_key, certificates=None)
         export_audit(session, start=now, end=now - dt.timedelta(hours=1), out=out_dir / name,
                      verification=report)
     assert str(err.value) == message
