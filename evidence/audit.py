@@ -14,7 +14,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from evidence.audit_pdf import render_audit_pdf
 from evidence.keys import certificate_fingerprint, normalise_fingerprint, verify_signature
 from storage.errors import InvalidInputError, OkoError, StorageError
 from storage.models.access import AuditCheckpoint, AuditEvent, AuditHead
+from storage.secret_files import load_or_create_secret
 from storage.types import utcnow
 
 GENESIS_HASH = "0" * 64
@@ -64,19 +64,8 @@ class CheckpointPolicy:
 
 
 def load_audit_mac_key(keys_dir: Path) -> bytes:
-    """The installation's audit HMAC key, created (mode 0600) on first use."""
-    path = keys_dir / MAC_KEY_FILENAME
-    try:
-        keys_dir.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
-        return bytes.fromhex(path.read_text().strip())
-    except FileExistsError:
-        return bytes.fromhex(path.read_text().strip())
-    except (OSError, ValueError) as exc:
-        raise StorageError(f"Cannot read or create the audit key {path}: {exc}.") from exc
+    """The installation's audit HMAC key (a file in the data dir), created on first use."""
+    return load_or_create_secret(keys_dir / MAC_KEY_FILENAME)
 
 
 def _canonical(data: dict[str, Any]) -> bytes:

@@ -1,0 +1,1 @@
+"""Evidence: cases, custody, signed BagIt bundles, PDF reports and offline verification."""

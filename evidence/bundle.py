@@ -1,0 +1,130 @@
+"""BagIt (RFC 8493) bag writing, signing and deterministic zipping, written to the RFC.
+
+A bag directory is filled with ``data/`` by the exporter; ``finish_bag`` then writes the
+tag files in this order, so each can cover the ones before it:
+
+1. ``manifest-sha256.txt``: ``<sha256>  <path>`` for every payload file, sorted by path;
+2. ``bagit.txt``, ``bag-info.txt`` (with ``Payload-Oxum``), ``VERIFY.txt``, ``signer.pem``;
+3. ``tagmanifest-sha256.txt`` over the files of step 1 and 2;
+4. ``signature.sig``: raw 64-byte Ed25519 over the exact bytes of the tag manifest.
+
+The evidence digest printed in the PDF footer is the SHA-256 of the payload manifest
+text without its ``data/report.pdf`` line (a PDF cannot carry a hash of itself).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from evidence.keys import Signer
+from storage.blobstore import sha256_file
+
+BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
+PAYLOAD_MANIFEST = "manifest-sha256.txt"
+TAG_MANIFEST = "tagmanifest-sha256.txt"
+SIGNATURE = "signature.sig"
+SIGNER_CERT = "signer.pem"
+REPORT_PATH = "data/report.pdf"
+TAG_FILES = ("bagit.txt", "bag-info.txt", PAYLOAD_MANIFEST, "VERIFY.txt", SIGNER_CERT)
+ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+STORED_SUFFIXES = (".mp4", ".jpg", ".pdf", ".mkv", ".avi", ".mov", ".ts")
+
+
+def manifest_text(entries: Iterable[tuple[str, str]]) -> str:
+    """``<hash>  <path>`` lines (what ``sha256sum`` prints), sorted by path."""
+    return "".join(f"{digest}  {path}\n" for path, digest in sorted(entries))
+
+
+def hash_payload(bag_dir: Path, *, exclude: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file under ``data/``."""
+    result: dict[str, str] = {}
+    for path in sorted((bag_dir / "data").rglob("*")):
+        rel = path.relative_to(bag_dir).as_posix()
+        if path.is_file() and rel not in exclude:
+            result[rel] = sha256_file(path)
+    return result
+
+
+def evidence_digest(payload_hashes: dict[str, str]) -> str:
+    """SHA-256 of the payload manifest minus ``data/report.pdf``.
+
+    Equals ``grep -v '  data/report.pdf$' manifest-sha256.txt | sha256sum``.
+    """
+    text = manifest_text((p, h) for p, h in payload_hashes.items() if p != REPORT_PATH)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def bag_info_text(fields: list[tuple[str, str]]) -> str:
+    """``Label: value`` lines; values are single-line by construction."""
+    return "".join(f"{label}: {' '.join(value.split())}\n" for label, value in fields)
+
+
+def finish_bag(bag_dir: Path, *, bag_info: list[tuple[str, str]], verify_text: str,
+               signer: Signer) -> str:
+    """Write manifests, tag files and the signature; return the tag manifest's SHA-256."""
+    payload = hash_payload(bag_dir)
+    (bag_dir / PAYLOAD_MANIFEST).write_text(manifest_text(payload.items()), encoding="utf-8")
+    octets = sum((bag_dir / p).stat().st_size for p in payload)
+    info = [*bag_info, ("Payload-Oxum", f"{octets}.{len(payload)}")]
+    (bag_dir / "bagit.txt").write_bytes(BAGIT_TXT)
+    (bag_dir / "bag-info.txt").write_text(bag_info_text(info), encoding="utf-8")
+    (bag_dir / "VERIFY.txt").write_text(verify_text, encoding="utf-8")
+    (bag_dir / SIGNER_CERT).write_bytes(signer.certificate_pem)
+    tags = manifest_text((name, sha256_file(bag_dir / name)) for name in TAG_FILES)
+    tag_bytes = tags.encode("utf-8")
+    (bag_dir / TAG_MANIFEST).write_bytes(tag_bytes)
+    (bag_dir / SIGNATURE).write_bytes(signer.sign(tag_bytes))
+    return hashlib.sha256(tag_bytes).hexdigest()
+
+
+def zip_bag(bag_dir: Path, out_path: Path, *, top_dir: str) -> str:
+    """Zip the bag under ``top_dir/`` deterministically and move it to ``out_path``.
+
+    Entries are sorted with fixed timestamps and permissions; media is stored, text is
+    deflated. The zip is written next to ``out_path`` and renamed into place, so a crash
+    never leaves a partial bundle under the final name. Returns the zip's SHA-256.
+    """
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}-",
+                                    suffix=".part")
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(tmp_name, "w", allowZip64=True) as archive:
+            for path in sorted(p for p in bag_dir.rglob("*") if p.is_file()):
+                rel = path.relative_to(bag_dir).as_posix()
+                info = zipfile.ZipInfo(f"{top_dir}/{rel}", date_time=ZIP_TIMESTAMP)
+                info.external_attr = 0o100644 << 16
+                info.create_system = 3
+                stored = rel.lower().endswith(STORED_SUFFIXES)
+                info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+                with path.open("rb") as src, archive.open(info, "w", force_zip64=True) as dst:
+                    for chunk in iter(lambda: src.read(1024 * 1024), b""):
+                        dst.write(chunk)
+        with open(tmp_name, "rb") as handle:
+            os.fsync(handle.fileno())
+        digest = sha256_file(Path(tmp_name))
+        os.replace(tmp_name, out_path)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+    return digest
+
+
+__all__ = [
+    "PAYLOAD_MANIFEST",
+    "REPORT_PATH",
+    "SIGNATURE",
+    "SIGNER_CERT",
+    "TAG_FILES",
+    "TAG_MANIFEST",
+    "bag_info_text",
+    "evidence_digest",
+    "finish_bag",
+    "hash_payload",
+    "manifest_text",
+    "zip_bag",
+]

@@ -1,0 +1,270 @@
+"""Export a case as a signed BagIt bundle: the one domain function behind CLI and task.
+
+``export_case`` cuts every clip from its original, writes stills, originals (or their
+hash), the custody log, the CASE/UCO provenance and the PDF report into a temp bag under
+the data dir, appends the ``export`` custody entry (flushed, the caller commits), signs,
+zips deterministically and renames the zip into place.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session
+
+from evidence.bundle import (
+    REPORT_PATH,
+    evidence_digest,
+    finish_bag,
+    hash_payload,
+    zip_bag,
+)
+from evidence.cases import case_clips
+from evidence.clips import CutResult, StillResult, cut_clip, still_frame
+from evidence.keys import Signer
+from evidence.provenance import build_provenance, write_jsonl
+from evidence.report import ClipReport, ReportData, build_report
+from storage.blobstore import BlobStore
+from storage.custody import append_custody_entry, chain_entries, entry_record, format_time
+from storage.errors import InvalidInputError, NotFoundError
+from storage.models.access import User
+from storage.models.evidence import Case, CaseClip
+from storage.models.media import Camera, Original
+
+OKO_VERSION = "0.1.0"
+Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    bundle_path: Path
+    bundle_sha256: str
+    tag_manifest_sha256: str
+    evidence_digest: str
+    size_bytes: int
+    clip_sha256s: list[str]
+
+
+@dataclass(frozen=True)
+class _ClipArtefacts:
+    clip: CaseClip
+    original: Original
+    camera: Camera
+    cut: CutResult
+    still: StillResult
+    clip_path: str
+    still_path: str
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "file"
+
+
+def verify_instructions(*, fingerprint: str, top_dir: str) -> str:
+    return f"""How to verify this evidence bundle with standard tools
+=======================================================
+
+Unzip the bundle and change into the bag directory ({top_dir}/), then:
+
+1. Every payload file is unchanged (prints OK for each file):
+     sha256sum -c manifest-sha256.txt
+2. The tag files (including manifest-sha256.txt and signer.pem) are unchanged:
+     sha256sum -c tagmanifest-sha256.txt
+3. The signature over tagmanifest-sha256.txt is valid:
+     openssl x509 -in signer.pem -pubkey -noout > signer-pubkey.pem
+     openssl pkeyutl -verify -pubin -inkey signer-pubkey.pem -rawin \\
+         -in tagmanifest-sha256.txt -sigfile signature.sig
+4. The signer is who you expect: compare this with the fingerprint you received
+   out of band from the exporting organisation:
+     openssl x509 -in signer.pem -noout -fingerprint -sha256
+   Expected at export time: {fingerprint}
+5. The evidence digest printed in the footer of data/report.pdf is:
+     grep -v '  data/report.pdf$' manifest-sha256.txt | sha256sum
+
+Or, with Oko installed, all of the above plus custody-chain and provenance checks:
+     oko verify BUNDLE.zip --fingerprint {fingerprint}
+"""
+
+
+def _cut_all(session: Session, clips: list[CaseClip], *, originals: BlobStore,
+             derived: BlobStore, tmp_dir: Path, progress: Progress) -> list[_ClipArtefacts]:
+    result: list[_ClipArtefacts] = []
+    for number, clip in enumerate(clips, start=1):
+        original = session.get(Original, clip.original_id)
+        camera = session.get(Camera, clip.camera_id)
+        if original is None or camera is None:
+            raise NotFoundError(f"Clip {clip.id} refers to footage that no longer exists.")
+        source = originals.path_for(original.sha256)
+        if not source.is_file():
+            raise NotFoundError(f"The original {original.sha256} is missing from the store.")
+        start_s = (clip.start_utc - original.recording_start_utc).total_seconds()
+        end_s = (clip.end_utc - original.recording_start_utc).total_seconds()
+        cut = cut_clip(original_path=source, start_s=start_s, end_s=end_s, derived=derived,
+                       tmp_dir=tmp_dir)
+        still = still_frame(original_path=source, offset_s=start_s, derived=derived)
+        stem = f"clip-{number:03d}-{_safe_name(camera.id)}"
+        result.append(_ClipArtefacts(clip, original, camera, cut, still,
+                                     f"data/clips/{stem}.mp4", f"data/stills/{stem}.jpg"))
+        progress("cutting clips", 0.1 + 0.5 * number / len(clips))
+    return result
+
+
+def _copy_payload(bag: Path, artefacts: list[_ClipArtefacts], *, originals: BlobStore,
+                  derived: BlobStore, full_original_max_bytes: int) -> list[dict[str, Any]]:
+    """Write clips, stills and originals under ``data/``; return per-original facts."""
+    for sub in ("clips", "stills", "originals"):
+        (bag / "data" / sub).mkdir(parents=True, exist_ok=True)
+    seen: dict[str, dict[str, Any]] = {}
+    for art in artefacts:
+        derived.copy_out(art.cut.sha256, bag / art.clip_path)
+        derived.copy_out(art.still.sha256, bag / art.still_path)
+        sha = art.original.sha256
+        if sha in seen:
+            continue
+        suffix = _safe_name(Path(art.original.filename).suffix.lstrip(".")) or "bin"
+        if art.original.size_bytes <= full_original_max_bytes:
+            path = f"data/originals/{sha}.{suffix}"
+            originals.copy_out(sha, bag / path)
+            included = True
+        else:
+            path = f"data/originals/{sha}.sha256"
+            (bag / path).write_text(f"{sha}  {_safe_name(art.original.filename)}\n",
+                                    encoding="utf-8")
+            included = False
+        seen[sha] = {"original": art.original, "path": path, "included": included}
+    return list(seen.values())
+
+
+def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
+                originals: BlobStore, derived: BlobStore, tmp_dir: Path, out_path: Path,
+                organisation: str, full_original_max_bytes: int,
+                progress: Progress | None = None) -> ExportResult:
+    """Build, sign and zip the case's bundle at ``out_path``; log the export.
+
+    The export custody entry is flushed, not committed. Raises ``InvalidInputError``
+    for a case without clips and ``NotFoundError`` when footage has gone missing;
+    the temp bag is removed and ``out_path`` is untouched on any failure.
+    """
+    report_progress = progress or (lambda _stage, _fraction: None)
+    clips = case_clips(session, case=case)
+    if not clips:
+        raise InvalidInputError(f"Case {case.number} has no clips to export.")
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    top_dir = f"oko-{_safe_name(case.number)}"
+    with tempfile.TemporaryDirectory(dir=tmp_dir, prefix="bundle-") as work:
+        bag = Path(work) / top_dir
+        (bag / "data").mkdir(parents=True)
+        report_progress("cutting clips", 0.1)
+        artefacts = _cut_all(session, clips, originals=originals, derived=derived,
+                             tmp_dir=tmp_dir, progress=report_progress)
+        originals_facts = _copy_payload(bag, artefacts, originals=originals, derived=derived,
+                                        full_original_max_bytes=full_original_max_bytes)
+        export_entry = append_custody_entry(
+            session, action="export", actor=exporter, case_id=case.id,
+            details={"case_number": case.number, "signer_fingerprint": signer.fingerprint_sha256,
+                     "clips": [{"clip_id": a.clip.id, "path": a.clip_path,
+                                "sha256": a.cut.sha256, "still_path": a.still_path,
+                                "still_sha256": a.still.sha256,
+                                "original_sha256": a.original.sha256} for a in artefacts]},
+        )
+        custody = _custody_records(session, case, artefacts)
+        write_jsonl(bag / "data" / "custody.jsonl", custody)
+        build_provenance(bag / "data" / "provenance.jsonld", case=case, custody=custody,
+                         clips=[_clip_facts(a) for a in artefacts], originals=originals_facts)
+        report_progress("writing report", 0.7)
+        digest = evidence_digest(hash_payload(bag, exclude=frozenset({REPORT_PATH})))
+        investigator = session.get(User, case.investigator_id)
+        build_report(ReportData(
+            case_number=case.number, case_title=case.title, legal_basis=case.legal_basis,
+            investigator=investigator.full_name or investigator.username if investigator
+            else str(case.investigator_id),
+            agency=case.agency, organisation=organisation, exporter=exporter,
+            export_time_utc=export_entry.recorded_at,
+            timezone=artefacts[0].camera.timezone,
+            signer_fingerprint=signer.fingerprint_sha256, signer_subject=signer.subject,
+            evidence_digest=digest, clips=[_clip_report(n, a, bag) for n, a in
+                                           enumerate(artefacts, start=1)],
+            custody=custody,
+            verify_text=verify_instructions(fingerprint=signer.fingerprint_sha256,
+                                            top_dir=top_dir),
+        ), bag / REPORT_PATH)
+        report_progress("signing", 0.85)
+        tag_sha = finish_bag(bag, bag_info=[
+            ("Source-Organization", organisation), ("Contact-Name", exporter),
+            ("External-Identifier", case.number), ("External-Description", case.title),
+            ("Bagging-Date", f"{export_entry.recorded_at:%Y-%m-%d}"),
+            ("Bag-Software-Agent", f"Oko {OKO_VERSION}"),
+            ("Oko-Case-Number", case.number), ("Oko-Agency", case.agency),
+            ("Oko-Exporter", exporter),
+            ("Oko-Export-Time-UTC", format_time(export_entry.recorded_at)),
+            ("Oko-Version", OKO_VERSION),
+            ("Oko-Signer-Fingerprint-SHA256", signer.fingerprint_sha256),
+            ("Oko-Evidence-Digest", digest),
+        ], verify_text=verify_instructions(fingerprint=signer.fingerprint_sha256,
+                                           top_dir=top_dir), signer=signer)
+        report_progress("zipping", 0.9)
+        bundle_sha = zip_bag(bag, out_path, top_dir=top_dir)
+        shutil.rmtree(bag)
+    report_progress("done", 1.0)
+    return ExportResult(bundle_path=out_path, bundle_sha256=bundle_sha,
+                        tag_manifest_sha256=tag_sha, evidence_digest=digest,
+                        size_bytes=out_path.stat().st_size,
+                        clip_sha256s=[a.cut.sha256 for a in artefacts])
+
+
+def _custody_records(session: Session, case: Case,
+                     artefacts: list[_ClipArtefacts]) -> list[dict[str, Any]]:
+    """Each original's chain (acquisition first), then the case's whole chain."""
+    records: list[dict[str, Any]] = []
+    for original_id in sorted({a.original.id for a in artefacts if a.original.id}):
+        records += [entry_record(e) for e in chain_entries(session, f"original:{original_id}")]
+    records += [entry_record(e) for e in chain_entries(session, f"case:{case.id}")]
+    return records
+
+
+def _span(original: Original, seconds: float) -> datetime:
+    return original.recording_start_utc + timedelta(seconds=seconds)
+
+
+def _clip_facts(a: _ClipArtefacts) -> dict[str, Any]:
+    return {
+        "clip_id": a.clip.id, "path": a.clip_path, "sha256": a.cut.sha256,
+        "still_path": a.still_path, "still_sha256": a.still.sha256,
+        "original_sha256": a.original.sha256, "camera_id": a.camera.id,
+        "tool": a.cut.tool, "tool_version": a.cut.tool_version,
+        "command": " ".join(a.cut.command),
+        "still_tool": a.still.tool, "still_tool_version": a.still.tool_version,
+        "still_parameters": a.still.parameters,
+        "requested_start_utc": format_time(a.clip.start_utc),
+        "requested_end_utc": format_time(a.clip.end_utc),
+        "actual_start_utc": format_time(_span(a.original, a.cut.actual_start_s)),
+        "actual_end_utc": format_time(_span(a.original, a.cut.actual_end_s)),
+        "provenance": a.clip.provenance,
+    }
+
+
+def _clip_report(number: int, a: _ClipArtefacts, bag: Path) -> ClipReport:
+    cam = a.camera
+    location = f"{cam.district + ', ' if cam.district else ''}{cam.latitude:.5f}, " \
+               f"{cam.longitude:.5f}"
+    return ClipReport(
+        number=number, camera_id=cam.id, camera_name=cam.name, camera_location=location,
+        timezone=cam.timezone, original_filename=a.original.filename,
+        original_sha256=a.original.sha256, clip_path=a.clip_path, clip_sha256=a.cut.sha256,
+        still_path=bag / a.still_path, requested_start_utc=a.clip.start_utc,
+        requested_end_utc=a.clip.end_utc,
+        actual_start_utc=_span(a.original, a.cut.actual_start_s).astimezone(UTC),
+        actual_end_utc=_span(a.original, a.cut.actual_end_s).astimezone(UTC),
+        codec=a.cut.codec, width=a.cut.width, height=a.cut.height, note=a.clip.note,
+        provenance=a.clip.provenance,
+    )
+
+
+__all__ = ["OKO_VERSION", "ExportResult", "export_case", "verify_instructions"]
