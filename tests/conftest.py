@@ -9,6 +9,7 @@ import pytest
 
 from search_api.state import AppState, build_state
 from storage.settings import Settings
+from tests.services import PostgresServer, service_unavailable, start_postgres
 
 
 @pytest.fixture
@@ -24,3 +25,15 @@ def state(settings: Settings) -> Iterator[AppState]:
     app_state = build_state(settings)
     yield app_state
     app_state.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (skipped, or failed under CI=true, if absent)."""
+    try:
+        server = start_postgres()
+    except (FileNotFoundError, RuntimeError) as exc:
+        service_unavailable(f"PostgreSQL is not available: {exc}")
+        raise
+    yield server
+    server.stop()
