@@ -1,9 +1,236 @@
-"""CLI commands: setup."""
+"""CLI commands: ``oko init``, ``oko worker``, ``oko serve`` and ``oko demo``.
+
+``init`` runs ``SETUP_STEPS`` in order; a feature that needs one-time setup (a
+signing key, the first admin) appends its own step. ``serve`` runs the API in this
+process and supervises one Celery worker process beside it; both stop together.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
 import typer
+import uvicorn
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from indexer.jobs import FAILED, list_jobs, report_jobs, run_ingest_job, submit_ingest
+from indexer.samples import CAMERAS as SAMPLE_CAMERAS
+from indexer.samples import generate_sample_footage
+from search_api.app import create_app
+from search_api.cli.common import cli_context, console, err_console
+from search_api.cli.ingest import JobProgressBoard, print_summary
+from search_api.state import AppState
+from search_api.tasks import QUEUE, make_celery
+from search_api.tasks.ingest import ingest_options
+from storage.cameras import get_camera, import_cameras_csv
+from storage.db import session_scope
+from storage.errors import ConfigurationError
+from storage.settings import Settings
+
+HostOption = Annotated[str, typer.Option("--host", help="Address to listen on.")]
+PortOption = Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")]
+
+
+@dataclass(frozen=True)
+class SetupStep:
+    """One idempotent step of ``oko init``; ``run`` returns a line saying what it did."""
+
+    name: str
+    run: Callable[[AppState], str]
+
+
+def _data_dir_and_schema(state: AppState) -> str:
+    # build_state already created the directories and migrated the schema in place.
+    url = make_url(state.settings.resolved_database_url).render_as_string(hide_password=True)
+    return f"Data dir {state.settings.home} is ready; database {url} is at the latest schema."
+
+
+SETUP_STEPS: list[SetupStep] = [SetupStep("data dir and database", _data_dir_and_schema)]
+
+
+def run_setup(state: AppState) -> list[str]:
+    return [step.run(state) for step in SETUP_STEPS]
+
+
+def init_command(ctx: typer.Context) -> None:
+    """Create the data dir and bring the database schema up to date (safe to rerun)."""
+    for line in run_setup(cli_context(ctx).state):
+        console.print(line, highlight=False)
+
+
+def worker_command(
+    ctx: typer.Context,
+    pool: Annotated[str, typer.Option("--pool", help="solo or prefork.")] = "solo",
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", min=1, max=8,
+        help="Processes for prefork (default OKO_WORKER_CONCURRENCY).")
+    ] = None,
+) -> None:
+    """Run a Celery worker for ingest and evidence jobs (``oko serve`` starts one for you)."""
+    if pool not in ("solo", "prefork"):
+        raise ConfigurationError(f"Unknown worker pool '{pool}' (expected solo or prefork).")
+    settings = cli_context(ctx).state.settings  # migrates before any task runs
+    celery = make_celery(settings)
+    argv = ["worker", "--loglevel=INFO", f"--pool={pool}", f"--queues={QUEUE}",
+            f"--concurrency={concurrency or settings.worker_concurrency}",
+            "--hostname=oko@%h", "--without-mingle", "--without-gossip"]
+    if not settings.resolved_broker_url.startswith(("redis://", "rediss://")):
+        argv.append("--without-heartbeat")  # the SQL transport has no broadcast channel
+    celery.worker_main(argv)
+
+
+class WorkerSupervisor:
+    """Keeps one ``oko worker`` process running beside the API; restarts it if it dies."""
+
+    RESTART_DELAY_S = 2.0
+    STOP_GRACE_S = 15.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.env = {**os.environ, "OKO_HOME": str(settings.home)}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="oko-worker-supervisor",
+                                       daemon=True)
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "search_api.cli", "worker"]
+        # Same process group as `oko serve`, so Ctrl-C in the terminal reaches both.
+        return subprocess.Popen(command, env=self.env)
+
+    def start(self) -> None:
+        self.process = self._spawn()
+        self.thread.start()
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(0.5):
+            assert self.process is not None
+            if self.process.poll() is None:
+                continue
+            err_console.print(f"worker exited with code {self.process.returncode};"
+                              f" restarting in {self.RESTART_DELAY_S:.0f} s")
+            if self.stopping.wait(self.RESTART_DELAY_S):
+                return
+            self.process = self._spawn()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=self.STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            # A job cut short here stays "running" and is re-queued once its lease expires.
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"Cannot listen on {host}:{port} ({exc.strerror}); choose another with --port."
+            ) from exc
+
+
+def serve(state: AppState, *, host: str, port: int) -> None:
+    """Serve the API and supervise a worker until Ctrl-C; both are stopped on the way out."""
+    _check_port_free(host, port)
+    supervisor = WorkerSupervisor(state.settings)
+    supervisor.start()
+    try:
+        server = uvicorn.Server(uvicorn.Config(create_app(state.settings, state=state),
+                                               host=host, port=port, log_level="info"))
+        console.print(f"Oko is serving on [bold]http://{host}:{port}[/] (Ctrl-C to stop)",
+                      highlight=False)
+        server.run()
+    finally:
+        supervisor.stop()
+
+
+def serve_command(ctx: typer.Context, host: HostOption = "127.0.0.1",
+                  port: PortOption = 8000) -> None:
+    """Serve the API (and web UI) with a background worker for ingest jobs."""
+    serve(cli_context(ctx).state, host=host, port=port)
+
+
+def ingest_demo_footage(state: AppState, *, profile: str) -> bool:
+    """Generate the sample footage, register its cameras and ingest it here, in-process.
+
+    Returns False when some file failed (the summary says which and why).
+    """
+    samples_dir = state.settings.home / "samples"
+    with console.status(f"Generating sample footage into {samples_dir} ..."):
+        samples = generate_sample_footage(samples_dir, profile=profile)
+    assert samples.cameras_csv is not None
+    with session_scope(state.engine) as session:
+        if all(get_camera(session, camera.id) for camera in SAMPLE_CAMERAS):
+            console.print("Sample cameras are already registered.")
+        else:
+            import_cameras_csv(session, path=samples.cameras_csv)
+    job_ids: list[int] = []
+    with session_scope(state.engine) as session:
+        for camera_id in dict.fromkeys(clip.camera_id for clip in samples.clips):
+            paths = [clip.path for clip in samples.clips if clip.camera_id == camera_id]
+            jobs = submit_ingest(session, paths=paths, camera_id=camera_id, start=None)
+            job_ids.extend(job.id for job in jobs if job.id is not None)
+    with Session(state.engine) as session:
+        board = JobProgressBoard(report_jobs(session, list_jobs(session, job_ids=job_ids)))
+    options = ingest_options(state.settings)
+    with board.progress:
+        for job_id in job_ids:
+            run_ingest_job(
+                engine=state.engine, originals=state.originals, derived=state.derived,
+                job_id=job_id, options=options, lease_seconds=state.settings.job_lease_seconds,
+                on_progress=lambda stage, fraction, job_id=job_id: board.update(
+                    job_id, fraction=fraction, stage=stage),
+            )
+            with Session(state.engine) as session:
+                board.show(report_jobs(session, list_jobs(session, job_ids=[job_id])))
+    with Session(state.engine) as session:
+        reports = sorted(report_jobs(session, list_jobs(session, job_ids=job_ids)),
+                         key=lambda report: report.id)
+    print_summary(reports)
+    return all(report.status != FAILED for report in reports)
+
+
+def demo_command(
+    ctx: typer.Context, host: HostOption = "127.0.0.1", port: PortOption = 8000,
+    profile: Annotated[str, typer.Option("--profile", help="Sample footage profile.")] = "demo",
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop after ingesting.")] = False,
+) -> int:
+    """Set up a data dir, ingest generated sample footage, then serve it."""
+    state = cli_context(ctx).state
+    for line in run_setup(state):
+        console.print(line, highlight=False)
+    ok = ingest_demo_footage(state, profile=profile)
+    if not ok:
+        err_console.print("Some sample files failed to ingest; serving what was stored.")
+    if not no_serve:
+        serve(state, host=host, port=port)
+    return 0 if ok else 1
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
+    app.command("init")(init_command)
+    app.command("worker")(worker_command)
+    app.command("serve")(serve_command)
+    app.command("demo")(demo_command)
+
+
+__all__ = ["SETUP_STEPS", "SetupStep", "WorkerSupervisor", "register", "run_setup", "serve"]

@@ -1,0 +1,443 @@
+"""Ingest jobs: the DB row is the source of truth for what is queued, running and done.
+
+A job moves ``queued -> running -> done | duplicate | failed``. A worker *claims* a
+job with an atomic UPDATE and then keeps a lease on it by refreshing
+``heartbeat_at`` from a background thread. A job whose worker died (its lease
+expired) is put back to ``queued`` by ``requeue_stale_jobs`` and run again;
+``indexer.ingest.ingest_file`` is idempotent, so the rerun leaves exactly the
+segments and frames a clean run would. Recovery therefore never depends on the
+broker redelivering a message.
+
+Functions that take a ``session`` flush and leave the commit to the caller;
+``run_ingest_job`` takes an engine because it commits each step so that
+progress is visible to other processes while it works.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import and_, func, or_, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from indexer.ingest import IngestOptions, IngestOutcome, collect_inputs, ingest_file, parse_start
+from storage.blobstore import BlobStore
+from storage.cameras import get_camera, get_camera_or_raise
+from storage.db import session_scope
+from storage.errors import NotFoundError, OkoError
+from storage.models.media import Frame, IngestJob, Original, Segment
+from storage.types import utcnow
+
+QUEUED = "queued"
+RUNNING = "running"
+DONE = "done"
+DUPLICATE = "duplicate"
+FAILED = "failed"
+FINISHED_STATUSES = frozenset({DONE, DUPLICATE, FAILED})
+
+DEFAULT_LEASE_SECONDS = 30.0
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+class JobNotFoundError(NotFoundError):
+    """No ingest job has the given id."""
+
+
+class LeaseLostError(OkoError):
+    """Another worker took the job over because this one stopped renewing its lease."""
+
+
+@dataclass(frozen=True)
+class JobReport:
+    """A job as users see it: its row plus what ingest stored for its file."""
+
+    id: int
+    source_path: str
+    camera_id: str
+    status: str
+    stage: str
+    progress: float
+    message: str
+    sha256: str | None
+    original_id: int | None
+    attempts: int
+    worker: str | None
+    created_at: datetime
+    updated_at: datetime
+    segments: int = 0
+    frames: int = 0
+    damaged: bool = False
+    decodable_duration_s: float | None = None
+
+    @property
+    def duplicate(self) -> bool:
+        return self.status == DUPLICATE
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["duplicate"] = self.duplicate
+        data["created_at"] = self.created_at.isoformat()
+        data["updated_at"] = self.updated_at.isoformat()
+        return data
+
+
+@dataclass(frozen=True)
+class RecoveredJobs:
+    """What ``requeue_stale_jobs`` did: ids to enqueue again and ids given up on."""
+
+    requeued: list[int]
+    failed: list[int]
+
+
+def worker_name() -> str:
+    """Identifies the process holding a lease, for ``oko jobs`` and for debugging."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def submit_ingest(
+    session: Session, *, paths: Sequence[Path], camera_id: str, start: str | None
+) -> list[IngestJob]:
+    """Validate the request and add one queued job per input file.
+
+    Everything a user can get wrong up front is checked here, before any job
+    exists: raises ``NotFoundError`` for an unknown camera or a missing path and
+    ``InvalidInputError`` for an unparseable start time. Flushes; the caller commits
+    and then enqueues the returned job ids.
+    """
+    camera = get_camera_or_raise(session, camera_id)
+    if start is not None:
+        parse_start(start, camera.timezone)
+    files = collect_inputs(list(paths))
+    jobs = [
+        IngestJob(source_path=str(path.resolve()), camera_id=camera_id, requested_start=start)
+        for path in files
+    ]
+    session.add_all(jobs)
+    session.flush()
+    return jobs
+
+
+def get_job(session: Session, job_id: int) -> IngestJob | None:
+    return session.get(IngestJob, job_id)
+
+
+def get_job_or_raise(session: Session, job_id: int) -> IngestJob:
+    """Raises ``JobNotFoundError`` when there is no such job."""
+    job = session.get(IngestJob, job_id)
+    if job is None:
+        raise JobNotFoundError(f"Ingest job {job_id} does not exist.")
+    return job
+
+
+def list_jobs(
+    session: Session,
+    *,
+    job_ids: Iterable[int] | None = None,
+    camera_ids: Iterable[str] | None = None,
+    statuses: Iterable[str] | None = None,
+    limit: int = 200,
+) -> list[IngestJob]:
+    """Newest first, optionally narrowed to ids, cameras or statuses."""
+    query = select(IngestJob).order_by(col(IngestJob.id).desc()).limit(limit)
+    if job_ids is not None:
+        query = query.where(col(IngestJob.id).in_(list(job_ids)))
+    if camera_ids is not None:
+        query = query.where(col(IngestJob.camera_id).in_(list(camera_ids)))
+    if statuses is not None:
+        query = query.where(col(IngestJob.status).in_(list(statuses)))
+    return list(session.exec(query).all())
+
+
+def report_jobs(session: Session, jobs: Sequence[IngestJob]) -> list[JobReport]:
+    """Join each job with its original's damage flag and segment and frame counts."""
+    original_ids = [job.original_id for job in jobs if job.original_id is not None]
+    originals = {o.id: o for o in session.exec(
+        select(Original).where(col(Original.id).in_(original_ids))).all()}
+    segments = dict(session.exec(
+        select(Segment.original_id, func.count()).where(col(Segment.original_id).in_(original_ids))
+        .group_by(Segment.original_id)).all())
+    frames = dict(session.exec(
+        select(Frame.original_id, func.count()).where(col(Frame.original_id).in_(original_ids))
+        .group_by(Frame.original_id)).all())
+    reports = []
+    for job in jobs:
+        assert job.id is not None
+        original = originals.get(job.original_id) if job.original_id is not None else None
+        reports.append(JobReport(
+            id=job.id, source_path=job.source_path, camera_id=job.camera_id,
+            status=job.status, stage=job.stage, progress=job.progress, message=job.message,
+            sha256=job.sha256, original_id=job.original_id, attempts=job.attempts,
+            worker=job.worker, created_at=job.created_at, updated_at=job.updated_at,
+            segments=segments.get(job.original_id, 0), frames=frames.get(job.original_id, 0),
+            damaged=bool(original and original.damaged),
+            decodable_duration_s=(original.decodable_duration_s
+                                  if original is not None and original.damaged else None),
+        ))
+    return reports
+
+
+def claim_job(
+    session: Session, *, job_id: int, worker: str, lease_seconds: float, now: datetime | None = None
+) -> IngestJob | None:
+    """Take the lease on a queued job, or on a running one whose lease expired.
+
+    A single conditional UPDATE, so two workers can never both win. Returns the
+    claimed job, or ``None`` when the job is finished or another live worker holds
+    it (a duplicate delivery of the same task is then a no-op). Raises
+    ``JobNotFoundError`` for an unknown id. Flushes; the caller commits.
+    """
+    get_job_or_raise(session, job_id)
+    now = now or utcnow()
+    stale_before = now - timedelta(seconds=lease_seconds)
+    lease_expired = or_(col(IngestJob.heartbeat_at).is_(None),
+                        col(IngestJob.heartbeat_at) < stale_before)
+    claimable = or_(IngestJob.status == QUEUED,
+                    and_(IngestJob.status == RUNNING, lease_expired))
+    result = session.execute(
+        update(IngestJob)
+        .where(and_(IngestJob.id == job_id, claimable))
+        .values(status=RUNNING, worker=worker, attempts=IngestJob.attempts + 1,
+                heartbeat_at=now, updated_at=now, stage="starting", message="")
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    session.flush()
+    job = session.get(IngestJob, job_id, populate_existing=True)
+    assert job is not None
+    return job
+
+
+def _owned(job_id: int, worker: str) -> object:
+    return and_(IngestJob.id == job_id, IngestJob.worker == worker, IngestJob.status == RUNNING)
+
+
+def heartbeat(session: Session, *, job_id: int, worker: str) -> bool:
+    """Renew the lease; False when the job is no longer this worker's."""
+    now = utcnow()
+    result = session.execute(
+        update(IngestJob).where(_owned(job_id, worker))  # type: ignore[arg-type]
+        .values(heartbeat_at=now).execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def record_progress(
+    session: Session, *, job_id: int, worker: str, stage: str, fraction: float
+) -> bool:
+    """Store the current stage and overall fraction (0..1); renews the lease too."""
+    now = utcnow()
+    result = session.execute(
+        update(IngestJob).where(_owned(job_id, worker))  # type: ignore[arg-type]
+        .values(stage=stage, progress=min(max(fraction, 0.0), 1.0),
+                heartbeat_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def finish_job(session: Session, *, job_id: int, outcome: IngestOutcome) -> IngestJob:
+    """Mark the job done (or duplicate) and link it to the stored original."""
+    job = get_job_or_raise(session, job_id)
+    job.status = DUPLICATE if outcome.duplicate else DONE
+    job.stage = "done"
+    job.progress = 1.0
+    job.sha256 = outcome.sha256
+    job.original_id = outcome.original_id
+    job.message = outcome.message
+    job.updated_at = utcnow()
+    session.add(job)
+    session.flush()
+    return job
+
+
+def fail_job(session: Session, *, job_id: int, message: str) -> IngestJob:
+    """Mark the job failed with one sentence the user will see."""
+    job = get_job_or_raise(session, job_id)
+    job.status = FAILED
+    job.message = message
+    job.updated_at = utcnow()
+    session.add(job)
+    session.flush()
+    return job
+
+
+def requeue_stale_jobs(
+    session: Session,
+    *,
+    lease_seconds: float,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    include_queued: bool = False,
+    now: datetime | None = None,
+) -> RecoveredJobs:
+    """Find jobs whose worker died and put them back in the queue.
+
+    A running job whose heartbeat is older than the lease goes back to queued, or
+    to failed once it has used ``max_attempts`` (a file that kills its worker every
+    time must not loop forever). With ``include_queued`` the ids of every queued
+    job are returned too, for a worker that starts and cannot know whether their
+    broker messages survived. Flushes; the caller commits, then enqueues ``requeued``.
+    """
+    now = now or utcnow()
+    stale_before = now - timedelta(seconds=lease_seconds)
+    stale = session.exec(
+        select(IngestJob).where(
+            IngestJob.status == RUNNING,
+            or_(col(IngestJob.heartbeat_at).is_(None), col(IngestJob.heartbeat_at) < stale_before),
+        )
+    ).all()
+    requeued: list[int] = []
+    failed: list[int] = []
+    for job in stale:
+        assert job.id is not None
+        if job.attempts >= max_attempts:
+            job.status = FAILED
+            job.message = (f"The worker stopped {job.attempts} times while ingesting this"
+                           " file, so it was given up.")
+            failed.append(job.id)
+        else:
+            job.status = QUEUED
+            job.stage = "requeued"
+            job.worker = None
+            requeued.append(job.id)
+        job.updated_at = now
+        session.add(job)
+    if include_queued:
+        queued = session.exec(select(IngestJob.id).where(IngestJob.status == QUEUED)).all()
+        requeued.extend(job_id for job_id in queued
+                        if job_id is not None and job_id not in requeued)
+    session.flush()
+    return RecoveredJobs(requeued=sorted(requeued), failed=sorted(failed))
+
+
+class _LeaseKeeper:
+    """Renews a job's lease from a daemon thread while the ingest runs.
+
+    The lease then tracks whether the worker process is alive, not how often
+    ingest happens to report progress (hashing a large file reports rarely).
+    """
+
+    def __init__(self, *, engine: Engine, job_id: int, worker: str, interval: float) -> None:
+        self._engine = engine
+        self._job_id = job_id
+        self._worker = worker
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self._interval + 5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                with session_scope(self._engine) as session:
+                    heartbeat(session, job_id=self._job_id, worker=self._worker)
+            except Exception:  # noqa: S112  (a missed beat is retried; the lease tolerates it)
+                continue
+
+
+def run_ingest_job(
+    *,
+    engine: Engine,
+    originals: BlobStore,
+    derived: BlobStore,
+    job_id: int,
+    options: IngestOptions,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    worker: str | None = None,
+    actor: str = "system",
+    on_progress: Callable[[str, float], None] | None = None,
+) -> IngestJob | None:
+    """Claim the job, ingest its file while holding the lease, then finish it.
+
+    Returns the finished job (done, duplicate, or failed with the sentence of the
+    ``OkoError`` that stopped it), or ``None`` when the job was not this worker's to
+    run (already finished, or held by another live worker). Any other exception
+    propagates with the job left running, for the caller to record.
+    """
+    worker = worker or worker_name()
+    with session_scope(engine) as session:
+        job = claim_job(session, job_id=job_id, worker=worker, lease_seconds=lease_seconds)
+        camera_timezone = None
+        if job is not None:
+            camera = get_camera(session, job.camera_id)
+            camera_timezone = camera.timezone if camera is not None else None
+    if job is None:
+        return None
+
+    last_write = {"stage": "", "fraction": -1.0, "at": 0.0}
+
+    def progress(stage: str, fraction: float) -> None:
+        # Throttled: one row update per stage change, percent step or half second.
+        now = time.monotonic()
+        if (stage == last_write["stage"] and fraction - float(last_write["fraction"]) < 0.01
+                and now - float(last_write["at"]) < 0.5):
+            return
+        last_write.update(stage=stage, fraction=fraction, at=now)
+        with session_scope(engine) as progress_session:
+            still_ours = record_progress(progress_session, job_id=job_id, worker=worker,
+                                         stage=stage, fraction=fraction)
+        if not still_ours:
+            raise LeaseLostError(f"Ingest job {job_id} was taken over by another worker.")
+        if on_progress is not None:
+            on_progress(stage, fraction)
+
+    try:
+        # A start without an offset is local time at the camera, as at submit time.
+        start = (parse_start(job.requested_start, camera_timezone or "Europe/Kyiv")
+                 if job.requested_start else None)
+        with _LeaseKeeper(engine=engine, job_id=job_id, worker=worker,
+                          interval=max(lease_seconds / 4, 0.2)):
+            outcome = ingest_file(
+                engine=engine, originals=originals, derived=derived,
+                path=Path(job.source_path), camera_id=job.camera_id, start=start,
+                options=options, progress=progress, actor=actor,
+            )
+    except LeaseLostError:
+        return None
+    except OkoError as exc:
+        with session_scope(engine) as session:
+            return fail_job(session, job_id=job_id, message=exc.message)
+    with session_scope(engine) as session:
+        return finish_job(session, job_id=job_id, outcome=outcome)
+
+
+__all__ = [
+    "DONE",
+    "DUPLICATE",
+    "FAILED",
+    "FINISHED_STATUSES",
+    "QUEUED",
+    "RUNNING",
+    "JobNotFoundError",
+    "JobReport",
+    "LeaseLostError",
+    "RecoveredJobs",
+    "claim_job",
+    "fail_job",
+    "finish_job",
+    "get_job",
+    "get_job_or_raise",
+    "heartbeat",
+    "list_jobs",
+    "record_progress",
+    "report_jobs",
+    "requeue_stale_jobs",
+    "run_ingest_job",
+    "submit_ingest",
+    "worker_name",
+]
