@@ -1,0 +1,502 @@
+"""Filters-first semantic search over the FAISS shards, grouped into playable moments.
+
+1. Filters choose the cameras (request, districts, and what the user may see) and the
+   time range; together they choose shards (camera, local day) before any vector is read.
+2. Inside a shard that the filters cover only in part (a time range cutting the day, a day
+   phase, a part of the day), the allowed frame ids go into FAISS as an ``IDSelector``, so
+   no hit is dropped after ranking and ``k`` always means k matching frames.
+3. Frames embedded but not yet in a committed shard are scored exactly from the database.
+4. Hits become moments: consecutive hits of one camera within ``moment_gap_s``.
+
+Every answer carries its provenance (model, weights hash, shards, filters, k, timing).
+An embedder failure raises ``EmbedderFailedError``; it is never reported as "no results".
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+
+from indexer.search.daynight import DayPhase, classify
+from indexer.search.query import HourWindow, parse_query
+from indexer.shard_files import ModelMismatchError, ShardMeta, ShardStore
+from indexer.shards import chunked, decode_vector, read_thumbnail
+from storage.blobstore import BlobStore
+from storage.errors import InvalidInputError, NotFoundError, OkoError
+from storage.models.media import Camera, Frame, Segment
+from storage.models.search import FrameEmbedding
+from storage.models.search_index import FrameIndexEntry
+
+DEFAULT_K = 50
+MAX_K = 500
+DEFAULT_MOMENT_GAP_S = 6.0
+
+
+class EmbedderFailedError(OkoError):
+    """The model raised while encoding the query; no results were produced."""
+
+    exit_code = 5
+    http_status = 503
+
+
+class InvalidImageError(InvalidInputError):
+    """The query image cannot be decoded."""
+
+    http_status = 415
+
+
+class QueryEmbedder(Protocol):
+    """What search needs from a CLIP embedder (``indexer.embeddings.ClipEmbedder``)."""
+
+    @property
+    def preset(self) -> str: ...
+    weights_sha256: str
+    dim: int
+
+    def encode_images(self, images: list[Image.Image]) -> np.ndarray: ...
+    def encode_text(self, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Filters applied before ranking. Naive times are local to the selected cameras."""
+
+    camera_ids: tuple[str, ...] = ()
+    districts: tuple[str, ...] = ()
+    start: datetime | None = None
+    end: datetime | None = None
+    day_phase: DayPhase | None = None
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    text: str | None = None
+    image: bytes | None = None
+    similar_to_frame_id: int | None = None
+    filters: SearchFilters = field(default_factory=SearchFilters)
+    k: int = DEFAULT_K
+    moment_gap_s: float = DEFAULT_MOMENT_GAP_S
+
+
+@dataclass(frozen=True)
+class AppliedFilter:
+    name: str
+    value: str | list[str]
+    source: str  # "request", "query phrase '...'" or "access policy"
+
+
+@dataclass
+class Moment:
+    camera_id: str
+    camera_name: str
+    district: str
+    timezone: str
+    start_utc: datetime
+    end_utc: datetime
+    best_frame_id: int
+    best_frame_utc: datetime
+    score: float
+    segment_id: int
+    offset_in_segment_s: float
+    frame_ids: list[int]
+
+    @property
+    def start_local(self) -> datetime:
+        return self.start_utc.astimezone(ZoneInfo(self.timezone))
+
+    @property
+    def end_local(self) -> datetime:
+        return self.end_utc.astimezone(ZoneInfo(self.timezone))
+
+
+@dataclass
+class Provenance:
+    preset: str
+    weights_sha256: str
+    dim: int
+    clip_text: str | None
+    image_supplied: bool
+    similar_to_frame_id: int | None
+    filters: list[AppliedFilter]
+    shards_searched: list[str]
+    frames_scored_from_database: int
+    frames_waiting_for_embedding: int
+    k: int
+    candidates: int
+    truncated: bool
+    elapsed_ms: float
+    searched_at: datetime
+
+
+@dataclass
+class SearchResult:
+    moments: list[Moment]
+    provenance: Provenance
+
+
+@dataclass(frozen=True)
+class _Scope:
+    cameras: dict[str, Camera]
+    start: datetime | None
+    end: datetime | None
+    day_phase: DayPhase | None
+    hours: HourWindow | None
+
+    def admits(self, *, camera_id: str, at: datetime, phase: str | None) -> bool:
+        if camera_id not in self.cameras:
+            return False
+        if (self.start and at < self.start) or (self.end and at > self.end):
+            return False
+        if self.day_phase is not None and phase != self.day_phase.value:
+            return False
+        if self.hours is not None:
+            local = at.astimezone(ZoneInfo(self.cameras[camera_id].timezone))
+            return self.hours.contains(local.hour)
+        return True
+
+    def covers_whole(self, meta: ShardMeta) -> bool:
+        return (self.day_phase is None and self.hours is None
+                and (self.start is None or self.start <= meta.utc_start)
+                and (self.end is None or self.end >= meta.utc_end))
+
+
+def _resolve_cameras(session: Session, filters: SearchFilters,
+                     visible: set[str] | None) -> tuple[dict[str, Camera], list[AppliedFilter]]:
+    cameras = {c.id: c for c in session.exec(select(Camera)).all()
+               if visible is None or c.id in visible}
+    applied: list[AppliedFilter] = []
+    if filters.camera_ids:
+        for camera_id in filters.camera_ids:
+            if camera_id not in cameras:  # another agency's camera reads like a missing one
+                raise NotFoundError(f"Camera '{camera_id}' does not exist.")
+        cameras = {cid: cameras[cid] for cid in filters.camera_ids}
+        applied.append(AppliedFilter("cameras", sorted(cameras), "request"))
+    if filters.districts:
+        wanted = {d.casefold() for d in filters.districts}
+        for district in filters.districts:
+            if not any(c.district.casefold() == district.casefold() for c in cameras.values()):
+                raise NotFoundError(f"No camera you can see is in district '{district}'.")
+        cameras = {cid: c for cid, c in cameras.items() if c.district.casefold() in wanted}
+        applied.append(AppliedFilter("districts", sorted(filters.districts), "request"))
+    if visible is not None and not filters.camera_ids:
+        applied.append(AppliedFilter("cameras", sorted(cameras), "access policy"))
+    return cameras, applied
+
+
+def _aware(value: datetime | None, cameras: dict[str, Camera], name: str) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value.astimezone(UTC) if value is not None else None
+    zones = {c.timezone for c in cameras.values()}
+    if len(zones) != 1:
+        raise InvalidInputError(f"'{name}' has no UTC offset and the cameras searched are in "
+                                "different time zones; add an offset such as +02:00.")
+    return value.replace(tzinfo=ZoneInfo(zones.pop())).astimezone(UTC)
+
+
+def _decode_image(data: bytes) -> Image.Image:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InvalidImageError("The uploaded file is not an image Oko can read "
+                                "(use JPEG, PNG or WebP).") from exc
+
+
+def _encode(embedder: QueryEmbedder, *, text: str | None,
+            image: Image.Image | None) -> list[np.ndarray]:
+    try:
+        rows = []
+        if text:
+            rows.append(embedder.encode_text([text])[0])
+        if image is not None:
+            rows.append(embedder.encode_images([image])[0])
+    except Exception as exc:  # any model failure must surface, never look like no results
+        raise EmbedderFailedError(f"The {embedder.preset} model failed to encode the query "
+                                  f"({type(exc).__name__}: {exc}); no search was run.") from exc
+    return rows
+
+
+def _frame_vector(session: Session, frame_id: int, cameras: dict[str, Camera],
+                  visible: set[str] | None, weights_sha256: str) -> np.ndarray:
+    frame = session.get(Frame, frame_id)
+    if frame is None or (visible is not None and frame.camera_id not in visible):
+        raise NotFoundError(f"Frame {frame_id} does not exist.")
+    row = session.get(FrameEmbedding, frame_id)
+    if row is not None and row.status == "linked" and row.linked_frame_id is not None:
+        row = session.get(FrameEmbedding, row.linked_frame_id)
+    if row is None or row.vector is None:
+        raise InvalidInputError(f"Frame {frame_id} has not been embedded yet; run `oko reindex` "
+                                "and try again.")
+    if row.weights_sha256 != weights_sha256:
+        raise ModelMismatchError(f"Frame {frame_id} was embedded with weights "
+                                 f"{row.weights_sha256[:12]}, not the search model's "
+                                 f"{weights_sha256[:12]}; run `oko reindex`.")
+    return decode_vector(row.vector).astype(np.float32)
+
+
+def _query_vector(session: Session, embedder: QueryEmbedder, request: SearchRequest,
+                  clip_text: str, visible: set[str] | None,
+                  cameras: dict[str, Camera]) -> np.ndarray:
+    image = _decode_image(request.image) if request.image is not None else None
+    rows = _encode(embedder, text=clip_text or None, image=image)
+    if request.similar_to_frame_id is not None:
+        rows.append(_frame_vector(session, request.similar_to_frame_id, cameras, visible,
+                                  embedder.weights_sha256))
+    combined = np.sum(np.stack(rows).astype(np.float32), axis=0)
+    norm = float(np.linalg.norm(combined))
+    if not np.isfinite(norm) or norm == 0.0:
+        raise EmbedderFailedError("The query vector is zero or not finite; no search was run.")
+    return (combined / norm).astype(np.float32)
+
+
+def _frame_rows(session: Session, scope: _Scope, *, unindexed: bool, shard_key: str | None = None,
+                frame_ids: list[int] | None = None, vector_ids: list[int] | None = None,
+                window: tuple[datetime, datetime] | None = None) -> list[tuple]:
+    """(frame id, camera, captured, status, linked id, weights, phase, thumbnail) in scope."""
+    query = (
+        select(Frame.id, Frame.camera_id, Frame.captured_at_utc, FrameEmbedding.status,
+               FrameEmbedding.linked_frame_id, FrameEmbedding.weights_sha256,
+               FrameIndexEntry.day_phase, Frame.thumbnail_sha256)
+        .join(FrameEmbedding, col(FrameEmbedding.frame_id) == col(Frame.id))
+        .outerjoin(FrameIndexEntry, col(FrameIndexEntry.frame_id) == col(Frame.id))
+        .where(col(Frame.camera_id).in_(list(scope.cameras)))
+    )
+    start, end = window or (scope.start, scope.end)
+    if start is not None:
+        query = query.where(col(Frame.captured_at_utc) >= start)
+    if end is not None:
+        query = query.where(col(Frame.captured_at_utc) <= end)
+    if shard_key is not None:
+        query = query.where(FrameIndexEntry.shard_key == shard_key)
+    if unindexed:
+        query = query.where(or_(col(FrameIndexEntry.frame_id).is_(None),
+                                col(FrameIndexEntry.shard_key).is_(None),
+                                col(FrameIndexEntry.weights_sha256)
+                                != col(FrameEmbedding.weights_sha256)))
+    if vector_ids is not None:
+        query = query.where(or_(col(Frame.id).in_(vector_ids),
+                                col(FrameEmbedding.linked_frame_id).in_(vector_ids)))
+    if frame_ids is not None:
+        query = query.where(col(Frame.id).in_(frame_ids))
+    return list(session.exec(query).all())
+
+
+def _vector_id(row: tuple) -> int | None:
+    return int(row[0]) if row[3] == "embedded" else row[4]
+
+
+def _unindexed_hits(session: Session, scope: _Scope, query: np.ndarray, derived: BlobStore | None,
+                    weights_sha256: str) -> tuple[dict[int, float], int]:
+    """Exact scores of in-scope frames not yet in a committed shard."""
+    rows = _frame_rows(session, scope, unindexed=True)
+    vector_ids: set[int] = set()
+    for row in rows:
+        phase = row[6]
+        if phase is None and (scope.day_phase is not None):
+            camera = scope.cameras[row[1]]
+            phase = classify(latitude=camera.latitude, longitude=camera.longitude, at=row[2],
+                             image_bytes=read_thumbnail(derived, row[7])).phase.value
+        if not scope.admits(camera_id=row[1], at=row[2], phase=phase):
+            continue
+        if row[5] != weights_sha256:
+            raise ModelMismatchError(
+                f"Frame {row[0]} was embedded with weights {row[5][:12]}, but the query uses "
+                f"{weights_sha256[:12]}; Oko will not rank vectors of two models together. "
+                "Run `oko reindex` with one model.")
+        vid = _vector_id(row)
+        if vid is not None:
+            vector_ids.add(vid)
+    scores: dict[int, float] = {}
+    for part in chunked(sorted(vector_ids)):
+        for fid, blob in session.exec(select(FrameEmbedding.frame_id, FrameEmbedding.vector)
+                                      .where(col(FrameEmbedding.frame_id).in_(part))).all():
+            if blob is not None:
+                scores[int(fid)] = float(decode_vector(blob) @ query)
+    return scores, len(vector_ids)
+
+
+def _waiting_count(session: Session, scope: _Scope) -> int:
+    query = (select(Frame.id).outerjoin(FrameEmbedding, col(FrameEmbedding.frame_id)
+                                        == col(Frame.id))
+             .where(col(FrameEmbedding.frame_id).is_(None),
+                    col(Frame.camera_id).in_(list(scope.cameras))))
+    if scope.start is not None:
+        query = query.where(col(Frame.captured_at_utc) >= scope.start)
+    if scope.end is not None:
+        query = query.where(col(Frame.captured_at_utc) <= scope.end)
+    return len(session.exec(query).all())
+
+
+def _shard_hits(session: Session, scope: _Scope, shards: ShardStore, query: np.ndarray, k: int,
+                embedder: QueryEmbedder) -> tuple[dict[int, float], list[str], int]:
+    metas = [m for m in shards.all_meta() if m.key.camera_id in scope.cameras
+             and (scope.start is None or m.utc_end > scope.start)
+             and (scope.end is None or m.utc_start <= scope.end)]
+    for meta in metas:
+        if meta.weights_sha256 != embedder.weights_sha256 or meta.dim != embedder.dim:
+            raise ModelMismatchError(
+                f"Shard {meta.key.name} holds {meta.preset} vectors (weights "
+                f"{meta.weights_sha256[:12]}, {meta.dim}-d) but the query uses {embedder.preset} "
+                f"(weights {embedder.weights_sha256[:12]}, {embedder.dim}-d); Oko will not mix "
+                "models. Run `oko reindex` and `oko index rebuild` with one model.")
+    scores: dict[int, float] = {}
+    searched: list[str] = []
+    candidates = 0
+    for meta in sorted(metas, key=lambda m: m.key):
+        allowed: np.ndarray | None = None
+        if not scope.covers_whole(meta):
+            window = (max(scope.start or meta.utc_start, meta.utc_start),
+                      min(scope.end or meta.utc_end, meta.utc_end))
+            rows = _frame_rows(session, scope, unindexed=False, shard_key=meta.key.name,
+                               window=window)
+            ids = {_vector_id(r) for r in rows
+                   if scope.admits(camera_id=r[1], at=r[2], phase=r[6])}
+            allowed = np.array(sorted(i for i in ids if i is not None), dtype=np.int64)
+            if len(allowed) == 0:
+                continue
+        loaded = shards.load(meta)
+        candidates += len(loaded.ids) if allowed is None else len(allowed)
+        for hit in loaded.search(query, k=k, allowed=allowed):
+            scores[hit.vector_id] = max(hit.score, scores.get(hit.vector_id, -2.0))
+        searched.append(meta.key.name)
+    return scores, searched, candidates
+
+
+def _moments(session: Session, scope: _Scope, hits: dict[int, float],
+             gap_s: float) -> list[Moment]:
+    frames: list[tuple[int, str, datetime, float, int]] = []
+    for part in chunked(sorted(hits)):
+        for row in _frame_rows(session, scope, unindexed=False, vector_ids=list(part)):
+            vid = _vector_id(row)
+            if vid in hits and scope.admits(camera_id=row[1], at=row[2], phase=row[6]):
+                frames.append((int(row[0]), row[1], row[2], hits[vid], vid))
+    by_camera: dict[str, list[tuple[int, str, datetime, float, int]]] = defaultdict(list)
+    for frame in sorted(frames, key=lambda f: (f[1], f[2], f[0])):
+        by_camera[frame[1]].append(frame)
+    groups: list[list[tuple[int, str, datetime, float, int]]] = []
+    for camera_frames in by_camera.values():
+        for frame in camera_frames:
+            if groups and groups[-1][-1][1] == frame[1] \
+                    and (frame[2] - groups[-1][-1][2]).total_seconds() <= gap_s:
+                groups[-1].append(frame)
+            else:
+                groups.append([frame])
+    moments: list[Moment] = []
+    for group in groups:
+        best = max(group, key=lambda f: (f[3], -f[2].timestamp()))
+        frame = session.get(Frame, best[0])
+        assert frame is not None
+        segment = session.get(Segment, frame.segment_id)
+        assert segment is not None
+        camera = scope.cameras[best[1]]
+        moments.append(Moment(
+            camera_id=camera.id, camera_name=camera.name, district=camera.district,
+            timezone=camera.timezone, start_utc=group[0][2], end_utc=group[-1][2],
+            best_frame_id=best[0], best_frame_utc=best[2], score=round(best[3], 6),
+            segment_id=frame.segment_id,
+            offset_in_segment_s=round(max(0.0, frame.offset_s - segment.start_offset_s), 3),
+            frame_ids=[f[0] for f in group]))
+    moments.sort(key=lambda m: (-m.score, m.start_utc, m.camera_id))
+    return moments
+
+
+def search(*, session: Session, embedder: QueryEmbedder, shards: ShardStore,
+           request: SearchRequest, visible_camera_ids: set[str] | None = None,
+           derived: BlobStore | None = None) -> SearchResult:
+    """Run one search. ``visible_camera_ids`` None means every camera (local CLI use).
+
+    Raises ``InvalidInputError`` (no query, k out of range, from after to, conflicting
+    phases), ``InvalidImageError``, ``NotFoundError`` (unknown camera, district or frame),
+    ``ModelMismatchError`` (vectors of another model in scope) and ``EmbedderFailedError``.
+    """
+    started = time.perf_counter()
+    if not 1 <= request.k <= MAX_K:
+        raise InvalidInputError(f"k must be between 1 and {MAX_K}; got {request.k}.")
+    parsed = parse_query(request.text.strip()) if request.text and request.text.strip() else None
+    clip_text = parsed.clip_text if parsed else ""
+    if not clip_text and request.image is None and request.similar_to_frame_id is None:
+        if parsed and parsed.phrases:
+            raise InvalidInputError("The query only names a time of day; say what to look "
+                                    "for, or give an image.")
+        raise InvalidInputError("Give a text query, an image, or a frame to find similar "
+                                "ones; the query is empty.")
+    filters = request.filters
+    cameras, applied = _resolve_cameras(session, filters, visible_camera_ids)
+    start = _aware(filters.start, cameras, "from")
+    end = _aware(filters.end, cameras, "to")
+    if start and end and start > end:
+        raise InvalidInputError(f"'from' ({start.isoformat()}) is later than 'to' "
+                                f"({end.isoformat()}).")
+    phase = filters.day_phase
+    if parsed and parsed.day_phase is not None:
+        if phase is not None and phase != parsed.day_phase:
+            raise InvalidInputError(f"The query says {parsed.day_phase.value} but the "
+                                    f"{phase.value} filter is set; choose one.")
+        applied.append(AppliedFilter("day_phase", parsed.day_phase.value,
+                                     f"query phrase '{', '.join(parsed.phrases)}'"))
+        phase = parsed.day_phase
+    elif phase is not None:
+        applied.append(AppliedFilter("day_phase", phase.value, "request"))
+    hours = parsed.hours if parsed else None
+    if hours is not None:
+        assert parsed is not None
+        applied.append(AppliedFilter("hours", f"{hours.name} ({hours.start_hour:02d}:00-"
+                                     f"{hours.end_hour:02d}:00 local)",
+                                     f"query phrase '{', '.join(parsed.phrases)}'"))
+    if start:
+        applied.append(AppliedFilter("from", start.isoformat(), "request"))
+    if end:
+        applied.append(AppliedFilter("to", end.isoformat(), "request"))
+    scope = _Scope(cameras=cameras, start=start, end=end, day_phase=phase, hours=hours)
+
+    query = _query_vector(session, embedder, request, clip_text, visible_camera_ids, cameras)
+    scores, searched, candidates = (_shard_hits(session, scope, shards, query, request.k, embedder)
+                                    if cameras else ({}, [], 0))
+    extra, extra_count = (_unindexed_hits(session, scope, query, derived,
+                                          embedder.weights_sha256)
+                          if cameras else ({}, 0))
+    for vid, score in extra.items():
+        scores[vid] = max(score, scores.get(vid, -2.0))
+    ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    top = dict(ranked[:request.k])
+    moments = _moments(session, scope, top, request.moment_gap_s)
+    total = candidates + extra_count
+    provenance = Provenance(
+        preset=embedder.preset, weights_sha256=embedder.weights_sha256, dim=embedder.dim,
+        clip_text=clip_text or None, image_supplied=request.image is not None,
+        similar_to_frame_id=request.similar_to_frame_id, filters=applied,
+        shards_searched=searched, frames_scored_from_database=extra_count,
+        frames_waiting_for_embedding=_waiting_count(session, scope) if cameras else 0,
+        k=request.k, candidates=total, truncated=len(ranked) > request.k or total > request.k,
+        elapsed_ms=round((time.perf_counter() - started) * 1000.0, 2),
+        searched_at=datetime.now(UTC),
+    )
+    return SearchResult(moments=moments, provenance=provenance)
+
+
+__all__ = [
+    "DEFAULT_K",
+    "DEFAULT_MOMENT_GAP_S",
+    "MAX_K",
+    "AppliedFilter",
+    "EmbedderFailedError",
+    "InvalidImageError",
+    "Moment",
+    "Provenance",
+    "QueryEmbedder",
+    "SearchFilters",
+    "SearchRequest",
+    "SearchResult",
+    "search",
+]

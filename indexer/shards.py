@@ -1,0 +1,259 @@
+"""Keep the FAISS shards in step with the database: ``sync_shards`` and ``rebuild_shards``.
+
+The database is the source of truth. A shard (camera, local day) is rewritten from the
+database whenever one of its frames has no committed ``FrameIndexEntry.shard_key`` or its
+sidecar is missing or broken; entries are marked only after the shard's files are
+committed, so after a crash the next sync simply writes the shard again. Day phases are
+computed here, once per frame, while the frames pass through.
+
+Both functions take the engine and commit one transaction per shard: they maintain a
+derived index, not user-visible records, and may run for a long time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import or_, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from indexer.search.daynight import classify
+from indexer.shard_files import (
+    ModelMismatchError,
+    ShardKey,
+    ShardMeta,
+    ShardStore,
+    collect_garbage,
+    index_lock,
+    local_day_bounds_utc,
+    read_sidecar,
+    remove_shard,
+    shard_key_for,
+    write_shard,
+)
+from storage.blobstore import BlobStore
+from storage.errors import NotFoundError
+from storage.models.media import Camera, Frame
+from storage.models.search import FrameEmbedding
+from storage.models.search_index import FrameIndexEntry
+from storage.types import utcnow
+
+SQL_CHUNK = 5000
+DEFAULT_APPROXIMATE_MIN_VECTORS = 50_000
+
+
+@dataclass
+class SyncReport:
+    """What one sync or rebuild did."""
+
+    shards_written: list[str] = field(default_factory=list)
+    shards_removed: list[str] = field(default_factory=list)
+    mixed_model_shards: list[str] = field(default_factory=list)
+    frames_indexed: int = 0
+    phases_computed: int = 0
+    garbage_removed: int = 0
+
+
+def chunked(items: Sequence[Any], size: int = SQL_CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def decode_vector(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4")
+
+
+def read_thumbnail(derived: BlobStore | None, sha256: str) -> bytes | None:
+    if derived is None:
+        return None
+    try:
+        with derived.open(sha256) as handle:
+            return handle.read()
+    except NotFoundError:
+        return None
+
+
+def phase_entry(*, frame_id: int, camera: Camera, captured_at_utc: datetime,
+                thumbnail: bytes | None, entry: FrameIndexEntry | None) -> FrameIndexEntry:
+    """A new or refreshed entry with the frame's day phase (sun + infrared check)."""
+    verdict = classify(latitude=camera.latitude, longitude=camera.longitude,
+                       at=captured_at_utc, image_bytes=thumbnail)
+    entry = entry or FrameIndexEntry(frame_id=frame_id, day_phase=verdict.phase.value,
+                                     sun_elevation_deg=verdict.sun_elevation_deg,
+                                     monochrome=verdict.monochrome)
+    entry.day_phase = verdict.phase.value
+    entry.sun_elevation_deg = verdict.sun_elevation_deg
+    entry.monochrome = verdict.monochrome
+    entry.computed_at = utcnow()
+    return entry
+
+
+def _stale_keys(session: Session, index_dir: Path) -> set[ShardKey]:
+    """Shards with a frame not yet committed to them, or whose files are gone or broken."""
+    rows = session.exec(
+        select(Frame.camera_id, Frame.captured_at_utc, Camera.timezone)
+        .join(FrameEmbedding, col(FrameEmbedding.frame_id) == col(Frame.id))
+        .join(Camera, col(Camera.id) == col(Frame.camera_id))
+        .outerjoin(FrameIndexEntry, col(FrameIndexEntry.frame_id) == col(Frame.id))
+        .where(or_(col(FrameIndexEntry.frame_id).is_(None),
+                   col(FrameIndexEntry.shard_key).is_(None),
+                   col(FrameIndexEntry.weights_sha256) != col(FrameEmbedding.weights_sha256)))
+    ).all()
+    keys = {shard_key_for(camera_id=c, captured_at_utc=t, timezone=tz) for c, t, tz in rows}
+    names = session.exec(select(FrameIndexEntry.shard_key)
+                         .where(col(FrameIndexEntry.shard_key).is_not(None)).distinct()).all()
+    for name in names:
+        assert name is not None
+        key = ShardKey.parse(name)
+        if read_sidecar(key.sidecar_path(index_dir)) is None:
+            keys.add(key)
+    return keys
+
+
+def _all_keys(session: Session) -> set[ShardKey]:
+    rows = session.exec(
+        select(Frame.camera_id, Frame.captured_at_utc, Camera.timezone)
+        .join(FrameEmbedding, col(FrameEmbedding.frame_id) == col(Frame.id))
+        .join(Camera, col(Camera.id) == col(Frame.camera_id))
+    ).all()
+    return {shard_key_for(camera_id=c, captured_at_utc=t, timezone=tz) for c, t, tz in rows}
+
+
+def _load_vectors(session: Session, vector_ids: list[int]) -> dict[int, np.ndarray]:
+    vectors: dict[int, np.ndarray] = {}
+    for part in chunked(vector_ids):
+        rows = session.exec(
+            select(FrameEmbedding.frame_id, FrameEmbedding.vector)
+            .where(col(FrameEmbedding.frame_id).in_(part), FrameEmbedding.status == "embedded",
+                   col(FrameEmbedding.vector).is_not(None))
+        ).all()
+        vectors.update((fid, decode_vector(blob)) for fid, blob in rows if blob is not None)
+    return vectors
+
+
+def _unmark(session: Session, key: ShardKey) -> None:
+    session.execute(update(FrameIndexEntry).where(col(FrameIndexEntry.shard_key) == key.name)
+                    .values(shard_key=None, indexed_at=None))
+
+
+def _write_key(*, session: Session, index_dir: Path, key: ShardKey, derived: BlobStore | None,
+               approximate_min_vectors: int, recompute_phases: bool,
+               report: SyncReport) -> None:
+    camera = session.get(Camera, key.camera_id)
+    assert camera is not None  # frames reference cameras by foreign key
+    start, end = local_day_bounds_utc(key.local_day, camera.timezone)
+    rows = session.exec(
+        select(Frame.id, Frame.captured_at_utc, Frame.thumbnail_sha256, FrameEmbedding.status,
+               FrameEmbedding.linked_frame_id, FrameEmbedding.weights_sha256,
+               FrameEmbedding.preset)
+        .join(FrameEmbedding, col(FrameEmbedding.frame_id) == col(Frame.id))
+        .where(Frame.camera_id == key.camera_id, col(Frame.captured_at_utc) >= start,
+               col(Frame.captured_at_utc) < end)
+        .order_by(col(Frame.id))
+    ).all()
+    _unmark(session, key)
+    if not rows:
+        remove_shard(index_dir=index_dir, key=key)
+        report.shards_removed.append(key.name)
+        session.commit()
+        return
+    frame_ids = [int(r[0]) for r in rows if r[0] is not None]
+    entries: dict[int, FrameIndexEntry] = {}
+    for part in chunked(frame_ids):
+        entries.update((e.frame_id, e) for e in session.exec(
+            select(FrameIndexEntry).where(col(FrameIndexEntry.frame_id).in_(part))))
+    for frame_id, captured, thumb, *_rest in rows:
+        assert frame_id is not None
+        if frame_id not in entries or recompute_phases:
+            entries[frame_id] = phase_entry(
+                frame_id=frame_id, camera=camera, captured_at_utc=captured,
+                thumbnail=read_thumbnail(derived, thumb), entry=entries.get(frame_id))
+            session.add(entries[frame_id])
+            report.phases_computed += 1
+    weights = {r[5] for r in rows}
+    if len(weights) > 1:
+        # frames of two models in one day: leave them unindexed; search refuses to mix them
+        session.commit()
+        report.mixed_model_shards.append(key.name)
+        return
+    vector_of = {int(r[0]): (int(r[0]) if r[3] == "embedded" else r[4]) for r in rows}
+    vectors = _load_vectors(session, sorted({v for v in vector_of.values() if v is not None}))
+    covered = [fid for fid, vid in vector_of.items() if vid in vectors]
+    if not vectors:
+        remove_shard(index_dir=index_dir, key=key)
+        session.commit()
+        return
+    ids = np.fromiter(vectors.keys(), dtype=np.int64, count=len(vectors))
+    matrix = np.stack([vectors[int(i)] for i in ids])
+    weights_sha256, preset = rows[0][5], rows[0][6]
+    write_shard(index_dir=index_dir, key=key, timezone=camera.timezone, vector_ids=ids,
+                vectors=matrix, frame_ids=covered, preset=preset, weights_sha256=weights_sha256,
+                approximate_min_vectors=approximate_min_vectors)
+    now = utcnow()
+    for frame_id in covered:
+        entry = entries[frame_id]
+        entry.shard_key, entry.weights_sha256, entry.indexed_at = key.name, weights_sha256, now
+        session.add(entry)
+    session.commit()  # only after the shard's files are committed
+    report.shards_written.append(key.name)
+    report.frames_indexed += len(covered)
+
+
+def sync_shards(*, engine: Engine, index_dir: Path, derived: BlobStore | None = None,
+                approximate_min_vectors: int = DEFAULT_APPROXIMATE_MIN_VECTORS) -> SyncReport:
+    """Add every embedded or linked frame not yet in a shard; idempotent and crash-safe.
+
+    ``derived`` (the store holding thumbnails) enables the infrared check of the day
+    phase; without it the phase comes from the sun alone. Raises ``StorageError`` when
+    shard files cannot be written (the previous shards stay in place).
+    """
+    report = SyncReport()
+    with index_lock(index_dir):
+        report.garbage_removed += collect_garbage(index_dir)
+        with Session(engine, expire_on_commit=False) as session:
+            for key in sorted(_stale_keys(session, index_dir)):
+                _write_key(session=session, index_dir=index_dir, key=key, derived=derived,
+                           approximate_min_vectors=approximate_min_vectors,
+                           recompute_phases=False, report=report)
+        report.garbage_removed += collect_garbage(index_dir)
+    return report
+
+
+def rebuild_shards(*, engine: Engine, index_dir: Path, derived: BlobStore | None = None,
+                   approximate_min_vectors: int = DEFAULT_APPROXIMATE_MIN_VECTORS) -> SyncReport:
+    """Rewrite every shard from the database, recomputing day phases; drop orphan shards."""
+    report = SyncReport()
+    with index_lock(index_dir):
+        with Session(engine, expire_on_commit=False) as session:
+            keys = _all_keys(session)
+            for meta in ShardStore(index_dir).all_meta():
+                if meta.key not in keys:
+                    remove_shard(index_dir=index_dir, key=meta.key)
+                    report.shards_removed.append(meta.key.name)
+            for key in sorted(keys):
+                _write_key(session=session, index_dir=index_dir, key=key, derived=derived,
+                           approximate_min_vectors=approximate_min_vectors,
+                           recompute_phases=True, report=report)
+        report.garbage_removed += collect_garbage(index_dir)
+    return report
+
+
+__all__ = [
+    "DEFAULT_APPROXIMATE_MIN_VECTORS",
+    "ModelMismatchError",
+    "ShardKey",
+    "ShardMeta",
+    "ShardStore",
+    "SyncReport",
+    "decode_vector",
+    "phase_entry",
+    "read_thumbnail",
+    "rebuild_shards",
+    "sync_shards",
+]
