@@ -1,0 +1,82 @@
+"""CLIP model presets: the one place that names architectures and pretrained weights.
+
+A preset maps an Oko name to an open_clip architecture and, for real presets, the
+open_clip pretrained tag whose Hugging Face repository ``oko models download`` fetches.
+The ``test-tiny`` preset is a registered open_clip config with very small towers; it
+has no weights anywhere and is only ever randomly initialised, in tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import open_clip
+
+from storage.errors import InvalidInputError
+
+_CONFIG_DIR = Path(__file__).parent / "model_configs"
+
+
+@dataclass(frozen=True)
+class ClipPreset:
+    name: str
+    architecture: str
+    pretrained_tag: str | None
+    description: str
+    test_only: bool = False
+
+
+DEFAULT_PRESET = "ViT-B-32"
+TEST_PRESET = "test-tiny"
+
+PRESETS: dict[str, ClipPreset] = {
+    preset.name: preset
+    for preset in (
+        ClipPreset(
+            name="ViT-B-32",
+            architecture="ViT-B-32",
+            pretrained_tag="laion2b_s34b_b79k",
+            description="OpenCLIP ViT-B/32 trained on LAION-2B; 512-d, fast on CPU",
+        ),
+        ClipPreset(
+            name="ViT-B-16",
+            architecture="ViT-B-16",
+            pretrained_tag="laion2b_s34b_b88k",
+            description="OpenCLIP ViT-B/16 trained on LAION-2B; 512-d, finer detail, ~4x slower",
+        ),
+        ClipPreset(
+            name=TEST_PRESET,
+            architecture="oko-test-tiny",
+            pretrained_tag=None,
+            description="tiny random model for tests only; its vectors mean nothing",
+            test_only=True,
+        ),
+    )
+}
+
+
+def register_model_configs() -> None:
+    """Make Oko's own open_clip configs (the tiny test tower) known to open_clip."""
+    if "oko-test-tiny" not in open_clip.list_models():
+        open_clip.add_model_config(_CONFIG_DIR)
+
+
+def get_preset(name: str) -> ClipPreset:
+    """The preset called ``name``; raises ``InvalidInputError`` listing the known ones."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        known = ", ".join(sorted(PRESETS))
+        raise InvalidInputError(f"Unknown CLIP preset '{name}'; known presets: {known}.") from None
+
+
+def preset_dim(preset: ClipPreset) -> int:
+    """Embedding dimension of the preset's architecture, read from its open_clip config."""
+    register_model_configs()
+    config = open_clip.get_model_config(preset.architecture)
+    assert config is not None, f"open_clip has no config for {preset.architecture}"
+    return int(config["embed_dim"])
+
+
+register_model_configs()

@@ -1,0 +1,260 @@
+"""The embedding queue: frames without an embedding for the current weights, embedded in order.
+
+Per camera, pending frames are taken in capture order. Each is compared with the last
+embedded frame of that camera (``indexer.motion``); a static frame is *linked* to that
+embedding instead of being embedded again. Frames are embedded in batches, and each
+batch (with the links that point into it or before it) is written in one transaction,
+so a crash loses at most one uncommitted batch and a rerun simply continues: a frame
+is pending until its row for the current weights is committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import and_, func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from indexer.motion import is_static, motion_score, motion_signature
+from storage.blobstore import BlobStore
+from storage.db import session_scope
+from storage.errors import OkoError
+from storage.models.media import Frame
+from storage.models.search import FrameEmbedding
+
+EMBEDDED = "embedded"
+LINKED = "linked"
+# Flush a chunk of links even while nothing moves, so a long static stretch is not held
+# in memory (or lost by a crash) as one huge uncommitted transaction.
+LINKS_PER_FLUSH_FACTOR = 8
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class ImageEmbedder(Protocol):
+    preset: str
+    weights_sha256: str
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class EmbedFailure:
+    """A frame left pending because its image could not be read."""
+
+    frame_id: int
+    reason: str
+
+
+@dataclass
+class EmbedReport:
+    """What one run of the queue did; ``skipped_fraction`` is the share motion gating linked."""
+
+    preset: str
+    weights_sha256: str
+    embedded: int = 0
+    linked: int = 0
+    failed: list[EmbedFailure] = field(default_factory=list)
+    cameras: list[str] = field(default_factory=list)
+
+    @property
+    def processed(self) -> int:
+        return self.embedded + self.linked
+
+    @property
+    def skipped_fraction(self) -> float:
+        return self.linked / self.processed if self.processed else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "preset": self.preset, "weights_sha256": self.weights_sha256,
+            "embedded": self.embedded, "linked": self.linked,
+            "skipped_fraction": round(self.skipped_fraction, 4), "cameras": self.cameras,
+            "failed": [{"frame_id": f.frame_id, "reason": f.reason} for f in self.failed],
+        }
+
+
+@dataclass(frozen=True)
+class _PendingFrame:
+    id: int
+    captured_at_utc: datetime
+    thumbnail_sha256: str
+
+
+def _pending_condition(weights_sha256: str) -> Any:
+    return and_(FrameEmbedding.frame_id == Frame.id,
+                FrameEmbedding.weights_sha256 == weights_sha256)
+
+
+def pending_frame_count(*, session: Session, weights_sha256: str) -> int:
+    """Frames that have no embedding (or link) for these weights yet."""
+    query = (
+        select(func.count()).select_from(Frame)
+        .outerjoin(FrameEmbedding, _pending_condition(weights_sha256))
+        .where(col(FrameEmbedding.frame_id).is_(None))
+    )
+    return int(session.exec(query).one())
+
+
+def _pending_frames(session: Session, weights_sha256: str, camera_id: str) -> list[_PendingFrame]:
+    query = (
+        select(Frame.id, Frame.captured_at_utc, Frame.thumbnail_sha256)
+        .outerjoin(FrameEmbedding, _pending_condition(weights_sha256))
+        .where(col(FrameEmbedding.frame_id).is_(None), Frame.camera_id == camera_id)
+        .order_by(col(Frame.captured_at_utc), col(Frame.id))
+    )
+    return [_PendingFrame(int(i), t, s) for i, t, s in session.exec(query).all()]
+
+
+def _pending_cameras(session: Session, weights_sha256: str) -> list[str]:
+    query = (
+        select(Frame.camera_id).distinct()
+        .outerjoin(FrameEmbedding, _pending_condition(weights_sha256))
+        .where(col(FrameEmbedding.frame_id).is_(None))
+        .order_by(col(Frame.camera_id))
+    )
+    return list(session.exec(query).all())
+
+
+def _load_image(derived: BlobStore, sha256: str) -> Image.Image:
+    with derived.open(sha256) as handle:
+        image = Image.open(handle)
+        image.load()
+    return image.convert("RGB")
+
+
+def _reference_frame(
+    session: Session, weights_sha256: str, camera_id: str, before: datetime
+) -> tuple[int, str] | None:
+    """The camera's last frame embedded with these weights at or before ``before``."""
+    query = (
+        select(Frame.id, Frame.thumbnail_sha256)
+        .join(FrameEmbedding, col(FrameEmbedding.frame_id) == col(Frame.id))
+        .where(Frame.camera_id == camera_id, FrameEmbedding.weights_sha256 == weights_sha256,
+               FrameEmbedding.status == EMBEDDED, col(Frame.captured_at_utc) <= before)
+        .order_by(col(Frame.captured_at_utc).desc(), col(Frame.id).desc())
+        .limit(1)
+    )
+    row = session.exec(query).first()
+    return (int(row[0]), str(row[1])) if row else None
+
+
+class _CameraBatcher:
+    """Collects one camera's decisions and writes them a batch at a time."""
+
+    def __init__(self, *, engine: Engine, embedder: ImageEmbedder, batch_size: int,
+                 report: EmbedReport) -> None:
+        self.engine = engine
+        self.embedder = embedder
+        self.batch_size = batch_size
+        self.report = report
+        self.to_embed: list[tuple[int, Image.Image, float]] = []
+        self.to_link: list[tuple[int, int, float]] = []
+
+    def add_embed(self, frame_id: int, image: Image.Image, score: float) -> None:
+        self.to_embed.append((frame_id, image, score))
+        self._maybe_flush()
+
+    def add_link(self, frame_id: int, reference_id: int, score: float) -> None:
+        self.to_link.append((frame_id, reference_id, score))
+        self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
+        if (len(self.to_embed) >= self.batch_size
+                or len(self.to_link) >= self.batch_size * LINKS_PER_FLUSH_FACTOR):
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.to_embed and not self.to_link:
+            return
+        vectors = self.embedder.encode_images([image for _, image, _ in self.to_embed])
+        sha = self.embedder.weights_sha256
+        rows: list[FrameEmbedding] = [
+            FrameEmbedding(frame_id=fid, weights_sha256=sha, preset=self.embedder.preset,
+                           status=EMBEDDED, vector=np.asarray(vec, dtype="<f4").tobytes(),
+                           motion_score=score)
+            for (fid, _, score), vec in zip(self.to_embed, vectors, strict=True)
+        ] + [
+            FrameEmbedding(frame_id=fid, weights_sha256=sha, preset=self.embedder.preset,
+                           status=LINKED, linked_frame_id=ref, motion_score=score)
+            for fid, ref, score in self.to_link
+        ]
+        with session_scope(self.engine) as session:
+            existing = {
+                row.frame_id: row for row in session.exec(
+                    select(FrameEmbedding).where(
+                        col(FrameEmbedding.frame_id).in_([r.frame_id for r in rows]))
+                ).all()
+            }
+            for row in rows:
+                old = existing.get(row.frame_id)
+                if old is None:
+                    session.add(row)
+                elif old.weights_sha256 != sha:  # embedded by earlier weights: replace
+                    for name in ("weights_sha256", "preset", "status", "vector",
+                                 "linked_frame_id", "motion_score", "created_at"):
+                        setattr(old, name, getattr(row, name))
+        self.report.embedded += len(self.to_embed)
+        self.report.linked += len(self.to_link)
+        self.to_embed, self.to_link = [], []
+
+
+def embed_pending_frames(
+    *, engine: Engine, derived: BlobStore, embedder: ImageEmbedder, batch_size: int,
+    motion_threshold: float, progress: ProgressCallback | None = None, limit: int | None = None,
+) -> EmbedReport:
+    """Embed (or link) every frame still pending for ``embedder``'s weights.
+
+    Commits one transaction per batch and is safe to rerun after a crash. Frames whose
+    image cannot be read stay pending and are listed in ``report.failed``. Callers sync
+    the FAISS shards afterwards with ``indexer.shards.sync_shards``.
+    """
+    sha = embedder.weights_sha256
+    report = EmbedReport(preset=embedder.preset, weights_sha256=sha)
+    with Session(engine) as session:
+        total = pending_frame_count(session=session, weights_sha256=sha)
+        cameras = _pending_cameras(session, sha)
+    if limit is not None:
+        total = min(total, limit)
+    done = 0
+    for camera_id in cameras:
+        if done >= total:
+            break
+        with Session(engine) as session:
+            frames = _pending_frames(session, sha, camera_id)[: total - done]
+            reference = _reference_frame(session, sha, camera_id, frames[0].captured_at_utc) \
+                if frames else None
+        report.cameras.append(camera_id)
+        reference_id, reference_sig = None, None
+        if reference is not None:
+            try:
+                reference_sig = motion_signature(_load_image(derived, reference[1]))
+                reference_id = reference[0]
+            except (OkoError, OSError, UnidentifiedImageError):
+                reference_id = None  # its image is gone: embed the next frame afresh
+        batcher = _CameraBatcher(engine=engine, embedder=embedder, batch_size=batch_size,
+                                 report=report)
+        for frame in frames:
+            done += 1
+            try:
+                image = _load_image(derived, frame.thumbnail_sha256)
+            except (OkoError, OSError, UnidentifiedImageError) as exc:
+                report.failed.append(EmbedFailure(frame.id, f"frame image unreadable: {exc}"))
+                continue
+            signature = motion_signature(image)
+            score = motion_score(signature, reference_sig)
+            if reference_id is not None and is_static(score, threshold=motion_threshold):
+                batcher.add_link(frame.id, reference_id, score)
+            else:
+                batcher.add_embed(frame.id, image, score)
+                reference_id, reference_sig = frame.id, signature
+            if progress is not None:
+                progress(done, total)
+        batcher.flush()
+    return report

@@ -1,0 +1,190 @@
+"""CLIP embeddings of frames and queries, through open_clip's own model, transforms and tokenizer.
+
+``load_embedder`` builds the preset's architecture with ``create_model_and_transforms``
+and loads the resolved checkpoint with open_clip's strict loader, so a stored frame
+vector equals ``preprocess`` + ``encode_image`` + L2 normalisation, and a query vector
+equals ``encode_text`` on the preset's tokenizer. There is no fallback: without weights
+``resolve_weights`` raises ``NoModelError``. Only tests call
+``build_unsafe_random_embedder``, which goes through the same code path with random
+initialisation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import open_clip
+import torch
+from PIL import Image
+
+from indexer.clip_presets import (
+    DEFAULT_PRESET,
+    PRESETS,
+    TEST_PRESET,
+    ClipPreset,
+    get_preset,
+    preset_dim,
+)
+from indexer.model_store import (
+    ModelImportError,
+    NoModelError,
+    WeightsSource,
+    checkpoint_problem,
+    import_model,
+    resolve_weights,
+)
+
+__all__ = [
+    "DEFAULT_PRESET",
+    "PRESETS",
+    "TEST_PRESET",
+    "ClipEmbedder",
+    "ModelImportError",
+    "NoModelError",
+    "WeightsSource",
+    "build_unsafe_random_embedder",
+    "import_model",
+    "load_embedder",
+    "resolve_weights",
+    "state_dict_sha256",
+    "vector_from_bytes",
+    "vector_to_bytes",
+]
+
+DEFAULT_BATCH_SIZE = 32
+
+
+class ClipEmbedder:
+    """An open_clip model in eval mode with its inference transform and tokenizer."""
+
+    def __init__(
+        self, *, preset: ClipPreset, model: torch.nn.Module,
+        preprocess: Callable[[Image.Image], torch.Tensor], tokenizer: Any,
+        weights_sha256: str, device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        self._preset = preset
+        self.model = model.eval()
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self.weights_sha256 = weights_sha256
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.dim = preset_dim(preset)
+
+    @property
+    def preset(self) -> str:
+        return self._preset.name
+
+    @property
+    def architecture(self) -> str:
+        return self._preset.architecture
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """One L2-normalised float32 row per image, computed in batches of ``batch_size``."""
+        rows: list[np.ndarray] = [np.zeros((0, self.dim), dtype=np.float32)]
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start:start + self.batch_size]
+            pixels = torch.stack([self.preprocess(image.convert("RGB")) for image in chunk])
+            with torch.inference_mode():
+                features = self.model.encode_image(pixels.to(self.device), normalize=True)
+            rows.append(features.float().cpu().numpy())
+        return np.ascontiguousarray(np.concatenate(rows), dtype=np.float32)
+
+    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        """One L2-normalised float32 row per text, tokenized with the preset's tokenizer."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        tokens = self.tokenizer(list(texts)).to(self.device)
+        with torch.inference_mode():
+            features = self.model.encode_text(tokens, normalize=True)
+        return np.ascontiguousarray(features.float().cpu().numpy(), dtype=np.float32)
+
+
+def _use_all_cores(threads: int | None) -> None:
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
+def _preprocess_overrides(preset: ClipPreset) -> dict[str, Any]:
+    """Mean, std, interpolation and resize mode the preset's weights were trained with."""
+    if not preset.pretrained_tag:
+        return {}
+    config = open_clip.get_pretrained_cfg(preset.architecture, preset.pretrained_tag) or {}
+    keys = {"mean": "image_mean", "std": "image_std", "interpolation": "image_interpolation",
+            "resize_mode": "image_resize_mode"}
+    return {arg: config[key] for key, arg in keys.items() if key in config}
+
+
+def load_embedder(
+    *, preset: str, weights: WeightsSource, device: str = "cpu", threads: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> ClipEmbedder:
+    """Build the preset's model with ``weights`` loaded strictly.
+
+    Raises ``ModelImportError`` naming the missing keys or wrong shapes when the
+    checkpoint does not fit the preset's architecture.
+    """
+    chosen = get_preset(preset)
+    _use_all_cores(threads)
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            chosen.architecture, pretrained=str(weights.path), device=device,
+            **_preprocess_overrides(chosen),
+        )
+    except Exception as exc:  # open_clip's loaders raise RuntimeError, AssertionError, OSError...
+        problem = checkpoint_problem(architecture=chosen.architecture, path=weights.path) \
+            or str(exc).splitlines()[0]
+        raise ModelImportError(
+            f"CLIP weights {weights.path} do not load into the {chosen.name} architecture "
+            f"({chosen.architecture}): {problem}."
+        ) from exc
+    return ClipEmbedder(
+        preset=chosen, model=model, preprocess=preprocess,
+        tokenizer=open_clip.get_tokenizer(chosen.architecture),
+        weights_sha256=weights.sha256, device=device, batch_size=batch_size,
+    )
+
+
+def state_dict_sha256(model: torch.nn.Module) -> str:
+    """SHA-256 over a model's tensors (names, dtypes, shapes and bytes), in key order."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        data = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{data.dtype}|{tuple(data.shape)}\n".encode())
+        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def build_unsafe_random_embedder(
+    preset: str = TEST_PRESET, seed: int = 0, *, threads: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> ClipEmbedder:
+    """TESTS AND BENCHMARKS ONLY: a randomly initialised model; its vectors mean nothing.
+
+    It is built through the same ``create_model_and_transforms`` / ``get_tokenizer`` path
+    as real weights, and its ``weights_sha256`` is the hash of its state dict, so shards
+    and provenance treat it like any other model.
+    """
+    chosen = get_preset(preset)
+    _use_all_cores(threads)
+    torch.manual_seed(seed)
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        chosen.architecture, pretrained=None, **_preprocess_overrides(chosen),
+    )
+    return ClipEmbedder(
+        preset=chosen, model=model, preprocess=preprocess,
+        tokenizer=open_clip.get_tokenizer(chosen.architecture),
+        weights_sha256=state_dict_sha256(model), batch_size=batch_size,
+    )
+
+
+def vector_to_bytes(vector: np.ndarray) -> bytes:
+    """Storage form of one embedding: float32 little-endian."""
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def vector_from_bytes(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<f4").astype(np.float32)
