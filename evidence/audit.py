@@ -325,15 +325,22 @@ def verify_audit_chain(
     return report
 
 
+def checkpoint_document(session: Session, *,
+                        certificates: Sequence[x509.Certificate]) -> dict[str, Any]:
+    """Every checkpoint plus the certificates that signed them, as one JSON document."""
+    rows = session.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.entry_count))).all()
+    return {"format": CHECKPOINT_FILE_FORMAT,
+            "certificates_pem": [c.public_bytes(serialization.Encoding.PEM).decode()
+                                 for c in certificates],
+            "checkpoints": [CheckpointRecord.from_row(r).to_json() for r in rows]}
+
+
 def export_checkpoints(session: Session, *, out: Path,
                        certificates: Sequence[x509.Certificate]) -> int:
-    """Write every checkpoint plus the certificates that signed them to a JSON file."""
-    rows = session.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.entry_count))).all()
-    pems = [c.public_bytes(serialization.Encoding.PEM).decode() for c in certificates]
-    document = {"format": CHECKPOINT_FILE_FORMAT, "certificates_pem": pems,
-                "checkpoints": [CheckpointRecord.from_row(r).to_json() for r in rows]}
+    """Write ``checkpoint_document`` to ``out`` so a copy can live outside the database."""
+    document = checkpoint_document(session, certificates=certificates)
     _write_atomically(out, json.dumps(document, indent=2).encode())
-    return len(rows)
+    return len(document["checkpoints"])
 
 
 def load_checkpoint_file(path: Path) -> list[CheckpointRecord]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from search_api.deps import get_current_user
 from search_api.errors import install_error_handlers
-from search_api.routes import ROUTERS
+from search_api.middleware import install_security
+from search_api.routes import PUBLIC_ROUTERS, ROUTERS
 from search_api.state import AppState, build_state
 from storage.settings import Settings
 
@@ -20,7 +22,11 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
                   description="Forensic video search and evidence management")
     app.state.oko = state or build_state(settings)
     install_error_handlers(app)
+    install_security(app, max_body_bytes=settings.max_upload_bytes)
+    # Deny by default: every API route needs a signed-in user, except the sign-in routes.
     for router in ROUTERS:
+        app.include_router(router, prefix="/api", dependencies=[Depends(get_current_user)])
+    for router in PUBLIC_ROUTERS:
         app.include_router(router, prefix="/api")
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

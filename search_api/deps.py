@@ -6,8 +6,20 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session
 
+from indexer.search.engine import QueryEmbedder
+from indexer.shard_files import ShardStore
+from search_api.search_support import query_embedder, shard_store
+from search_api.security import (
+    CSRF_HEADER,
+    SAFE_METHODS,
+    SESSION_COOKIE,
+    check_csrf,
+    load_token_secret,
+    user_for_token,
+)
 from search_api.state import AppState
 from storage.errors import AuthenticationError
 from storage.models.access import User
@@ -37,13 +49,53 @@ def get_session(state: StateDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_current_user() -> User:
+# auto_error=False: a missing header falls through to the session cookie, and the 401
+# is raised below with one sentence like every other error.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
+
+
+def get_token_secret(state: StateDep) -> bytes:
+    secret = state.extras.get("token_secret")
+    if secret is None:
+        secret = state.extras["token_secret"] = load_token_secret(state.settings.keys_dir)
+    assert isinstance(secret, bytes)
+    return secret
+
+
+def get_current_user(
+    request: Request, session: SessionDep, secret: Annotated[bytes, Depends(get_token_secret)],
+    bearer: Annotated[str | None, Depends(oauth2_scheme)],
+) -> User:
     """The signed-in user (bearer token or session cookie).
 
-    Raises ``AuthenticationError`` (401) when no valid credentials are presented.
+    Raises ``AuthenticationError`` (401) when no valid credentials are presented, the
+    token was revoked or the account is disabled, and ``PermissionDeniedError`` (403)
+    when a cookie session sends an unsafe request without its CSRF header.
     Tests of other features override this dependency; one suite keeps it real.
     """
-    raise AuthenticationError("Sign in to use Oko.")
+    token = bearer or request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise AuthenticationError("Sign in to use Oko.")
+    user, claims = user_for_token(session, token=token, secret=secret)
+    if bearer is None and request.method not in SAFE_METHODS:
+        check_csrf(claims=claims, header_value=request.headers.get(CSRF_HEADER))
+    request.state.token_claims = claims
+    return user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def get_embedder(state: StateDep) -> QueryEmbedder:
+    """The process-wide query embedder, loaded on first use; ``NoModelError`` (503) if none."""
+    return query_embedder(state)
+
+
+EmbedderDep = Annotated[QueryEmbedder, Depends(get_embedder)]
+
+
+def get_shard_store(state: StateDep) -> ShardStore:
+    return shard_store(state)
+
+
+ShardStoreDep = Annotated[ShardStore, Depends(get_shard_store)]

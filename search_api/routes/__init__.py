@@ -1,4 +1,8 @@
-"""One router per resource."""
+"""One router per resource.
+
+Deny by default: ``create_app`` mounts every router in ``ROUTERS`` behind the
+signed-in-user guard. ``PUBLIC_ROUTERS`` is the one declared exemption (sign-in).
+"""
 
 from fastapi import APIRouter
 
@@ -16,4 +20,6 @@ ROUTERS: list[APIRouter] = [
     audit.router,
 ]
 
-__all__ = ["ROUTERS"]
+PUBLIC_ROUTERS: list[APIRouter] = [auth.public_router]
+
+__all__ = ["PUBLIC_ROUTERS", "ROUTERS"]

@@ -20,17 +20,44 @@ class Role(StrEnum):
     AUDITOR = "auditor"
 
 
-class User(SQLModel, table=True):
-    """A person who signs in; every user belongs to one agency."""
+class UserBase(SQLModel):
+    """Fields an admin supplies for a user."""
 
-    id: int | None = Field(default=None, primary_key=True)
     username: str = Field(unique=True, index=True, max_length=64)
     full_name: str = ""
     agency: str = Field(index=True)
     role: Role
+
+
+class User(UserBase, table=True):
+    """A person who signs in; every user belongs to one agency."""
+
+    id: int | None = Field(default=None, primary_key=True)
     password_hash: str
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class UserCreate(UserBase):
+    """An admin creates a user with an initial password."""
+
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class UserUpdate(SQLModel):
+    """Any subset of role, disabled flag and password."""
+
+    role: Role | None = None
+    disabled: bool | None = None
+    password: str | None = Field(default=None, min_length=1, max_length=1024)
+
+
+class UserPublic(UserBase):
+    """A user as the API shows it (never the password hash)."""
+
+    id: int
+    disabled: bool
+    created_at: datetime
 
 
 class AuditEvent(SQLModel, table=True):
