@@ -7,7 +7,6 @@ under CI=true, where a missing service is a failure.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -18,23 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import free_port, service_unavailable
+
 START_TIMEOUT_S = 15.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def redis_server_binary() -> str:
     """The redis-server path; skips the test (fails under CI=true) when there is none."""
     binary = shutil.which("redis-server")
     if binary is None:
-        message = "redis-server is not installed (apt-get install -y redis-server)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        service_unavailable("redis-server is not installed (apt-get install -y redis-server)")
+        raise AssertionError("unreachable")
     return binary
 
 

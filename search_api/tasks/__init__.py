@@ -70,7 +70,6 @@ def celery_for(state: AppState) -> Celery:
     return app
 
 
-_worker_state: dict[int, AppState] = {}
 _state_lock = threading.Lock()
 
 
@@ -114,15 +113,17 @@ def worker_state(app: Celery) -> AppState:
     """
     pid = os.getpid()
     with _state_lock:
-        if pid not in _worker_state:
+        built: tuple[int, AppState] | None = getattr(app, "_oko_state", None)
+        if built is None or built[0] != pid:
             settings: Settings = app.oko_settings  # type: ignore[attr-defined]
             state = build_state(settings)
             scratch = settings.tmp_dir / _scratch_name(psutil.Process(pid))
             scratch.mkdir(parents=True, exist_ok=True)
             state.originals = BlobStore(settings.blobs_dir, scratch)
             state.derived = BlobStore(settings.derived_dir, scratch)
-            _worker_state[pid] = state
-        return _worker_state[pid]
+            built = (pid, state)
+            app._oko_state = built  # type: ignore[attr-defined]
+        return built[1]
 
 
 class _RecoveryLoop:
