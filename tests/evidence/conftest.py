@@ -7,7 +7,7 @@ as ingest does, so these tests need rows and blobs only.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,12 +19,13 @@ from sqlmodel import Session
 from evidence.cases import add_clip, create_case
 from evidence.exports import ExportResult, export_case
 from evidence.keys import Signer, ensure_signing_identity
-from search_api.state import AppState
+from search_api.state import AppState, build_state
 from storage.blobstore import BlobExistsError
 from storage.custody import append_custody_entry
 from storage.models.access import Role, User
 from storage.models.evidence import Case
 from storage.models.media import Camera, Original
+from storage.settings import Settings
 
 RECORDING_START = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 CASE_TITLE = "Крадіжка велосипеда"
@@ -90,6 +91,28 @@ class EvidenceWorld:
 
 @pytest.fixture
 def world(state: AppState, tmp_path: Path) -> EvidenceWorld:
+    return build_world(state, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def shared_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EvidenceWorld]:
+    """One world for read-only tests (tamper tests copy its bundle first)."""
+    root = tmp_path_factory.mktemp("evidence-world")
+    settings = Settings(home=root / "oko-home", environment="test",
+                        key_passphrase="test-passphrase")
+    app_state = build_state(settings)
+    yield build_world(app_state, root)
+    app_state.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def bundle_zip(shared_world: EvidenceWorld, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A signed bundle exported once per test session; never modify it in place."""
+    return shared_world.export(tmp_path_factory.mktemp("bundle") / "KV-2026-001.zip").bundle_path
+
+
+def build_world(state: AppState, tmp_path: Path) -> EvidenceWorld:
+    """A camera, an investigator, a stored original and a case with two clips."""
     settings = state.settings
     signer = ensure_signing_identity(keys_dir=settings.keys_dir,
                                      organisation=settings.organisation,
