@@ -108,9 +108,7 @@ def _parse_creation_time(metadata: dict[str, str]) -> datetime | None:
 def _open(path: Path) -> Any:
     try:
         return av.open(str(path), metadata_errors="ignore")
-    except (av.error.InvalidDataError, av.error.ValueError, av.error.EOFError) as exc:
-        raise NotVideoError(path) from exc
-    except av.error.FFmpegError as exc:
+    except (av.error.FFmpegError, ValueError) as exc:
         raise NotVideoError(path) from exc
 
 
