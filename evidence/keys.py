@@ -62,10 +62,11 @@ def certificate_fingerprint(certificate: x509.Certificate) -> str:
 
 
 def normalise_fingerprint(text: str) -> str:
-    """Accepts ``AB:CD:...`` or plain hex; raises ``InvalidInputError`` otherwise."""
-    cleaned = text.strip().replace(":", "").lower()
-    if cleaned.startswith("sha256="):  # openssl x509 -fingerprint output
-        cleaned = cleaned.removeprefix("sha256=")
+    """Accepts plain hex, ``AB:CD:...`` or openssl's ``sha256 Fingerprint=AB:CD:...``.
+
+    Raises ``InvalidInputError`` otherwise.
+    """
+    cleaned = text.strip().rsplit("=", 1)[-1].replace(":", "").lower()
     if len(cleaned) != 64 or any(c not in "0123456789abcdef" for c in cleaned):
         raise InvalidInputError(f"'{text}' is not a SHA-256 certificate fingerprint.")
     return cleaned

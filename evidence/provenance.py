@@ -56,6 +56,8 @@ def _action(node_id: str, *, name: str, when: str | None, performer: str | None,
         node["uco-action:object"] = [{"@id": o} for o in objects]
     if results:
         node["uco-action:result"] = [{"@id": r} for r in results]
+    if "instrument" in extra:
+        node["uco-action:instrument"] = extra.pop("instrument")
     node.update({f"oko:{k}": v for k, v in extra.items()})
     return node
 
