@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -227,8 +228,9 @@ def _encode(embedder: QueryEmbedder, *, text: str | None,
     return rows
 
 
-def _frame_vector(session: Session, frame_id: int, cameras: dict[str, Camera],
-                  visible: set[str] | None, weights_sha256: str) -> np.ndarray:
+def _similar_embedding(session: Session, frame_id: int,
+                       visible: set[str] | None) -> FrameEmbedding:
+    """The embedding row whose vector stands for ``frame_id`` (its own or the linked one)."""
     frame = session.get(Frame, frame_id)
     if frame is None or (visible is not None and frame.camera_id not in visible):
         raise NotFoundError(f"Frame {frame_id} does not exist.")
@@ -238,21 +240,18 @@ def _frame_vector(session: Session, frame_id: int, cameras: dict[str, Camera],
     if row is None or row.vector is None:
         raise InvalidInputError(f"Frame {frame_id} has not been embedded yet; run `oko reindex` "
                                 "and try again.")
-    if row.weights_sha256 != weights_sha256:
-        raise ModelMismatchError(f"Frame {frame_id} was embedded with weights "
-                                 f"{row.weights_sha256[:12]}, not the search model's "
-                                 f"{weights_sha256[:12]}; run `oko reindex`.")
-    return decode_vector(row.vector).astype(np.float32)
+    return row
 
 
-def _query_vector(session: Session, embedder: QueryEmbedder, request: SearchRequest,
-                  clip_text: str, visible: set[str] | None,
-                  cameras: dict[str, Camera]) -> np.ndarray:
-    image = _decode_image(request.image) if request.image is not None else None
+def _query_vector(embedder: QueryEmbedder, *, clip_text: str, image: Image.Image | None,
+                  similar: FrameEmbedding | None, similar_id: int | None) -> np.ndarray:
     rows = _encode(embedder, text=clip_text or None, image=image)
-    if request.similar_to_frame_id is not None:
-        rows.append(_frame_vector(session, request.similar_to_frame_id, cameras, visible,
-                                  embedder.weights_sha256))
+    if similar is not None and similar.vector is not None:
+        if similar.weights_sha256 != embedder.weights_sha256:
+            raise ModelMismatchError(
+                f"Frame {similar_id} was embedded with weights {similar.weights_sha256[:12]}, "
+                f"not the search model's {embedder.weights_sha256[:12]}; run `oko reindex`.")
+        rows.append(decode_vector(similar.vector).astype(np.float32))
     combined = np.sum(np.stack(rows).astype(np.float32), axis=0)
     norm = float(np.linalg.norm(combined))
     if not np.isfinite(norm) or norm == 0.0:
@@ -411,10 +410,13 @@ def _moments(session: Session, scope: _Scope, hits: dict[int, float],
     return moments
 
 
-def search(*, session: Session, embedder: QueryEmbedder, shards: ShardStore,
+def search(*, session: Session, get_embedder: Callable[[], QueryEmbedder], shards: ShardStore,
            request: SearchRequest, visible_camera_ids: set[str] | None = None,
            derived: BlobStore | None = None) -> SearchResult:
     """Run one search. ``visible_camera_ids`` None means every camera (local CLI use).
+
+    ``get_embedder`` is called once, after the request is validated, so bad input gets
+    its own error even where no model is installed (then ``NoModelError`` propagates).
 
     Raises ``InvalidInputError`` (no query, k out of range, from after to, conflicting
     phases), ``InvalidImageError``, ``NotFoundError`` (unknown camera, district or frame),
@@ -460,7 +462,12 @@ def search(*, session: Session, embedder: QueryEmbedder, shards: ShardStore,
         applied.append(AppliedFilter("to", end.isoformat(), "request"))
     scope = _Scope(cameras=cameras, start=start, end=end, day_phase=phase, hours=hours)
 
-    query = _query_vector(session, embedder, request, clip_text, visible_camera_ids, cameras)
+    image = _decode_image(request.image) if request.image is not None else None
+    similar = (_similar_embedding(session, request.similar_to_frame_id, visible_camera_ids)
+               if request.similar_to_frame_id is not None else None)
+    embedder = get_embedder()
+    query = _query_vector(embedder, clip_text=clip_text, image=image, similar=similar,
+                          similar_id=request.similar_to_frame_id)
     scores, searched, candidates = (_shard_hits(session, scope, shards, query, request.k, embedder)
                                     if cameras else ({}, [], 0))
     extra, extra_count = (_unindexed_hits(session, scope, query, derived,

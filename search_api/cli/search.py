@@ -1,9 +1,145 @@
-"""CLI commands: search."""
+"""CLI commands: ``oko search`` and ``oko index rebuild | sync``.
+
+The local CLI runs with the data dir's own rights, so it searches every camera.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.table import Table
+from sqlmodel import Session
+
+from indexer.search.daynight import DayPhase
+from indexer.search.engine import DEFAULT_K, MAX_K, SearchFilters, SearchRequest, search
+from indexer.shards import SyncReport, rebuild_shards, sync_shards
+from search_api.cli.common import cli_context, console, print_json
+from search_api.search_support import SearchResultPublic, query_embedder, shard_store
+from storage.errors import InvalidInputError, NotFoundError
+
+index_app = typer.Typer(help="Maintain the FAISS search index.", no_args_is_help=True)
+
+
+def _time(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise InvalidInputError(f"--{name} '{value}' is not an ISO 8601 time, e.g. "
+                                "2026-01-25T21:00 or 2026-01-25T19:00Z.") from exc
+
+
+def _phase(night: bool, day: bool, dusk: bool) -> DayPhase | None:
+    chosen = [p for p, on in ((DayPhase.NIGHT, night), (DayPhase.DAY, day),
+                              (DayPhase.DUSK, dusk)) if on]
+    if len(chosen) > 1:
+        raise InvalidInputError("Choose at most one of --night, --day and --dusk.")
+    return chosen[0] if chosen else None
+
+
+def _read_image(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    if not path.is_file():
+        raise NotFoundError(f"Image file '{path}' does not exist.")
+    return path.read_bytes()
+
+
+def _print_result(result: SearchResultPublic) -> None:
+    table = Table(title=f"{len(result.moments)} moment(s)")
+    for column in ("#", "camera", "local time", "score", "frame", "play"):
+        table.add_column(column)
+    for rank, m in enumerate(result.moments, start=1):
+        span = f"{m.start_local:%Y-%m-%d %H:%M:%S}–{m.end_local:%H:%M:%S %z}"
+        table.add_row(str(rank), m.camera_id, span, f"{m.score:.3f}", str(m.best_frame_id),
+                      f"segment {m.segment_id} @ {m.offset_in_segment_s:.1f}s")
+    console.print(table)
+    prov = result.provenance
+    filters = "; ".join(f"{f.name}={f.value} ({f.source})" for f in prov.filters) or "none"
+    console.print(f"model {prov.preset} weights {prov.weights_sha256[:16]}…  k={prov.k}"
+                  f"{' (truncated)' if prov.truncated else ''}  {prov.elapsed_ms:.0f} ms",
+                  highlight=False)
+    console.print(f"filters: {filters}", highlight=False)
+    console.print(f"shards: {', '.join(prov.shards_searched) or 'none'}", highlight=False)
+    if prov.frames_waiting_for_embedding:
+        console.print(f"{prov.frames_waiting_for_embedding} frame(s) in range still wait for "
+                      "embedding (`oko reindex`).", highlight=False)
+
+
+def search_command(
+    ctx: typer.Context,
+    text: Annotated[str | None, typer.Argument(help="What to look for, e.g. 'red car at "
+                                               "night' or 'червоне авто вночі'.")] = None,
+    camera: Annotated[list[str] | None, typer.Option(
+        "--camera", help="Camera id (repeatable).")] = None,
+    district: Annotated[list[str] | None, typer.Option(
+        "--district", help="District (repeatable).")] = None,
+    start: Annotated[str | None, typer.Option(
+        "--from", help="ISO 8601; without offset: the cameras' local time.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="ISO 8601, like --from.")] = None,
+    night: Annotated[bool, typer.Option("--night", help="Only night frames.")] = False,
+    day: Annotated[bool, typer.Option("--day", help="Only daylight frames.")] = False,
+    dusk: Annotated[bool, typer.Option("--dusk", help="Only twilight frames.")] = False,
+    image: Annotated[Path | None, typer.Option(
+        "--image", help="Find frames that look like this image.")] = None,
+    similar: Annotated[int | None, typer.Option(
+        "--similar", help="Find frames that look like this frame id.")] = None,
+    limit: Annotated[int, typer.Option(
+        "--limit", help=f"Frames to rank (k), 1 to {MAX_K}.")] = DEFAULT_K,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Search footage in plain words and/or by image; filters apply before ranking."""
+    state = cli_context(ctx).state
+    request = SearchRequest(
+        text=text, image=_read_image(image), similar_to_frame_id=similar, k=limit,
+        filters=SearchFilters(camera_ids=tuple(camera or ()), districts=tuple(district or ()),
+                              start=_time(start, "from"), end=_time(end, "to"),
+                              day_phase=_phase(night, day, dusk)))
+    with Session(state.engine) as session:
+        result = search(session=session, get_embedder=partial(query_embedder, state),
+                        shards=shard_store(state), request=request, derived=state.derived)
+    public = SearchResultPublic.from_result(result)
+    if as_json:
+        print_json(public.model_dump(mode="json"))
+    else:
+        _print_result(public)
+
+
+def _report(report: SyncReport, verb: str) -> None:
+    console.print(f"{verb} {len(report.shards_written)} shard(s) holding "
+                  f"{report.frames_indexed} frame(s); removed {len(report.shards_removed)}; "
+                  f"day phase computed for {report.phases_computed} frame(s).", highlight=False)
+    if report.mixed_model_shards:
+        console.print(f"Not indexed (frames of two models in one day, run `oko reindex`): "
+                      f"{', '.join(report.mixed_model_shards)}.", highlight=False)
+
+
+@index_app.command("rebuild")
+def rebuild(ctx: typer.Context) -> None:
+    """Rewrite every shard from the database (after a crash, a restore or a model change)."""
+    state = cli_context(ctx).state
+    report = rebuild_shards(engine=state.engine, index_dir=state.settings.index_dir,
+                            derived=state.derived,
+                            approximate_min_vectors=state.settings.approximate_index_min_vectors)
+    _report(report, "Rebuilt")
+
+
+@index_app.command("sync")
+def sync(ctx: typer.Context) -> None:
+    """Add embedded frames that are not in a shard yet (what `oko reindex` runs at its end)."""
+    state = cli_context(ctx).state
+    report = sync_shards(engine=state.engine, index_dir=state.settings.index_dir,
+                         derived=state.derived,
+                         approximate_min_vectors=state.settings.approximate_index_min_vectors)
+    _report(report, "Wrote")
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
+    app.command("search")(search_command)
+    app.add_typer(index_app, name="index")

@@ -1,0 +1,157 @@
+"""What the search route and the search CLI share: the process-wide query embedder and
+shard store (lazily built on ``AppState.extras``), and the public shape of a search answer.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+from sqlmodel import Session
+
+from indexer.search.engine import Moment, QueryEmbedder, SearchResult
+from indexer.shard_files import ShardStore
+from search_api.state import AppState
+
+EMBEDDER_KEY = "embedder"
+SHARD_STORE_KEY = "shard_store"
+_load_lock = threading.Lock()
+
+
+def query_embedder(state: AppState) -> QueryEmbedder:
+    """The CLIP model that encodes queries, loaded once per process on first use.
+
+    Tests put ``build_unsafe_random_embedder()`` on ``state.extras["embedder"]`` instead.
+    Raises ``NoModelError`` (HTTP 503, its own exit code) when no weights are installed.
+    """
+    with _load_lock:
+        embedder = state.extras.get(EMBEDDER_KEY)
+        if embedder is None:
+            # torch and open_clip load only when a search first needs them
+            from indexer.embeddings import load_embedder, resolve_weights
+
+            settings = state.settings
+            with Session(state.engine) as session:
+                weights = resolve_weights(preset=settings.clip_preset,
+                                          env_weights=settings.clip_weights,
+                                          models_dir=settings.models_dir, session=session)
+            embedder = load_embedder(preset=settings.clip_preset, weights=weights)
+            state.extras[EMBEDDER_KEY] = embedder
+    result: QueryEmbedder = embedder
+    return result
+
+
+def shard_store(state: AppState) -> ShardStore:
+    """The process-wide cache of loaded shards (reloads a shard when its sidecar changes)."""
+    with _load_lock:
+        store = state.extras.get(SHARD_STORE_KEY)
+        if store is None:
+            store = state.extras[SHARD_STORE_KEY] = ShardStore(state.settings.index_dir)
+    assert isinstance(store, ShardStore)
+    return store
+
+
+def thumbnail_url(frame_id: int) -> str:
+    return f"/api/frames/{frame_id}/thumbnail"
+
+
+def video_url(segment_id: int) -> str:
+    return f"/api/segments/{segment_id}/video"
+
+
+class AppliedFilterPublic(BaseModel):
+    """A filter that restricted the search before ranking, and where it came from."""
+
+    name: str
+    value: str | list[str]
+    source: str = Field(description="request, access policy, or the query phrase it came from")
+
+
+class MomentPublic(BaseModel):
+    """Consecutive hits of one camera; play ``video_url`` from ``offset_in_segment_s``."""
+
+    camera_id: str
+    camera_name: str
+    district: str
+    start_utc: datetime
+    end_utc: datetime
+    start_local: datetime
+    end_local: datetime
+    score: float = Field(description="Best cosine similarity in the moment")
+    best_frame_id: int
+    best_frame_utc: datetime
+    thumbnail_url: str
+    segment_id: int
+    offset_in_segment_s: float
+    video_url: str
+    frame_ids: list[int]
+
+    @classmethod
+    def from_moment(cls, moment: Moment) -> MomentPublic:
+        return cls(
+            camera_id=moment.camera_id, camera_name=moment.camera_name,
+            district=moment.district, start_utc=moment.start_utc, end_utc=moment.end_utc,
+            start_local=moment.start_local, end_local=moment.end_local, score=moment.score,
+            best_frame_id=moment.best_frame_id, best_frame_utc=moment.best_frame_utc,
+            thumbnail_url=thumbnail_url(moment.best_frame_id), segment_id=moment.segment_id,
+            offset_in_segment_s=moment.offset_in_segment_s,
+            video_url=video_url(moment.segment_id), frame_ids=moment.frame_ids,
+        )
+
+
+class ProvenancePublic(BaseModel):
+    """How the answer was produced, precisely enough to reproduce it in court."""
+
+    preset: str
+    weights_sha256: str
+    dim: int
+    clip_text: str | None = Field(description="The words sent to CLIP after phrases were cut")
+    image_supplied: bool
+    similar_to_frame_id: int | None
+    filters: list[AppliedFilterPublic]
+    shards_searched: list[str]
+    frames_scored_from_database: int = Field(
+        description="Embedded frames not yet in a shard, scored exactly from the database")
+    frames_waiting_for_embedding: int
+    k: int
+    candidates: int = Field(description="Vectors that passed the filters")
+    truncated: bool = Field(description="More matching frames exist than k")
+    elapsed_ms: float
+    searched_at: datetime
+
+
+class SearchResultPublic(BaseModel):
+    moments: list[MomentPublic]
+    provenance: ProvenancePublic
+
+    @classmethod
+    def from_result(cls, result: SearchResult) -> SearchResultPublic:
+        prov = result.provenance
+        return cls(
+            moments=[MomentPublic.from_moment(m) for m in result.moments],
+            provenance=ProvenancePublic(
+                preset=prov.preset, weights_sha256=prov.weights_sha256, dim=prov.dim,
+                clip_text=prov.clip_text, image_supplied=prov.image_supplied,
+                similar_to_frame_id=prov.similar_to_frame_id,
+                filters=[AppliedFilterPublic(name=f.name, value=f.value, source=f.source)
+                         for f in prov.filters],
+                shards_searched=prov.shards_searched,
+                frames_scored_from_database=prov.frames_scored_from_database,
+                frames_waiting_for_embedding=prov.frames_waiting_for_embedding,
+                k=prov.k, candidates=prov.candidates, truncated=prov.truncated,
+                elapsed_ms=prov.elapsed_ms, searched_at=prov.searched_at,
+            ),
+        )
+
+
+__all__ = [
+    "AppliedFilterPublic",
+    "MomentPublic",
+    "ProvenancePublic",
+    "SearchResultPublic",
+    "query_embedder",
+    "shard_store",
+    "thumbnail_url",
+    "video_url",
+]
