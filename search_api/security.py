@@ -12,6 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,7 @@ CSRF_COOKIE = "oko_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-_hasher = PasswordHasher()
-# Verified against when the username is unknown, so both paths cost the same time.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+_hasher = PasswordHasher()  # argon2id with the RFC 9106 low-memory profile
 
 
 class RateLimitedError(OkoError):
@@ -46,6 +45,12 @@ class RateLimitedError(OkoError):
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so both paths cost the same time."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def verify_password(password_hash: str, password: str) -> bool:
@@ -161,7 +166,7 @@ def authenticate_password(session: Session, *, username: str, password: str, ip:
         raise RateLimitedError(f"Too many failed sign-ins {too_many}; try again in "
                                f"{limits.window_minutes} minutes.")
     user = session.exec(select(User).where(User.username == username)).first()
-    valid = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    valid = verify_password(user.password_hash if user else _dummy_hash(), password)
     if user is None or not valid:
         session.flush()
         raise AuthenticationError("Wrong username or password.")

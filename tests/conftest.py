@@ -37,3 +37,14 @@ def postgres_server() -> Iterator[PostgresServer]:
         raise
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cheap argon2id parameters in tests (production keeps the RFC 9106 profile)."""
+    from argon2 import PasswordHasher
+
+    import search_api.security
+
+    monkeypatch.setattr(search_api.security, "_hasher",
+                        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
