@@ -278,8 +278,11 @@ def generate_benchmark_footage(out_dir: Path, *, minutes: float = 2.0,
     """``minutes`` of 1080p H.264 day street footage in one file, for the ingest benchmark."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "CAM-001_20260126T100000.mp4"
-    _encode(out=path, scene=day_scene, width=width, height=height, seconds=minutes * 60,
-            codec_args=[*H264[:-2], "-threads", "0"], extra_mux=FASTSTART)
+    # drawn at quarter size and scaled up: flat shapes look the same, drawing is 16x cheaper
+    small = day_scene(width // 4 // 2 * 2, height // 4 // 2 * 2, minutes * 60)
+    graph = small.removesuffix("[v]") + f",scale={width}:{height}:flags=neighbor[v]"
+    _encode(out=path, graph=graph, codec_args=[*H264[:-2], "-threads", "0"],
+            extra_mux=FASTSTART)
     return path
 
 
