@@ -1,0 +1,117 @@
+"""The ``oko case``, ``oko keys`` and ``oko verify`` commands, end to end."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from search_api.cli import main
+from storage.settings import Settings
+from tests.evidence.conftest import EvidenceWorld
+
+
+@pytest.fixture
+def oko(world: EvidenceWorld, settings: Settings, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("OKO_HOME", str(settings.home))
+    monkeypatch.setenv("OKO_KEY_PASSPHRASE", "test-passphrase")
+    monkeypatch.setenv("OKO_ENVIRONMENT", "test")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_case_lifecycle_export_verify_transfer_receive(oko, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                       world: EvidenceWorld) -> None:
+    code, out, _ = oko("case", "create", "KV-2", "--title", "Крадіжка велосипеда",
+                       "--legal-basis", "ст. 185 КК", "--investigator", "investigator-police")
+    assert code == 0 and "Created case KV-2" in out
+    code, _, err = oko("case", "create", "KV-2", "--title", "t", "--legal-basis", "b",
+                       "--investigator", "investigator-police")
+    assert code == 1 and "Case KV-2 already exists." in err
+    provenance = tmp_path / "moment.json"
+    provenance.write_text(json.dumps({"query": "red bicycle", "model": "ViT-B-32",
+                                      "weights_sha256": "cd" * 32, "score": 0.29}))
+    code, out, _ = oko("case", "add-clip", "KV-2", "--camera", "cam-1",
+                       "--start", "2026-11-24T12:00:02+02:00", "--end", "2026-11-24T10:00:04Z",
+                       "--note", "велосипед", "--search-provenance", str(provenance))
+    assert code == 0 and "Added clip" in out
+    code, _, err = oko("case", "add-clip", "KV-2", "--camera", "cam-1", "--start", "yesterday",
+                       "--end", "2026-11-24T10:00:04Z")
+    assert code == 2 and "--start 'yesterday' is not an ISO 8601 time." in err
+    code, out, _ = oko("case", "show", "KV-2", "--json")
+    shown = json.loads(out)
+    assert shown["clips"][0]["provenance"]["query"] == "red bicycle"
+    assert [e["action"] for e in shown["custody"]] == ["clip"]
+    code, out, _ = oko("case", "list", "--json")
+    assert {c["number"] for c in json.loads(out)} == {"KV-2026-001", "KV-2"}
+
+    bundle = tmp_path / "out" / "KV-2.zip"
+    code, out, _ = oko("case", "export", "KV-2", "--out", str(bundle))
+    assert code == 0 and bundle.is_file() and "tag manifest SHA-256" in out
+    code, out, _ = oko("verify", str(bundle), "--fingerprint", world.signer.fingerprint_sha256)
+    assert code == 0 and "VALID" in out
+    code, out, _ = oko("verify", str(bundle), "--json")
+    report = json.loads(out)
+    assert report["ok"] and any("signer not pinned" in c["detail"] for c in report["checks"])
+    code, out, _ = oko("verify", str(bundle), "--fingerprint", "11" * 32)
+    assert code == 1 and "is not the pinned" in out
+
+    code, out, _ = oko("case", "transfer", "KV-2", "--to", "Прокурор Іваненко", "--bundle",
+                       str(bundle))
+    assert code == 0 and "Recorded transfer" in out
+    code, out, _ = oko("case", "receive", "KV-2", "--bundle", str(bundle))
+    assert code == 0 and "Recorded receipt" in out and "VALID" in out
+    code, out, _ = oko("case", "show", "KV-2", "--json")
+    actions = [e["action"] for e in json.loads(out)["custody"]]
+    assert actions == ["clip", "export", "transfer", "receipt"]
+    receipt = json.loads(out)["custody"][-1]["details"]
+    assert receipt["verification_ok"] is True
+
+
+def test_verify_exit_codes_for_tampered_and_unusable(oko, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                     bundle_zip: Path) -> None:
+    with zipfile.ZipFile(bundle_zip) as archive:
+        archive.extractall(tmp_path / "x")
+    bag = tmp_path / "x" / "oko-KV-2026-001"
+    report_pdf = bag / "data" / "report.pdf"
+    data = bytearray(report_pdf.read_bytes())
+    data[100] ^= 0xFF
+    report_pdf.write_bytes(bytes(data))
+    code, out, _ = oko("verify", str(bag))
+    assert code == 1 and "FAIL payload hash: data/report.pdf: SHA-256 mismatch" in out
+    slip = tmp_path / "slip.zip"
+    with zipfile.ZipFile(slip, "w") as archive:
+        archive.writestr("../evil", b"x")
+    code, _, err = oko("verify", str(slip))
+    assert code == 2 and "escapes the bag" in err
+    code, _, err = oko("verify", str(bag), "--fingerprint", "nope")
+    assert code == 2 and "is not a SHA-256 certificate fingerprint" in err
+    code, _, err = oko("verify", str(bag), "--fingerprint", "ab" * 32, "--trusted-cert", "x.pem")
+    assert code == 2 and "not both" in err
+
+
+def test_keys_show_and_rotate_keep_old_bundles_verifiable(oko, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                          world: EvidenceWorld,
+                                                          settings: Settings) -> None:
+    old = world.export(tmp_path / "old.zip").bundle_path
+    old_cert = tmp_path / "old.pem"
+    old_cert.write_bytes(world.signer.certificate_pem)
+    code, out, _ = oko("keys", "show")
+    assert code == 0 and world.signer.fingerprint_sha256 in out
+    code, out, _ = oko("keys", "rotate")
+    assert code == 0 and "New signing key" in out
+    code, out, _ = oko("keys", "show")
+    assert f"previous: {world.signer.fingerprint_sha256}" in out
+    code, out, _ = oko("verify", str(old), "--trusted-cert", str(old_cert))
+    assert code == 0
+    code, out, _ = oko("case", "receive", "KV-2026-001", "--bundle", str(old))
+    assert code == 0 and "is a trusted certificate" in out
