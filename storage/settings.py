@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         return self.home / "keys"
 
     @property
+    def exports_dir(self) -> Path:
+        """Evidence bundles built by export jobs, served for download."""
+        return self.home / "exports"
+
+    @property
     def tmp_dir(self) -> Path:
         """Scratch space on the same filesystem as the stores, so renames are atomic."""
         return self.home / "tmp"
