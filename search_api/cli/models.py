@@ -1,9 +1,154 @@
-"""CLI commands: models."""
+"""CLI commands: ``oko models list | import | download`` and ``oko reindex``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+from sqlmodel import Session
+
+from indexer.clip_presets import PRESETS, preset_dim
+from indexer.embed_queue import embed_pending_frames, pending_frame_count
+from indexer.embeddings import load_embedder
+from indexer.model_store import (
+    NoModelError,
+    download_model,
+    import_model,
+    installed_models,
+    record_weights,
+    resolve_weights,
+)
+from indexer.shards import sync_shards
+from search_api.cli.common import CliContext, cli_context, console, err_console, print_json
+from storage.db import session_scope
+from storage.models.search import EmbeddingModel
+
+models_app = typer.Typer(help="Install and list CLIP models.", no_args_is_help=True)
+
+PresetOption = Annotated[str | None, typer.Option(
+    "--preset", help=f"Model preset ({', '.join(PRESETS)}); default OKO_CLIP_PRESET.")]
+
+
+def _model_record(row: EmbeddingModel) -> dict[str, Any]:
+    return row.model_dump(mode="json")
+
+
+def _active(cli: CliContext, session: Session) -> dict[str, Any]:
+    settings = cli.settings
+    try:
+        weights = resolve_weights(preset=settings.clip_preset, env_weights=settings.clip_weights,
+                                  models_dir=settings.models_dir, session=session)
+    except NoModelError as exc:
+        return {"preset": settings.clip_preset, "installed": False, "message": exc.message}
+    return {"preset": settings.clip_preset, "installed": True, "source": weights.source,
+            "weights_sha256": weights.sha256, "path": str(weights.path),
+            "pending_frames": pending_frame_count(session=session,
+                                                  weights_sha256=weights.sha256)}
+
+
+@models_app.command("list")
+def list_command(ctx: typer.Context, as_json: Annotated[bool, typer.Option(
+        "--json", help="Print JSON instead of tables.")] = False) -> None:
+    """Show the presets, the installed weights and which weights search uses."""
+    cli = cli_context(ctx)
+    with Session(cli.state.engine) as session:
+        rows = installed_models(session=session)
+        active = _active(cli, session)
+    if as_json:
+        print_json({"active": active, "installed": [_model_record(r) for r in rows],
+                    "presets": [{"name": p.name, "architecture": p.architecture,
+                                 "pretrained_tag": p.pretrained_tag, "dim": preset_dim(p),
+                                 "test_only": p.test_only} for p in PRESETS.values()]})
+        return
+    presets = Table("preset", "architecture", "pretrained", "dim", "description",
+                    title="Presets")
+    for p in PRESETS.values():
+        presets.add_row(p.name, p.architecture, p.pretrained_tag or "-", str(preset_dim(p)),
+                        p.description)
+    console.print(presets)
+    if rows:
+        installed = Table("preset", "source", "weights sha256", "path", "installed",
+                          title="Installed weights")
+        for r in rows:
+            installed.add_row(r.preset, r.source, r.weights_sha256[:16], r.path,
+                              f"{r.installed_at:%Y-%m-%d %H:%M} UTC")
+        console.print(installed)
+    if active["installed"]:
+        console.print(f"Search uses {active['preset']} weights {active['weights_sha256'][:16]} "
+                      f"({active['source']}: {active['path']}); "
+                      f"{active['pending_frames']} frame(s) wait for embedding.")
+    else:
+        console.print(f"[bold yellow]No model installed.[/] {active['message']}",
+                      highlight=False)
+
+
+@models_app.command("import")
+def import_command(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="open_clip checkpoint (.pt, .bin, .safetensors).")],
+    preset: PresetOption = None,
+) -> None:
+    """Copy a weights file into the data dir after checking it loads into the preset."""
+    cli = cli_context(ctx)
+    with session_scope(cli.state.engine) as session:
+        row = import_model(source_file=file, preset=preset or cli.settings.clip_preset,
+                           models_dir=cli.settings.models_dir, session=session)
+    console.print(f"Imported {file.name} for preset {row.preset} "
+                  f"(SHA-256 {row.weights_sha256}); run `oko reindex` to embed waiting frames.")
+
+
+@models_app.command("download")
+def download_command(ctx: typer.Context, preset: PresetOption = None) -> None:
+    """Download the preset's weights from Hugging Face into the data dir (needs internet)."""
+    cli = cli_context(ctx)
+    with session_scope(cli.state.engine) as session:
+        row = download_model(preset=preset or cli.settings.clip_preset,
+                             models_dir=cli.settings.models_dir, session=session)
+    console.print(f"Downloaded {row.preset} weights (SHA-256 {row.weights_sha256}); "
+                  "run `oko reindex` to embed waiting frames.")
+
+
+def reindex(
+    ctx: typer.Context,
+    limit: Annotated[int | None, typer.Option(min=1, help="Embed at most N frames.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Embed every frame waiting for the current model, then update the search index."""
+    cli = cli_context(ctx)
+    settings, state = cli.settings, cli.state
+    with session_scope(state.engine) as session:
+        weights = resolve_weights(preset=settings.clip_preset, env_weights=settings.clip_weights,
+                                  models_dir=settings.models_dir, session=session)
+        record_weights(weights=weights, models_dir=settings.models_dir, session=session)
+    embedder = load_embedder(preset=settings.clip_preset, weights=weights,
+                             batch_size=settings.embed_batch_size)
+    with Progress("embedding", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err_console, disable=as_json) as bar:
+        task = bar.add_task("embedding", total=None)
+        report = embed_pending_frames(
+            engine=state.engine, derived=state.derived, embedder=embedder,
+            batch_size=settings.embed_batch_size, motion_threshold=settings.motion_threshold,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            limit=limit)
+    synced = sync_shards(engine=state.engine, index_dir=settings.index_dir, derived=state.derived,
+                         approximate_min_vectors=settings.approximate_index_min_vectors)
+    if as_json:
+        print_json({**report.as_dict(), "frames_indexed": synced.frames_indexed,
+                    "shards_written": synced.shards_written})
+    else:
+        console.print(f"Embedded {report.embedded} frame(s) and linked {report.linked} static "
+                      f"frame(s) ({report.skipped_fraction:.0%} skipped by motion gating); "
+                      f"indexed {synced.frames_indexed} frame(s) into "
+                      f"{len(synced.shards_written)} shard(s).")
+    for failure in report.failed:
+        err_console.print(f"warning: frame {failure.frame_id} stays pending: {failure.reason}",
+                          highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
+    app.add_typer(models_app, name="models")
+    app.command("reindex")(reindex)
