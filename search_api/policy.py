@@ -12,7 +12,7 @@ from enum import StrEnum
 from sqlmodel import Session, select
 
 from search_api.deps import CurrentUser
-from storage.errors import NotFoundError, PermissionDeniedError
+from storage.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from storage.models.access import Role, User
 from storage.models.media import Camera
 
@@ -68,8 +68,14 @@ def require_permission(user: User, permission: Permission) -> User:
 
 
 def visible_camera_ids(session: Session, user: User) -> set[str]:
-    """Cameras the user's agency owns or is allowed to search."""
+    """Cameras the user's agency owns or is allowed to search; camera managers see all.
+
+    Managers (admins) still cannot search or view footage: those routes need
+    ``Permission.SEARCH`` / ``VIEW_FOOTAGE`` first, which admins do not have.
+    """
     cameras = session.exec(select(Camera)).all()
+    if has_permission(user, Permission.MANAGE_CAMERAS):
+        return {c.id for c in cameras}
     return {c.id for c in cameras if c.agency == user.agency or user.agency in c.allowed_agencies}
 
 
@@ -81,12 +87,31 @@ def get_visible_camera_or_404(session: Session, user: User, camera_id: str) -> C
     return camera
 
 
+class PurposeRequiredError(InvalidInputError):
+    """A search was run without stating why."""
+
+
+PURPOSE_MIN_CHARS = 3
+
+
+def require_search_purpose(purpose: str | None) -> str:
+    """Every search states a purpose (a case number or a reason); returns it trimmed."""
+    stated = (purpose or "").strip()
+    if len(stated) < PURPOSE_MIN_CHARS:
+        raise PurposeRequiredError(
+            "Every search must state its purpose: a case number or a reason, "
+            f"at least {PURPOSE_MIN_CHARS} characters.")
+    return stated
+
+
 __all__ = [
     "ROLE_PERMISSIONS",
     "Permission",
+    "PurposeRequiredError",
     "get_visible_camera_or_404",
     "has_permission",
     "require_permission",
+    "require_search_purpose",
     "requires",
     "visible_camera_ids",
 ]
