@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from search_api.state import AppState, build_state
 from storage.settings import Settings
 from tests.services import PostgresServer, service_unavailable, start_postgres
+
+if TYPE_CHECKING:
+    from tests.search_corpus import SearchCorpus
 
 
 @pytest.fixture
@@ -48,3 +52,13 @@ def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(search_api.security, "_hasher",
                         PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
+@pytest.fixture(scope="session")
+def search_corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchCorpus]:
+    """Sample footage ingested, embedded with the random tiny model and indexed; read-only."""
+    from tests.search_corpus import build_search_corpus
+
+    corpus = build_search_corpus(tmp_path_factory.mktemp("search-corpus"))
+    yield corpus
+    corpus.state.engine.dispose()

@@ -259,7 +259,8 @@ def _query_vector(embedder: QueryEmbedder, *, clip_text: str, image: Image.Image
     return (combined / norm).astype(np.float32)
 
 
-def _frame_rows(session: Session, scope: _Scope, *, unindexed: bool, shard_key: str | None = None,
+def _frame_rows(session: Session, scope: _Scope, *, unindexed: bool,
+                present_shards: list[str] | None = None, shard_key: str | None = None,
                 frame_ids: list[int] | None = None, vector_ids: list[int] | None = None,
                 window: tuple[datetime, datetime] | None = None) -> list[tuple]:
     """(frame id, camera, captured, status, linked id, weights, phase, thumbnail) in scope."""
@@ -282,7 +283,8 @@ def _frame_rows(session: Session, scope: _Scope, *, unindexed: bool, shard_key: 
         query = query.where(or_(col(FrameIndexEntry.frame_id).is_(None),
                                 col(FrameIndexEntry.shard_key).is_(None),
                                 col(FrameIndexEntry.weights_sha256)
-                                != col(FrameEmbedding.weights_sha256)))
+                                != col(FrameEmbedding.weights_sha256),
+                                col(FrameIndexEntry.shard_key).not_in(present_shards or [])))
     if vector_ids is not None:
         query = query.where(or_(col(Frame.id).in_(vector_ids),
                                 col(FrameEmbedding.linked_frame_id).in_(vector_ids)))
@@ -296,9 +298,10 @@ def _vector_id(row: tuple) -> int | None:
 
 
 def _unindexed_hits(session: Session, scope: _Scope, query: np.ndarray, derived: BlobStore | None,
-                    weights_sha256: str) -> tuple[dict[int, float], int]:
-    """Exact scores of in-scope frames not yet in a committed shard."""
-    rows = _frame_rows(session, scope, unindexed=True)
+                    weights_sha256: str, metas: list[ShardMeta]) -> tuple[dict[int, float], int]:
+    """Exact scores of in-scope frames not in a committed shard (not yet, or its file is gone)."""
+    rows = _frame_rows(session, scope, unindexed=True,
+                       present_shards=[m.key.name for m in metas])
     vector_ids: set[int] = set()
     for row in rows:
         phase = row[6]
@@ -337,9 +340,10 @@ def _waiting_count(session: Session, scope: _Scope) -> int:
     return len(session.exec(query).all())
 
 
-def _shard_hits(session: Session, scope: _Scope, shards: ShardStore, query: np.ndarray, k: int,
+def _shard_hits(session: Session, scope: _Scope, shards: ShardStore, all_metas: list[ShardMeta],
+                query: np.ndarray, k: int,
                 embedder: QueryEmbedder) -> tuple[dict[int, float], list[str], int]:
-    metas = [m for m in shards.all_meta() if m.key.camera_id in scope.cameras
+    metas = [m for m in all_metas if m.key.camera_id in scope.cameras
              and (scope.start is None or m.utc_end > scope.start)
              and (scope.end is None or m.utc_start <= scope.end)]
     for meta in metas:
@@ -468,10 +472,12 @@ def search(*, session: Session, get_embedder: Callable[[], QueryEmbedder], shard
     embedder = get_embedder()
     query = _query_vector(embedder, clip_text=clip_text, image=image, similar=similar,
                           similar_id=request.similar_to_frame_id)
-    scores, searched, candidates = (_shard_hits(session, scope, shards, query, request.k, embedder)
-                                    if cameras else ({}, [], 0))
+    metas = shards.all_meta()
+    scores, searched, candidates = (
+        _shard_hits(session, scope, shards, metas, query, request.k, embedder)
+        if cameras else ({}, [], 0))
     extra, extra_count = (_unindexed_hits(session, scope, query, derived,
-                                          embedder.weights_sha256)
+                                          embedder.weights_sha256, metas)
                           if cameras else ({}, 0))
     for vid, score in extra.items():
         scores[vid] = max(score, scores.get(vid, -2.0))

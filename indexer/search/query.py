@@ -84,7 +84,7 @@ _TABLE = _phrase_table()
 
 def _pattern(phrase: str) -> re.Pattern[str]:
     words = r"[\s-]+".join(re.escape(w) for w in re.split(r"[\s-]+", phrase))
-    return re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE)
+    return re.compile(rf"(?<![\w-]){words}(?![\w-])", re.IGNORECASE)
 
 
 _PATTERNS = [(_pattern(p), p, phase, window) for p, phase, window in _TABLE]
