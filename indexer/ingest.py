@@ -51,7 +51,7 @@ class MissingStartTimeError(InvalidInputError):
     def __init__(self, path: Path) -> None:
         super().__init__(
             f"Cannot tell when '{path.name}' was recorded: it has no container timestamp and "
-            "its name has no CAMERA_YYYYMMDDTHHMMSS pattern; pass --start.")
+            "its name has no valid CAMERA_YYYYMMDDTHHMMSS time; pass --start.")
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,10 @@ def recording_start(*, path: Path, info: MediaInfo, camera: Camera,
         return info.creation_time_utc, "container"
     match = FILENAME_START.search(path.stem)
     if match:
-        local = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=zone)
+        try:
+            local = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=zone)
+        except ValueError as exc:  # e.g. month 13: the pattern matched but is no date
+            raise MissingStartTimeError(path) from exc
         return local.astimezone(UTC), "filename"
     raise MissingStartTimeError(path)
 
@@ -179,17 +182,18 @@ def _counts(session: Session, original_id: int) -> tuple[int, int]:
 
 
 def _damage(info: MediaInfo, report: DecodeReport) -> tuple[bool, float, str]:
+    """Whether the recording is damaged, its decodable duration, and why (one clause each)."""
     decodable = round(min(report.decoded_until_s, info.duration_s or report.decoded_until_s), 3)
-    problems = [*([f"demuxing stopped: {info.demux_error}"] if info.demux_error else []),
-                *report.errors]
-    short = info.duration_s - report.decoded_until_s > DAMAGE_TOLERANCE_S
-    if not problems and not short:
+    reasons: list[str] = []
+    if info.duration_s - report.decoded_until_s > DAMAGE_TOLERANCE_S:
+        reasons.append(f"only {decodable:.1f} s of {info.duration_s:.1f} s could be decoded")
+    if info.demux_error:
+        reasons.append(info.demux_error)
+    if report.errors:
+        reasons.append(f"{len(report.errors)} corrupt packet(s) skipped ({report.errors[0]})")
+    if not reasons:
         return False, round(info.duration_s, 3), ""
-    reason = (f"only {decodable:.1f} s of {info.duration_s:.1f} s could be decoded"
-              if short else f"{len(problems)} decoding error(s)")
-    if problems:
-        reason += f" ({problems[0]})"
-    return True, decodable, reason
+    return True, decodable, "; ".join(reasons)
 
 
 def ingest_file(*, engine: Engine, originals: BlobStore, derived: BlobStore, path: Path,

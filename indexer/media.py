@@ -27,6 +27,7 @@ from storage.errors import InvalidInputError, StorageError
 
 # Demuxers that open stills or text as a one-frame "video"; they are not recordings.
 NON_VIDEO_FORMATS = {"image2", "tty", "gif", "apng", "webp_pipe", "lavfi", "concat"}
+TS_PACKET_BYTES = 188
 NON_VIDEO_CODECS = {"ansi", "bintext", "xbin", "idf", "png", "mjpeg", "gif", "bmp", "webp",
                     "tiff"}
 
@@ -142,6 +143,14 @@ def _first_frame_decodes(container: Any, stream: Any) -> bool:
     return False
 
 
+def _duration(container: Any, stream: Any, fallback: float) -> float:
+    if container.duration:
+        return float(container.duration) / 1_000_000
+    if stream.duration:
+        return float(stream.duration * stream.time_base)
+    return fallback
+
+
 def probe(path: Path) -> MediaInfo:
     """Describe ``path``'s container and first video stream without changing it.
 
@@ -173,12 +182,16 @@ def probe(path: Path) -> MediaInfo:
         rate = stream.average_rate or stream.guessed_rate or Fraction(0)
         typical = sorted(deltas)[len(deltas) // 2] if deltas else 0.0
         variable = bool(deltas) and (max(deltas) - min(deltas)) > 0.5 * typical
-        if container.duration:
-            duration = container.duration / 1_000_000
-        elif stream.duration:
-            duration = float(stream.duration * stream.time_base)
-        else:
-            duration = frame_times[-1] + typical
+        duration = _duration(container, stream, frame_times[-1] + typical)
+        declared = int(stream.frames or 0)
+        if declared > len(times):
+            # an index or header promising more frames than the file holds: cut short
+            demux_error = demux_error or (f"the container lists {declared} frames but only "
+                                          f"{len(times)} are present")
+            if rate:
+                duration = max(duration, declared / float(rate))
+        if format_name == "mpegts" and path.stat().st_size % TS_PACKET_BYTES:
+            demux_error = demux_error or "the MPEG-TS stream ends in the middle of a packet"
         fps = float(rate) if rate else (len(deltas) / frame_times[-1] if frame_times[-1] else 0.0)
         created = _parse_creation_time(dict(container.metadata)) or _parse_creation_time(
             dict(stream.metadata))

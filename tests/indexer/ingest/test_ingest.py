@@ -154,21 +154,28 @@ def test_container_time_beats_filename(ingest: Ingest, samples: SampleSet,
     assert outcome.recording_start_utc == datetime(2026, 1, 25, 19, 0, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(("name", "reason"), [
+    ("CAM-001_20260125T100000.mp4", "could be decoded"),
+    ("CAM-003_20260125T140000.avi", "the container lists 200 frames but only"),
+    ("CAM-002_20260125T220000.mkv", "could be decoded"),
+    ("CAM-001_20260125T230000.ts", "ends in the middle of a packet"),
+])
 def test_truncated_recording_is_kept_and_marked_damaged(
-        ingest: Ingest, registered: AppState, samples: SampleSet, tmp_path: Path) -> None:
-    source = samples.by_name("CAM-001_20260125T100000.mp4").path
-    damaged = truncated_copy(source, tmp_path / "CAM-001_20260125T110000.mp4",
-                             keep_fraction=0.5)
+        ingest: Ingest, registered: AppState, samples: SampleSet, tmp_path: Path,
+        name: str, reason: str) -> None:
+    clip = samples.by_name(name)
+    damaged = truncated_copy(clip.path, tmp_path / name, keep_fraction=0.45)
     outcome = ingest(damaged)
     assert outcome.damaged
-    assert 0 < outcome.decodable_duration_s < 12.0
-    assert "could be decoded" in outcome.damage_reason
-    assert "Damaged recording" in outcome.message
+    assert 0 < outcome.decodable_duration_s < clip.duration_s
+    assert reason in outcome.damage_reason
+    assert f"Damaged recording: {outcome.damage_reason}" in outcome.message
     # stored exactly as received
     assert registered.originals.path_for(outcome.sha256).read_bytes() == damaged.read_bytes()
     original, segments, frames = _rows(registered, outcome.original_id)
     assert original.damaged and original.status == "ready"
     assert original.decodable_duration_s == outcome.decodable_duration_s
+    assert original.damage_reason == outcome.damage_reason
     assert segments and frames
     assert all(f.offset_s <= outcome.decodable_duration_s for f in frames)
 
