@@ -3,36 +3,40 @@
     python benchmarks/ingest.py [--minutes 2] [--runs 3]
 
 Prints JSON: the realtime factor (seconds of footage per wall second), frames sampled per
-second and peak RSS of a full ``ingest_file`` (hash + store + segment + sample + JPEG +
-DB rows), and the realtime factor of ``ffmpeg -i f -vf fps=1/2,scale=... -f null -``
-decoding the same file at the same sampling. Each run is a fresh process on a fresh
-data dir (SQLite); figures are medians over the runs.
+second and peak RSS (process plus children, sampled every 20 ms) of a full ``ingest_file``
+(hash + store + segment + sample + JPEG + DB rows), and the realtime factor of
+``ffmpeg -i f -vf fps=1/2,scale=... -f null -`` decoding the same file at the same
+sampling. Each run is a fresh process on a fresh data dir (SQLite); figures are medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import psutil  # noqa: E402
+
 from indexer.ingest import IngestOptions  # noqa: E402
 from indexer.media import ffmpeg_exe, probe, tool_version  # noqa: E402
 from indexer.samples import generate_benchmark_footage  # noqa: E402
 
 ONE_RUN = """
-import json, resource, sys, time
+import json, os, sys, time
 from pathlib import Path
+from benchmarks.ingest import PeakRss
 from indexer.ingest import IngestOptions, ingest_file
 from search_api.state import build_state
 from storage.cameras import add_camera, validate_camera
@@ -46,17 +50,47 @@ with session_scope(state.engine) as session:
     add_camera(session, camera=validate_camera(id="CAM-001", name="Bench", latitude=50.45,
                                                longitude=30.52, agency="police"))
 started = time.perf_counter()
-outcome = ingest_file(engine=state.engine, originals=state.originals, derived=state.derived,
-                      path=path, camera_id="CAM-001", start=None,
-                      options=IngestOptions(sample_interval_seconds=interval,
-                                            frame_max_side=max_side))
+with PeakRss(os.getpid()) as peak:
+    outcome = ingest_file(engine=state.engine, originals=state.originals, derived=state.derived,
+                          path=path, camera_id="CAM-001", start=None,
+                          options=IngestOptions(sample_interval_seconds=interval,
+                                                frame_max_side=max_side))
 wall = time.perf_counter() - started
 print(json.dumps({
     "wall_s": wall, "frames": outcome.frame_count, "segments": outcome.segment_count,
-    "rss_self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-    "rss_children_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    "peak_rss_bytes": peak.bytes,
 }))
 """
+
+
+class PeakRss:
+    """Samples the summed RSS of a process and all its descendants every 20 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            try:
+                for proc in [self.process, *self.process.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        total += proc.memory_info().rss
+            except psutil.Error:
+                pass
+            self.bytes = max(self.bytes, total)
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _ingest_run(path: Path, options: IngestOptions) -> dict[str, float]:
@@ -72,15 +106,21 @@ def _ingest_run(path: Path, options: IngestOptions) -> dict[str, float]:
 def _baseline_run(path: Path, options: IngestOptions) -> dict[str, float]:
     side = options.frame_max_side
     scale = f"scale='if(gt(iw,ih),{side},-2)':'if(gt(iw,ih),-2,{side})'"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i",
-                    str(path), "-vf", f"fps=1/{options.sample_interval_seconds:g},{scale}",
-                    "-f", "null", "-"], check=True)
+    process = subprocess.Popen([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin",
+                                "-i", str(path), "-vf",
+                                f"fps=1/{options.sample_interval_seconds:g},{scale}",
+                                "-f", "null", "-"])
+    with PeakRss(process.pid) as peak:
+        if process.wait() != 0:
+            raise RuntimeError("the ffmpeg baseline failed")
     wall = time.perf_counter() - started
-    # RUSAGE_CHILDREN keeps the largest child so far; runs use the same file, so it holds
-    return {"wall_s": wall,
-            "rss_children_kb": max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)}
+    return {"wall_s": wall, "peak_rss_bytes": peak.bytes}
+
+
+def _mb(runs: list[dict[str, float]]) -> float:
+    """Largest sampled RSS (process plus children) over the runs, in MiB."""
+    return round(max(r["peak_rss_bytes"] for r in runs) / 2**20, 1)
 
 
 def main() -> None:
@@ -122,9 +162,7 @@ def main() -> None:
             "frames_sampled": frames,
             "segments": int(ingest_runs[0]["segments"]),
             "frames_sampled_per_s": round(frames / ingest_wall, 2),
-            "peak_rss_mb": round(max(r["rss_self_kb"] for r in ingest_runs) / 1024, 1),
-            "peak_rss_children_mb": round(max(r["rss_children_kb"] for r in ingest_runs)
-                                          / 1024, 1),
+            "peak_rss_mb": _mb(ingest_runs),
             "wall_s_runs": [round(r["wall_s"], 3) for r in ingest_runs],
         },
         "baseline_ffmpeg_decode": {
@@ -132,7 +170,7 @@ def main() -> None:
             "wall_s_median": round(baseline_wall, 3),
             "realtime_factor": round(baseline_factor, 2),
             "frames_sampled_per_s": round(frames / baseline_wall, 2),
-            "peak_rss_mb": round(max(r["rss_children_kb"] for r in baseline_runs) / 1024, 1),
+            "peak_rss_mb": _mb(baseline_runs),
             "wall_s_runs": [round(r["wall_s"], 3) for r in baseline_runs],
         },
         "ingest_vs_baseline": round(ingest_factor / baseline_factor, 3),
