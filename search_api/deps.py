@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -86,12 +87,16 @@ def get_current_user(
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def get_embedder(state: StateDep) -> QueryEmbedder:
-    """The process-wide query embedder, loaded on first use; ``NoModelError`` (503) if none."""
-    return query_embedder(state)
+def get_embedder(state: StateDep) -> Callable[[], QueryEmbedder]:
+    """A getter for the process-wide query embedder, loaded on first call.
+
+    The getter raises ``NoModelError`` (503) when no weights are installed; search calls
+    it only after validating the request.
+    """
+    return partial(query_embedder, state)
 
 
-EmbedderDep = Annotated[QueryEmbedder, Depends(get_embedder)]
+EmbedderDep = Annotated[Callable[[], QueryEmbedder], Depends(get_embedder)]
 
 
 def get_shard_store(state: StateDep) -> ShardStore:
