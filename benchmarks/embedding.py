@@ -1,0 +1,137 @@
+"""Embedding throughput (frames/s) of the default preset's architecture on this machine.
+
+Prints JSON: the median frames/s over several runs for batched embedding on all cores,
+side by side with a one-frame-at-a-time, one-thread baseline, and the ratio. Real CLIP
+weights cannot be downloaded here, so the model is ViT-B-32 with random weights, built
+through the same open_clip code path; the compute (and so the speed) does not depend on
+the weight values. When real weights are configured (OKO_CLIP_WEIGHTS, or a model
+imported into OKO_HOME) they are measured too and their ratio to random is reported.
+
+Run: ``.venv/bin/python benchmarks/embedding.py [--frames 64] [--runs 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from sqlmodel import Session
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from indexer.clip_presets import DEFAULT_PRESET
+from indexer.embeddings import (
+    ClipEmbedder,
+    NoModelError,
+    build_unsafe_random_embedder,
+    load_embedder,
+    resolve_weights,
+)
+from storage.db import make_engine
+from storage.settings import Settings
+
+
+def synthetic_frames(count: int, *, width: int = 448, height: int = 252,
+                     seed: int = 0) -> list[Image.Image]:
+    """Frames the size ingest stores (max side 448), with noise so nothing is trivially cached."""
+    rng = np.random.default_rng(seed)
+    return [Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+            for _ in range(count)]
+
+
+def measure_embedding_throughput(
+    *, embedder: ClipEmbedder, frames: list[Image.Image], runs: int = 3,
+    batch_size: int | None = None, threads: int | None = None,
+) -> dict[str, Any]:
+    """Median frames/s of ``embedder.encode_images`` (preprocessing included) over ``runs``.
+
+    One untimed warm-up pass runs first. ``threads`` and ``batch_size`` temporarily override
+    the torch thread count and the embedder's batch size.
+    """
+    saved_threads, saved_batch = torch.get_num_threads(), embedder.batch_size
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    embedder.batch_size = batch_size or saved_batch
+    try:
+        embedder.encode_images(frames[: embedder.batch_size])
+        rates = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            embedder.encode_images(frames)
+            rates.append(len(frames) / (time.perf_counter() - start))
+    finally:
+        torch.set_num_threads(saved_threads)
+        embedder.batch_size = saved_batch
+    return {"frames_per_s_median": round(statistics.median(rates), 2),
+            "frames_per_s_runs": [round(r, 2) for r in rates], "frames": len(frames),
+            "batch_size": batch_size or saved_batch, "threads": threads or os.cpu_count()}
+
+
+def _real_embedder(preset: str) -> ClipEmbedder | None:
+    settings = Settings()
+    if settings.clip_weights is None and not (settings.home / "oko.db").exists():
+        return None
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with Session(engine) as session:
+            weights = resolve_weights(preset=preset, env_weights=settings.clip_weights,
+                                      models_dir=settings.models_dir, session=session)
+    except NoModelError:
+        return None
+    finally:
+        engine.dispose()
+    return load_embedder(preset=preset, weights=weights)
+
+
+def run(*, frames: int = 64, runs: int = 3, batch_size: int = 32) -> dict[str, Any]:
+    images = synthetic_frames(frames)
+    random_model = build_unsafe_random_embedder(DEFAULT_PRESET, seed=0, batch_size=batch_size)
+    batched = measure_embedding_throughput(embedder=random_model, frames=images, runs=runs)
+    baseline = measure_embedding_throughput(embedder=random_model, frames=images[:16],
+                                            runs=runs, batch_size=1, threads=1)
+    result: dict[str, Any] = {
+        "benchmark": "embedding_throughput",
+        "preset": DEFAULT_PRESET,
+        "architecture": random_model.architecture,
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "random_weights": batched,
+        "baseline_one_frame_one_thread": baseline,
+        "speedup_vs_baseline": round(batched["frames_per_s_median"]
+                                     / baseline["frames_per_s_median"], 2),
+    }
+    real_model = _real_embedder(DEFAULT_PRESET)
+    if real_model is None:
+        result["real_weights"] = None
+        result["real_weights_note"] = (
+            "no real weights on this machine (they cannot be downloaded here); the random "
+            "model has the same architecture, tensor shapes and code path, so it does the "
+            "same arithmetic and runs at the same speed")
+    else:
+        real = measure_embedding_throughput(embedder=real_model, frames=images, runs=runs)
+        result["real_weights"] = real
+        result["real_over_random"] = round(real["frames_per_s_median"]
+                                           / batched["frames_per_s_median"], 3)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=64)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+    print(json.dumps(run(frames=args.frames, runs=args.runs, batch_size=args.batch_size),
+                     indent=2))
+
+
+if __name__ == "__main__":
+    main()
