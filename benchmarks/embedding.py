@@ -6,6 +6,7 @@ weights cannot be downloaded here, so the model is ViT-B-32 with random weights,
 through the same open_clip code path; the compute (and so the speed) does not depend on
 the weight values. When real weights are configured (OKO_CLIP_WEIGHTS, or a model
 imported into OKO_HOME) they are measured too and their ratio to random is reported.
+It also reports the fraction of frames motion gating skips on the sample footage.
 
 Run: ``.venv/bin/python benchmarks/embedding.py [--frames 64] [--runs 3]``
 """
@@ -17,6 +18,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from indexer.clip_presets import DEFAULT_PRESET
+from indexer.embed_queue import embed_pending_frames
 from indexer.embeddings import (
     ClipEmbedder,
     NoModelError,
@@ -36,7 +39,13 @@ from indexer.embeddings import (
     load_embedder,
     resolve_weights,
 )
-from storage.db import make_engine
+from indexer.ingest import IngestOptions, ingest_file
+from indexer.samples import generate_sample_footage
+from search_api.state import build_state
+from storage.cameras import import_cameras_csv
+from storage.db import make_engine, session_scope
+from storage.models.media import Frame
+from storage.models.search import FrameEmbedding
 from storage.settings import Settings
 
 
@@ -91,6 +100,42 @@ def _real_embedder(preset: str) -> ClipEmbedder | None:
     return load_embedder(preset=preset, weights=weights)
 
 
+def measure_motion_gating(*, work_dir: Path, threshold: float = 0.02) -> dict[str, Any]:
+    """Fraction of frames motion gating skips on the sample footage, per camera and overall.
+
+    Ingests ``indexer.samples`` (test profile) with the default settings into a fresh data
+    dir and runs the queue; gating does not depend on the weights, so the tiny model is used.
+    """
+    settings = Settings(home=work_dir / "home", environment="test")
+    state = build_state(settings)
+    samples = generate_sample_footage(work_dir / "footage", profile="test")
+    assert samples.cameras_csv is not None
+    with session_scope(state.engine) as session:
+        import_cameras_csv(session, path=samples.cameras_csv)
+    options = IngestOptions(segment_seconds=settings.segment_seconds,
+                            sample_interval_seconds=settings.sample_interval_seconds,
+                            frame_max_side=settings.frame_max_side)
+    for clip in samples.clips:
+        ingest_file(engine=state.engine, originals=state.originals, derived=state.derived,
+                    path=clip.path, camera_id=clip.camera_id, start=None, options=options)
+    report = embed_pending_frames(
+        engine=state.engine, derived=state.derived,
+        embedder=build_unsafe_random_embedder("test-tiny"), batch_size=32,
+        motion_threshold=threshold)
+    per_camera: dict[str, dict[str, int]] = {}
+    with Session(state.engine) as session:
+        for camera_id, status in session.exec(
+                select(Frame.camera_id, FrameEmbedding.status)
+                .join(FrameEmbedding, col(FrameEmbedding.frame_id) == col(Frame.id))).all():
+            counts = per_camera.setdefault(camera_id, {"embedded": 0, "linked": 0})
+            counts[status] += 1
+    state.engine.dispose()
+    return {"threshold": threshold, "frames": report.processed, "embedded": report.embedded,
+            "linked": report.linked, "skipped_fraction": round(report.skipped_fraction, 4),
+            "per_camera": {cam: {**c, "skipped_fraction": round(c["linked"] / sum(c.values()), 4)}
+                           for cam, c in sorted(per_camera.items())}}
+
+
 def run(*, frames: int = 64, runs: int = 3, batch_size: int = 32) -> dict[str, Any]:
     images = synthetic_frames(frames)
     random_model = build_unsafe_random_embedder(DEFAULT_PRESET, seed=0, batch_size=batch_size)
@@ -128,9 +173,15 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--skip-gating", action="store_true",
+                        help="Do not measure motion gating on the sample footage.")
     args = parser.parse_args()
-    print(json.dumps(run(frames=args.frames, runs=args.runs, batch_size=args.batch_size),
-                     indent=2))
+    result = run(frames=args.frames, runs=args.runs, batch_size=args.batch_size)
+    if not args.skip_gating:
+        with tempfile.TemporaryDirectory(prefix="oko-bench-") as work_dir:
+            result["motion_gating_sample_footage"] = measure_motion_gating(
+                work_dir=Path(work_dir))
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
