@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import ColumnElement, and_, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -184,6 +184,10 @@ def report_jobs(session: Session, jobs: Sequence[IngestJob]) -> list[JobReport]:
     return reports
 
 
+def _lease_expired(stale_before: datetime) -> ColumnElement[bool]:
+    return or_(col(IngestJob.heartbeat_at).is_(None), col(IngestJob.heartbeat_at) < stale_before)
+
+
 def claim_job(
     session: Session, *, job_id: int, worker: str, lease_seconds: float, now: datetime | None = None
 ) -> IngestJob | None:
@@ -197,10 +201,8 @@ def claim_job(
     get_job_or_raise(session, job_id)
     now = now or utcnow()
     stale_before = now - timedelta(seconds=lease_seconds)
-    lease_expired = or_(col(IngestJob.heartbeat_at).is_(None),
-                        col(IngestJob.heartbeat_at) < stale_before)
     claimable = or_(IngestJob.status == QUEUED,
-                    and_(IngestJob.status == RUNNING, lease_expired))
+                    and_(IngestJob.status == RUNNING, _lease_expired(stale_before)))
     result = session.execute(
         update(IngestJob)
         .where(and_(IngestJob.id == job_id, claimable))
@@ -276,6 +278,7 @@ def requeue_stale_jobs(
     lease_seconds: float,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     include_queued: bool = False,
+    worker_alive: Callable[[str, datetime], bool] | None = None,
     now: datetime | None = None,
 ) -> RecoveredJobs:
     """Find jobs whose worker died and put them back in the queue.
@@ -284,32 +287,37 @@ def requeue_stale_jobs(
     to failed once it has used ``max_attempts`` (a file that kills its worker every
     time must not loop forever). With ``include_queued`` the ids of every queued
     job are returned too, for a worker that starts and cannot know whether their
-    broker messages survived. Flushes; the caller commits, then enqueues ``requeued``.
+    broker messages survived. ``worker_alive(worker, updated_at)`` may vouch for a
+    holder whose heartbeat is late but whose process is known to run (a busy machine
+    starves its heartbeat thread); such jobs are left alone. Flushes; the caller
+    commits, then enqueues ``requeued``.
     """
     now = now or utcnow()
     stale_before = now - timedelta(seconds=lease_seconds)
     stale = session.exec(
-        select(IngestJob).where(
-            IngestJob.status == RUNNING,
-            or_(col(IngestJob.heartbeat_at).is_(None), col(IngestJob.heartbeat_at) < stale_before),
-        )
+        select(IngestJob.id, IngestJob.attempts, IngestJob.worker, IngestJob.updated_at)
+        .where(IngestJob.status == RUNNING, _lease_expired(stale_before))
     ).all()
     requeued: list[int] = []
     failed: list[int] = []
-    for job in stale:
-        assert job.id is not None
-        if job.attempts >= max_attempts:
-            job.status = FAILED
-            job.message = (f"The worker stopped {job.attempts} times while ingesting this"
-                           " file, so it was given up.")
-            failed.append(job.id)
+    for job_id, attempts, holder, updated_at in stale:
+        if holder and worker_alive is not None and worker_alive(holder, updated_at):
+            continue
+        if attempts >= max_attempts:
+            values: dict[str, object] = {
+                "status": FAILED, "message": f"The worker stopped {attempts} times while"
+                " ingesting this file, so it was given up."}
         else:
-            job.status = QUEUED
-            job.stage = "requeued"
-            job.worker = None
-            requeued.append(job.id)
-        job.updated_at = now
-        session.add(job)
+            values = {"status": QUEUED, "stage": "requeued", "worker": None}
+        # Conditional, like the claim: a worker that took the job over meanwhile keeps it.
+        result = session.execute(
+            update(IngestJob)
+            .where(IngestJob.id == job_id, IngestJob.status == RUNNING,
+                   _lease_expired(stale_before))
+            .values(updated_at=now, **values).execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            (failed if values["status"] == FAILED else requeued).append(job_id)
     if include_queued:
         queued = session.exec(select(IngestJob.id).where(IngestJob.status == QUEUED)).all()
         requeued.extend(job_id for job_id in queued

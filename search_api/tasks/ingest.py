@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 
+import psutil
 from celery import Celery, shared_task
 from kombu.exceptions import OperationalError
 from sqlalchemy.engine import Engine
@@ -72,6 +75,22 @@ def enqueue_ingest(app: Celery, job_ids: Iterable[int]) -> None:
             " pick them up when it starts.") from exc
 
 
+def local_worker_alive(worker: str, seen_at: datetime) -> bool:
+    """True when ``worker`` (``host:pid``) is a process on this host that ran at ``seen_at``.
+
+    Comparing the start time rules out a recycled pid. Workers on other hosts are
+    judged by their lease alone.
+    """
+    host, _, pid_text = worker.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        started = psutil.Process(int(pid_text)).create_time()
+    except psutil.Error:
+        return False
+    return started <= seen_at.timestamp() + 1
+
+
 def recover_jobs(app: Celery, *, include_queued: bool) -> list[int]:
     """Put jobs whose worker died back in the queue; returns the re-enqueued ids."""
     state = worker_state(app)
@@ -79,6 +98,7 @@ def recover_jobs(app: Celery, *, include_queued: bool) -> list[int]:
         recovered = requeue_stale_jobs(
             session, lease_seconds=state.settings.job_lease_seconds,
             max_attempts=state.settings.job_max_attempts, include_queued=include_queued,
+            worker_alive=local_worker_alive,
         )
     enqueue_ingest(app, recovered.requeued)
     return recovered.requeued
@@ -90,6 +110,7 @@ __all__ = [
     "enqueue_ingest",
     "ingest",
     "ingest_options",
+    "local_worker_alive",
     "recover_jobs",
     "submit_and_commit",
 ]

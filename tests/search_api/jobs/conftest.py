@@ -28,7 +28,7 @@ from storage.settings import Settings
 from tests.services_redis import redis_url  # noqa: F401  (session fixture used below)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-LEASE_SECONDS = 2.0
+LEASE_SECONDS = 3.0
 CAMERA_ID = "CAM-001"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,9 +24,10 @@ from indexer.jobs import (
     requeue_stale_jobs,
     run_ingest_job,
     submit_ingest,
+    worker_name,
 )
 from search_api.state import AppState
-from search_api.tasks.ingest import ingest_options
+from search_api.tasks.ingest import ingest_options, local_worker_alive
 from storage.db import session_scope
 from storage.errors import InvalidInputError, NotFoundError
 from storage.models.media import Frame, IngestJob, Original, Segment
@@ -230,3 +233,26 @@ def test_finish_records_the_outcome_on_the_job(
     row = job_row(state, job_id)
     assert row.original_id is not None and row.sha256 is not None
     assert row.message.startswith(f"Ingested {short_clip.name} as original {row.original_id}")
+
+
+def test_requeue_leaves_a_late_but_living_worker_alone(
+    state: AppState, camera: str, short_clip: Path,
+) -> None:
+    job_id = _submit(state, short_clip, camera)
+    me = worker_name()
+    with session_scope(state.engine) as session:
+        claim_job(session, job_id=job_id, worker=me, lease_seconds=LEASE_SECONDS)
+    later = utcnow() + timedelta(seconds=LEASE_SECONDS + 1)
+    with session_scope(state.engine) as session:
+        recovered = requeue_stale_jobs(session, lease_seconds=LEASE_SECONDS, now=later,
+                                       worker_alive=local_worker_alive)
+    assert recovered.requeued == [] and job_row(state, job_id).status == RUNNING
+
+
+def test_local_worker_alive_checks_host_pid_and_start_time() -> None:
+    now = utcnow()
+    assert local_worker_alive(worker_name(), now)
+    assert not local_worker_alive(f"{socket.gethostname()}:{os.getpid()}",
+                                  now - timedelta(days=3650))  # pid recycled since then
+    assert not local_worker_alive(f"elsewhere.example:{os.getpid()}", now)
+    assert not local_worker_alive(f"{socket.gethostname()}:999999999", now)
