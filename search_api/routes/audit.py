@@ -79,12 +79,14 @@ def list_events(
     """Newest first, filtered by time range, actor and action."""
     _check_range(start, end)
     query = select(AuditEvent)
-    for condition, wanted in ((col(AuditEvent.occurred_at) >= start, start),
-                              (col(AuditEvent.occurred_at) < end, end),
-                              (col(AuditEvent.actor) == actor, actor),
-                              (col(AuditEvent.action) == action, action)):
-        if wanted is not None:
-            query = query.where(condition)
+    if start is not None:
+        query = query.where(col(AuditEvent.occurred_at) >= start)
+    if end is not None:
+        query = query.where(col(AuditEvent.occurred_at) < end)
+    if actor is not None:
+        query = query.where(col(AuditEvent.actor) == actor)
+    if action is not None:
+        query = query.where(col(AuditEvent.action) == action)
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(query.order_by(col(AuditEvent.seq).desc())
                         .offset(offset).limit(limit)).all()
