@@ -166,6 +166,9 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
                              tmp_dir=tmp_dir, progress=report_progress)
         originals_facts = _copy_payload(bag, artefacts, originals=originals, derived=derived,
                                         full_original_max_bytes=full_original_max_bytes)
+        # The last progress report: from here on this transaction holds the custody
+        # chain's lock (on SQLite, the whole database's write lock) until the caller commits.
+        report_progress("writing report, signing and zipping", 0.7)
         export_entry = append_custody_entry(
             session, action="export", actor=exporter, case_id=case.id,
             details={"case_number": case.number, "signer_fingerprint": signer.fingerprint_sha256,
@@ -178,7 +181,6 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
         write_jsonl(bag / "data" / "custody.jsonl", custody)
         build_provenance(bag / "data" / "provenance.jsonld", case=case, custody=custody,
                          clips=[_clip_facts(a) for a in artefacts], originals=originals_facts)
-        report_progress("writing report", 0.7)
         digest = evidence_digest(hash_payload(bag, exclude=frozenset({REPORT_PATH})))
         investigator = session.get(User, case.investigator_id)
         build_report(ReportData(
@@ -195,7 +197,6 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
             verify_text=verify_instructions(fingerprint=signer.fingerprint_sha256,
                                             top_dir=top_dir),
         ), bag / REPORT_PATH)
-        report_progress("signing", 0.85)
         tag_sha = finish_bag(bag, bag_info=[
             ("Source-Organization", organisation), ("Contact-Name", exporter),
             ("External-Identifier", case.number), ("External-Description", case.title),
@@ -209,10 +210,8 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
             ("Oko-Evidence-Digest", digest),
         ], verify_text=verify_instructions(fingerprint=signer.fingerprint_sha256,
                                            top_dir=top_dir), signer=signer)
-        report_progress("zipping", 0.9)
         bundle_sha = zip_bag(bag, out_path, top_dir=top_dir)
         shutil.rmtree(bag)
-    report_progress("done", 1.0)
     return ExportResult(bundle_path=out_path, bundle_sha256=bundle_sha,
                         tag_manifest_sha256=tag_sha, evidence_digest=digest,
                         size_bytes=out_path.stat().st_size,

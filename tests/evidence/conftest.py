@@ -111,7 +111,8 @@ def bundle_zip(shared_world: EvidenceWorld, tmp_path_factory: pytest.TempPathFac
     return shared_world.export(tmp_path_factory.mktemp("bundle") / "KV-2026-001.zip").bundle_path
 
 
-def build_world(state: AppState, tmp_path: Path) -> EvidenceWorld:
+def build_world(state: AppState, tmp_path: Path, *,
+                investigator_username: str = "investigator-police") -> EvidenceWorld:
     """A camera, an investigator, a stored original and a case with two clips."""
     settings = state.settings
     signer = ensure_signing_identity(keys_dir=settings.keys_dir,
@@ -121,7 +122,7 @@ def build_world(state: AppState, tmp_path: Path) -> EvidenceWorld:
     with Session(state.engine, expire_on_commit=False) as session:
         session.add(Camera(id="cam-1", name="Хрещатик, 22", district="Shevchenkivskyi",
                            latitude=50.4474, longitude=30.5222, agency="police"))
-        investigator = User(username="investigator-police", full_name="Олена Коваль",
+        investigator = User(username=investigator_username, full_name="Олена Коваль",
                             agency="police", role=Role.INVESTIGATOR, password_hash="!")
         session.add(investigator)
         session.flush()
@@ -132,11 +133,11 @@ def build_world(state: AppState, tmp_path: Path) -> EvidenceWorld:
         add_clip(session, case=case, camera_id="cam-1",
                  start_utc=RECORDING_START + timedelta(seconds=1.5),
                  end_utc=RECORDING_START + timedelta(seconds=3.2), note="Підозрюваний",
-                 actor="investigator-police", added_by_id=investigator.id)
+                 actor=investigator_username, added_by_id=investigator.id)
         add_clip(session, case=case, camera_id="cam-1",
                  start_utc=RECORDING_START + timedelta(seconds=4),
                  end_utc=RECORDING_START + timedelta(seconds=5.5), note="search hit",
-                 actor="investigator-police", added_by_id=investigator.id,
+                 actor=investigator_username, added_by_id=investigator.id,
                  provenance={"query": "person with a red bicycle", "model": "ViT-B-32",
                              "weights_sha256": "ab" * 32, "score": 0.3125})
         session.commit()
