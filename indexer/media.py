@@ -339,6 +339,9 @@ def sample_frames(source: Path, *, origin_s: float, interval_s: float, max_side:
                   duration_s: float = 0.0) -> Iterator[SampledFrame]:
     """Decode ``source`` and yield one reduced-size JPEG per ``interval_s`` of footage.
 
+    Each sample is the first decoded frame at or after its due time; non-reference frames
+    are skipped while decoding.
+
     Offsets are seconds from ``origin_s`` (``MediaInfo.start_time_s``, the first frame).
     Corrupt packets are skipped and noted in ``report``; decoding stops at the first
     unrecoverable error.
@@ -346,6 +349,10 @@ def sample_frames(source: Path, *, origin_s: float, interval_s: float, max_side:
     with av.open(str(source)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        # frames nothing else refers to are never needed to decode later ones, and the
+        # sample falls on the next decoded frame (a few hundredths of a second later,
+        # recorded with its exact offset): about half the decoding work for H.264/HEVC
+        stream.codec_context.skip_frame = "NONREF"
         size = _scaled_size(stream.codec_context.width, stream.codec_context.height, max_side)
         next_due = 0.0
         step = 1 / float(stream.average_rate) if stream.average_rate else 0.04
