@@ -22,6 +22,7 @@ class Permission(StrEnum):
     VIEW_FOOTAGE = "view_footage"
     INGEST = "ingest"
     MANAGE_CASES = "manage_cases"
+    READ_CASES = "read_cases"
     EXPORT = "export"
     APPROVE_EXPORT = "approve_export"
     RECEIVE_BUNDLE = "receive_bundle"
@@ -36,13 +37,16 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset({Permission.MANAGE_USERS, Permission.MANAGE_CAMERAS,
                           Permission.LIST_CAMERAS, Permission.INGEST}),
     Role.INVESTIGATOR: frozenset({Permission.SEARCH, Permission.VIEW_FOOTAGE,
-                                  Permission.MANAGE_CASES, Permission.EXPORT,
+                                  Permission.MANAGE_CASES, Permission.READ_CASES,
+                                  Permission.EXPORT,
                                   Permission.LIST_CAMERAS, Permission.VERIFY}),
     Role.SUPERVISOR: frozenset({Permission.SEARCH, Permission.VIEW_FOOTAGE,
-                                Permission.MANAGE_CASES, Permission.EXPORT,
+                                Permission.MANAGE_CASES, Permission.READ_CASES,
+                                Permission.EXPORT,
                                 Permission.APPROVE_EXPORT, Permission.LIST_CAMERAS,
                                 Permission.VERIFY}),
-    Role.PROSECUTOR: frozenset({Permission.RECEIVE_BUNDLE, Permission.VERIFY}),
+    Role.PROSECUTOR: frozenset({Permission.RECEIVE_BUNDLE, Permission.READ_CASES,
+                                Permission.VERIFY}),
     Role.AUDITOR: frozenset({Permission.READ_AUDIT, Permission.VERIFY}),
 }
 

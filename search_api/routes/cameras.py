@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 
+from search_api.audit import AuditAction, record
 from search_api.deps import CurrentUser, SessionDep
 from search_api.policy import (
     Permission,
@@ -26,14 +27,16 @@ class CameraPublic(CameraBase):
     created_at: datetime
 
 
-@router.get("/cameras", response_model=list[CameraPublic])
+@router.get("/cameras", response_model=list[CameraPublic],
+            dependencies=[Depends(requires(Permission.LIST_CAMERAS))])
 def read_cameras(session: SessionDep, user: CurrentUser) -> list[CameraPublic]:
     visible = visible_camera_ids(session, user)
     return [CameraPublic.model_validate(c, from_attributes=True)
             for c in list_cameras(session) if c.id in visible]
 
 
-@router.get("/cameras/{camera_id}", response_model=CameraPublic)
+@router.get("/cameras/{camera_id}", response_model=CameraPublic,
+            dependencies=[Depends(requires(Permission.LIST_CAMERAS))])
 def read_camera(camera_id: str, session: SessionDep, user: CurrentUser) -> CameraPublic:
     camera = get_visible_camera_or_404(session, user, camera_id)
     return CameraPublic.model_validate(camera, from_attributes=True)
@@ -41,7 +44,10 @@ def read_camera(camera_id: str, session: SessionDep, user: CurrentUser) -> Camer
 
 @router.post("/cameras", response_model=CameraPublic, status_code=status.HTTP_201_CREATED,
              dependencies=[Depends(requires(Permission.MANAGE_CAMERAS))])
-def create_camera(body: CameraCreate, session: SessionDep) -> CameraPublic:
+def create_camera(body: CameraCreate, session: SessionDep, user: CurrentUser,
+                  request: Request) -> CameraPublic:
     camera = add_camera(session, camera=body)
+    record(session, request, user, AuditAction.CAMERA_CHANGE, change="create",
+           camera_id=camera.id, owner=camera.agency, allowed_agencies=camera.allowed_agencies)
     session.commit()
     return CameraPublic.model_validate(camera, from_attributes=True)
