@@ -7,10 +7,11 @@ they commit; CLI commands call ``record_event(..., ip="cli")``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlmodel import Session
 
 from evidence.audit import (
@@ -22,7 +23,7 @@ from evidence.audit import (
     verify_audit_chain,
 )
 from evidence.keys import Signer, known_certificates, load_signer
-from search_api.deps import get_state
+from search_api.deps import CurrentUser, SessionDep, get_state
 from search_api.state import AppState
 from storage.models.access import AuditEvent, User
 
@@ -103,6 +104,28 @@ def record(session: Session, request: Request, user: User | str, action: AuditAc
 
 
 
+@dataclass(frozen=True)
+class AuditRecorder:
+    """Records actions of this request's user, in this request's session (see ``AuditDep``)."""
+
+    session: Session
+    request: Request
+    user: User
+
+    def __call__(self, action: AuditAction, **details: Any) -> AuditEvent:
+        return record(self.session, self.request, self.user, action, **details)
+
+
+def get_audit_recorder(request: Request, session: SessionDep,
+                       user: CurrentUser) -> AuditRecorder:
+    return AuditRecorder(session=session, request=request, user=user)
+
+
+AuditDep = Annotated[AuditRecorder, Depends(get_audit_recorder)]
+"""Route parameter ``audit: AuditDep``; call ``audit(AuditAction.X, **details)`` before
+committing, so the entry lands in the same transaction as the action."""
+
+
 def verify_installation_audit(session: Session, *, state: AppState,
                               exported: Sequence[CheckpointRecord] = ()) -> AuditVerification:
     """Verify the chain with this installation's audit key and every certificate it used."""
@@ -111,5 +134,14 @@ def verify_installation_audit(session: Session, *, state: AppState,
                               exported_checkpoints=exported)
 
 
-__all__ = ["AuditAction", "audit_mac_key", "client_ip", "record", "record_event",
-           "verify_installation_audit"]
+__all__ = [
+    "AuditAction",
+    "AuditDep",
+    "AuditRecorder",
+    "audit_mac_key",
+    "client_ip",
+    "get_audit_recorder",
+    "record",
+    "record_event",
+    "verify_installation_audit",
+]
