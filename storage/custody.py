@@ -84,17 +84,20 @@ def _lock_head(session: Session, chain: str) -> CustodyChainHead | None:
     return head
 
 
-def _start_chain(session: Session, chain: str) -> CustodyChainHead:
-    """Create a chain's head row; a racing creator makes us fall back to locking it."""
+def _start_chain(session: Session, chain: str) -> tuple[CustodyChainHead, int]:
+    """Create a chain's head row and return it with seq 0.
+
+    When a racing writer created it first, lock it instead and return the next seq.
+    """
     try:
         with session.begin_nested():
             head = CustodyChainHead(chain=chain, last_seq=0, last_hash=GENESIS_HASH)
             session.add(head)
-        return head
+        return head, 0
     except IntegrityError:
         locked = _lock_head(session, chain)
         assert locked is not None
-        return locked
+        return locked, locked.last_seq
 
 
 def append_custody_entry(
@@ -122,8 +125,7 @@ def append_custody_entry(
     chain = chain_key(case_id=case_id, original_id=original_id)
     head = _lock_head(session, chain)
     if head is None:
-        head = _start_chain(session, chain)
-        seq = 0
+        head, seq = _start_chain(session, chain)
     else:
         seq = head.last_seq  # already bumped by _lock_head
     when = (recorded_at or utcnow()).astimezone(UTC)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from search_api.state import AppState
@@ -17,9 +22,12 @@ from storage.custody import (
     compute_entry_hash,
     entry_record,
 )
+from storage.db import make_engine, migrate
 from storage.errors import InvalidInputError
-from storage.models.evidence import CustodyEntry
+from storage.models.evidence import Case, CustodyEntry
+from storage.models.media import Camera, Original
 from tests.evidence.conftest import EvidenceWorld
+from tests.services import DATABASE_BACKENDS, database_url_for
 
 
 def test_entries_link_and_rehash(world: EvidenceWorld) -> None:
@@ -62,22 +70,50 @@ def test_rolled_back_action_leaves_no_entry_and_chain_continues(world: EvidenceW
         assert entry.prev_hash == entries[1].entry_hash
 
 
-def test_concurrent_writers_never_fork_the_chain(world: EvidenceWorld, tmp_path: Path) -> None:
+@pytest.fixture(params=DATABASE_BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    built = make_engine(database_url_for(request, tmp_path))
+    migrate(built)
+    yield built
+    built.dispose()
+
+
+def test_concurrent_writers_never_fork_a_chain(engine: Engine) -> None:
+    """Four writers append to one existing and one brand-new chain at the same time."""
+    with Session(engine) as session:
+        session.add(Camera(id="c", name="n", latitude=0, longitude=0, agency="a"))
+        session.add(Case(number="C-1", title="t", legal_basis="b", investigator_id=1,
+                         agency="a"))
+        session.flush()
+        original = Original(sha256="a" * 64, camera_id="c", filename="f", size_bytes=1,
+                            recording_start_utc=datetime.now(UTC), start_source="cli")
+        session.add(original)
+        session.commit()
+        case_id, original_id = 1, original.id
     errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
 
     def writer(n: int) -> None:
-        for i in range(5):
-            for _attempt in range(20):
+        barrier.wait()
+        for i in range(6):
+            for _attempt in range(50):
                 try:
-                    with world.session() as session:
-                        append_custody_entry(session, action="verification", actor=f"w{n}",
-                                             case_id=world.case.id, details={"i": i})
+                    with Session(engine) as session:
+                        if i % 2:
+                            append_custody_entry(session, action="verification", actor=f"w{n}",
+                                                 case_id=case_id, details={"i": i})
+                        else:
+                            append_custody_entry(session, action="acquisition", actor=f"w{n}",
+                                                 original_id=original_id, details={"i": i})
                         session.commit()
                     break
-                except Exception as exc:  # SQLite may answer "database is locked"; retry
-                    if "locked" not in str(exc) and "UNIQUE" not in str(exc):
+                except OperationalError as exc:  # SQLite: "database is locked"; retry
+                    if "locked" not in str(exc):
                         errors.append(exc)
                         return
+                    time.sleep(0.01)
+            else:
+                errors.append(RuntimeError("gave up"))
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
     for thread in threads:
@@ -85,9 +121,11 @@ def test_concurrent_writers_never_fork_the_chain(world: EvidenceWorld, tmp_path:
     for thread in threads:
         thread.join()
     assert errors == []
-    with world.session() as session:
-        entries = chain_entries(session, f"case:{world.case.id}")
-    assert [e.seq for e in entries] == list(range(len(entries)))
-    assert len(entries) == 2 + 4 * 5
-    for previous, entry in itertools.pairwise(entries):
-        assert entry.prev_hash == previous.entry_hash
+    with Session(engine) as session:
+        for chain in (f"case:{case_id}", f"original:{original_id}"):
+            entries = chain_entries(session, chain)
+            assert [e.seq for e in entries] == list(range(12))
+            assert entries[0].prev_hash == GENESIS_HASH
+            for previous, entry in itertools.pairwise(entries):
+                assert entry.prev_hash == previous.entry_hash
+                assert compute_entry_hash(entry_record(entry)) == entry.entry_hash
