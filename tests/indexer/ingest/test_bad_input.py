@@ -55,6 +55,19 @@ def test_file_without_video_stream_is_refused(ingest: Ingest, registered: AppSta
     assert written(registered) == NOTHING
 
 
+def test_video_stream_that_cannot_be_decoded_is_refused(
+        ingest: Ingest, registered: AppState, samples: SampleSet, tmp_path: Path) -> None:
+    """Index and headers intact, every picture zeroed: a recorder that wrote no data."""
+    data = bytearray(samples.by_name("CAM-001_20260125T100000.mp4").path.read_bytes())
+    payload = data.index(b"mdat") + 4
+    blank = tmp_path / "CAM-001_20260125T100000.mp4"
+    blank.write_bytes(data[:payload] + bytes(len(data) - payload))
+    with pytest.raises(NoVideoStreamError, match=r"^'CAM-001_20260125T100000.mp4' has a video "
+                                                 r"stream that cannot be decoded; only"):
+        ingest(blank)
+    assert written(registered) == NOTHING
+
+
 def test_zero_byte_file_is_refused(ingest: Ingest, registered: AppState,
                                    tmp_path: Path) -> None:
     empty = tmp_path / "CAM-001_20260125T100000.mp4"
