@@ -65,7 +65,7 @@ def copy_corpus(corpus: SearchCorpus, home: Path) -> AppState:
     db_path = source.home / "oko.db"
     with sqlite3.connect(db_path) as src, sqlite3.connect(home / "oko.db") as dst:
         src.backup(dst)
-    state = build_state(settings)
+    state = build_state(settings, run_migrations=False)  # the copied schema is current
     state.extras[EMBEDDER_KEY] = corpus.embedder
     return state
 

@@ -32,7 +32,6 @@ router = APIRouter(tags=["media"], dependencies=[Depends(requires(Permission.VIE
 
 CHUNK_BYTES = 256 * 1024
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-IMMUTABLE = "private, max-age=31536000, immutable"  # derived blobs never change
 
 
 class RangeNotSatisfiableError(OkoError):
@@ -146,7 +145,7 @@ def read_thumbnail(frame_id: int, session: SessionDep, user: CurrentUser,
     frame = _visible_frame(session, user, frame_id)
     with state.derived.open(frame.thumbnail_sha256) as handle:
         data = handle.read()
-    return Response(content=data, media_type="image/jpeg", headers={"Cache-Control": IMMUTABLE})
+    return Response(content=data, media_type="image/jpeg")
 
 
 @router.get("/segments/{segment_id}/video", response_class=StreamingResponse, responses={
@@ -162,7 +161,7 @@ def read_segment_video(segment_id: int, session: SessionDep, user: CurrentUser,
     if not path.is_file():
         raise NotFoundError(f"The video of segment {segment_id} is missing from the store.")
     size = path.stat().st_size
-    headers = {"Accept-Ranges": "bytes", "Cache-Control": IMMUTABLE}
+    headers = {"Accept-Ranges": "bytes"}
     if range_header is None:
         return StreamingResponse(_stream(path, 0, size - 1), media_type=_video_type(path),
                                  headers={**headers, "Content-Length": str(size)})
