@@ -11,17 +11,15 @@ from rich.table import Table
 from sqlmodel import Session
 
 from indexer.clip_presets import PRESETS, preset_dim
-from indexer.embed_queue import embed_pending_frames, pending_frame_count
-from indexer.embeddings import load_embedder
+from indexer.embed_queue import ReindexSettings, load_installed_embedder, pending_frame_count
+from indexer.embed_queue import reindex as reindex_frames
 from indexer.model_store import (
     NoModelError,
     download_model,
     import_model,
     installed_models,
-    record_weights,
     resolve_weights,
 )
-from indexer.shards import sync_shards
 from search_api.cli.common import CliContext, cli_context, console, err_console, print_json
 from storage.db import session_scope
 from storage.models.search import EmbeddingModel
@@ -118,23 +116,16 @@ def reindex(
 ) -> None:
     """Embed every frame waiting for the current model, then update the search index."""
     cli = cli_context(ctx)
-    settings, state = cli.settings, cli.state
-    with session_scope(state.engine) as session:
-        weights = resolve_weights(preset=settings.clip_preset, env_weights=settings.clip_weights,
-                                  models_dir=settings.models_dir, session=session)
-        record_weights(weights=weights, models_dir=settings.models_dir, session=session)
-    embedder = load_embedder(preset=settings.clip_preset, weights=weights,
-                             batch_size=settings.embed_batch_size)
+    state = cli.state
+    config = ReindexSettings.from_settings(cli.settings)
+    embedder = load_installed_embedder(engine=state.engine, config=config)
     with Progress("embedding", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err_console, disable=as_json) as bar:
         task = bar.add_task("embedding", total=None)
-        report = embed_pending_frames(
-            engine=state.engine, derived=state.derived, embedder=embedder,
-            batch_size=settings.embed_batch_size, motion_threshold=settings.motion_threshold,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-            limit=limit)
-    synced = sync_shards(engine=state.engine, index_dir=settings.index_dir, derived=state.derived,
-                         approximate_min_vectors=settings.approximate_index_min_vectors)
+        report, synced = reindex_frames(
+            engine=state.engine, derived=state.derived, config=config, embedder=embedder,
+            limit=limit,
+            progress=lambda done, total: bar.update(task, completed=done, total=total))
     if as_json:
         print_json({**report.as_dict(), "frames_indexed": synced.frames_indexed,
                     "shards_written": synced.shards_written})
