@@ -25,6 +25,7 @@ from evidence.cases import (
 from evidence.export_jobs import approve_export, get_export_job, request_export
 from evidence.keys import known_certificates
 from evidence.verify import TrustedCertificates, verify_bundle
+from search_api.audit import AuditAction, AuditDep
 from search_api.deps import CurrentUser, SessionDep, StateDep
 from search_api.policy import Permission, get_visible_camera_or_404, requires
 from search_api.routes.verify import VerificationPublic, receive_upload
@@ -135,17 +136,19 @@ def _custody(session: Session, case: Case) -> list[CustodyPublic]:
             for e in chain_entries(session, f"case:{case.id}")]
 
 
-@router.get("/cases", response_model=list[CasePublic])
+@router.get("/cases", response_model=list[CasePublic],
+            dependencies=[Depends(requires(Permission.READ_CASES))])
 def read_cases(session: SessionDep, user: CurrentUser) -> list[CasePublic]:
     return [_case_public(session, c) for c in cases_visible_to(session, user=user)]
 
 
 @router.post("/cases", response_model=CasePublic, status_code=status.HTTP_201_CREATED)
-def create_case_route(body: CaseCreate, session: SessionDep,
+def create_case_route(body: CaseCreate, session: SessionDep, audit: AuditDep,
                       user: Annotated[User, Depends(requires(Permission.MANAGE_CASES))],
                       ) -> CasePublic:
     case = create_case(session, number=body.number, title=body.title,
                        legal_basis=body.legal_basis, investigator=user)
+    audit(AuditAction.CASE_CHANGE, change="create", case_id=case.id, number=case.number)
     session.commit()
     return _case_public(session, case)
 
@@ -160,36 +163,41 @@ def read_case(case: CaseDep, session: SessionDep) -> CaseDetailPublic:
 
 @router.post("/cases/{case_id}/clips", response_model=ClipPublic,
              status_code=status.HTTP_201_CREATED)
-def add_clip_route(body: ClipCreate, case: CaseDep, session: SessionDep,
+def add_clip_route(body: ClipCreate, case: CaseDep, session: SessionDep, audit: AuditDep,
                    user: Annotated[User, Depends(requires(Permission.MANAGE_CASES))],
                    ) -> ClipPublic:
     get_visible_camera_or_404(session, user, body.camera_id)
     clip = add_clip(session, case=case, camera_id=body.camera_id, start_utc=body.start_utc,
                     end_utc=body.end_utc, note=body.note, actor=user.username,
                     added_by_id=user.id, provenance=body.search_provenance)
+    audit(AuditAction.CASE_CHANGE, change="add_clip", case_id=case.id, clip_id=clip.id,
+          camera_id=body.camera_id, start_utc=body.start_utc, end_utc=body.end_utc)
     session.commit()
     return ClipPublic.model_validate(clip, from_attributes=True)
 
 
 @router.post("/cases/{case_id}/shares", response_model=CasePublic)
-def share_case_route(body: ShareCreate, case: CaseDep, session: SessionDep,
+def share_case_route(body: ShareCreate, case: CaseDep, session: SessionDep, audit: AuditDep,
                      _user: Annotated[User, Depends(requires(Permission.MANAGE_CASES))],
                      ) -> CasePublic:
     target = session.exec(select(User).where(User.username == body.username)).first()
     if target is None:
         raise NotFoundError(f"User '{body.username}' does not exist.")
     share_case(session, case=case, user=target)
+    audit(AuditAction.CASE_CHANGE, change="share", case_id=case.id, shared_with=target.username)
     session.commit()
     return _case_public(session, case)
 
 
 @router.post("/cases/{case_id}/exports", response_model=ExportJobPublic,
              status_code=status.HTTP_202_ACCEPTED)
-def start_export(case: CaseDep, session: SessionDep, state: StateDep,
+def start_export(case: CaseDep, session: SessionDep, state: StateDep, audit: AuditDep,
                  user: Annotated[User, Depends(requires(Permission.EXPORT))],
                  ) -> ExportJobPublic:
     needs_approval = state.settings.exports_need_approval
     job = request_export(session, case=case, requested_by=user, needs_approval=needs_approval)
+    audit(AuditAction.EXPORT, change="request", case_id=case.id, export_id=job.id,
+          needs_approval=needs_approval)
     session.commit()
     if not needs_approval:
         enqueue_export(celery_for(state), job.id or 0)
@@ -198,10 +206,12 @@ def start_export(case: CaseDep, session: SessionDep, state: StateDep,
 
 @router.post("/cases/{case_id}/exports/{export_id}/approve", response_model=ExportJobPublic)
 def approve_export_route(export_id: int, case: CaseDep, session: SessionDep, state: StateDep,
+                         audit: AuditDep,
                          user: Annotated[User, Depends(requires(Permission.APPROVE_EXPORT))],
                          ) -> ExportJobPublic:
     job = approve_export(session, job=get_export_job(session, case=case, job_id=export_id),
                          approver=user)
+    audit(AuditAction.EXPORT, change="approve", case_id=case.id, export_id=export_id)
     session.commit()
     enqueue_export(celery_for(state), export_id)
     return ExportJobPublic.model_validate(job, from_attributes=True)
@@ -221,27 +231,34 @@ def _finished_bundle(job: ExportJob) -> Path:
 
 @router.get("/cases/{case_id}/exports/{export_id}/download", response_class=FileResponse,
             responses={200: {"content": {"application/zip": {}}}})
-def download_export(export_id: int, case: CaseDep, session: SessionDep) -> FileResponse:
-    path = _finished_bundle(get_export_job(session, case=case, job_id=export_id))
+def download_export(export_id: int, case: CaseDep, session: SessionDep,
+                    audit: AuditDep) -> FileResponse:
+    job = get_export_job(session, case=case, job_id=export_id)
+    path = _finished_bundle(job)
+    audit(AuditAction.DOWNLOAD, case_id=case.id, export_id=export_id,
+          bundle_sha256=job.bundle_sha256)
+    session.commit()
     return FileResponse(path, media_type="application/zip", filename=path.name)
 
 
 @router.post("/cases/{case_id}/transfers", response_model=CustodyPublic,
              status_code=status.HTTP_201_CREATED)
-def transfer_route(body: TransferCreate, case: CaseDep, session: SessionDep,
+def transfer_route(body: TransferCreate, case: CaseDep, session: SessionDep, audit: AuditDep,
                    user: Annotated[User, Depends(requires(Permission.EXPORT))],
                    ) -> CustodyPublic:
     job = get_export_job(session, case=case, job_id=body.export_id)
     _finished_bundle(job)
     entry = transfer_case(session, case=case, actor=user.username, recipient=body.recipient,
                           bundle_sha256=job.bundle_sha256 or "", note=body.note)
+    audit(AuditAction.CASE_CHANGE, change="transfer", case_id=case.id, export_id=job.id,
+          recipient=body.recipient)
     session.commit()
     return CustodyPublic.model_validate(entry, from_attributes=True)
 
 
 @router.post("/cases/{case_id}/receipts", response_model=VerificationPublic,
              status_code=status.HTTP_201_CREATED)
-def receipt_route(case: CaseDep, session: SessionDep, state: StateDep,
+def receipt_route(case: CaseDep, session: SessionDep, state: StateDep, audit: AuditDep,
                   user: Annotated[User, Depends(requires(Permission.RECEIVE_BUNDLE))],
                   bundle: Annotated[UploadFile, File()]) -> VerificationPublic:
     """Verify the received bundle against this installation's certificates; log receipt."""
@@ -252,6 +269,8 @@ def receipt_route(case: CaseDep, session: SessionDep, state: StateDep,
     receive_case(session, case=case, actor=user.username, bundle_sha256=sha256,
                  tag_manifest_sha256=report.tag_manifest_sha256 or "",
                  verification_ok=report.ok)
+    audit(AuditAction.VERIFY, change="receipt", case_id=case.id, bundle_sha256=sha256,
+          ok=report.ok)
     session.commit()
     return VerificationPublic.from_report(report, bundle_sha256=sha256)
 

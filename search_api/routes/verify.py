@@ -22,6 +22,7 @@ from evidence.verify import (
     VerificationReport,
     verify_bundle,
 )
+from search_api.audit import AuditAction, AuditDep
 from search_api.deps import SessionDep, StateDep
 from search_api.policy import Permission, requires
 from storage.errors import InvalidInputError
@@ -95,7 +96,7 @@ def _record_if_local_case(session: Session, user: User, report: VerificationRepo
 
 
 @router.post("/verify", response_model=VerificationPublic)
-def verify_upload(state: StateDep, session: SessionDep,
+def verify_upload(state: StateDep, session: SessionDep, audit: AuditDep,
                   user: Annotated[User, Depends(requires(Permission.VERIFY))],
                   bundle: Annotated[UploadFile, File()],
                   fingerprint: Annotated[str | None, Form()] = None) -> VerificationPublic:
@@ -104,5 +105,8 @@ def verify_upload(state: StateDep, session: SessionDep,
                             if fingerprint else UnpinnedSigner())
     with receive_upload(bundle, settings=state.settings) as (path, sha256):
         report = verify_bundle(path, policy, work_dir=state.settings.tmp_dir)
+    audit(AuditAction.VERIFY, target="bundle", bundle_sha256=sha256, ok=report.ok,
+          case_number=report.case_number, pinned=fingerprint is not None)
     _record_if_local_case(session, user, report, sha256)
+    session.commit()
     return VerificationPublic.from_report(report, bundle_sha256=sha256)
