@@ -160,13 +160,14 @@ def still_frame(*, original_path: Path, offset_s: float, derived: BlobStore) -> 
             base = stream.time_base or Fraction(1, 90000)
             first_pts = stream.start_time or 0
             container.seek(first_pts + int(offset_s / base), stream=stream, backward=True)
-            image: Image.Image | None = None
+            chosen: av.VideoFrame | None = None
             for frame in container.decode(stream):
                 if frame.pts is None:
                     continue
-                image = frame.to_image()
+                chosen = frame  # converted once below: to_image() is the costly part
                 if float((frame.pts - first_pts) * base) >= offset_s - 1e-6:
                     break
+            image = chosen.to_image() if chosen is not None else None
     except av.FFmpegError as exc:
         raise InvalidInputError(f"{original_path.name} cannot be decoded ({exc}).") from exc
     if image is None:
