@@ -6,11 +6,13 @@ another agency's footage never takes a place in the top k.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session
 
 from indexer.search.daynight import DayPhase
 from indexer.search.engine import (
@@ -19,10 +21,12 @@ from indexer.search.engine import (
     MAX_K,
     SearchFilters,
     SearchRequest,
+    SearchResult,
     search,
 )
+from search_api.audit import AuditAction, AuditDep, AuditRecorder
 from search_api.deps import CurrentUser, EmbedderDep, SessionDep, ShardStoreDep, StateDep
-from search_api.policy import Permission, requires, visible_camera_ids
+from search_api.policy import Permission, require_search_purpose, requires, visible_camera_ids
 from search_api.search_support import SearchResultPublic
 from storage.errors import InvalidInputError
 
@@ -51,7 +55,8 @@ class SearchQuery(BaseModel):
     day_phase: DayPhase | None = None
     k: int = Field(default=DEFAULT_K, description=f"Frames to rank, 1 to {MAX_K}")
     moment_gap_s: float = Field(default=DEFAULT_MOMENT_GAP_S, ge=0.0, le=3600.0)
-    purpose: str | None = Field(default=None, description="Why this search is run (audit)")
+    purpose: str | None = Field(default=None, description=(
+        "Required: the case number or the reason for this search; recorded in the audit log"))
 
     def to_request(self, image: bytes | None = None) -> SearchRequest:
         return SearchRequest(
@@ -65,10 +70,21 @@ class SearchQuery(BaseModel):
 @router.post("/search", response_model=SearchResultPublic)
 def search_json(body: SearchQuery, session: SessionDep, user: CurrentUser,
                 embedder: EmbedderDep, shards: ShardStoreDep,
-                state: StateDep) -> SearchResultPublic:
+                state: StateDep, audit: AuditDep) -> SearchResultPublic:
+    require_search_purpose(body.purpose)
     result = search(session=session, get_embedder=embedder, shards=shards,
                     request=body.to_request(), derived=state.derived,
                     visible_camera_ids=visible_camera_ids(session, user))
+    return _audited(audit, session, body, result)
+
+
+def _audited(audit: AuditRecorder, session: Session, query: SearchQuery, result: SearchResult,
+             **extra: str) -> SearchResultPublic:
+    """Every search is recorded with its text, filters, purpose and result count."""
+    audit(AuditAction.SEARCH, text=query.text, purpose=require_search_purpose(query.purpose),
+          filters=query.model_dump(mode="json", by_alias=True, exclude={"text", "purpose"}),
+          results=len(result.moments), **extra)
+    session.commit()
     return SearchResultPublic.from_result(result)
 
 
@@ -86,7 +102,7 @@ def _read_limited(upload: UploadFile, limit: int) -> bytes:
 def search_image(
     image: Annotated[UploadFile, File(description="JPEG, PNG or WebP query image")],
     session: SessionDep, user: CurrentUser, embedder: EmbedderDep, shards: ShardStoreDep,
-    state: StateDep,
+    state: StateDep, audit: AuditDep,
     text: Annotated[str | None, Form()] = None,
     cameras: Annotated[list[str] | None, Form()] = None,
     districts: Annotated[list[str] | None, Form()] = None,
@@ -96,10 +112,12 @@ def search_image(
     k: Annotated[int, Form()] = DEFAULT_K,
     purpose: Annotated[str | None, Form()] = None,
 ) -> SearchResultPublic:
+    require_search_purpose(purpose)
     data = _read_limited(image, state.settings.max_upload_bytes)
     query = SearchQuery(text=text, cameras=cameras or [], districts=districts or [],
                         from_=from_, to=to, day_phase=day_phase, k=k, purpose=purpose)
     result = search(session=session, get_embedder=embedder, shards=shards,
                     request=query.to_request(image=data), derived=state.derived,
                     visible_camera_ids=visible_camera_ids(session, user))
-    return SearchResultPublic.from_result(result)
+    return _audited(audit, session, query, result,
+                    image_sha256=hashlib.sha256(data).hexdigest())

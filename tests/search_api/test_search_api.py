@@ -18,6 +18,8 @@ from tests.search_corpus import SearchCorpus, copy_corpus, red_frame_id
 
 UPLOAD_LIMIT = 200_000
 
+PURPOSE = {"purpose": "case 2026/117: hit and run"}  # every search states one
+
 
 @pytest.fixture
 def state(search_corpus: SearchCorpus, tmp_path: Path) -> Iterator[AppState]:
@@ -58,7 +60,7 @@ def _snapshot(state: AppState) -> tuple[int, int, list[str]]:
 
 
 def test_text_search_at_night(investigator: TestClient, state: AppState) -> None:
-    response = investigator.post("/api/search", json={
+    response = investigator.post("/api/search", json={**PURPOSE,
         "text": "red car at night", "purpose": "case 2026/117: hit and run"})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -80,7 +82,7 @@ def test_text_search_at_night(investigator: TestClient, state: AppState) -> None
 
 def test_find_similar_returns_the_red_car_moment_first(investigator: TestClient,
                                                       red_frame: int) -> None:
-    response = investigator.post("/api/search", json={
+    response = investigator.post("/api/search", json={**PURPOSE,
         "similar_to_frame_id": red_frame, "day_phase": "night", "k": 20})
     assert response.status_code == 200, response.text
     first = response.json()["moments"][0]
@@ -105,26 +107,27 @@ def test_image_upload_finds_the_frame_it_came_from(investigator: TestClient, sta
 def test_results_only_from_visible_cameras(client_as: Callable[..., TestClient],
                                            red_frame: int) -> None:
     guard = client_as(Role.INVESTIGATOR, agency="municipal_guard")  # sees CAM-001 only
-    body = guard.post("/api/search", json={"text": "street", "k": 500}).json()
+    body = guard.post("/api/search", json={**PURPOSE, "text": "street", "k": 500}).json()
     assert {m["camera_id"] for m in body["moments"]} == {"CAM-001"}
-    hidden = guard.post("/api/search", json={"text": "street", "cameras": ["CAM-002"]})
-    unknown = guard.post("/api/search", json={"text": "street", "cameras": ["CAM-999"]})
+    hidden = guard.post("/api/search", json={**PURPOSE, "text": "street", "cameras": ["CAM-002"]})
+    unknown = guard.post("/api/search", json={**PURPOSE, "text": "street", "cameras": ["CAM-999"]})
     assert hidden.status_code == unknown.status_code == 404
     assert hidden.json()["detail"] == "Camera 'CAM-002' does not exist."
     other = client_as(Role.INVESTIGATOR, agency="border_guard")
-    assert other.post("/api/search", json={"similar_to_frame_id": red_frame}).status_code == 404
+    similar = other.post("/api/search", json={**PURPOSE, "similar_to_frame_id": red_frame})
+    assert similar.status_code == 404
 
 
 def test_search_needs_the_search_permission(client_as: Callable[..., TestClient]) -> None:
     prosecutor = client_as(Role.PROSECUTOR, agency="police")
-    response = prosecutor.post("/api/search", json={"text": "car"})
+    response = prosecutor.post("/api/search", json={**PURPOSE, "text": "car"})
     assert response.status_code == 403
 
 
 def test_no_model_installed_answers_503_with_how_to_install(investigator: TestClient,
                                                             state: AppState) -> None:
     del state.extras[EMBEDDER_KEY]
-    response = investigator.post("/api/search", json={"text": "car"})
+    response = investigator.post("/api/search", json={**PURPOSE, "text": "car"})
     assert response.status_code == 503
     assert "No CLIP weights are installed" in response.json()["detail"]
     assert "oko models import" in response.json()["detail"]
@@ -142,7 +145,7 @@ def test_embedder_failure_is_an_error_not_an_empty_answer(investigator: TestClie
             raise RuntimeError("model crashed")
 
     state.extras[EMBEDDER_KEY] = Broken()
-    response = investigator.post("/api/search", json={"text": "car"})
+    response = investigator.post("/api/search", json={**PURPOSE, "text": "car"})
     assert response.status_code == 503
     assert "failed to encode the query" in response.json()["detail"]
 
@@ -160,7 +163,7 @@ def test_embedder_failure_is_an_error_not_an_empty_answer(investigator: TestClie
 def test_bad_json_input(investigator: TestClient, state: AppState, body: dict[str, object],
                         status: int, sentence: str) -> None:
     before = _snapshot(state)
-    response = investigator.post("/api/search", json=body)
+    response = investigator.post("/api/search", json={**PURPOSE, **body})
     assert response.status_code == status, response.text
     assert sentence in response.json()["detail"]
     assert _snapshot(state) == before
@@ -169,7 +172,8 @@ def test_bad_json_input(investigator: TestClient, state: AppState, body: dict[st
 def test_upload_that_is_not_an_image(investigator: TestClient, state: AppState) -> None:
     before = _snapshot(state)
     response = investigator.post("/api/search/image",
-                                 files={"image": ("notes.jpg", b"%PDF-1.7 hello", "image/jpeg")})
+                                 files={"image": ("notes.jpg", b"%PDF-1.7 hello", "image/jpeg")},
+                                 data=PURPOSE)
     assert response.status_code == 415
     assert response.json()["detail"] == ("The uploaded file is not an image Oko can read "
                                          "(use JPEG, PNG or WebP).")
@@ -179,7 +183,8 @@ def test_upload_that_is_not_an_image(investigator: TestClient, state: AppState) 
 def test_oversized_upload(investigator: TestClient, state: AppState) -> None:
     before = _snapshot(state)
     response = investigator.post("/api/search/image", files={
-        "image": ("big.jpg", b"\xff\xd8" + b"0" * (UPLOAD_LIMIT + 10), "image/jpeg")})
+        "image": ("big.jpg", b"\xff\xd8" + b"0" * (UPLOAD_LIMIT + 10), "image/jpeg")},
+        data=PURPOSE)
     assert response.status_code == 413
     assert "limit" in response.json()["detail"]
     assert _snapshot(state) == before
@@ -187,7 +192,8 @@ def test_oversized_upload(investigator: TestClient, state: AppState) -> None:
 
 def test_empty_upload(investigator: TestClient) -> None:
     response = investigator.post("/api/search/image",
-                                 files={"image": ("empty.jpg", b"", "image/jpeg")})
+                                 files={"image": ("empty.jpg", b"", "image/jpeg")},
+                                 data=PURPOSE)
     assert response.status_code == 422
     assert response.json()["detail"] == "The uploaded image is empty."
 
