@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 from sqlmodel import Session
 
+from search_api.audit import AuditAction, AuditDep
 from search_api.deps import CurrentUser, SessionDep, StateDep
 from search_api.errors import ErrorPublic
 from search_api.policy import Permission, requires, visible_camera_ids
@@ -119,8 +120,11 @@ def _stream(path: Path, start: int, end: int) -> Iterator[bytes]:
 
 
 @router.get("/frames/{frame_id}", response_model=FramePublic)
-def read_frame(frame_id: int, session: SessionDep, user: CurrentUser) -> FramePublic:
+def read_frame(frame_id: int, session: SessionDep, user: CurrentUser,
+               audit: AuditDep) -> FramePublic:
     frame = _visible_frame(session, user, frame_id)
+    audit(AuditAction.VIEW_FRAME, frame_id=frame_id, camera_id=frame.camera_id, what="details")
+    session.commit()
     segment = session.get(Segment, frame.segment_id)
     camera = session.get(Camera, frame.camera_id)
     assert segment is not None and camera is not None and frame.id is not None
@@ -141,8 +145,10 @@ def read_frame(frame_id: int, session: SessionDep, user: CurrentUser) -> FramePu
 @router.get("/frames/{frame_id}/thumbnail", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG thumbnail"}})
 def read_thumbnail(frame_id: int, session: SessionDep, user: CurrentUser,
-                   state: StateDep) -> Response:
+                   state: StateDep, audit: AuditDep) -> Response:
     frame = _visible_frame(session, user, frame_id)
+    audit(AuditAction.VIEW_FRAME, frame_id=frame_id, camera_id=frame.camera_id, what="image")
+    session.commit()
     with state.derived.open(frame.thumbnail_sha256) as handle:
         data = handle.read()
     return Response(content=data, media_type="image/jpeg")
@@ -153,10 +159,14 @@ def read_thumbnail(frame_id: int, session: SessionDep, user: CurrentUser,
     206: {"content": {"video/mp4": {}}, "description": "The requested byte range"},
     416: {"description": "Range not satisfiable"}})
 def read_segment_video(segment_id: int, session: SessionDep, user: CurrentUser,
-                       state: StateDep,
+                       state: StateDep, audit: AuditDep,
                        range_header: Annotated[str | None, Header(alias="Range")] = None,
                        ) -> Response:
     segment = _visible_segment(session, user, segment_id)
+    if range_header is None or range_header.strip().startswith("bytes=0-"):
+        # players fetch many ranges per playback; the first one counts as the view
+        audit(AuditAction.VIEW_VIDEO, segment_id=segment_id, original_id=segment.original_id)
+        session.commit()
     path = state.derived.path_for(segment.sha256)
     if not path.is_file():
         raise NotFoundError(f"The video of segment {segment_id} is missing from the store.")
