@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, Field
 
 from indexer.jobs import JobNotFoundError, JobReport, get_job, list_jobs, report_jobs
+from search_api.audit import AuditAction, AuditDep
 from search_api.deps import SessionDep, StateDep
 from search_api.policy import Permission, get_visible_camera_or_404, requires, visible_camera_ids
 from search_api.tasks import celery_for
@@ -69,7 +70,7 @@ def read_job(job_id: int, session: SessionDep, user: User = IngestUser) -> JobPu
 
 
 @router.post("/ingest", response_model=list[JobPublic], status_code=status.HTTP_202_ACCEPTED)
-def queue_ingest(body: IngestRequest, state: StateDep, session: SessionDep,
+def queue_ingest(body: IngestRequest, state: StateDep, session: SessionDep, audit: AuditDep,
                  user: User = IngestUser) -> list[JobPublic]:
     path = Path(body.path)
     if not path.is_absolute():
@@ -77,6 +78,8 @@ def queue_ingest(body: IngestRequest, state: StateDep, session: SessionDep,
     get_visible_camera_or_404(session, user, body.camera_id)
     job_ids = submit_and_commit(state.engine, paths=[path], camera_id=body.camera_id,
                                 start=body.start)
+    audit(AuditAction.INGEST, path=body.path, camera_id=body.camera_id, job_ids=job_ids)
+    session.commit()
     enqueue_ingest(celery_for(state), job_ids)
     return [JobPublic.of(report)
             for report in report_jobs(session, list_jobs(session, job_ids=job_ids))]
