@@ -10,7 +10,7 @@ is pending until its row for the current weights is committed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import and_, func
+from sqlalchemy import and_, func, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -39,6 +39,7 @@ LINKED = "linked"
 # Flush a chunk of links even while nothing moves, so a long static stretch is not held
 # in memory (or lost by a crash) as one huge uncommitted transaction.
 LINKS_PER_FLUSH_FACTOR = 8
+PENDING_PAGE = 2000
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -108,14 +109,30 @@ def pending_frame_count(*, session: Session, weights_sha256: str) -> int:
     return int(session.exec(query).one())
 
 
-def _pending_frames(session: Session, weights_sha256: str, camera_id: str) -> list[_PendingFrame]:
-    query = (
-        select(Frame.id, Frame.captured_at_utc, Frame.thumbnail_sha256)
-        .outerjoin(FrameEmbedding, _pending_condition(weights_sha256))
-        .where(col(FrameEmbedding.frame_id).is_(None), Frame.camera_id == camera_id)
-        .order_by(col(Frame.captured_at_utc), col(Frame.id))
-    )
-    return [_PendingFrame(int(i), t, s) for i, t, s in session.exec(query).all()]
+def _iter_pending_frames(
+    engine: Engine, weights_sha256: str, camera_id: str
+) -> Iterator[_PendingFrame]:
+    """A camera's pending frames in capture order, read a page at a time (keyset paging)."""
+    page = PENDING_PAGE
+    after: tuple[datetime, int] | None = None
+    while True:
+        query = (
+            select(Frame.id, Frame.captured_at_utc, Frame.thumbnail_sha256)
+            .outerjoin(FrameEmbedding, _pending_condition(weights_sha256))
+            .where(col(FrameEmbedding.frame_id).is_(None), Frame.camera_id == camera_id)
+            .order_by(col(Frame.captured_at_utc), col(Frame.id))
+            .limit(page)
+        )
+        if after is not None:
+            query = query.where(or_(col(Frame.captured_at_utc) > after[0],
+                                    and_(col(Frame.captured_at_utc) == after[0],
+                                         col(Frame.id) > after[1])))
+        with Session(engine) as session:
+            rows = [_PendingFrame(int(i), t, s) for i, t, s in session.exec(query).all()]
+        yield from rows
+        if len(rows) < page:
+            return
+        after = (rows[-1].captured_at_utc, rows[-1].id)
 
 
 def _pending_cameras(session: Session, weights_sha256: str) -> list[str]:
@@ -149,6 +166,20 @@ def _reference_frame(
     )
     row = session.exec(query).first()
     return (int(row[0]), str(row[1])) if row else None
+
+
+def _starting_reference(
+    engine: Engine, derived: BlobStore, weights_sha256: str, camera_id: str, before: datetime
+) -> tuple[int | None, np.ndarray | None]:
+    """Id and motion signature of the frame gating compares a camera's first pending frame to."""
+    with Session(engine) as session:
+        reference = _reference_frame(session, weights_sha256, camera_id, before)
+    if reference is None:
+        return None, None
+    try:
+        return reference[0], motion_signature(_load_image(derived, reference[1]))
+    except (OkoError, OSError, UnidentifiedImageError):
+        return None, None  # its image is gone: embed the next frame afresh
 
 
 class _CameraBatcher:
@@ -232,21 +263,17 @@ def embed_pending_frames(
     for camera_id in cameras:
         if done >= total:
             break
-        with Session(engine) as session:
-            frames = _pending_frames(session, sha, camera_id)[: total - done]
-            reference = _reference_frame(session, sha, camera_id, frames[0].captured_at_utc) \
-                if frames else None
         report.cameras.append(camera_id)
-        reference_id, reference_sig = None, None
-        if reference is not None:
-            try:
-                reference_sig = motion_signature(_load_image(derived, reference[1]))
-                reference_id = reference[0]
-            except (OkoError, OSError, UnidentifiedImageError):
-                reference_id = None  # its image is gone: embed the next frame afresh
+        reference_id: int | None = None
+        reference_sig: np.ndarray | None = None
         batcher = _CameraBatcher(engine=engine, embedder=embedder, batch_size=batch_size,
                                  report=report)
-        for frame in frames:
+        for number, frame in enumerate(_iter_pending_frames(engine, sha, camera_id)):
+            if done >= total:
+                break
+            if number == 0:
+                reference_id, reference_sig = _starting_reference(
+                    engine, derived, sha, camera_id, frame.captured_at_utc)
             done += 1
             try:
                 image = _load_image(derived, frame.thumbnail_sha256)

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 from sqlmodel import Session, select
 
+from indexer import embed_queue
 from indexer.embed_queue import EmbedReport, embed_pending_frames, pending_frame_count
 from indexer.embeddings import ClipEmbedder, build_unsafe_random_embedder, vector_from_bytes
 from indexer.motion import motion_score, motion_signature
@@ -155,6 +156,23 @@ def test_crash_mid_queue_leaves_whole_batches_and_a_rerun_completes(
     _run(state, tiny_embedder)
     clean = {fid: (row.status, row.linked_frame_id) for fid, (row, _) in _rows(state).items()}
     assert resumed == clean
+
+
+def test_paged_reading_of_the_queue_gives_the_same_result(
+    state: AppState, ingested: IngestedClip, tiny_embedder: ClipEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _run(state, tiny_embedder)
+    whole = {fid: (row.status, row.linked_frame_id) for fid, (row, _) in _rows(state).items()}
+    with Session(state.engine) as session:
+        for row in session.exec(select(FrameEmbedding)).all():
+            session.delete(row)
+        session.commit()
+
+    monkeypatch.setattr(embed_queue, "PENDING_PAGE", 5)
+    _run(state, tiny_embedder)
+    paged = {fid: (row.status, row.linked_frame_id) for fid, (row, _) in _rows(state).items()}
+    assert paged == whole
 
 
 def test_new_weights_reembed_every_frame(
