@@ -1,0 +1,68 @@
+"""``oko ingest`` refuses bad input at submit time; ``oko jobs --json`` shows progress."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from search_api.state import AppState
+from tests.search_api.jobs.conftest import CliResult, all_jobs
+
+
+def _broker_messages(state: AppState) -> int:
+    broker_db = state.settings.home / "broker.db"
+    if not broker_db.exists():
+        return 0
+    with sqlite3.connect(broker_db) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if "kombu_message" not in tables:
+            return 0
+        return int(conn.execute("SELECT count(*) FROM kombu_message").fetchone()[0])
+
+
+@pytest.mark.parametrize(("case", "code", "sentence"), [
+    ("missing path", 1, "error: Path '{missing}' does not exist."),
+    ("unknown camera", 1, "error: Camera 'CAM-404' is not registered."),
+    ("unparseable start", 2, "error: Cannot parse start time 'last tuesday': use ISO 8601"),
+])
+def test_bad_input_is_one_sentence_and_nothing_is_queued(
+    state: AppState, camera: str, short_clip: Path, tmp_path: Path,
+    run_oko: Callable[..., CliResult], case: str, code: int, sentence: str,
+) -> None:
+    missing = tmp_path / "missing.mp4"
+    args = {
+        "missing path": [str(short_clip), str(missing), "--camera", camera],
+        "unknown camera": [str(short_clip), "--camera", "CAM-404"],
+        "unparseable start": [str(short_clip), "--camera", camera, "--start", "last tuesday"],
+    }[case]
+    result = run_oko("ingest", *args, "--wait")
+    assert result.code == code
+    assert " ".join(result.err.split()).startswith(sentence.format(missing=missing))
+    assert result.out == ""
+    assert all_jobs(state) == []
+    assert _broker_messages(state) == 0
+    assert list(state.originals.iter_hashes()) == []
+
+
+def test_queued_jobs_show_in_oko_jobs_json(
+    state: AppState, camera: str, short_clip: Path, run_oko: Callable[..., CliResult],
+) -> None:
+    queued = run_oko("ingest", str(short_clip), "--camera", camera,
+                     "--start", "2026-01-25T10:00:00+02:00", "--json")
+    assert queued.code == 0, queued.err
+    [job] = json.loads(queued.out)
+    assert (job["status"], job["progress"], job["camera_id"]) == ("queued", 0.0, camera)
+    assert job["source_path"] == str(short_clip.resolve())
+    assert _broker_messages(state) == 1
+
+    listed = run_oko("jobs", "--json")
+    assert [entry["id"] for entry in json.loads(listed.out)] == [job["id"]]
+    table = run_oko("jobs")
+    assert "queued" in table.out and short_clip.name[:20] in table.out
+
+    plain = run_oko("ingest", str(short_clip), "--camera", camera)
+    assert plain.code == 0 and "Queued 1 job(s)" in plain.out

@@ -1,0 +1,115 @@
+"""``oko init``, ``oko serve`` (API + supervised worker) and ``oko demo`` end to end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlmodel import Session, select
+
+from search_api.state import AppState
+from storage.db import alembic_config
+from storage.models.media import Camera, Original
+from storage.settings import Settings
+from tests.search_api.jobs.conftest import (
+    CliResult,
+    all_jobs,
+    job_row,
+    settings_env,
+    wait_until,
+)
+from tests.services import free_port
+
+
+def test_init_creates_the_data_dir_and_migrates_and_can_be_rerun(
+    settings: Settings, state: AppState, run_oko: Callable[..., CliResult],
+) -> None:
+    for _ in range(2):
+        result = run_oko("init")
+        assert result.code == 0, result.err
+        assert f"Data dir {settings.home} is ready" in " ".join(result.out.split())
+    for path in (settings.blobs_dir, settings.derived_dir, settings.tmp_dir):
+        assert path.is_dir()
+    head = ScriptDirectory.from_config(alembic_config(state.engine)).get_current_head()
+    with state.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
+
+
+def test_serve_refuses_a_port_in_use_before_starting_anything(
+    state: AppState, run_oko: Callable[..., CliResult],
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_oko("serve", "--port", str(port))
+    assert result.code == 2
+    assert f"Cannot listen on 127.0.0.1:{port}" in result.err
+    assert "choose another with --port" in " ".join(result.err.split())
+
+
+@pytest.mark.slow
+def test_serve_runs_the_api_and_a_worker_and_ctrl_c_stops_both(
+    settings: Settings, state: AppState, camera: str, short_clip: Path, tmp_path: Path,
+    run_oko: Callable[..., CliResult],
+) -> None:
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "search_api.cli", "serve", "--port", str(port)],
+            env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, cwd=tmp_path,
+        )
+    try:
+        def api_up() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/api/jobs", timeout=2).status_code == 401
+            except httpx.HTTPError:
+                return False
+
+        wait_until(api_up, timeout=60, what="the API to answer")
+        workers = [child for child in psutil.Process(serve.pid).children(recursive=True)
+                   if "worker" in child.cmdline()]
+        assert len(workers) == 1
+        queued = run_oko("ingest", str(short_clip), "--camera", camera, "--json")
+        assert queued.code == 0
+        wait_until(lambda: all_jobs(state)[0].status == "done", timeout=90,
+                   what="the served worker to ingest")
+        assert job_row(state, all_jobs(state)[0].id or 0).worker == (
+            f"{socket.gethostname()}:{workers[0].pid}")
+
+        os.killpg(serve.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        assert serve.wait(timeout=60) == 130  # the conventional exit status after Ctrl-C
+        _gone, alive = psutil.wait_procs(workers, timeout=30)
+        assert alive == []
+        assert f"Oko is serving on http://127.0.0.1:{port}" in log_path.read_text()
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+            serve.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_demo_ingests_the_sample_footage(
+    state: AppState, run_oko: Callable[..., CliResult],
+) -> None:
+    result = run_oko("demo", "--profile", "test", "--no-serve")
+    assert result.code == 0, result.err + result.out
+    jobs = all_jobs(state)
+    assert len(jobs) == 7 and {job.status for job in jobs} == {"done"}
+    with Session(state.engine) as session:
+        assert len(session.exec(select(Camera)).all()) == 3
+        assert len(session.exec(select(Original)).all()) == 7
+    summary = " ".join(result.out.split())
+    assert summary.count("DONE") == 7 and "segments" in summary
