@@ -7,7 +7,7 @@ checkpoint file lets tests load it back exactly as a real weights file would be.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,9 +22,11 @@ from indexer.embeddings import ClipEmbedder, build_unsafe_random_embedder
 from indexer.ingest import IngestOptions, ingest_file
 from indexer.media import ffmpeg_exe
 from indexer.samples import static_scene
-from search_api.state import AppState
+from search_api.state import AppState, build_state
 from storage.cameras import add_camera, validate_camera
 from storage.models.media import Frame
+from storage.settings import Settings
+from tests.services import DATABASE_BACKENDS, database_url_for
 
 CLIP_SECONDS = 12.0
 BURST = (5.0, 8.0)  # seconds in which the van crosses the otherwise still street
@@ -94,6 +96,22 @@ def ingest_clip(state: AppState, clip: Path, *, camera_id: str = "CAM-EMB") -> I
 @pytest.fixture
 def ingested(state: AppState, van_clip: Path) -> IngestedClip:
     return ingest_clip(state, van_clip)
+
+
+@pytest.fixture(params=DATABASE_BACKENDS)
+def any_state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppState]:
+    """A fresh data dir on SQLite, then on a real PostgreSQL."""
+    settings = Settings(home=tmp_path / "oko-home", environment="test",
+                        key_passphrase="test-passphrase",
+                        database_url=database_url_for(request, tmp_path))
+    app_state = build_state(settings)
+    yield app_state
+    app_state.engine.dispose()
+
+
+@pytest.fixture
+def any_ingested(any_state: AppState, van_clip: Path) -> IngestedClip:
+    return ingest_clip(any_state, van_clip)
 
 
 def frame_image(state: AppState, frame: Frame) -> Image.Image:

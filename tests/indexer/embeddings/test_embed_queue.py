@@ -34,6 +34,11 @@ def _rows(state: AppState) -> dict[int, tuple[FrameEmbedding, Frame]]:
         return {row.frame_id: (row, frame) for row, frame in pairs}
 
 
+def _decisions(state: AppState) -> dict[int, tuple[str, int | None]]:
+    """Per frame: embedded or linked, and to which frame."""
+    return {fid: (row.status, row.linked_frame_id) for fid, (row, _) in _rows(state).items()}
+
+
 def _van_visible(frame: Frame) -> bool:
     offset = (frame.captured_at_utc - CAPTURE_START).total_seconds()
     return BURST[0] + 0.1 < offset < BURST[1] - 0.1
@@ -55,13 +60,14 @@ def test_motion_score_sees_a_small_moving_object_but_not_noise() -> None:
 
 
 def test_static_frames_are_linked_and_the_moving_van_is_embedded(
-    state: AppState, ingested: IngestedClip, tiny_embedder: ClipEmbedder
+    any_state: AppState, any_ingested: IngestedClip, tiny_embedder: ClipEmbedder
 ) -> None:
     progress: list[tuple[int, int]] = []
-    report = _run(state, tiny_embedder, progress=lambda done, total: progress.append((done, total)))
+    report = _run(any_state, tiny_embedder,
+                  progress=lambda done, total: progress.append((done, total)))
 
-    rows = _rows(state)
-    total = len(ingested.frame_ids)
+    rows = _rows(any_state)
+    total = len(any_ingested.frame_ids)
     assert report.embedded + report.linked == total == len(rows)
     assert report.failed == []
     assert report.skipped_fraction == pytest.approx(report.linked / total)
@@ -81,7 +87,7 @@ def test_static_frames_are_linked_and_the_moving_van_is_embedded(
         else:
             assert row.linked_frame_id is None
             assert abs(float(np.linalg.norm(vector_from_bytes(row.vector))) - 1) < 1e-5
-    with Session(state.engine) as session:
+    with Session(any_state.engine) as session:
         assert pending_frame_count(session=session,
                                    weights_sha256=tiny_embedder.weights_sha256) == 0
 
@@ -135,57 +141,57 @@ class CrashingEmbedder:
 
 
 def test_crash_mid_queue_leaves_whole_batches_and_a_rerun_completes(
-    state: AppState, ingested: IngestedClip, tiny_embedder: ClipEmbedder
+    any_state: AppState, any_ingested: IngestedClip, tiny_embedder: ClipEmbedder
 ) -> None:
     with pytest.raises(KeyboardInterrupt):
-        _run(state, CrashingEmbedder(tiny_embedder, crash_on_batch=2))
-    partial = _rows(state)
-    assert 0 < len(partial) < len(ingested.frame_ids)
+        _run(any_state, CrashingEmbedder(tiny_embedder, crash_on_batch=2))
+    partial = _rows(any_state)
+    assert 0 < len(partial) < len(any_ingested.frame_ids)
     for row, _ in partial.values():  # no dangling links after the crash
         if row.status == "linked":
             assert row.linked_frame_id in partial
 
-    _run(state, tiny_embedder)
-    resumed = {fid: (row.status, row.linked_frame_id) for fid, (row, _) in _rows(state).items()}
+    _run(any_state, tiny_embedder)
+    resumed = _decisions(any_state)
 
-    assert sorted(resumed) == sorted(ingested.frame_ids)
-    with Session(state.engine) as session:  # a clean run from scratch must agree
+    assert sorted(resumed) == sorted(any_ingested.frame_ids)
+    with Session(any_state.engine) as session:  # a clean run from scratch must agree
         for row in session.exec(select(FrameEmbedding)).all():
             session.delete(row)
         session.commit()
-    _run(state, tiny_embedder)
-    clean = {fid: (row.status, row.linked_frame_id) for fid, (row, _) in _rows(state).items()}
+    _run(any_state, tiny_embedder)
+    clean = _decisions(any_state)
     assert resumed == clean
 
 
 def test_paged_reading_of_the_queue_gives_the_same_result(
-    state: AppState, ingested: IngestedClip, tiny_embedder: ClipEmbedder,
+    any_state: AppState, any_ingested: IngestedClip, tiny_embedder: ClipEmbedder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _run(state, tiny_embedder)
-    whole = {fid: (row.status, row.linked_frame_id) for fid, (row, _) in _rows(state).items()}
-    with Session(state.engine) as session:
+    _run(any_state, tiny_embedder)
+    whole = _decisions(any_state)
+    with Session(any_state.engine) as session:
         for row in session.exec(select(FrameEmbedding)).all():
             session.delete(row)
         session.commit()
 
     monkeypatch.setattr(embed_queue, "PENDING_PAGE", 5)
-    _run(state, tiny_embedder)
-    paged = {fid: (row.status, row.linked_frame_id) for fid, (row, _) in _rows(state).items()}
+    _run(any_state, tiny_embedder)
+    paged = _decisions(any_state)
     assert paged == whole
 
 
 def test_new_weights_reembed_every_frame(
-    state: AppState, ingested: IngestedClip, tiny_embedder: ClipEmbedder
+    any_state: AppState, any_ingested: IngestedClip, tiny_embedder: ClipEmbedder
 ) -> None:
-    _run(state, tiny_embedder)
+    _run(any_state, tiny_embedder)
     newer = build_unsafe_random_embedder("test-tiny", seed=7, threads=2)
-    with Session(state.engine) as session:
+    with Session(any_state.engine) as session:
         assert pending_frame_count(session=session, weights_sha256=newer.weights_sha256) == len(
-            ingested.frame_ids)
-    report = _run(state, newer)
-    assert report.processed == len(ingested.frame_ids)
-    assert {row.weights_sha256 for row, _ in _rows(state).values()} == {newer.weights_sha256}
+            any_ingested.frame_ids)
+    report = _run(any_state, newer)
+    assert report.processed == len(any_ingested.frame_ids)
+    assert {row.weights_sha256 for row, _ in _rows(any_state).values()} == {newer.weights_sha256}
 
 
 def test_limit_and_unreadable_frames_stay_pending(
