@@ -12,6 +12,7 @@ import pytest
 import torch
 from sqlmodel import Session, select
 
+from indexer import model_store
 from indexer.embeddings import NoModelError, resolve_weights
 from indexer.model_store import (
     ModelDownloadError,
@@ -229,3 +230,58 @@ def test_test_preset_cannot_be_downloaded(state: AppState) -> None:
     ):
         download_model(preset="test-tiny", models_dir=state.settings.models_dir,
                        session=session)
+
+
+@pytest.fixture
+def hub_serving(tiny_checkpoint: Path) -> Iterator[str]:
+    """A local Hugging Face-compatible endpoint serving the tiny checkpoint by name."""
+    payload = tiny_checkpoint.read_bytes()
+    etag = '"' + sha256_file(tiny_checkpoint) + '"'
+
+    class Hub(BaseHTTPRequestHandler):
+        def _headers(self) -> bool:
+            if not self.path.endswith("/resolve/main/open_clip_pytorch_model.bin"):
+                self.send_error(404)
+                return False
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("ETag", etag)
+            self.send_header("X-Repo-Commit", "0" * 40)
+            self.end_headers()
+            return True
+
+        def do_HEAD(self) -> None:
+            self._headers()
+
+        def do_GET(self) -> None:
+            if self._headers():
+                self.wfile.write(payload)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_installs_a_checked_cached_copy(
+    state: AppState, tiny_checkpoint: Path, hub_serving: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the tiny preset has no real repository; point it at the local hub for this test
+    monkeypatch.setattr(model_store, "_hub_location", lambda preset: (
+        "oko/test-tiny", ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]))
+    with Session(state.engine, expire_on_commit=False) as session:
+        row = download_model(preset="test-tiny", models_dir=state.settings.models_dir,
+                             session=session, endpoint=hub_serving)
+        session.commit()
+
+    models_dir = state.settings.models_dir
+    assert (row.source, row.path) == ("downloaded", f"downloaded/{row.weights_sha256}.bin")
+    assert row.weights_sha256 == sha256_file(tiny_checkpoint)
+    assert _files(models_dir) == [models_dir / row.path]  # no temp dir or hub cache left
+    chosen = _resolve(state)
+    assert (chosen.source, chosen.sha256) == ("downloaded", row.weights_sha256)
