@@ -89,9 +89,15 @@ class EvidenceWorld:
         return result
 
 
+@pytest.fixture(scope="session")
+def footage_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 6 s test recording, encoded once per session (read it, never modify it)."""
+    return make_footage(tmp_path_factory.mktemp("footage") / "cam1-20261124.mp4")
+
+
 @pytest.fixture
-def world(state: AppState, tmp_path: Path) -> EvidenceWorld:
-    return build_world(state, tmp_path)
+def world(state: AppState, footage_file: Path) -> EvidenceWorld:
+    return build_world(state, footage_file.parent, footage=footage_file)
 
 
 @pytest.fixture(scope="session")
@@ -101,7 +107,7 @@ def shared_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EvidenceW
     settings = Settings(home=root / "oko-home", environment="test",
                         key_passphrase="test-passphrase")
     app_state = build_state(settings)
-    yield build_world(app_state, root)
+    yield build_world(app_state, root)  # its own footage: independent of other fixtures
     app_state.engine.dispose()
 
 
@@ -112,13 +118,14 @@ def bundle_zip(shared_world: EvidenceWorld, tmp_path_factory: pytest.TempPathFac
 
 
 def build_world(state: AppState, tmp_path: Path, *,
-                investigator_username: str = "investigator-police") -> EvidenceWorld:
+                investigator_username: str = "investigator-police",
+                footage: Path | None = None) -> EvidenceWorld:
     """A camera, an investigator, a stored original and a case with two clips."""
     settings = state.settings
     signer = ensure_signing_identity(keys_dir=settings.keys_dir,
                                      organisation=settings.organisation,
                                      passphrase=settings.key_passphrase)
-    footage = make_footage(tmp_path / "cam1-20261124.mp4")
+    footage = footage or make_footage(tmp_path / "cam1-20261124.mp4")
     with Session(state.engine, expire_on_commit=False) as session:
         session.add(Camera(id="cam-1", name="Хрещатик, 22", district="Shevchenkivskyi",
                            latitude=50.4474, longitude=30.5222, agency="police"))
