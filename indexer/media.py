@@ -28,6 +28,8 @@ from storage.errors import InvalidInputError, StorageError
 # Demuxers that open stills or text as a one-frame "video"; they are not recordings.
 NON_VIDEO_FORMATS = {"image2", "tty", "gif", "apng", "webp_pipe", "lavfi", "concat"}
 TS_PACKET_BYTES = 188
+# codecs that MP4 carries (and browsers mostly play); anything else is segmented into MKV
+MP4_CODECS = {"h264", "hevc", "mpeg4", "av1"}
 NON_VIDEO_CODECS = {"ansi", "bintext", "xbin", "idf", "png", "mjpeg", "gif", "bmp", "webp",
                     "tiff"}
 
@@ -226,7 +228,7 @@ class SegmentRun:
 
 
 def _segment_args(source: Path, out_dir: Path, *, seconds: float, reencode: bool,
-                  suffix: str) -> tuple[list[str], dict[str, Any]]:
+                  suffix: str, source_codec: str) -> tuple[list[str], dict[str, Any]]:
     pattern = out_dir / f"segment-%05d{suffix}"
     codec = (["-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
               "-force_key_frames", f"expr:gte(t,n_forced*{seconds:g})", "-pix_fmt", "yuv420p"]
@@ -235,9 +237,15 @@ def _segment_args(source: Path, out_dir: Path, *, seconds: float, reencode: bool
         "map": "0:v:0", "codec": codec, "format": "segment", "segment_time": seconds,
         "reset_timestamps": 1, "container": suffix.lstrip("."),
     }
+    container_args = (["-segment_format_options", "movflags=+faststart"]
+                      if suffix == ".mp4" else [])
+    # Apple players want HEVC in MP4 tagged hvc1; copying keeps the source's tag otherwise
+    tag_args = ["-tag:v", "hvc1"] if suffix == ".mp4" and source_codec == "hevc" and (
+        not reencode) else []
     args = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
             "-fflags", "+genpts+discardcorrupt", "-i", str(source), "-map", "0:v:0", *codec,
-            "-f", "segment", "-segment_time", f"{seconds:g}", "-reset_timestamps", "1",
+            *tag_args, "-f", "segment", *container_args,
+            "-segment_time", f"{seconds:g}", "-reset_timestamps", "1",
             "-segment_list", str(out_dir / "segments.csv"), "-segment_list_type", "csv",
             "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1",
             str(pattern)]
@@ -255,11 +263,12 @@ def _count_video_packets(path: Path) -> int:
 
 
 def _run_segmenter(source: Path, out_dir: Path, *, seconds: float, reencode: bool,
-                   suffix: str, frame_times: list[float]) -> tuple[list[SegmentFile], dict]:
+                   suffix: str, source_codec: str, frame_times: list[float],
+                   ) -> tuple[list[SegmentFile], dict[str, Any]]:
     for stale in out_dir.glob("segment-*"):
         stale.unlink()
     args, params = _segment_args(source, out_dir, seconds=seconds, reencode=reencode,
-                                 suffix=suffix)
+                                 suffix=suffix, source_codec=source_codec)
     result = subprocess.run(args, capture_output=True, text=True, check=False)
     listing = out_dir / "segments.csv"
     names: list[str] = []
@@ -295,16 +304,16 @@ def cut_segments(source: Path, out_dir: Path, *, seconds: float, info: MediaInfo
     the original) are re-encoded with forced keyframes. Raises ``StorageError`` when
     ffmpeg cannot produce any segment.
     """
-    suffix = source.suffix.lower() if source.suffix else ".mkv"
-    if suffix == ".avi":
-        suffix = ".avi"
+    suffix = ".mp4" if info.video_codec in MP4_CODECS else ".mkv"
     files, params = _run_segmenter(source, out_dir, seconds=seconds, reencode=False,
-                                   suffix=suffix, frame_times=info.frame_times_s)
+                                   suffix=suffix, source_codec=info.video_codec,
+                                   frame_times=info.frame_times_s)
     too_long = any(f.duration_s > 2 * seconds for f in files)
     if files and not too_long:
         return SegmentRun(files=files, method="stream_copy", parameters=params)
     files, params = _run_segmenter(source, out_dir, seconds=seconds, reencode=True,
-                                   suffix=".mp4", frame_times=info.frame_times_s)
+                                   suffix=".mp4", source_codec=info.video_codec,
+                                   frame_times=info.frame_times_s)
     if not files:
         raise StorageError(f"ffmpeg could not cut '{source.name}' into segments.")
     return SegmentRun(files=files, method="reencode", parameters=params)

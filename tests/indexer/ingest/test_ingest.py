@@ -56,6 +56,7 @@ def test_day_clip_is_stored_segmented_and_sampled_with_provenance(
         assert segment.method == "stream_copy"
         assert (segment.tool, segment.tool_version) == ("ffmpeg", tool_version())
         assert segment.parameters["segment_time"] == 10.0
+        assert segment.parameters["container"] == "mp4"
         assert segment.parameters["source_sha256"] == outcome.sha256
         assert segment.start_utc == original.recording_start_utc + timedelta(
             seconds=segment.start_offset_s)
