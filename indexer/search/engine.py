@@ -20,12 +20,12 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import or_
+from sqlalchemy import case, func, or_
 from sqlmodel import Session, col, select
 
 from indexer.search.daynight import DayPhase, classify
@@ -300,6 +300,8 @@ def _vector_id(row: tuple) -> int | None:
 def _unindexed_hits(session: Session, scope: _Scope, query: np.ndarray, derived: BlobStore | None,
                     weights_sha256: str, metas: list[ShardMeta]) -> tuple[dict[int, float], int]:
     """Exact scores of in-scope frames not in a committed shard (not yet, or its file is gone)."""
+    if _index_complete(session, weights_sha256, [m.key.name for m in metas]):
+        return {}, 0
     rows = _frame_rows(session, scope, unindexed=True,
                        present_shards=[m.key.name for m in metas])
     vector_ids: set[int] = set()
@@ -328,16 +330,62 @@ def _unindexed_hits(session: Session, scope: _Scope, query: np.ndarray, derived:
     return scores, len(vector_ids)
 
 
+def _count(session: Session, query: Any) -> int:
+    return int(session.exec(query).one())
+
+
+def _index_complete(session: Session, weights_sha256: str, present: list[str]) -> bool:
+    """Cheap proof that every embedding is of one model and sits in a committed shard.
+
+    Embeddings are only ever added or replaced, never deleted, so equal counts mean no
+    frame is missing; otherwise the per-frame query finds the ones that are.
+    """
+    total = _count(session, select(func.count()).select_from(FrameEmbedding))
+    same_model = _count(session, select(func.count()).select_from(FrameEmbedding)
+                        .where(FrameEmbedding.weights_sha256 == weights_sha256))
+    indexed = _count(session, select(func.count()).select_from(FrameIndexEntry)
+                     .where(FrameIndexEntry.weights_sha256 == weights_sha256,
+                            col(FrameIndexEntry.shard_key).in_(present)))
+    return total == same_model == indexed
+
+
 def _waiting_count(session: Session, scope: _Scope) -> int:
-    query = (select(Frame.id).outerjoin(FrameEmbedding, col(FrameEmbedding.frame_id)
-                                        == col(Frame.id))
+    frames = _count(session, select(func.count()).select_from(Frame))
+    if frames == _count(session, select(func.count()).select_from(FrameEmbedding)):
+        return 0
+    query = (select(func.count()).select_from(Frame)
+             .outerjoin(FrameEmbedding, col(FrameEmbedding.frame_id) == col(Frame.id))
              .where(col(FrameEmbedding.frame_id).is_(None),
                     col(Frame.camera_id).in_(list(scope.cameras))))
     if scope.start is not None:
         query = query.where(col(Frame.captured_at_utc) >= scope.start)
     if scope.end is not None:
         query = query.where(col(Frame.captured_at_utc) <= scope.end)
-    return len(session.exec(query).all())
+    return _count(session, query)
+
+
+def _allowed_vector_ids(session: Session, scope: _Scope, meta: ShardMeta,
+                        window: tuple[datetime, datetime]) -> np.ndarray:
+    """Vector ids of the shard's frames that pass every filter (phase and window in SQL)."""
+    vector_id = case((FrameEmbedding.status == "embedded", col(Frame.id)),
+                     else_=col(FrameEmbedding.linked_frame_id))
+    columns: list[Any] = [vector_id]
+    if scope.hours is not None:
+        columns.append(col(Frame.captured_at_utc))
+    query = (select(*columns)
+             .join(FrameEmbedding, col(FrameEmbedding.frame_id) == col(Frame.id))
+             .join(FrameIndexEntry, col(FrameIndexEntry.frame_id) == col(Frame.id))
+             .where(FrameIndexEntry.shard_key == meta.key.name,
+                    col(Frame.captured_at_utc) >= window[0],
+                    col(Frame.captured_at_utc) <= window[1]))
+    if scope.day_phase is not None:
+        query = query.where(FrameIndexEntry.day_phase == scope.day_phase.value)
+    rows = session.execute(query).all()
+    if scope.hours is not None:
+        zone = ZoneInfo(meta.timezone)
+        rows = [r for r in rows if scope.hours.contains(r[1].astimezone(zone).hour)]
+    ids = np.fromiter((r[0] for r in rows if r[0] is not None), dtype=np.int64)
+    return np.unique(ids)
 
 
 def _shard_hits(session: Session, scope: _Scope, shards: ShardStore, all_metas: list[ShardMeta],
@@ -361,11 +409,7 @@ def _shard_hits(session: Session, scope: _Scope, shards: ShardStore, all_metas: 
         if not scope.covers_whole(meta):
             window = (max(scope.start or meta.utc_start, meta.utc_start),
                       min(scope.end or meta.utc_end, meta.utc_end))
-            rows = _frame_rows(session, scope, unindexed=False, shard_key=meta.key.name,
-                               window=window)
-            ids = {_vector_id(r) for r in rows
-                   if scope.admits(camera_id=r[1], at=r[2], phase=r[6])}
-            allowed = np.array(sorted(i for i in ids if i is not None), dtype=np.int64)
+            allowed = _allowed_vector_ids(session, scope, meta, window)
             if len(allowed) == 0:
                 continue
         loaded = shards.load(meta)
