@@ -9,8 +9,10 @@ duplicating or losing rows. Bad input is refused before anything is written.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,8 +105,10 @@ def collect_inputs(paths: list[Path]) -> list[Path]:
         if not path.exists():
             raise NotFoundError(f"Path '{path}' does not exist.")
         if path.is_dir():
+            # dot files are OS litter (macOS "._clip.mp4"), not recordings
             found.extend(sorted(p for p in path.rglob("*")
-                                if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS))
+                                if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
+                                and not p.name.startswith(".")))
         else:
             found.append(path)
     return found
@@ -196,6 +200,32 @@ def _damage(info: MediaInfo, report: DecodeReport) -> tuple[bool, float, str]:
     return True, decodable, "; ".join(reasons)
 
 
+def _work_dir(tmp_dir: Path, sha256: str) -> Path:
+    """A scratch dir for this run, after removing those of killed runs on this host.
+
+    Names carry host and pid, so only dirs whose process is gone on this very host are
+    removed; a dir of a live ingest, or of another machine sharing the data dir, is left.
+    """
+    host = socket.gethostname()
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    for stale in tmp_dir.glob(f"ingest-{sha256[:12]}-*@{host}-*"):
+        pid = stale.name.split("-")[2].split("@")[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"ingest-{sha256[:12]}-{os.getpid()}@{host}-",
+                                 dir=tmp_dir))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def ingest_file(*, engine: Engine, originals: BlobStore, derived: BlobStore, path: Path,
                 camera_id: str, start: datetime | None, options: IngestOptions,
                 progress: Progress | None = None, actor: str = "system") -> IngestOutcome:
@@ -228,8 +258,7 @@ def ingest_file(*, engine: Engine, originals: BlobStore, derived: BlobStore, pat
 
     # work from the stored copy: exactly the bytes that were hashed
     stored_path = originals.path_for(sha256)
-    originals.tmp_dir.mkdir(parents=True, exist_ok=True)
-    work_dir = Path(tempfile.mkdtemp(prefix=f"ingest-{sha256[:12]}-", dir=originals.tmp_dir))
+    work_dir = _work_dir(originals.tmp_dir, sha256)
     try:
         report_progress("segmenting", 0.0)
         run = cut_segments(stored_path, work_dir, seconds=options.segment_seconds,

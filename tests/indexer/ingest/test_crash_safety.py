@@ -70,6 +70,7 @@ def test_kill_9_mid_ingest_then_rerun_gives_one_complete_set(
     assert sorted(s.index for s in segments) == [0, 1]
     assert sorted(f.offset_s for f in frames) == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
     assert custody == 1
+    assert written(registered).temp_files == []  # the killed run's scratch dir is gone
     assert ingest(clip.path).duplicate
 
 
