@@ -115,3 +115,23 @@ def test_keys_show_and_rotate_keep_old_bundles_verifiable(oko, tmp_path: Path,  
     assert code == 0
     code, out, _ = oko("case", "receive", "KV-2026-001", "--bundle", str(old))
     assert code == 0 and "is a trusted certificate" in out
+
+
+def test_verify_exits_2_for_symlinks_and_zip_bombs(oko, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import stat
+
+    link_zip = tmp_path / "link.zip"
+    with zipfile.ZipFile(link_zip, "w") as archive:
+        archive.writestr("bag/bagit.txt", b"BagIt-Version: 1.0\n")
+        link = zipfile.ZipInfo("bag/data/passwd")
+        link.create_system = 3
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(link, "/etc/passwd")
+    code, _, err = oko("verify", str(link_zip))
+    assert code == 2 and "a symlink or special file; refused" in err
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("bag/bagit.txt", b"BagIt-Version: 1.0\n")
+        archive.writestr("bag/data/zeros.bin", bytes(20 * 1024 * 1024))
+    code, _, err = oko("verify", str(bomb), "--json")
+    assert code == 2 and "likely zip bomb" in err
