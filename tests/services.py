@@ -84,7 +84,9 @@ def start_postgres() -> PostgresServer:
     """initdb + pg_ctl start on a free port; raises ``RuntimeError`` with the server log."""
     if not (PG_BIN / "initdb").exists():
         raise FileNotFoundError(f"PostgreSQL binaries are not installed in {PG_BIN}")
-    root = Path(tempfile.mkdtemp(prefix="oko-pg-"))
+    # as root, TMPDIR may sit under /root, which the service user cannot traverse
+    base = "/tmp" if os.geteuid() == 0 and Path("/tmp").is_dir() else None
+    root = Path(tempfile.mkdtemp(prefix="oko-pg-", dir=base))
     root.chmod(0o755)  # the service user must traverse it
     if os.geteuid() == 0:
         user = pwd.getpwnam(UNPRIVILEGED_USER)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -223,3 +224,17 @@ def test_folders_expand_to_their_recordings(tmp_path: Path) -> None:
     single = tmp_path / "notes.txt"
     assert collect_inputs([tmp_path, single]) == [
         tmp_path / "a.mp4", tmp_path / "b/CAM-1_x.MKV", tmp_path / "c/d/e.ts", single]
+
+
+def test_quicktime_mov_ingests(ingest: Ingest, registered: AppState, samples: SampleSet,
+                               tmp_path: Path) -> None:
+    from indexer.media import ffmpeg_exe
+
+    mov = tmp_path / "CAM-003_20260125T160000.mov"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-i",
+                    str(samples.by_name("CAM-001_20260125T100000.mp4").path), "-c", "copy",
+                    "-fflags", "+bitexact", str(mov)], check=True)
+    outcome = ingest(mov)
+    original, segments, frames = _rows(registered, outcome.original_id)
+    assert (original.container, original.video_codec) == ("mov", "h264")
+    assert (len(segments), len(frames)) == (2, 6)
