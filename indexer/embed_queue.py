@@ -51,6 +51,15 @@ class ImageEmbedder(Protocol):
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
 
 
+def vector_to_bytes(vector: np.ndarray) -> bytes:
+    """Storage form of one embedding: float32 little-endian."""
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def vector_from_bytes(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<f4").astype(np.float32)
+
+
 @dataclass(frozen=True)
 class EmbedFailure:
     """A frame left pending because its image could not be read."""
@@ -214,7 +223,7 @@ class _CameraBatcher:
         sha = self.embedder.weights_sha256
         rows: list[FrameEmbedding] = [
             FrameEmbedding(frame_id=fid, weights_sha256=sha, preset=self.embedder.preset,
-                           status=EMBEDDED, vector=np.asarray(vec, dtype="<f4").tobytes(),
+                           status=EMBEDDED, vector=vector_to_bytes(vec),
                            motion_score=score)
             for (fid, _, score), vec in zip(self.to_embed, vectors, strict=True)
         ] + [

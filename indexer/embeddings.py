@@ -29,6 +29,7 @@ from indexer.clip_presets import (
     get_preset,
     preset_dim,
 )
+from indexer.embed_queue import vector_from_bytes, vector_to_bytes
 from indexer.model_store import (
     ModelImportError,
     NoModelError,
@@ -179,12 +180,3 @@ def build_unsafe_random_embedder(
         tokenizer=open_clip.get_tokenizer(chosen.architecture),
         weights_sha256=state_dict_sha256(model), batch_size=batch_size,
     )
-
-
-def vector_to_bytes(vector: np.ndarray) -> bytes:
-    """Storage form of one embedding: float32 little-endian."""
-    return np.asarray(vector, dtype="<f4").tobytes()
-
-
-def vector_from_bytes(data: bytes) -> np.ndarray:
-    return np.frombuffer(data, dtype="<f4").astype(np.float32)

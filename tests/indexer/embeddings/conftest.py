@@ -48,6 +48,14 @@ def tiny_checkpoint(tiny_embedder: ClipEmbedder, tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture(scope="session")
+def other_architecture_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The state dict of a different (still tiny) architecture: 48-d instead of 32-d."""
+    path = tmp_path_factory.mktemp("weights") / "wide.pt"
+    torch.save(open_clip.create_model("oko-test-tiny", embed_dim=48).state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def reference_model(tiny_checkpoint: Path) -> tuple[torch.nn.Module, Callable[..., torch.Tensor],
                                                        Callable[..., torch.Tensor]]:
     """open_clip's own model, transform and tokenizer for the checkpoint, built independently."""

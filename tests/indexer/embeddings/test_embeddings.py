@@ -105,13 +105,14 @@ def test_stored_frame_embedding_equals_open_clip_on_decoded_frame(
 
 
 def test_weights_that_do_not_fit_the_preset_fail_to_load(
-    tiny_checkpoint: Path, state: AppState
+    other_architecture_checkpoint: Path, state: AppState
 ) -> None:
     with Session(state.engine) as session:
-        weights = resolve_weights(preset="ViT-B-32", env_weights=tiny_checkpoint,
+        weights = resolve_weights(preset="test-tiny", env_weights=other_architecture_checkpoint,
                                   models_dir=state.settings.models_dir, session=session)
-    with pytest.raises(ModelImportError, match="do not load into the ViT-B-32 architecture"):
-        load_embedder(preset="ViT-B-32", weights=weights, threads=2)
+    with pytest.raises(ModelImportError, match=r"do not load into the test-tiny architecture "
+                                               r"\(oko-test-tiny\): .*wrong shape"):
+        load_embedder(preset="test-tiny", weights=weights, threads=2)
 
 
 def test_test_preset_is_registered_with_open_clip() -> None:

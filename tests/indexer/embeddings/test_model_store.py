@@ -138,13 +138,15 @@ def test_env_weights_get_a_model_row_when_recorded(
 
 
 def test_import_of_another_architecture_is_refused_leaving_nothing(
-    state: AppState, tiny_checkpoint: Path
+    state: AppState, other_architecture_checkpoint: Path
 ) -> None:
     with pytest.raises(ModelImportError) as caught:
-        _import(state, tiny_checkpoint, preset="ViT-B-32")
+        _import(state, other_architecture_checkpoint)
     message = str(caught.value)
-    assert message.startswith("tiny.pt does not load into the ViT-B-32 architecture (ViT-B-32): ")
-    assert "tensors of the wrong shape (e.g. " in message
+    assert message.startswith(
+        "wide.pt does not load into the test-tiny architecture (oko-test-tiny): ")
+    assert "2 tensors of the wrong shape (e.g. text_projection is (32, 48) instead of " \
+           "(32, 32))" in message
     assert message.endswith("nothing was installed.")
     assert _files(state.settings.models_dir) == []
     assert _rows(state) == []
