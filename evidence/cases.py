@@ -119,7 +119,7 @@ def original_covering(session: Session, *, camera_id: str, start_utc: datetime,
     when the span runs past that original's end.
     """
     candidates = session.exec(
-        select(Original).where(Original.camera_id == camera_id,
+        select(Original).where(Original.camera_id == camera_id, Original.status == "ready",
                                Original.recording_start_utc <= start_utc)
         .order_by(col(Original.recording_start_utc).desc())
     ).all()

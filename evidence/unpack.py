@@ -40,8 +40,7 @@ def _check_member_name(name: str) -> PurePosixPath:
     if "\\" in name or "\x00" in name or (len(name) > 1 and name[1] == ":"):
         raise UnusableBundleError(f"The bundle holds an unsafe path '{name}'.")
     path = PurePosixPath(name)
-    if path.is_absolute() or any(part in ("..", "") for part in path.parts[:-1]) \
-            or ".." in path.parts:
+    if path.is_absolute() or ".." in path.parts:
         raise UnusableBundleError(f"The bundle holds a path '{name}' that escapes the bag.")
     return path
 

@@ -20,6 +20,7 @@ from evidence.cases import (
 from storage.errors import ConflictError, InvalidInputError, NotFoundError
 from storage.models.access import Role, User
 from storage.models.evidence import Case, CaseClip, CustodyEntry
+from storage.models.media import Original
 from tests.evidence.conftest import RECORDING_START, EvidenceWorld
 
 
@@ -117,3 +118,19 @@ def test_transfer_needs_recipient_and_hash(world: EvidenceWorld) -> None:
         entry = transfer_case(session, case=case, actor="a", recipient="Прокурор Іваненко",
                               bundle_sha256="0" * 64)
         assert entry.action == "transfer" and entry.seq == 2
+
+
+def test_footage_still_being_ingested_cannot_be_clipped(world: EvidenceWorld) -> None:
+    with world.session() as session:
+        original = session.get(Original, world.original.id)
+        case = session.get(Case, world.case.id)
+        assert original is not None and case is not None
+        original.status = "processing"
+        session.add(original)
+        session.flush()
+        with pytest.raises(NotFoundError, match="No footage from camera cam-1 covers"):
+            add_clip(session, case=case, camera_id="cam-1",
+                     start_utc=RECORDING_START + timedelta(seconds=1),
+                     end_utc=RECORDING_START + timedelta(seconds=2), note="", actor="a",
+                     added_by_id=None)
+        session.rollback()
