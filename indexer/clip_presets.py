@@ -18,6 +18,12 @@ from storage.errors import InvalidInputError
 _CONFIG_DIR = Path(__file__).parent / "model_configs"
 
 
+# open_clip's default inference transform resizes the short side and centre-crops, which
+# drops the left and right 22% of a 16:9 CCTV frame: a car entering the picture would
+# never be embedded. Squashing the whole frame to the model's square input keeps it.
+WHOLE_FRAME = "squash"
+
+
 @dataclass(frozen=True)
 class ClipPreset:
     name: str
@@ -25,6 +31,7 @@ class ClipPreset:
     pretrained_tag: str | None
     description: str
     test_only: bool = False
+    image_resize_mode: str = WHOLE_FRAME
 
 
 DEFAULT_PRESET = "ViT-B-32"

@@ -3,10 +3,12 @@
 ``load_embedder`` builds the preset's architecture with ``create_model_and_transforms``
 and loads the resolved checkpoint with open_clip's strict loader, so a stored frame
 vector equals ``preprocess`` + ``encode_image`` + L2 normalisation, and a query vector
-equals ``encode_text`` on the preset's tokenizer. There is no fallback: without weights
-``resolve_weights`` raises ``NoModelError``. Only tests call
-``build_unsafe_random_embedder``, which goes through the same code path with random
-initialisation.
+equals ``encode_text`` on the preset's tokenizer. The preset sets the transform's resize
+mode to take in the whole frame (see ``indexer.clip_presets.WHOLE_FRAME``).
+
+There is no fallback: without weights ``resolve_weights`` raises ``NoModelError``. Only
+tests and benchmarks call ``build_unsafe_random_embedder``, which goes through the same
+code path with random initialisation.
 """
 
 from __future__ import annotations
@@ -110,13 +112,13 @@ def _use_all_cores(threads: int | None) -> None:
 
 
 def _preprocess_overrides(preset: ClipPreset) -> dict[str, Any]:
-    """Mean, std, interpolation and resize mode the preset's weights were trained with."""
-    if not preset.pretrained_tag:
-        return {}
-    config = open_clip.get_pretrained_cfg(preset.architecture, preset.pretrained_tag) or {}
-    keys = {"mean": "image_mean", "std": "image_std", "interpolation": "image_interpolation",
-            "resize_mode": "image_resize_mode"}
-    return {arg: config[key] for key, arg in keys.items() if key in config}
+    """The preset's resize mode, plus the mean, std and interpolation its weights expect."""
+    overrides: dict[str, Any] = {"image_resize_mode": preset.image_resize_mode}
+    if preset.pretrained_tag:
+        config = open_clip.get_pretrained_cfg(preset.architecture, preset.pretrained_tag) or {}
+        keys = {"mean": "image_mean", "std": "image_std", "interpolation": "image_interpolation"}
+        overrides.update({arg: config[key] for key, arg in keys.items() if key in config})
+    return overrides
 
 
 def load_embedder(

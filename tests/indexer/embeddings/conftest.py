@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from sqlmodel import Session, select
 
-from indexer.embeddings import ClipEmbedder, build_unsafe_random_embedder
+from indexer.embeddings import PRESETS, ClipEmbedder, build_unsafe_random_embedder
 from indexer.ingest import IngestOptions, ingest_file
 from indexer.media import ffmpeg_exe
 from indexer.samples import static_scene
@@ -60,7 +60,8 @@ def reference_model(tiny_checkpoint: Path) -> tuple[torch.nn.Module, Callable[..
                                                        Callable[..., torch.Tensor]]:
     """open_clip's own model, transform and tokenizer for the checkpoint, built independently."""
     model, _, preprocess = open_clip.create_model_and_transforms(
-        "oko-test-tiny", pretrained=str(tiny_checkpoint))
+        "oko-test-tiny", pretrained=str(tiny_checkpoint),
+        image_resize_mode=PRESETS["test-tiny"].image_resize_mode)
     return model.eval(), preprocess, open_clip.get_tokenizer("oko-test-tiny")
 
 

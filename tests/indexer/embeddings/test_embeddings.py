@@ -8,7 +8,7 @@ import numpy as np
 import open_clip
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 from sqlmodel import Session, select
 
 from indexer.embed_queue import embed_pending_frames
@@ -52,6 +52,17 @@ def test_batching_does_not_change_vectors(tiny_embedder: ClipEmbedder) -> None:
     batched = tiny_embedder.encode_images(images)  # batch_size 8: two batches
     one_by_one = np.concatenate([tiny_embedder.encode_images([image]) for image in images])
     np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+
+
+def test_an_object_at_the_frame_edge_changes_the_embedding(tiny_embedder: ClipEmbedder) -> None:
+    """The whole 16:9 frame is embedded, not a centre crop that would drop its sides."""
+    street = Image.new("RGB", (448, 252), (90, 95, 100))
+    car_entering = street.copy()
+    ImageDraw.Draw(car_entering).rectangle((0, 120, 60, 160), fill=(200, 20, 20))
+    assert not torch.equal(tiny_embedder.preprocess(street),
+                           tiny_embedder.preprocess(car_entering))
+    plain, with_car = tiny_embedder.encode_images([street, car_entering])
+    assert np.abs(plain - with_car).max() > 1e-4
 
 
 def test_random_embedder_hash_covers_its_weights(tiny_embedder: ClipEmbedder) -> None:
