@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session
 
@@ -85,6 +85,10 @@ def get_current_user(
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+MAX_DB_ID = 2**63 - 1  # the largest integer key SQLite and PostgreSQL (bigint) can hold
+DbId = Annotated[int, Path(ge=1, le=MAX_DB_ID, description="A database id")]
+"""Integer path ids: out-of-range values are refused (422) before they reach the DB."""
 
 
 def get_embedder(state: StateDep) -> Callable[[], QueryEmbedder]:

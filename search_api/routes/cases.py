@@ -26,7 +26,7 @@ from evidence.export_jobs import approve_export, get_export_job, request_export
 from evidence.keys import known_certificates
 from evidence.verify import TrustedCertificates, verify_bundle
 from search_api.audit import AuditAction, AuditDep
-from search_api.deps import CurrentUser, SessionDep, StateDep
+from search_api.deps import MAX_DB_ID, CurrentUser, DbId, SessionDep, StateDep
 from search_api.policy import Permission, get_visible_camera_or_404, requires
 from search_api.routes.verify import VerificationPublic, receive_upload
 from search_api.tasks import celery_for
@@ -39,7 +39,7 @@ from storage.models.evidence import Case, ExportJob
 router = APIRouter(tags=["cases"])
 
 
-def load_case_for_user(case_id: int, session: SessionDep, user: CurrentUser) -> Case:
+def load_case_for_user(case_id: DbId, session: SessionDep, user: CurrentUser) -> Case:
     """The case, if this user may see it; otherwise 404 exactly like a missing case."""
     case = session.get(Case, case_id)
     if case is None or case.id not in visible_case_ids(session, user=user):
@@ -123,7 +123,7 @@ class ExportJobPublic(BaseModel):
 
 class TransferCreate(BaseModel):
     recipient: str
-    export_id: int
+    export_id: int = Field(ge=1, le=MAX_DB_ID)
     note: str = ""
 
 
@@ -205,7 +205,7 @@ def start_export(case: CaseDep, session: SessionDep, state: StateDep, audit: Aud
 
 
 @router.post("/cases/{case_id}/exports/{export_id}/approve", response_model=ExportJobPublic)
-def approve_export_route(export_id: int, case: CaseDep, session: SessionDep, state: StateDep,
+def approve_export_route(export_id: DbId, case: CaseDep, session: SessionDep, state: StateDep,
                          audit: AuditDep,
                          user: Annotated[User, Depends(requires(Permission.APPROVE_EXPORT))],
                          ) -> ExportJobPublic:
@@ -218,7 +218,7 @@ def approve_export_route(export_id: int, case: CaseDep, session: SessionDep, sta
 
 
 @router.get("/cases/{case_id}/exports/{export_id}", response_model=ExportJobPublic)
-def read_export(export_id: int, case: CaseDep, session: SessionDep) -> ExportJobPublic:
+def read_export(export_id: DbId, case: CaseDep, session: SessionDep) -> ExportJobPublic:
     job = get_export_job(session, case=case, job_id=export_id)
     return ExportJobPublic.model_validate(job, from_attributes=True)
 
@@ -231,7 +231,7 @@ def _finished_bundle(job: ExportJob) -> Path:
 
 @router.get("/cases/{case_id}/exports/{export_id}/download", response_class=FileResponse,
             responses={200: {"content": {"application/zip": {}}}})
-def download_export(export_id: int, case: CaseDep, session: SessionDep,
+def download_export(export_id: DbId, case: CaseDep, session: SessionDep,
                     audit: AuditDep) -> FileResponse:
     job = get_export_job(session, case=case, job_id=export_id)
     path = _finished_bundle(job)

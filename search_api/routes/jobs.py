@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from indexer.jobs import JobNotFoundError, JobReport, get_job, list_jobs, report_jobs
 from search_api.audit import AuditAction, AuditDep
-from search_api.deps import SessionDep, StateDep
+from search_api.deps import DbId, SessionDep, StateDep
 from search_api.policy import Permission, get_visible_camera_or_404, requires, visible_camera_ids
 from search_api.tasks import celery_for
 from search_api.tasks.ingest import enqueue_ingest, submit_and_commit
@@ -62,7 +62,7 @@ def read_jobs(session: SessionDep, user: User = IngestUser, limit: int = 100) ->
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic)
-def read_job(job_id: int, session: SessionDep, user: User = IngestUser) -> JobPublic:
+def read_job(job_id: DbId, session: SessionDep, user: User = IngestUser) -> JobPublic:
     job = get_job(session, job_id)
     if job is None or job.camera_id not in visible_camera_ids(session, user):
         raise JobNotFoundError(f"Ingest job {job_id} does not exist.")

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from search_api.audit import AuditAction, AuditDep
-from search_api.deps import CurrentUser, SessionDep, StateDep
+from search_api.deps import CurrentUser, DbId, SessionDep, StateDep
 from search_api.errors import ErrorPublic
 from search_api.policy import Permission, requires, visible_camera_ids
 from search_api.search_support import thumbnail_url, video_url
@@ -120,7 +120,7 @@ def _stream(path: Path, start: int, end: int) -> Iterator[bytes]:
 
 
 @router.get("/frames/{frame_id}", response_model=FramePublic)
-def read_frame(frame_id: int, session: SessionDep, user: CurrentUser,
+def read_frame(frame_id: DbId, session: SessionDep, user: CurrentUser,
                audit: AuditDep) -> FramePublic:
     frame = _visible_frame(session, user, frame_id)
     audit(AuditAction.VIEW_FRAME, frame_id=frame_id, camera_id=frame.camera_id, what="details")
@@ -144,7 +144,7 @@ def read_frame(frame_id: int, session: SessionDep, user: CurrentUser,
 
 @router.get("/frames/{frame_id}/thumbnail", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG thumbnail"}})
-def read_thumbnail(frame_id: int, session: SessionDep, user: CurrentUser,
+def read_thumbnail(frame_id: DbId, session: SessionDep, user: CurrentUser,
                    state: StateDep, audit: AuditDep) -> Response:
     frame = _visible_frame(session, user, frame_id)
     audit(AuditAction.VIEW_FRAME, frame_id=frame_id, camera_id=frame.camera_id, what="image")
@@ -158,7 +158,7 @@ def read_thumbnail(frame_id: int, session: SessionDep, user: CurrentUser,
     200: {"content": {"video/mp4": {}}, "description": "The whole segment"},
     206: {"content": {"video/mp4": {}}, "description": "The requested byte range"},
     416: {"description": "Range not satisfiable"}})
-def read_segment_video(segment_id: int, session: SessionDep, user: CurrentUser,
+def read_segment_video(segment_id: DbId, session: SessionDep, user: CurrentUser,
                        state: StateDep, audit: AuditDep,
                        range_header: Annotated[str | None, Header(alias="Range")] = None,
                        ) -> Response:

@@ -25,7 +25,7 @@ from indexer.search.engine import (
     search,
 )
 from search_api.audit import AuditAction, AuditDep, AuditRecorder
-from search_api.deps import CurrentUser, EmbedderDep, SessionDep, ShardStoreDep, StateDep
+from search_api.deps import MAX_DB_ID, CurrentUser, EmbedderDep, SessionDep, ShardStoreDep, StateDep
 from search_api.policy import Permission, require_search_purpose, requires, visible_camera_ids
 from search_api.search_support import SearchResultPublic
 from storage.errors import InvalidInputError
@@ -46,7 +46,8 @@ class SearchQuery(BaseModel):
 
     text: str | None = Field(default=None, description="Words; time-of-day phrases become "
                              "filters ('at night', 'вночі', 'in the morning')")
-    similar_to_frame_id: int | None = Field(default=None, description="Find similar frames")
+    similar_to_frame_id: int | None = Field(default=None, ge=1, le=MAX_DB_ID,
+                                            description="Find similar frames")
     cameras: list[str] = Field(default_factory=list)
     districts: list[str] = Field(default_factory=list)
     from_: datetime | None = Field(default=None, alias="from",

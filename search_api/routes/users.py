@@ -13,7 +13,7 @@ from search_api.accounts import (
     set_role,
 )
 from search_api.audit import AuditAction, record
-from search_api.deps import CurrentUser, SessionDep
+from search_api.deps import CurrentUser, DbId, SessionDep
 from search_api.policy import Permission, requires
 from storage.models.access import User, UserCreate, UserPublic, UserUpdate
 
@@ -38,7 +38,7 @@ def add_user(body: UserCreate, admin: CurrentUser, request: Request,
 
 
 @router.patch("/{user_id}", response_model=UserPublic)
-def update_user(user_id: int, body: UserUpdate, admin: CurrentUser, request: Request,
+def update_user(user_id: DbId, body: UserUpdate, admin: CurrentUser, request: Request,
                 session: SessionDep) -> User:
     """Change role, disable (effective at once for live tokens) or reset the password."""
     user = get_user_by_id_or_raise(session, user_id=user_id)
