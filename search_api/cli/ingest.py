@@ -33,7 +33,7 @@ class JobProgressBoard:
         self.tasks: dict[int, TaskID] = {
             report.id: self.progress.add_task(Path(report.source_path).name, total=1.0,
                                               stage=report.status)
-            for report in reports
+            for report in sorted(reports, key=lambda report: report.id)
         }
 
     def update(self, job_id: int, *, fraction: float, stage: str) -> None:

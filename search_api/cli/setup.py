@@ -89,7 +89,7 @@ def worker_command(
 
 
 class WorkerSupervisor:
-    """Keeps one ``oko worker`` process running beside the API; restarts it if it dies."""
+    """Keeps one ``oko worker`` process running beside the API; restarts it if it crashes."""
 
     RESTART_DELAY_S = 2.0
     STOP_GRACE_S = 15.0
@@ -115,6 +115,8 @@ class WorkerSupervisor:
             assert self.process is not None
             if self.process.poll() is None:
                 continue
+            if self.process.returncode == 0:
+                return  # it was asked to stop (Ctrl-C reaches the whole process group)
             err_console.print(f"worker exited with code {self.process.returncode};"
                               f" restarting in {self.RESTART_DELAY_S:.0f} s")
             if self.stopping.wait(self.RESTART_DELAY_S):
