@@ -21,6 +21,7 @@ import pytest
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 UNPRIVILEGED_USER = "nobody"
+TEMPLATE_DB = "oko_template"
 
 
 def service_unavailable(reason: str) -> None:
@@ -55,6 +56,7 @@ class PostgresServer:
     port: int
     user: str = "oko"
     _names: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _template_ready: bool = False
 
     @property
     def data_dir(self) -> Path:
@@ -63,14 +65,30 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self) -> str:
-        """A new empty database on this server; returns its SQLAlchemy URL."""
+    def _execute(self, statement: str) -> None:
         import psycopg
 
-        name = f"oko_test_{next(self._names)}"
         with psycopg.connect(f"host=127.0.0.1 port={self.port} user={self.user} "
                              "dbname=postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(statement)  # type: ignore[arg-type]
+
+    def create_database(self, *, migrated: bool = False) -> str:
+        """A new database on this server, empty or already at the head schema (copied from a
+        template migrated once per session, which is much faster than migrating each time);
+        returns its SQLAlchemy URL."""
+        name = f"oko_test_{next(self._names)}"
+        if not migrated:
+            self._execute(f'CREATE DATABASE "{name}"')
+            return self.url(name)
+        if not self._template_ready:
+            from storage.db import make_engine, migrate
+
+            self._execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+            engine = make_engine(self.url(TEMPLATE_DB))
+            migrate(engine)
+            engine.dispose()
+            self._template_ready = True
+        self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
         return self.url(name)
 
     def stop(self) -> None:
@@ -113,12 +131,17 @@ def start_postgres() -> PostgresServer:
 DATABASE_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-def database_url_for(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """For a fixture parametrized over ``DATABASE_BACKENDS``: a fresh, empty database."""
+def database_url_for(request: pytest.FixtureRequest, tmp_path: Path, *,
+                     migrated: bool = False) -> str:
+    """For a fixture parametrized over ``DATABASE_BACKENDS``: a fresh database of its own.
+
+    ``migrated=True`` lets PostgreSQL start at the head schema (SQLite migrates quickly
+    anyway when the state is built).
+    """
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'oko-test.db'}"
     server: PostgresServer = request.getfixturevalue("postgres_server")
-    return server.create_database()
+    return server.create_database(migrated=migrated)
 
 
 __all__ = [

@@ -27,7 +27,7 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> SampleSet:
 
 @pytest.fixture(params=DATABASE_BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return database_url_for(request, tmp_path)
+    return database_url_for(request, tmp_path, migrated=True)
 
 
 @pytest.fixture
