@@ -6,6 +6,7 @@ they commit; CLI commands call ``record_event(..., ip="cli")``.
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -88,6 +89,11 @@ def record_event(session: Session, *, state: AppState, actor: str, agency: str, 
                               details=details, mac_key=audit_mac_key(state), checkpoints=policy)
 
 
+def cli_actor() -> str:
+    """How CLI commands appear in the audit log: ``cli:<os user>``."""
+    return f"cli:{getpass.getuser()}"
+
+
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
@@ -139,6 +145,7 @@ __all__ = [
     "AuditDep",
     "AuditRecorder",
     "audit_mac_key",
+    "cli_actor",
     "client_ip",
     "get_audit_recorder",
     "record",

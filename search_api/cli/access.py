@@ -6,7 +6,6 @@ Every change is recorded in the audit log in the same transaction, with actor
 
 from __future__ import annotations
 
-import getpass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -30,7 +29,7 @@ from search_api.accounts import (
     set_disabled,
     set_role,
 )
-from search_api.audit import AuditAction, record_event, verify_installation_audit
+from search_api.audit import AuditAction, cli_actor, record_event, verify_installation_audit
 from search_api.cli.common import cli_context, console, print_json
 from search_api.state import AppState
 from storage.db import session_scope
@@ -42,12 +41,8 @@ audit_app = typer.Typer(help="Verify and export the tamper-evident audit log.",
                         no_args_is_help=True)
 
 
-def _cli_actor() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
 def _record(session: Session, state: AppState, action: AuditAction, **details: object) -> None:
-    record_event(session, state=state, actor=_cli_actor(), agency="", ip="cli", action=action,
+    record_event(session, state=state, actor=cli_actor(), agency="", ip="cli", action=action,
                  details=details)
 
 

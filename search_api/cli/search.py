@@ -5,6 +5,7 @@ The local CLI runs with the data dir's own rights, so it searches every camera.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -17,7 +18,9 @@ from sqlmodel import Session
 from indexer.search.daynight import DayPhase
 from indexer.search.engine import DEFAULT_K, MAX_K, SearchFilters, SearchRequest, search
 from indexer.shards import SyncReport, rebuild_shards, sync_shards
+from search_api.audit import AuditAction, cli_actor, record_event
 from search_api.cli.common import cli_context, console, print_json
+from search_api.policy import require_search_purpose
 from search_api.search_support import SearchResultPublic, query_embedder, shard_store
 from storage.errors import InvalidInputError, NotFoundError
 
@@ -92,17 +95,30 @@ def search_command(
     limit: Annotated[int, typer.Option(
         "--limit", help=f"Frames to rank (k), 1 to {MAX_K}.")] = DEFAULT_K,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    purpose: Annotated[str | None, typer.Option(
+        "--purpose", help="Required: the case number or reason (audited).")] = None,
 ) -> None:
     """Search footage in plain words and/or by image; filters apply before ranking."""
     state = cli_context(ctx).state
+    stated = require_search_purpose(purpose)
+    image_bytes = _read_image(image)
     request = SearchRequest(
-        text=text, image=_read_image(image), similar_to_frame_id=similar, k=limit,
+        text=text, image=image_bytes, similar_to_frame_id=similar, k=limit,
         filters=SearchFilters(camera_ids=tuple(camera or ()), districts=tuple(district or ()),
                               start=_time(start, "from"), end=_time(end, "to"),
                               day_phase=_phase(night, day, dusk)))
     with Session(state.engine) as session:
         result = search(session=session, get_embedder=partial(query_embedder, state),
                         shards=shard_store(state), request=request, derived=state.derived)
+        record_event(session, state=state, actor=cli_actor(), agency="", ip="cli",
+                     action=AuditAction.SEARCH, details={
+                         "text": text, "purpose": stated, "results": len(result.moments),
+                         "filters": {"cameras": camera or [], "districts": district or [],
+                                     "from": start, "to": end, "similar": similar,
+                                     "day_phase": _phase(night, day, dusk), "k": limit},
+                         "image_sha256": hashlib.sha256(image_bytes).hexdigest()
+                         if image_bytes else None})
+        session.commit()
     public = SearchResultPublic.from_result(result)
     if as_json:
         print_json(public.model_dump(mode="json"))

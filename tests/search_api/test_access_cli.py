@@ -163,3 +163,10 @@ def test_audit_verify_export_and_checkpoints(oko: Oko, state: AppState, settings
     assert "Audit log fails verification: first broken entry is #2." in broken.err
     with Session(state.engine) as session:
         assert session.exec(select(AuditCheckpoint)).all() == []
+
+
+def test_cli_search_without_purpose_is_refused(oko: Oko, state: AppState) -> None:
+    refused = oko("search", "red car at night")
+    assert refused.code == 2
+    assert "Every search must state its purpose" in " ".join(refused.err.split())
+    assert audit_actions(state) == []

@@ -14,6 +14,8 @@ from search_api.cli import main
 from search_api.state import AppState
 from tests.search_corpus import SearchCorpus, copy_corpus, red_frame_id
 
+WHY = ["--purpose", "case 2026/117"]  # every search states its purpose
+
 
 @pytest.fixture
 def cli_home(search_corpus: SearchCorpus, tmp_path: Path,
@@ -38,7 +40,7 @@ def with_model(cli_home: AppState, search_corpus: SearchCorpus,
 
 def test_search_json_applies_the_night_phrase(with_model: AppState,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["search", "red car at night", "--json"]) == 0
+    assert main(["search", *WHY, "red car at night", "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["provenance"]["clip_text"] == "red car"
     assert body["provenance"]["filters"][0]["value"] == "night"
@@ -49,7 +51,7 @@ def test_search_similar_prints_a_table(with_model: AppState,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     with Session(with_model.engine) as session:
         frame_id = red_frame_id(session)
-    code = main(["search", "--similar", str(frame_id), "--night", "--camera", "CAM-001",
+    code = main(["search", *WHY, "--similar", str(frame_id), "--night", "--camera", "CAM-001",
                  "--limit", "5"])
     out = capsys.readouterr().out
     assert code == 0
@@ -59,21 +61,21 @@ def test_search_similar_prints_a_table(with_model: AppState,
 
 def test_search_without_a_model_says_how_to_install_one(cli_home: AppState,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["search", "red car"]) == 4
+    assert main(["search", *WHY, "red car"]) == 4
     err = capsys.readouterr().err
     assert "No CLIP weights are installed" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(("args", "code", "sentence"), [
-    (["search"], 2, "the query is empty"),
-    (["search", "car", "--limit", "0"], 2, "k must be between 1 and 500; got 0."),
-    (["search", "car", "--limit", "501"], 2, "got 501"),
-    (["search", "car", "--camera", "CAM-999"], 1, "Camera 'CAM-999' does not exist."),
-    (["search", "car", "--from", "2026-01-26T00:00", "--to", "2026-01-25T00:00"], 2,
+    (["search", *WHY], 2, "the query is empty"),
+    (["search", *WHY, "car", "--limit", "0"], 2, "k must be between 1 and 500; got 0."),
+    (["search", *WHY, "car", "--limit", "501"], 2, "got 501"),
+    (["search", *WHY, "car", "--camera", "CAM-999"], 1, "Camera 'CAM-999' does not exist."),
+    (["search", *WHY, "car", "--from", "2026-01-26T00:00", "--to", "2026-01-25T00:00"], 2,
      "is later than 'to'"),
-    (["search", "car", "--from", "yesterday"], 2, "is not an ISO 8601 time"),
-    (["search", "car", "--night", "--day"], 2, "at most one of --night, --day and --dusk"),
-    (["search", "--similar", "999999"], 1, "Frame 999999 does not exist."),
+    (["search", *WHY, "car", "--from", "yesterday"], 2, "is not an ISO 8601 time"),
+    (["search", *WHY, "car", "--night", "--day"], 2, "at most one of --night, --day and --dusk"),
+    (["search", *WHY, "--similar", "999999"], 1, "Frame 999999 does not exist."),
 ])
 def test_bad_input_exits_non_zero_with_one_sentence(
         cli_home: AppState, capsys: pytest.CaptureFixture[str], args: list[str], code: int,
@@ -87,9 +89,9 @@ def test_image_that_is_not_an_image(cli_home: AppState, tmp_path: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     fake = tmp_path / "photo.jpg"
     fake.write_text("not a photo")
-    assert main(["search", "--image", str(fake)]) == 2
+    assert main(["search", *WHY, "--image", str(fake)]) == 2
     assert "not an image Oko can read" in " ".join(capsys.readouterr().err.split())
-    assert main(["search", "--image", str(tmp_path / "missing.jpg")]) == 1
+    assert main(["search", *WHY, "--image", str(tmp_path / "missing.jpg")]) == 1
 
 
 def test_index_rebuild(cli_home: AppState, capsys: pytest.CaptureFixture[str]) -> None:
