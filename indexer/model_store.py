@@ -14,12 +14,14 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import open_clip
 import torch
@@ -272,6 +274,22 @@ def _hub_location(preset: ClipPreset) -> tuple[str, list[str]]:
     return repo_id, names
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].rstrip(".") if text else type(exc).__name__
+
+
+def _unreachable_reason(endpoint: str) -> str | None:
+    """Why ``endpoint`` cannot be reached (DNS, refused, timeout), or None when it answers."""
+    url = urlsplit(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=10):
+            return None
+    except OSError as exc:
+        return f"{url.hostname} cannot be reached ({exc.strerror or type(exc).__name__})"
+
+
 def download_model(
     *, preset: str, models_dir: Path, session: Session, endpoint: str | None = None
 ) -> EmbeddingModel:
@@ -281,33 +299,41 @@ def download_model(
     ``models/downloaded`` once it loads. Raises ``ModelDownloadError`` when the hub
     cannot be reached or lacks the file, leaving nothing behind.
     """
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
     chosen = get_preset(preset)
     repo_id, names = _hub_location(chosen)
+
+    def failed(reason: str) -> ModelDownloadError:
+        return ModelDownloadError(
+            f"Could not download {chosen.name} weights from Hugging Face ({repo_id}): "
+            f"{reason}; on an offline machine copy the checkpoint over and run "
+            f"`oko models import FILE --preset {chosen.name}`."
+        )
+
+    # Fail in seconds when offline, instead of after the hub client's retries.
+    unreachable = _unreachable_reason(endpoint or constants.ENDPOINT)
+    if unreachable is not None:
+        raise failed(unreachable)
     models_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(dir=models_dir, prefix=".download-"))
     try:
         fetched: Path | None = None
-        reason = "the repository has none of " + ", ".join(names)
+        reason = ""
         for name in names:
             try:
                 fetched = Path(hf_hub_download(
                     repo_id=repo_id, filename=name, local_dir=workdir, endpoint=endpoint,
                 ))
                 break
-            except EntryNotFoundError:
-                continue
-            except Exception as exc:  # network, DNS, HTTP and hub errors all mean "no file"
-                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            except EntryNotFoundError as exc:  # a failed lookup of this name: try the next
+                reason = _first_line(exc.__cause__ or exc)
+            except Exception as exc:  # HTTP and hub errors all mean "no file"
+                reason = _first_line(exc)
                 break
         if fetched is None:
-            raise ModelDownloadError(
-                f"Could not download {chosen.name} weights from Hugging Face ({repo_id}): "
-                f"{reason}; on an offline machine copy the checkpoint over and run "
-                f"`oko models import FILE --preset {chosen.name}`."
-            )
+            raise failed(reason)
         candidate = workdir / "candidate.part"
         sha256 = _sha256_and_copy(fetched, candidate)
         _refuse_duplicate(session, sha256)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -223,6 +224,20 @@ def test_failed_download_explains_offline_install_and_leaves_nothing(
     assert message.endswith("`oko models import FILE --preset ViT-B-32`.")
     assert _files(state.settings.models_dir) == []
     assert list(state.settings.models_dir.iterdir()) == []
+    assert _rows(state) == []
+
+
+def test_download_while_offline_fails_at_once_leaving_nothing(state: AppState) -> None:
+    with socket.socket() as probe:  # a port nobody listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with Session(state.engine) as session, pytest.raises(
+        ModelDownloadError, match=r"\(laion/CLIP-ViT-B-32-laion2B-s34B-b79K\): 127\.0\.0\.1 "
+                                  r"cannot be reached \(Connection refused\); on an offline"
+    ):
+        download_model(preset="ViT-B-32", models_dir=state.settings.models_dir,
+                       session=session, endpoint=closed)
+    assert _files(state.settings.models_dir) == []
     assert _rows(state) == []
 
 
