@@ -238,3 +238,22 @@ def test_malformed_checkpoint_file(tmp_path: Path) -> None:
     bad.write_text("{not json")
     with pytest.raises(InvalidInputError, match="is not an Oko audit checkpoint file"):
         load_checkpoint_file(bad)
+
+
+def test_checkpoints_signed_before_a_key_rotation_still_verify(
+        state: AppState, mac_key: bytes, tmp_path: Path) -> None:
+    from evidence.keys import known_certificates, rotate_signing_identity
+
+    keys_dir = tmp_path / "keys"
+    old = ensure_signing_identity(keys_dir=keys_dir, organisation="Oko",
+                                  passphrase="test-passphrase")
+    _fill(state.engine, mac_key, old, 5)
+    new = rotate_signing_identity(keys_dir=keys_dir, organisation="Oko",
+                                  passphrase="test-passphrase")
+    _fill(state.engine, mac_key, new, 5)
+    with Session(state.engine) as session:
+        report = verify_audit_chain(session, mac_key=mac_key,
+                                    certificates=known_certificates(keys_dir))
+        only_new = verify_audit_chain(session, mac_key=mac_key, certificates=[new.certificate])
+    assert report.ok and report.checkpoints == 2
+    assert not only_new.ok and only_new.checkpoints == 1
