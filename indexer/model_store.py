@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
-import socket
 import stat
 import tempfile
 from collections.abc import Mapping
@@ -280,14 +280,18 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _unreachable_reason(endpoint: str) -> str | None:
-    """Why ``endpoint`` cannot be reached (DNS, refused, timeout), or None when it answers."""
-    url = urlsplit(endpoint)
-    port = url.port or (443 if url.scheme == "https" else 80)
+    """Why ``endpoint`` cannot be reached (DNS, refused, timeout), or None when it answers.
+
+    Uses the hub client's own HTTP session, so proxy settings apply, but without retries.
+    """
+    from huggingface_hub.utils import get_session
+
     try:
-        with socket.create_connection((url.hostname or "", port), timeout=10):
-            return None
-    except OSError as exc:
-        return f"{url.hostname} cannot be reached ({exc.strerror or type(exc).__name__})"
+        get_session().head(endpoint, timeout=10)
+    except Exception as exc:  # the HTTP client's transport errors have no common base here
+        text = re.sub(r"^\[Errno -?\d+\] ", "", _first_line(exc))
+        return f"{urlsplit(endpoint).hostname} cannot be reached ({text})"
+    return None
 
 
 def download_model(
