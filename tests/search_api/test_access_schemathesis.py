@@ -28,7 +28,7 @@ from storage.settings import Settings
 from tests.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-MAX_EXAMPLES = "8"
+MAX_EXAMPLES = "5"
 
 
 @dataclass
