@@ -58,8 +58,20 @@ def test_serve_refuses_a_port_in_use_before_starting_anything(
     assert "choose another with --port" in " ".join(result.err.split())
 
 
+def _worker_children(pid: int) -> list[psutil.Process]:
+    """Live worker processes under ``pid`` (a killed one is a zombie until reaped)."""
+    workers = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "worker" in child.cmdline():
+                workers.append(child)
+        except psutil.Error:
+            continue
+    return workers
+
+
 @pytest.mark.slow
-def test_serve_runs_the_api_and_a_worker_and_ctrl_c_stops_both(
+def test_serve_runs_the_api_and_a_supervised_worker_and_ctrl_c_stops_both(
     settings: Settings, state: AppState, camera: str, short_clip: Path, tmp_path: Path,
     run_oko: Callable[..., CliResult],
 ) -> None:
@@ -79,8 +91,7 @@ def test_serve_runs_the_api_and_a_worker_and_ctrl_c_stops_both(
                 return False
 
         wait_until(api_up, timeout=60, what="the API to answer")
-        workers = [child for child in psutil.Process(serve.pid).children(recursive=True)
-                   if "worker" in child.cmdline()]
+        workers = _worker_children(serve.pid)
         assert len(workers) == 1
         queued = run_oko("ingest", str(short_clip), "--camera", camera, "--json")
         assert queued.code == 0
@@ -88,6 +99,15 @@ def test_serve_runs_the_api_and_a_worker_and_ctrl_c_stops_both(
                    what="the served worker to ingest")
         assert job_row(state, all_jobs(state)[0].id or 0).worker == (
             f"{socket.gethostname()}:{workers[0].pid}")
+
+        workers[0].kill()  # a crashed worker is replaced
+
+        def replaced() -> list[psutil.Process]:
+            return [child for child in _worker_children(serve.pid)
+                    if child.pid != workers[0].pid]
+
+        wait_until(lambda: bool(replaced()), timeout=60, what="a new worker")
+        workers = replaced()
 
         os.killpg(serve.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         assert serve.wait(timeout=60) == 130  # the conventional exit status after Ctrl-C
