@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from datetime import datetime
@@ -41,6 +40,7 @@ from evidence.verify import (
     load_trusted_certificate,
     verify_bundle,
 )
+from search_api.audit import AuditAction, cli_actor, record_event
 from search_api.cli.common import CliContext, cli_context, console, print_json
 from storage.blobstore import sha256_file
 from storage.custody import chain_entries
@@ -53,8 +53,11 @@ case_app = typer.Typer(help="Cases: create, add clips, export, transfer.", no_ar
 keys_app = typer.Typer(help="The evidence-signing key.", no_args_is_help=True)
 
 
-def cli_actor() -> str:
-    return f"cli:{getpass.getuser()}"
+def _audit(session: Session, context: CliContext, action: AuditAction,
+           **details: Any) -> None:
+    """The CLI's case changes go into the audit log in the same transaction."""
+    record_event(session, state=context.state, actor=cli_actor(), agency="", ip="cli",
+                 action=action, details=details)
 
 
 def passphrase(context: CliContext) -> str:
@@ -96,9 +99,12 @@ def create(ctx: typer.Context, number: Annotated[str, typer.Argument(help="Case 
            legal_basis: Annotated[str, typer.Option(help="Court order or legal basis.")],
            investigator: Annotated[str, typer.Option(help="Investigator's username.")]) -> None:
     """Open a case."""
-    with session_scope(cli_context(ctx).state.engine) as session:
+    context = cli_context(ctx)
+    with session_scope(context.state.engine) as session:
         case = create_case(session, number=number, title=title, legal_basis=legal_basis,
                            investigator=_user(session, investigator))
+        _audit(session, context, AuditAction.CASE_CHANGE, change="create", case_id=case.id,
+               number=case.number)
     console.print(f"Created case {case.number}.")
 
 
@@ -157,11 +163,14 @@ def add_clip_command(
             provenance = json.loads(search_provenance.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise InvalidInputError(f"{search_provenance} is not a readable JSON file.") from exc
-    with session_scope(cli_context(ctx).state.engine) as session:
+    context = cli_context(ctx)
+    with session_scope(context.state.engine) as session:
         case = get_case_or_raise(session, number)
         clip = add_clip(session, case=case, camera_id=camera,
                         start_utc=_time(start, "--start"), end_utc=_time(end, "--end"),
                         note=note, actor=cli_actor(), added_by_id=None, provenance=provenance)
+        _audit(session, context, AuditAction.CASE_CHANGE, change="add_clip", case_id=case.id,
+               clip_id=clip.id, camera_id=camera)
     console.print(f"Added clip {clip.id} to case {number}.")
 
 
@@ -169,8 +178,12 @@ def add_clip_command(
 def share(ctx: typer.Context, number: Annotated[str, typer.Argument()],
           user: Annotated[str, typer.Option(help="Username to share the case with.")]) -> None:
     """Let another user (e.g. a prosecutor) see the case."""
-    with session_scope(cli_context(ctx).state.engine) as session:
-        share_case(session, case=get_case_or_raise(session, number), user=_user(session, user))
+    context = cli_context(ctx)
+    with session_scope(context.state.engine) as session:
+        case = get_case_or_raise(session, number)
+        share_case(session, case=case, user=_user(session, user))
+        _audit(session, context, AuditAction.CASE_CHANGE, change="share", case_id=case.id,
+               shared_with=user)
     console.print(f"Shared case {number} with {user}.")
 
 
@@ -188,6 +201,8 @@ def export(ctx: typer.Context, number: Annotated[str, typer.Argument()],
             organisation=state.settings.organisation,
             full_original_max_bytes=state.settings.full_original_max_bytes,
         )
+        _audit(session, context, AuditAction.EXPORT, change="export", number=number,
+               bundle_sha256=result.bundle_sha256)
     console.print(f"Wrote {result.bundle_path} ({result.size_bytes} bytes)\n"
                   f"bundle SHA-256: {result.bundle_sha256}\n"
                   f"tag manifest SHA-256: {result.tag_manifest_sha256}\n"
@@ -202,10 +217,13 @@ def transfer(ctx: typer.Context, number: Annotated[str, typer.Argument()],
     """Record handing a bundle to a named recipient."""
     if not bundle.is_file():
         raise NotFoundError(f"{bundle} does not exist.")
-    with session_scope(cli_context(ctx).state.engine) as session:
+    context = cli_context(ctx)
+    with session_scope(context.state.engine) as session:
         entry = transfer_case(session, case=get_case_or_raise(session, number),
                               actor=cli_actor(), recipient=to,
                               bundle_sha256=sha256_file(bundle), note=note)
+        _audit(session, context, AuditAction.CASE_CHANGE, change="transfer", number=number,
+               recipient=to)
     console.print(f"Recorded transfer of case {number} to {to} (custody #{entry.seq}).")
 
 
@@ -225,6 +243,8 @@ def receive(ctx: typer.Context, number: Annotated[str, typer.Argument()],
                              actor=cli_actor(), bundle_sha256=sha256_file(bundle),
                              tag_manifest_sha256=report.tag_manifest_sha256 or "",
                              verification_ok=report.ok)
+        _audit(session, context, AuditAction.VERIFY, change="receipt", number=number,
+               ok=report.ok)
     console.print(f"Recorded receipt of case {number} (custody #{entry.seq}).")
     _print_report(report)
     if not report.ok:
