@@ -32,13 +32,14 @@ LEASE_SECONDS = 3.0
 CAMERA_ID = "CAM-001"
 
 
-def make_clip(path: Path, *, seconds: float, size: str = "320x180") -> Path:
+def make_clip(path: Path, *, seconds: float, size: str = "320x180",
+              mux: tuple[str, ...] = ()) -> Path:
     """A deterministic H.264 test-pattern clip with a 2 s GOP."""
     subprocess.run(
         [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "lavfi",
          "-i", f"testsrc2=size={size}:rate=25", "-t", str(seconds), "-c:v", "libx264",
          "-preset", "ultrafast", "-g", "50", "-pix_fmt", "yuv420p", "-threads", "1",
-         "-fflags", "+bitexact", "-flags:v", "+bitexact", str(path)],
+         "-fflags", "+bitexact", "-flags:v", "+bitexact", *mux, str(path)],
         check=True, timeout=120,
     )
     return path

@@ -8,9 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 
+from indexer.jobs import list_jobs, report_jobs, run_ingest_job
+from indexer.samples import truncated_copy
+from search_api.cli.ingest import print_summary
 from search_api.state import AppState
-from tests.search_api.jobs.conftest import CliResult, all_jobs
+from search_api.tasks.ingest import ingest_options
+from tests.search_api.jobs.conftest import CliResult, all_jobs, make_clip
 
 
 def _broker_messages(state: AppState) -> int:
@@ -66,3 +71,25 @@ def test_queued_jobs_show_in_oko_jobs_json(
 
     plain = run_oko("ingest", str(short_clip), "--camera", camera)
     assert plain.code == 0 and "Queued 1 job(s)" in plain.out
+
+
+def test_a_truncated_recording_is_reported_damaged_with_its_decodable_duration(
+    state: AppState, camera: str, tmp_path: Path, run_oko: Callable[..., CliResult],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the index up front (faststart) still promises 8 s after the tail is cut off
+    whole = make_clip(tmp_path / "whole.mp4", seconds=8, mux=("-movflags", "+faststart"))
+    cut = truncated_copy(whole, tmp_path / "CAM-001_20260125T130000.mp4", keep_fraction=0.5)
+    [queued] = json.loads(run_oko("ingest", str(cut), "--camera", camera, "--json").out)
+    run_ingest_job(engine=state.engine, originals=state.originals, derived=state.derived,
+                   job_id=queued["id"], options=ingest_options(state.settings))
+    [job] = json.loads(run_oko("jobs", "--json").out)
+    assert (job["status"], job["damaged"]) == ("done", True)
+    assert 0 < job["decodable_duration_s"] < 8 and job["frames"] >= 1
+    with Session(state.engine) as session:
+        reports = report_jobs(session, list_jobs(session))
+    capsys.readouterr()
+    print_summary(reports)
+    line = " ".join(capsys.readouterr().out.split())
+    assert f"DAMAGED (decodable {job['decodable_duration_s']:.1f} s)" in line
+    assert job["sha256"] in line
