@@ -216,6 +216,8 @@ def demo_command(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop after ingesting.")] = False,
 ) -> int:
     """Set up a data dir, ingest generated sample footage, then serve it."""
+    if not no_serve:
+        _check_port_free(host, port)  # before minutes of work, not after
     state = cli_context(ctx).state
     for line in run_setup(state):
         console.print(line, highlight=False)
