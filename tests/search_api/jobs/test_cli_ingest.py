@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +19,14 @@ from indexer.samples import truncated_copy
 from search_api.cli.ingest import print_summary
 from search_api.state import AppState
 from search_api.tasks.ingest import ingest_options
-from tests.search_api.jobs.conftest import CliResult, all_jobs, make_clip
+from storage.settings import Settings
+from tests.search_api.jobs.conftest import (
+    CliResult,
+    all_jobs,
+    make_clip,
+    settings_env,
+    wait_until,
+)
 
 
 def _broker_messages(state: AppState) -> int:
@@ -93,3 +104,25 @@ def test_a_truncated_recording_is_reported_damaged_with_its_decodable_duration(
     line = " ".join(capsys.readouterr().out.split())
     assert f"DAMAGED (decodable {job['decodable_duration_s']:.1f} s)" in line
     assert job["sha256"] in line
+
+
+@pytest.mark.slow
+def test_waiting_without_a_worker_says_how_to_start_one(
+    settings: Settings, state: AppState, camera: str, short_clip: Path, tmp_path: Path,
+) -> None:
+    err_path = tmp_path / "ingest.err"
+    with err_path.open("wb") as err:
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "search_api.cli", "ingest", str(short_clip),
+             "--camera", camera, "--wait"],
+            env=settings_env(settings), stdout=subprocess.DEVNULL, stderr=err,
+            start_new_session=True,
+        )
+    try:
+        wait_until(lambda: "Waiting for a worker" in err_path.read_text(), timeout=60,
+                   what="the no-worker hint")
+        assert "oko serve" in err_path.read_text()
+        assert [job.status for job in all_jobs(state)] == ["queued"]
+    finally:
+        os.killpg(waiting.pid, signal.SIGKILL)
+        waiting.wait(timeout=20)
