@@ -164,7 +164,7 @@ def build_dataset(home: Path, total: int, weights_sha256: str, preset: str,
                            448, 252, "0" * 64))
             embeddings.append((fid, weights_sha256, preset, "embedded", None, 0.5, now))
             entries.append((fid, phases[int(offset // 60)], 0.0, 0, key.name, weights_sha256,
-                            now, now))
+                            fid, now, now))
         db.executemany("INSERT INTO frame (id, original_id, segment_id, camera_id, offset_s, "
                        "captured_at_utc, width, height, thumbnail_sha256) VALUES "
                        "(?, ?, ?, ?, ?, ?, ?, ?, ?)", frames)
@@ -172,8 +172,8 @@ def build_dataset(home: Path, total: int, weights_sha256: str, preset: str,
                        "linked_frame_id, motion_score, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                        embeddings)
         db.executemany("INSERT INTO frameindexentry (frame_id, day_phase, sun_elevation_deg, "
-                       "monochrome, shard_key, weights_sha256, computed_at, indexed_at) VALUES "
-                       "(?, ?, ?, ?, ?, ?, ?, ?)", entries)
+                       "monochrome, shard_key, weights_sha256, vector_frame_id, computed_at, "
+                       "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", entries)
         db.commit()
         timings["db_rows_s"] += time.perf_counter() - began
         began = time.perf_counter()

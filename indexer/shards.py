@@ -199,6 +199,7 @@ def _write_key(*, session: Session, index_dir: Path, key: ShardKey, derived: Blo
     for frame_id in covered:
         entry = entries[frame_id]
         entry.shard_key, entry.weights_sha256, entry.indexed_at = key.name, weights_sha256, now
+        entry.vector_frame_id = vector_of[frame_id]
         session.add(entry)
     session.commit()  # only after the shard's files are committed
     report.shards_written.append(key.name)

@@ -262,6 +262,7 @@ def _query_vector(embedder: QueryEmbedder, *, clip_text: str, image: Image.Image
 def _frame_rows(session: Session, scope: _Scope, *, unindexed: bool,
                 present_shards: list[str] | None = None, shard_key: str | None = None,
                 frame_ids: list[int] | None = None, vector_ids: list[int] | None = None,
+                by_entry: bool = False,
                 window: tuple[datetime, datetime] | None = None) -> list[tuple]:
     """(frame id, camera, captured, status, linked id, weights, phase, thumbnail) in scope."""
     query = (
@@ -270,8 +271,19 @@ def _frame_rows(session: Session, scope: _Scope, *, unindexed: bool,
                FrameIndexEntry.day_phase, Frame.thumbnail_sha256)
         .join(FrameEmbedding, col(FrameEmbedding.frame_id) == col(Frame.id))
         .outerjoin(FrameIndexEntry, col(FrameIndexEntry.frame_id) == col(Frame.id))
-        .where(col(Frame.camera_id).in_(list(scope.cameras)))
     )
+    if by_entry and vector_ids is not None:
+        # inner joins from the indexed vector id; the caller checks the filters
+        by_vector = (
+            select(Frame.id, Frame.camera_id, Frame.captured_at_utc, FrameEmbedding.status,
+                   FrameEmbedding.linked_frame_id, FrameEmbedding.weights_sha256,
+                   FrameIndexEntry.day_phase, Frame.thumbnail_sha256)
+            .select_from(FrameIndexEntry)
+            .join(Frame, col(Frame.id) == col(FrameIndexEntry.frame_id))
+            .join(FrameEmbedding, col(FrameEmbedding.frame_id) == col(FrameIndexEntry.frame_id))
+            .where(col(FrameIndexEntry.vector_frame_id).in_(vector_ids)))
+        return list(session.exec(by_vector).all())
+    query = query.where(col(Frame.camera_id).in_(list(scope.cameras)))
     start, end = window or (scope.start, scope.end)
     if start is not None:
         query = query.where(col(Frame.captured_at_utc) >= start)
@@ -298,9 +310,10 @@ def _vector_id(row: tuple) -> int | None:
 
 
 def _unindexed_hits(session: Session, scope: _Scope, query: np.ndarray, derived: BlobStore | None,
-                    weights_sha256: str, metas: list[ShardMeta]) -> tuple[dict[int, float], int]:
+                    weights_sha256: str, metas: list[ShardMeta],
+                    complete: bool) -> tuple[dict[int, float], int]:
     """Exact scores of in-scope frames not in a committed shard (not yet, or its file is gone)."""
-    if _index_complete(session, weights_sha256, [m.key.name for m in metas]):
+    if complete:
         return {}, 0
     rows = _frame_rows(session, scope, unindexed=True,
                        present_shards=[m.key.name for m in metas])
@@ -343,9 +356,9 @@ def _index_complete(session: Session, weights_sha256: str, present: list[str]) -
     total = _count(session, select(func.count()).select_from(FrameEmbedding))
     same_model = _count(session, select(func.count()).select_from(FrameEmbedding)
                         .where(FrameEmbedding.weights_sha256 == weights_sha256))
+    # entries need no weights check: a shard holds one model, and its sidecar is checked
     indexed = _count(session, select(func.count()).select_from(FrameIndexEntry)
-                     .where(FrameIndexEntry.weights_sha256 == weights_sha256,
-                            col(FrameIndexEntry.shard_key).in_(present)))
+                     .where(col(FrameIndexEntry.shard_key).in_(present)))
     return total == same_model == indexed
 
 
@@ -420,11 +433,12 @@ def _shard_hits(session: Session, scope: _Scope, shards: ShardStore, all_metas: 
     return scores, searched, candidates
 
 
-def _moments(session: Session, scope: _Scope, hits: dict[int, float],
-             gap_s: float) -> list[Moment]:
+def _moments(session: Session, scope: _Scope, hits: dict[int, float], gap_s: float,
+             index_complete: bool) -> list[Moment]:
     frames: list[tuple[int, str, datetime, float, int]] = []
     for part in chunked(sorted(hits)):
-        for row in _frame_rows(session, scope, unindexed=False, vector_ids=list(part)):
+        for row in _frame_rows(session, scope, unindexed=False, vector_ids=list(part),
+                               by_entry=index_complete):
             vid = _vector_id(row)
             if vid in hits and scope.admits(camera_id=row[1], at=row[2], phase=row[6]):
                 frames.append((int(row[0]), row[1], row[2], hits[vid], vid))
@@ -439,13 +453,16 @@ def _moments(session: Session, scope: _Scope, hits: dict[int, float],
                 groups[-1].append(frame)
             else:
                 groups.append([frame])
+    bests = [max(group, key=lambda f: (f[3], -f[2].timestamp())) for group in groups]
+    frame_rows = {f.id: f for part in chunked([b[0] for b in bests])
+                  for f in session.exec(select(Frame).where(col(Frame.id).in_(part)))}
+    segment_ids = sorted({f.segment_id for f in frame_rows.values()})
+    segment_rows = {s.id: s for part in chunked(segment_ids)
+                    for s in session.exec(select(Segment).where(col(Segment.id).in_(part)))}
     moments: list[Moment] = []
-    for group in groups:
-        best = max(group, key=lambda f: (f[3], -f[2].timestamp()))
-        frame = session.get(Frame, best[0])
-        assert frame is not None
-        segment = session.get(Segment, frame.segment_id)
-        assert segment is not None
+    for group, best in zip(groups, bests, strict=True):
+        frame = frame_rows[best[0]]
+        segment = segment_rows[frame.segment_id]
         camera = scope.cameras[best[1]]
         moments.append(Moment(
             camera_id=camera.id, camera_name=camera.name, district=camera.district,
@@ -520,14 +537,15 @@ def search(*, session: Session, get_embedder: Callable[[], QueryEmbedder], shard
     scores, searched, candidates = (
         _shard_hits(session, scope, shards, metas, query, request.k, embedder)
         if cameras else ({}, [], 0))
+    complete = _index_complete(session, embedder.weights_sha256, [m.key.name for m in metas])
     extra, extra_count = (_unindexed_hits(session, scope, query, derived,
-                                          embedder.weights_sha256, metas)
+                                          embedder.weights_sha256, metas, complete)
                           if cameras else ({}, 0))
     for vid, score in extra.items():
         scores[vid] = max(score, scores.get(vid, -2.0))
     ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
     top = dict(ranked[:request.k])
-    moments = _moments(session, scope, top, request.moment_gap_s)
+    moments = _moments(session, scope, top, request.moment_gap_s, complete)
     total = candidates + extra_count
     provenance = Provenance(
         preset=embedder.preset, weights_sha256=embedder.weights_sha256, dim=embedder.dim,

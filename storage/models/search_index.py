@@ -24,5 +24,8 @@ class FrameIndexEntry(SQLModel, table=True):
     shard_key: str | None = Field(default=None, index=True,
                                   description="camera_id/YYYY-MM-DD (camera's local day)")
     weights_sha256: str | None = Field(default=None, max_length=64)
+    vector_frame_id: int | None = Field(
+        default=None, index=True,
+        description="The frame whose vector stands for this one (itself, or the linked one)")
     computed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     indexed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

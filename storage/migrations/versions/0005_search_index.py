@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("monochrome", sa.Boolean(), nullable=False),
         sa.Column("shard_key", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("weights_sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("vector_frame_id", sa.Integer(), nullable=True),
         sa.Column("computed_at", storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("indexed_at", storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["frame_id"], ["frame.id"]),
@@ -38,10 +39,13 @@ def upgrade() -> None:
                               unique=False)
         batch_op.create_index(batch_op.f("ix_frameindexentry_shard_key"), ["shard_key"],
                               unique=False)
+        batch_op.create_index(batch_op.f("ix_frameindexentry_vector_frame_id"),
+                              ["vector_frame_id"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("frameindexentry", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_frameindexentry_vector_frame_id"))
         batch_op.drop_index(batch_op.f("ix_frameindexentry_shard_key"))
         batch_op.drop_index(batch_op.f("ix_frameindexentry_day_phase"))
     op.drop_table("frameindexentry")
