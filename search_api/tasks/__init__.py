@@ -34,7 +34,9 @@ QUEUE = "oko"
 def make_celery(settings: Settings) -> Celery:
     """A Celery app for these settings; the worker's state is built lazily per process."""
     broker = settings.resolved_broker_url
-    app = Celery("oko", broker=broker, include=TASK_MODULES, set_as_current=True)
+    # Only the process-wide default, never a thread-local "current" app: a request
+    # thread that builds an app must not leave it current for another thread's tasks.
+    app = Celery("oko", broker=broker, include=TASK_MODULES, set_as_current=False)
     transport_options: dict[str, Any] = {}
     if broker.startswith("sqla+"):
         settings.home.mkdir(parents=True, exist_ok=True)
