@@ -45,6 +45,10 @@ class Settings(BaseSettings):
 
     # evidence
     key_passphrase: str | None = None
+    # first admin, created by `oko init` (prompted for on a terminal when unset)
+    first_admin_username: str = "admin"
+    first_admin_agency: str = "city"
+    first_admin_password: str | None = None
     full_original_max_bytes: int = 2 * 1024**3
 
     # access control

@@ -6,6 +6,7 @@ Every change is recorded in the audit log in the same transaction, with actor
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -52,13 +53,25 @@ def _prompt_password() -> str:
 
 
 def create_first_admin(state: AppState) -> str:
-    """The ``oko init`` step: asks for the first admin's name and password if none exists."""
+    """The ``oko init`` step: creates the first admin unless one exists.
+
+    The password comes from OKO_FIRST_ADMIN_PASSWORD, else a prompt on a terminal;
+    without either, ``init`` says how to add one later instead of blocking.
+    """
+    settings = state.settings
     with session_scope(state.engine) as session:
         if any(u.role == Role.ADMIN for u in list_users(session)):
             return "An admin account already exists."
-        username: str = typer.prompt("First admin's username", default="admin")
-        agency: str = typer.prompt("First admin's agency", default="city")
-        user = ensure_first_admin(session, username=username, password=_prompt_password(),
+        password = settings.first_admin_password
+        username, agency = settings.first_admin_username, settings.first_admin_agency
+        if password is None:
+            if not sys.stdin.isatty():
+                return ("No admin account yet: set OKO_FIRST_ADMIN_PASSWORD and rerun"
+                        " `oko init`, or run `oko users add NAME --role admin --agency A`.")
+            username = typer.prompt("First admin's username", default=username)
+            agency = typer.prompt("First admin's agency", default=agency)
+            password = _prompt_password()
+        user = ensure_first_admin(session, username=username, password=password,
                                   agency=agency)
         assert user is not None
         _record(session, state, AuditAction.USER_CHANGE, change="create",

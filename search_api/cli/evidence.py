@@ -25,7 +25,9 @@ from evidence.cases import (
 )
 from evidence.exports import export_case
 from evidence.keys import (
+    KEY_FILE,
     Signer,
+    ensure_signing_identity,
     known_certificates,
     load_signer,
     normalise_fingerprint,
@@ -42,6 +44,7 @@ from evidence.verify import (
 )
 from search_api.audit import AuditAction, cli_actor, record_event
 from search_api.cli.common import CliContext, cli_context, console, print_json
+from search_api.state import AppState
 from storage.blobstore import sha256_file
 from storage.custody import chain_entries
 from storage.db import session_scope
@@ -71,6 +74,20 @@ def passphrase(context: CliContext) -> str:
 
 def signer_for(context: CliContext) -> Signer:
     return load_signer(keys_dir=context.settings.keys_dir, passphrase=passphrase(context))
+
+
+def create_signing_identity(state: AppState) -> str:
+    """The ``oko init`` step: the encrypted evidence-signing key and its certificate."""
+    settings = state.settings
+    secret = settings.key_passphrase
+    if not secret and sys.stdin.isatty():
+        creating = not (settings.keys_dir / KEY_FILE).is_file()
+        secret = str(typer.prompt("Evidence key passphrase", hide_input=True,
+                                  confirmation_prompt=creating))
+    signer = ensure_signing_identity(keys_dir=settings.keys_dir,
+                                     organisation=settings.organisation, passphrase=secret)
+    return (f"Evidence-signing certificate {signer.subject}; SHA-256 fingerprint"
+            f" {signer.fingerprint_sha256} (give it to prosecutors out of band).")
 
 
 def _user(session: Session, username: str) -> User:

@@ -7,7 +7,9 @@ process and supervises one Celery worker process beside it; both stop together.
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -25,15 +27,19 @@ from sqlmodel import Session
 from indexer.jobs import FAILED, list_jobs, report_jobs, run_ingest_job, submit_ingest
 from indexer.samples import CAMERAS as SAMPLE_CAMERAS
 from indexer.samples import generate_sample_footage
+from search_api.accounts import create_user, list_users
 from search_api.app import create_app
+from search_api.cli.access import create_first_admin
 from search_api.cli.common import cli_context, console, err_console
+from search_api.cli.evidence import create_signing_identity
 from search_api.cli.ingest import JobProgressBoard, print_summary
 from search_api.state import AppState
 from search_api.tasks import QUEUE, make_celery
-from search_api.tasks.ingest import ingest_options
+from search_api.tasks.ingest import embed_pending, ingest_options
 from storage.cameras import get_camera, import_cameras_csv
 from storage.db import session_scope
 from storage.errors import ConfigurationError
+from storage.models.access import Role
 from storage.settings import Settings
 
 HostOption = Annotated[str, typer.Option("--host", help="Address to listen on.")]
@@ -54,7 +60,11 @@ def _data_dir_and_schema(state: AppState) -> str:
     return f"Data dir {state.settings.home} is ready; database {url} is at the latest schema."
 
 
-SETUP_STEPS: list[SetupStep] = [SetupStep("data dir and database", _data_dir_and_schema)]
+SETUP_STEPS: list[SetupStep] = [
+    SetupStep("data dir and database", _data_dir_and_schema),
+    SetupStep("evidence-signing key", create_signing_identity),
+    SetupStep("first admin", create_first_admin),
+]
 
 
 def run_setup(state: AppState) -> list[str]:
@@ -210,6 +220,43 @@ def ingest_demo_footage(state: AppState, *, profile: str) -> bool:
     return all(report.status != FAILED for report in reports)
 
 
+DEMO_INVESTIGATOR = "investigator"
+
+
+def _demo_secrets(settings: Settings) -> dict[str, str]:
+    """Demo-only secrets, generated once and kept (mode 0600) in the demo data dir."""
+    path = settings.home / "demo-secrets.json"
+    if path.is_file():
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
+    generated = {name: secrets.token_urlsafe(12)
+                 for name in ("key_passphrase", "admin_password", "investigator_password")}
+    settings.home.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(generated, handle, indent=2)
+    return generated
+
+
+def _prepare_demo_accounts(state: AppState) -> list[str]:
+    """Fill unset secrets from the demo file so the demo never stops at a prompt."""
+    settings = state.settings
+    demo = _demo_secrets(settings)
+    lines = []
+    if not settings.key_passphrase:
+        settings.key_passphrase = demo["key_passphrase"]
+        os.environ["OKO_KEY_PASSPHRASE"] = demo["key_passphrase"]  # for the worker process
+    if not settings.first_admin_password:
+        settings.first_admin_password = demo["admin_password"]
+        lines.append(f"admin / {demo['admin_password']}")
+    with session_scope(state.engine) as session:
+        if not any(user.username == DEMO_INVESTIGATOR for user in list_users(session)):
+            create_user(session, username=DEMO_INVESTIGATOR, agency="police",
+                        role=Role.INVESTIGATOR, password=demo["investigator_password"])
+    lines.append(f"{DEMO_INVESTIGATOR} / {demo['investigator_password']} (police)")
+    return lines
+
+
 def demo_command(
     ctx: typer.Context, host: HostOption = "127.0.0.1", port: PortOption = 8000,
     profile: Annotated[str, typer.Option("--profile", help="Sample footage profile.")] = "demo",
@@ -219,11 +266,15 @@ def demo_command(
     if not no_serve:
         _check_port_free(host, port)  # before minutes of work, not after
     state = cli_context(ctx).state
+    accounts = _prepare_demo_accounts(state)
     for line in run_setup(state):
         console.print(line, highlight=False)
     ok = ingest_demo_footage(state, profile=profile)
     if not ok:
         err_console.print("Some sample files failed to ingest; serving what was stored.")
+    console.print(embed_pending(state), highlight=False)
+    console.print("Demo sign-in (secrets in demo-secrets.json in the data dir): "
+                  + "; ".join(accounts), highlight=False)
     if not no_serve:
         serve(state, host=host, port=port)
     return 0 if ok else 1

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
 import psutil
-from celery import Celery, shared_task
+from celery import Celery, current_app, shared_task
 from kombu.exceptions import OperationalError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from indexer.embed_queue import ReindexSettings, reindex
 from indexer.ingest import IngestOptions
-from indexer.jobs import fail_job, requeue_stale_jobs, run_ingest_job, submit_ingest
+from indexer.jobs import DONE, fail_job, requeue_stale_jobs, run_ingest_job, submit_ingest
+from indexer.model_store import NoModelError
 from search_api.state import AppState
 from search_api.tasks import QUEUE, worker_state
 from search_api.tasks.background import background_task
@@ -30,17 +33,39 @@ class BrokerUnavailableError(OkoError):
     http_status = 503
 
 INGEST_TASK = "oko.ingest"
+EMBED_TASK = "oko.embed"
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name=INGEST_TASK, acks_late=True)
 @background_task(mark_failed=fail_job)
 def ingest(*, state: AppState, session: Session, job_id: int) -> None:
-    """Run ingest job ``job_id``; a no-op when it is finished or another worker holds it."""
-    run_ingest_job(
+    """Run ingest job ``job_id``, then queue the embedding of its new frames."""
+    job = run_ingest_job(
         engine=state.engine, originals=state.originals, derived=state.derived, job_id=job_id,
         options=ingest_options(state.settings),
         lease_seconds=state.settings.job_lease_seconds,
     )
+    if job is not None and job.status == DONE:
+        embed.apply_async(queue=QUEUE)
+
+
+@shared_task(name=EMBED_TASK, acks_late=True)
+def embed() -> str:
+    """Embed every pending frame and sync the shards; without a model the frames wait."""
+    return embed_pending(worker_state(current_app))
+
+
+def embed_pending(state: AppState) -> str:
+    """One line saying what was embedded, or why the frames are still waiting."""
+    try:
+        report, _synced = reindex(engine=state.engine, derived=state.derived,
+                                 config=ReindexSettings.from_settings(state.settings))
+    except NoModelError as exc:
+        logger.info("frames wait for embedding: %s", exc.message)
+        return f"Frames wait for embedding: {exc.message}"
+    return (f"Embedded {report.embedded} frames, linked {report.linked} static frames"
+            f" ({report.skipped_fraction:.0%} skipped by motion gating); index synced.")
 
 
 def ingest_options(settings: Settings) -> IngestOptions:
@@ -105,8 +130,11 @@ def recover_jobs(app: Celery, *, include_queued: bool) -> list[int]:
 
 
 __all__ = [
+    "EMBED_TASK",
     "INGEST_TASK",
     "BrokerUnavailableError",
+    "embed",
+    "embed_pending",
     "enqueue_ingest",
     "ingest",
     "ingest_options",

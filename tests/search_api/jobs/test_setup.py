@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -17,8 +18,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlmodel import Session, select
 
+from evidence.keys import load_signer
 from search_api.state import AppState
 from storage.db import alembic_config
+from storage.models.access import Role, User
 from storage.models.media import Camera, Original
 from storage.settings import Settings
 from tests.search_api.jobs.conftest import (
@@ -33,11 +36,19 @@ from tests.services import free_port
 
 def test_init_creates_the_data_dir_and_migrates_and_can_be_rerun(
     settings: Settings, state: AppState, run_oko: Callable[..., CliResult],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("OKO_FIRST_ADMIN_PASSWORD", "a long first admin password")
+    outputs = []
     for _ in range(2):
         result = run_oko("init")
         assert result.code == 0, result.err
-        assert f"Data dir {settings.home} is ready" in " ".join(result.out.split())
+        outputs.append(" ".join(result.out.split()))
+        assert f"Data dir {settings.home} is ready" in outputs[-1]
+    signer = load_signer(keys_dir=settings.keys_dir, passphrase="test-passphrase")
+    assert all(signer.fingerprint_sha256 in out for out in outputs)
+    assert "Created the first admin, 'admin' (city)" in outputs[0]
+    assert "An admin account already exists" in outputs[1]
     for path in (settings.blobs_dir, settings.derived_dir, settings.tmp_dir):
         assert path.is_dir()
     head = ScriptDirectory.from_config(alembic_config(state.engine)).get_current_head()
@@ -133,3 +144,11 @@ def test_demo_ingests_the_sample_footage(
         assert len(session.exec(select(Original)).all()) == 7
     summary = " ".join(result.out.split())
     assert summary.count("DONE") == 7 and "segments" in summary
+    # No CLIP weights here: the frames wait for a model, and the demo says so.
+    assert "Frames wait for embedding" in summary and "oko models import" in summary
+    with Session(state.engine) as session:
+        users = {user.username: user.role for user in session.exec(select(User)).all()}
+    assert users == {"admin": Role.ADMIN, "investigator": Role.INVESTIGATOR}
+    secrets_file = state.settings.home / "demo-secrets.json"
+    assert secrets_file.stat().st_mode & 0o077 == 0
+    assert json.loads(secrets_file.read_text())["investigator_password"] in summary
