@@ -28,7 +28,6 @@ class Settings(BaseSettings):
     segment_seconds: float = 10.0
     sample_interval_seconds: float = 2.0
     frame_max_side: int = 448
-    thumbnail_max_side: int = 320
 
     # jobs (see docs/operations.md, "Jobs and workers")
     job_lease_seconds: float = Field(default=30.0, gt=0, description="A running job whose"
