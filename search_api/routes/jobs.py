@@ -8,12 +8,19 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, Field
 
-from indexer.jobs import JobNotFoundError, JobReport, get_job, list_jobs, report_jobs
+from indexer.jobs import (
+    JobNotFoundError,
+    JobReport,
+    get_job,
+    list_jobs,
+    report_jobs,
+    submit_ingest,
+)
 from search_api.audit import AuditAction, AuditDep
 from search_api.deps import DbId, SessionDep, StateDep
 from search_api.policy import Permission, get_visible_camera_or_404, requires, visible_camera_ids
 from search_api.tasks import celery_for
-from search_api.tasks.ingest import enqueue_ingest, submit_and_commit
+from search_api.tasks.ingest import enqueue_ingest
 from storage.errors import InvalidInputError
 from storage.models.access import User
 
@@ -76,10 +83,10 @@ def queue_ingest(body: IngestRequest, state: StateDep, session: SessionDep, audi
     if not path.is_absolute():
         raise InvalidInputError(f"'{body.path}' is not an absolute path on the server.")
     get_visible_camera_or_404(session, user, body.camera_id)
-    job_ids = submit_and_commit(state.engine, paths=[path], camera_id=body.camera_id,
-                                start=body.start)
+    jobs = submit_ingest(session, paths=[path], camera_id=body.camera_id, start=body.start)
+    job_ids = [job.id for job in jobs if job.id is not None]
     audit(AuditAction.INGEST, path=body.path, camera_id=body.camera_id, job_ids=job_ids)
-    session.commit()
+    session.commit()  # the jobs and their audit entry land together
     enqueue_ingest(celery_for(state), job_ids)
     return [JobPublic.of(report)
             for report in report_jobs(session, list_jobs(session, job_ids=job_ids))]
