@@ -103,7 +103,8 @@ def worker_name() -> str:
 
 
 def submit_ingest(
-    session: Session, *, paths: Sequence[Path], camera_id: str, start: str | None
+    session: Session, *, paths: Sequence[Path], camera_id: str, start: str | None,
+    requested_by: str = "system",
 ) -> list[IngestJob]:
     """Validate the request and add one queued job per input file.
 
@@ -117,7 +118,8 @@ def submit_ingest(
         parse_start(start, camera.timezone)
     files = collect_inputs(list(paths))
     jobs = [
-        IngestJob(source_path=str(path.resolve()), camera_id=camera_id, requested_start=start)
+        IngestJob(source_path=str(path.resolve()), camera_id=camera_id, requested_start=start,
+                  requested_by=requested_by)
         for path in files
     ]
     session.add_all(jobs)
@@ -367,10 +369,11 @@ def run_ingest_job(
     options: IngestOptions,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     worker: str | None = None,
-    actor: str = "system",
     on_progress: Callable[[str, float], None] | None = None,
 ) -> IngestJob | None:
     """Claim the job, ingest its file while holding the lease, then finish it.
+
+    The acquisition custody entry names the job's requester as its actor.
 
     Returns the finished job (done, duplicate, or failed with the sentence of the
     ``OkoError`` that stopped it), or ``None`` when the job was not this worker's to
@@ -413,7 +416,7 @@ def run_ingest_job(
             outcome = ingest_file(
                 engine=engine, originals=originals, derived=derived,
                 path=Path(job.source_path), camera_id=job.camera_id, start=start,
-                options=options, progress=progress, actor=actor,
+                options=options, progress=progress, actor=job.requested_by,
             )
     except LeaseLostError:
         return None

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from indexer.jobs import FAILED, FINISHED_STATUSES, QUEUED, JobReport, list_jobs, report_jobs
+from search_api.audit import cli_actor
 from search_api.cli.common import cli_context, console, err_console, print_json
 from search_api.tasks import celery_for
 from search_api.tasks.ingest import enqueue_ingest, submit_and_commit
@@ -117,7 +118,8 @@ def ingest_command(
 ) -> int:
     """Queue footage for ingest: one job per file, run by a worker (`oko serve`)."""
     state = cli_context(ctx).state
-    job_ids = submit_and_commit(state.engine, paths=paths, camera_id=camera, start=start)
+    job_ids = submit_and_commit(state.engine, paths=paths, camera_id=camera, start=start,
+                                requested_by=cli_actor())
     enqueue_ingest(celery_for(state), job_ids)
     if not wait:
         with Session(state.engine) as session:

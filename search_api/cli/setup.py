@@ -29,6 +29,7 @@ from indexer.samples import CAMERAS as SAMPLE_CAMERAS
 from indexer.samples import generate_sample_footage
 from search_api.accounts import create_user, list_users
 from search_api.app import create_app
+from search_api.audit import cli_actor
 from search_api.cli.access import create_first_admin
 from search_api.cli.common import cli_context, console, err_console
 from search_api.cli.evidence import create_signing_identity
@@ -198,7 +199,8 @@ def ingest_demo_footage(state: AppState, *, profile: str) -> bool:
     with session_scope(state.engine) as session:
         for camera_id in dict.fromkeys(clip.camera_id for clip in samples.clips):
             paths = [clip.path for clip in samples.clips if clip.camera_id == camera_id]
-            jobs = submit_ingest(session, paths=paths, camera_id=camera_id, start=None)
+            jobs = submit_ingest(session, paths=paths, camera_id=camera_id, start=None,
+                                 requested_by=cli_actor())
             job_ids.extend(job.id for job in jobs if job.id is not None)
     with Session(state.engine) as session:
         board = JobProgressBoard(report_jobs(session, list_jobs(session, job_ids=job_ids)))

@@ -83,7 +83,8 @@ def queue_ingest(body: IngestRequest, state: StateDep, session: SessionDep, audi
     if not path.is_absolute():
         raise InvalidInputError(f"'{body.path}' is not an absolute path on the server.")
     get_visible_camera_or_404(session, user, body.camera_id)
-    jobs = submit_ingest(session, paths=[path], camera_id=body.camera_id, start=body.start)
+    jobs = submit_ingest(session, paths=[path], camera_id=body.camera_id, start=body.start,
+                         requested_by=user.username)
     job_ids = [job.id for job in jobs if job.id is not None]
     audit(AuditAction.INGEST, path=body.path, camera_id=body.camera_id, job_ids=job_ids)
     session.commit()  # the jobs and their audit entry land together

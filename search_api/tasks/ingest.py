@@ -77,11 +77,13 @@ def ingest_options(settings: Settings) -> IngestOptions:
 
 
 def submit_and_commit(
-    engine: Engine, *, paths: Sequence[Path], camera_id: str, start: str | None
+    engine: Engine, *, paths: Sequence[Path], camera_id: str, start: str | None,
+    requested_by: str,
 ) -> list[int]:
     """Validate and commit one queued job per file; nothing is written on a bad input."""
     with session_scope(engine) as session:
-        jobs = submit_ingest(session, paths=paths, camera_id=camera_id, start=start)
+        jobs = submit_ingest(session, paths=paths, camera_id=camera_id, start=start,
+                             requested_by=requested_by)
         return [job.id for job in jobs if job.id is not None]
 
 

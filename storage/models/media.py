@@ -101,6 +101,8 @@ class IngestJob(SQLModel, table=True):
     source_path: str
     camera_id: str
     requested_start: str | None = None
+    requested_by: str = Field(default="system", sa_column_kwargs={"server_default": "system"},
+                              description="Who asked for the ingest; the custody actor")
     status: str = Field(default="queued", index=True,
                         description="queued, running, done, duplicate, failed")
     stage: str = ""

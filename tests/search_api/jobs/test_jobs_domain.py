@@ -30,6 +30,7 @@ from search_api.state import AppState
 from search_api.tasks.ingest import ingest_options, local_worker_alive
 from storage.db import session_scope
 from storage.errors import InvalidInputError, NotFoundError
+from storage.models.evidence import CustodyEntry
 from storage.models.media import Frame, IngestJob, Original, Segment
 from storage.settings import Settings
 from storage.types import utcnow
@@ -256,3 +257,19 @@ def test_local_worker_alive_checks_host_pid_and_start_time() -> None:
                                   now - timedelta(days=3650))  # pid recycled since then
     assert not local_worker_alive(f"elsewhere.example:{os.getpid()}", now)
     assert not local_worker_alive(f"{socket.gethostname()}:999999999", now)
+
+
+def test_the_acquisition_custody_entry_names_who_asked_for_the_ingest(
+    state: AppState, camera: str, short_clip: Path,
+) -> None:
+    with session_scope(state.engine) as session:
+        job = submit_ingest(session, paths=[short_clip], camera_id=camera, start=None,
+                            requested_by="cli:olena")[0]
+    assert job.id is not None
+    finished = run_ingest_job(engine=state.engine, originals=state.originals,
+                              derived=state.derived, job_id=job.id,
+                              options=ingest_options(state.settings))
+    assert finished is not None and finished.status == DONE
+    with Session(state.engine) as session:
+        entries = session.exec(select(CustodyEntry).where(CustodyEntry.action == "acquisition"))
+        assert [entry.actor for entry in entries] == ["cli:olena"]
