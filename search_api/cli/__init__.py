@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import click
 import typer
@@ -35,6 +37,7 @@ def _root(ctx: typer.Context) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; every ``OkoError`` becomes one sentence on stderr and its exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    settings: Settings | None = None
     try:
         try:
             settings = Settings()
@@ -58,6 +61,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
+    except Exception as exc:
+        # A bug, not a user error: one sentence here, the traceback in the data dir's log.
+        where = _log_unexpected(settings)
+        err_console.print(f"[bold red]error:[/] Oko failed unexpectedly ({type(exc).__name__});"
+                          f" the details are in {where}.", highlight=False)
+        return 70
+
+
+def _log_unexpected(settings: Settings | None) -> str:
+    """Append the current traceback to ``$OKO_HOME/logs/cli-errors.log`` (else stderr)."""
+    if settings is not None:
+        try:
+            log_path = settings.home / "logs" / "cli-errors.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with log_path.open("a", encoding="utf-8") as log:
+                log.write(f"--- {datetime.now(UTC).isoformat()} oko\n{traceback.format_exc()}")
+            return str(log_path)
+        except OSError:
+            pass
+    traceback.print_exc()
+    return "the traceback above"
 
 
 def entrypoint() -> None:
