@@ -19,7 +19,9 @@ async function api(method, path, body) {
   });
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
-    const detail = typeof data.detail === "string" ? data.detail
+    // Oko errors: {detail: "sentence", details: [...]}; request validation: {detail: [{msg}]}
+    const detail = typeof data.detail === "string"
+      ? [data.detail, ...(data.details || [])].join("\n")
       : (data.detail || []).map((d) => d.msg).join("; ") || response.statusText;
     const error = new Error(detail);
     error.status = response.status;
@@ -62,8 +64,9 @@ async function loadCameras() {
 }
 
 function localToIso(value) {
-  // datetime-local has no zone: the API reads it as the cameras' local time
-  return value ? value + ":00" : null;
+  // datetime-local gives "YYYY-MM-DDTHH:MM[:SS]" without a zone: the API reads it as the
+  // cameras' local time, so it is sent as is
+  return value || null;
 }
 
 function renderMoment(moment) {
@@ -105,7 +108,7 @@ async function onSearch(event) {
     from: localToIso(form.get("from")),
     to: localToIso(form.get("to")),
     day_phase: form.get("day_phase") || null,
-    k: Number(form.get("k")) || 100,
+    k: Number(form.get("k")) || 50,
   };
   $("search-status").textContent = "Searching…";
   try {
@@ -142,5 +145,11 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("login-form").addEventListener("submit", onLogin);
   $("search-form").addEventListener("submit", onSearch);
   $("logout").addEventListener("click", onLogout);
+  $("player").addEventListener("error", () => {
+    if ($("player").getAttribute("src")) {
+      showError("This video cannot be played here: the session may have ended, or the " +
+        "browser cannot decode this segment's format.");
+    }
+  });
   try { showSignedIn(await api("GET", "/api/auth/me")); } catch (error) { showSignedOut(); }
 });
