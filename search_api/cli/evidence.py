@@ -42,6 +42,7 @@ from evidence.verify import (
     load_trusted_certificate,
     verify_bundle,
 )
+from search_api.accounts import get_user_or_raise
 from search_api.audit import AuditAction, cli_actor, record_event
 from search_api.cli.common import CliContext, cli_context, console, print_json
 from search_api.state import AppState
@@ -49,7 +50,6 @@ from storage.blobstore import sha256_file
 from storage.custody import chain_entries
 from storage.db import session_scope
 from storage.errors import InvalidInputError, NotFoundError
-from storage.models.access import User
 from storage.models.evidence import Case
 
 case_app = typer.Typer(help="Cases: create, add clips, export, transfer.", no_args_is_help=True)
@@ -90,13 +90,6 @@ def create_signing_identity(state: AppState) -> str:
             f" {signer.fingerprint_sha256} (give it to prosecutors out of band).")
 
 
-def _user(session: Session, username: str) -> User:
-    user = session.exec(select(User).where(User.username == username)).first()
-    if user is None:
-        raise NotFoundError(f"User '{username}' does not exist.")
-    return user
-
-
 def _time(value: str, option: str) -> datetime:
     try:
         return datetime.fromisoformat(value)
@@ -119,7 +112,7 @@ def create(ctx: typer.Context, number: Annotated[str, typer.Argument(help="Case 
     context = cli_context(ctx)
     with session_scope(context.state.engine) as session:
         case = create_case(session, number=number, title=title, legal_basis=legal_basis,
-                           investigator=_user(session, investigator))
+                           investigator=get_user_or_raise(session, username=investigator))
         _audit(session, context, AuditAction.CASE_CHANGE, change="create", case_id=case.id,
                number=case.number)
     console.print(f"Created case {case.number}.")
@@ -198,10 +191,11 @@ def share(ctx: typer.Context, number: Annotated[str, typer.Argument()],
     context = cli_context(ctx)
     with session_scope(context.state.engine) as session:
         case = get_case_or_raise(session, number)
-        share_case(session, case=case, user=_user(session, user))
+        target = get_user_or_raise(session, username=user)
+        share_case(session, case=case, user=target)
         _audit(session, context, AuditAction.CASE_CHANGE, change="share", case_id=case.id,
-               shared_with=user)
-    console.print(f"Shared case {number} with {user}.")
+               shared_with=target.username)
+    console.print(f"Shared case {number} with {target.username}.")
 
 
 @case_app.command("export")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, UploadFile, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from evidence.cases import (
     add_clip,
@@ -25,6 +25,7 @@ from evidence.cases import (
 from evidence.export_jobs import approve_export, get_export_job, request_export
 from evidence.keys import known_certificates
 from evidence.verify import TrustedCertificates, verify_bundle
+from search_api.accounts import get_user_or_raise
 from search_api.audit import AuditAction, AuditDep
 from search_api.deps import MAX_DB_ID, CurrentUser, DbId, SessionDep, StateDep
 from search_api.policy import Permission, get_visible_camera_or_404, requires
@@ -180,9 +181,7 @@ def add_clip_route(body: ClipCreate, case: CaseDep, session: SessionDep, audit: 
 def share_case_route(body: ShareCreate, case: CaseDep, session: SessionDep, audit: AuditDep,
                      _user: Annotated[User, Depends(requires(Permission.MANAGE_CASES))],
                      ) -> CasePublic:
-    target = session.exec(select(User).where(User.username == body.username)).first()
-    if target is None:
-        raise NotFoundError(f"User '{body.username}' does not exist.")
+    target = get_user_or_raise(session, username=body.username)
     share_case(session, case=case, user=target)
     audit(AuditAction.CASE_CHANGE, change="share", case_id=case.id, shared_with=target.username)
     session.commit()
