@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,10 +121,23 @@ def test_duplicate_user_and_last_admin_are_refused(oko: Oko, state: AppState) ->
     assert len(audit_actions(state)) == 1
 
 
-def test_first_admin_step_is_idempotent(state: AppState) -> None:
+def test_first_admin_step_asks_on_a_terminal_and_is_idempotent(state: AppState) -> None:
     with CliRunner().isolation(input=f"chief\npolice\n{PASSWORD}\n{PASSWORD}\n"):
+        sys.stdin.isatty = lambda: True  # type: ignore[method-assign]
         assert create_first_admin(state) == "Created the first admin, 'chief' (police)."
     assert create_first_admin(state) == "An admin account already exists."
+    assert [u.role for u in users(state).values()] == [Role.ADMIN]
+
+
+def test_first_admin_step_takes_the_password_from_settings_and_never_blocks(
+    state: AppState,
+) -> None:
+    with CliRunner().isolation(input=""):
+        assert create_first_admin(state).startswith(
+            "No admin account yet: set OKO_FIRST_ADMIN_PASSWORD and rerun `oko init`")
+    assert users(state) == {}
+    state.settings.first_admin_password = PASSWORD
+    assert create_first_admin(state) == "Created the first admin, 'admin' (city)."
     assert [u.role for u in users(state).values()] == [Role.ADMIN]
 
 
