@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel, Field
 
 from indexer.jobs import (
@@ -63,7 +64,8 @@ class IngestRequest(BaseModel):
 
 
 @router.get("/jobs", response_model=list[JobPublic])
-def read_jobs(session: SessionDep, user: User = IngestUser, limit: int = 100) -> list[JobPublic]:
+def read_jobs(session: SessionDep, user: User = IngestUser,
+              limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[JobPublic]:
     jobs = list_jobs(session, camera_ids=visible_camera_ids(session, user), limit=limit)
     return [JobPublic.of(report) for report in report_jobs(session, jobs)]
 
@@ -90,4 +92,5 @@ def queue_ingest(body: IngestRequest, state: StateDep, session: SessionDep, audi
     session.commit()  # the jobs and their audit entry land together
     enqueue_ingest(celery_for(state), job_ids)
     return [JobPublic.of(report)
-            for report in report_jobs(session, list_jobs(session, job_ids=job_ids))]
+            for report in report_jobs(session, list_jobs(session, job_ids=job_ids,
+                                                         limit=max(1, len(job_ids))))]
