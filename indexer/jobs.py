@@ -147,10 +147,16 @@ def list_jobs(
     statuses: Iterable[str] | None = None,
     limit: int = 200,
 ) -> list[IngestJob]:
-    """Newest first, optionally narrowed to ids, cameras or statuses."""
-    query = select(IngestJob).order_by(col(IngestJob.id).desc()).limit(limit)
+    """Newest first, optionally narrowed to ids, cameras or statuses.
+
+    ``limit`` pages a listing; asking for ``job_ids`` returns every one of them (a
+    folder may queue more jobs than a page holds).
+    """
+    query = select(IngestJob).order_by(col(IngestJob.id).desc())
     if job_ids is not None:
         query = query.where(col(IngestJob.id).in_(list(job_ids)))
+    else:
+        query = query.limit(limit)
     if camera_ids is not None:
         query = query.where(col(IngestJob.camera_id).in_(list(camera_ids)))
     if statuses is not None:

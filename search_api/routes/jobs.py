@@ -92,5 +92,4 @@ def queue_ingest(body: IngestRequest, state: StateDep, session: SessionDep, audi
     session.commit()  # the jobs and their audit entry land together
     enqueue_ingest(celery_for(state), job_ids)
     return [JobPublic.of(report)
-            for report in report_jobs(session, list_jobs(session, job_ids=job_ids,
-                                                         limit=max(1, len(job_ids))))]
+            for report in report_jobs(session, list_jobs(session, job_ids=job_ids))]
