@@ -1,4 +1,7 @@
-"""CLI commands: ``oko cameras add | import | list``."""
+"""CLI commands: ``oko cameras add | import | list``.
+
+Every registration is recorded in the audit log in the same transaction, like the API's.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,11 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from sqlmodel import Session
 
+from search_api.audit import AuditAction, cli_actor, record_event
 from search_api.cli.common import cli_context, console, print_json
+from search_api.state import AppState
 from storage.cameras import add_camera, import_cameras_csv, list_cameras, validate_camera
 from storage.db import session_scope
 from storage.models.media import Camera
@@ -18,6 +24,14 @@ cameras_app = typer.Typer(help="Register and list cameras.", no_args_is_help=Tru
 
 def camera_record(camera: Camera) -> dict[str, object]:
     return camera.model_dump(mode="json")
+
+
+def _audit_created(session: Session, state: AppState, camera: Camera) -> None:
+    """The same entry as ``POST /api/cameras``, with the CLI as actor."""
+    record_event(session, state=state, actor=cli_actor(), agency="", ip="cli",
+                 action=AuditAction.CAMERA_CHANGE, details={
+                     "change": "create", "camera_id": camera.id, "owner": camera.agency,
+                     "allowed_agencies": camera.allowed_agencies})
 
 
 @cameras_app.command("add")
@@ -37,8 +51,10 @@ def add(
     camera = validate_camera(id=camera_id, name=name, district=district, latitude=lat,
                              longitude=lon, agency=agency, timezone=timezone,
                              allowed_agencies=allow or [])
-    with session_scope(cli_context(ctx).state.engine) as session:
+    state = cli_context(ctx).state
+    with session_scope(state.engine) as session:
         row = add_camera(session, camera=camera)
+        _audit_created(session, state, row)
     console.print(f"Registered camera {row.id} ({row.name}, {row.timezone}).")
 
 
@@ -47,8 +63,11 @@ def import_csv(ctx: typer.Context, file: Annotated[Path, typer.Argument(
         help="CSV: id,name,district,latitude,longitude,agency,timezone[,allowed_agencies]")],
 ) -> None:
     """Register every camera in a CSV file, or none if any row is bad."""
-    with session_scope(cli_context(ctx).state.engine) as session:
+    state = cli_context(ctx).state
+    with session_scope(state.engine) as session:
         rows = import_cameras_csv(session, path=file)
+        for row in rows:
+            _audit_created(session, state, row)
     console.print(f"Imported {len(rows)} camera(s): {', '.join(r.id for r in rows)}.")
 
 

@@ -1,0 +1,39 @@
+"""``oko cameras add|import`` record a camera change in the audit log, as the API does;
+a refused camera records nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, col, select
+
+from indexer.samples import write_cameras_csv
+from search_api.cli import main
+from search_api.state import AppState
+from storage.models.access import AuditEvent
+
+
+def _camera_entries(state: AppState) -> list[AuditEvent]:
+    with Session(state.engine) as session:
+        return list(session.exec(select(AuditEvent).where(AuditEvent.action == "camera_change")
+                                 .order_by(col(AuditEvent.seq))).all())
+
+
+def test_cli_camera_registrations_are_audited(state: AppState, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OKO_HOME", str(state.settings.home))
+    monkeypatch.setenv("OKO_ENVIRONMENT", "test")
+    monkeypatch.delenv("OKO_DATABASE_URL", raising=False)
+    assert main(["cameras", "import", str(write_cameras_csv(tmp_path / "cameras.csv"))]) == 0
+    assert main(["cameras", "add", "--id", "CAM-010", "--name", "Podil", "--lat", "50.466",
+                 "--lon", "30.515", "--agency", "police", "--allow", "municipal_guard"]) == 0
+    assert main(["cameras", "add", "--id", "CAM-011", "--name", "X", "--lat", "50",
+                 "--lon", "30", "--agency", "police", "--timezone", "Mars/Base"]) == 2
+    entries = _camera_entries(state)
+    assert [e.details["camera_id"] for e in entries] == ["CAM-001", "CAM-002", "CAM-003",
+                                                         "CAM-010"]
+    last = entries[-1]
+    assert last.actor.startswith("cli:") and last.ip == "cli"
+    assert last.details == {"change": "create", "camera_id": "CAM-010", "owner": "police",
+                            "allowed_agencies": ["municipal_guard"]}
