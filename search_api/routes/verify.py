@@ -86,13 +86,13 @@ def receive_upload(upload: UploadFile, *, settings: Settings) -> Iterator[tuple[
 
 def _record_if_local_case(session: Session, user: User, report: VerificationReport,
                           bundle_sha256: str) -> None:
-    """A bundle of a case this user can see gets a verification custody entry."""
+    """A bundle of a case this user can see gets a verification custody entry; the
+    caller commits it with the audit entry."""
     case = get_case_by_number(session, report.case_number) if report.case_number else None
     if case is not None and case.id in visible_case_ids(session, user=user):
         record_verification(session, case=case, actor=user.username, bundle_sha256=bundle_sha256,
                             ok=report.ok, failed_checks=[f"{c.name}: {c.detail}"
                                                          for c in report.failures])
-        session.commit()
 
 
 @router.post("/verify", response_model=VerificationPublic)
