@@ -147,10 +147,11 @@ def read_frame(frame_id: DbId, session: SessionDep, user: CurrentUser,
 def read_thumbnail(frame_id: DbId, session: SessionDep, user: CurrentUser,
                    state: StateDep, audit: AuditDep) -> Response:
     frame = _visible_frame(session, user, frame_id)
-    audit(AuditAction.VIEW_FRAME, frame_id=frame_id, camera_id=frame.camera_id, what="image")
-    session.commit()
     with state.derived.open(frame.thumbnail_sha256) as handle:
         data = handle.read()
+    # audited once the image is in hand: a missing thumbnail (404) was not a view
+    audit(AuditAction.VIEW_FRAME, frame_id=frame_id, camera_id=frame.camera_id, what="image")
+    session.commit()
     return Response(content=data, media_type="image/jpeg")
 
 
@@ -163,13 +164,13 @@ def read_segment_video(segment_id: DbId, session: SessionDep, user: CurrentUser,
                        range_header: Annotated[str | None, Header(alias="Range")] = None,
                        ) -> Response:
     segment = _visible_segment(session, user, segment_id)
+    path = state.derived.path_for(segment.sha256)
+    if not path.is_file():
+        raise NotFoundError(f"The video of segment {segment_id} is missing from the store.")
     if range_header is None or range_header.strip().startswith("bytes=0-"):
         # players fetch many ranges per playback; the first one counts as the view
         audit(AuditAction.VIEW_VIDEO, segment_id=segment_id, original_id=segment.original_id)
         session.commit()
-    path = state.derived.path_for(segment.sha256)
-    if not path.is_file():
-        raise NotFoundError(f"The video of segment {segment_id} is missing from the store.")
     size = path.stat().st_size
     headers = {"Accept-Ranges": "bytes"}
     if range_header is None:
