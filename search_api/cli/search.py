@@ -102,20 +102,23 @@ def search_command(
     state = cli_context(ctx).state
     stated = require_search_purpose(purpose)
     image_bytes = _read_image(image)
+    day_phase = _phase(night, day, dusk)
     request = SearchRequest(
         text=text, image=image_bytes, similar_to_frame_id=similar, k=limit,
         filters=SearchFilters(camera_ids=tuple(camera or ()), districts=tuple(district or ()),
                               start=_time(start, "from"), end=_time(end, "to"),
-                              day_phase=_phase(night, day, dusk)))
+                              day_phase=day_phase))
     with Session(state.engine) as session:
         result = search(session=session, get_embedder=partial(query_embedder, state),
                         shards=shard_store(state), request=request, derived=state.derived)
         record_event(session, state=state, actor=cli_actor(), agency="", ip="cli",
                      action=AuditAction.SEARCH, details={
                          "text": text, "purpose": stated, "results": len(result.moments),
-                         "filters": {"cameras": camera or [], "districts": district or [],
-                                     "from": start, "to": end, "similar": similar,
-                                     "day_phase": _phase(night, day, dusk), "k": limit},
+                         # the same keys as the API's search entries
+                         "filters": {"similar_to_frame_id": similar, "cameras": camera or [],
+                                     "districts": district or [], "from": start, "to": end,
+                                     "day_phase": day_phase, "k": limit,
+                                     "moment_gap_s": request.moment_gap_s},
                          "image_sha256": hashlib.sha256(image_bytes).hexdigest()
                          if image_bytes else None})
         session.commit()
