@@ -13,11 +13,20 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from indexer.jobs import FAILED, FINISHED_STATUSES, QUEUED, JobReport, list_jobs, report_jobs
-from search_api.audit import cli_actor
+from indexer.jobs import (
+    FAILED,
+    FINISHED_STATUSES,
+    QUEUED,
+    JobReport,
+    list_jobs,
+    report_jobs,
+    submit_ingest,
+)
+from search_api.audit import AuditAction, cli_actor, record_event
 from search_api.cli.common import cli_context, console, err_console, print_json
 from search_api.tasks import celery_for
-from search_api.tasks.ingest import enqueue_ingest, submit_and_commit
+from search_api.tasks.ingest import enqueue_ingest
+from storage.db import session_scope
 
 POLL_SECONDS = 0.3
 NO_WORKER_HINT_SECONDS = 10.0
@@ -118,8 +127,14 @@ def ingest_command(
 ) -> int:
     """Queue footage for ingest: one job per file, run by a worker (`oko serve`)."""
     state = cli_context(ctx).state
-    job_ids = submit_and_commit(state.engine, paths=paths, camera_id=camera, start=start,
-                                requested_by=cli_actor())
+    with session_scope(state.engine) as session:  # the jobs and their audit entry together
+        jobs = submit_ingest(session, paths=paths, camera_id=camera, start=start,
+                             requested_by=cli_actor())
+        job_ids = [job.id for job in jobs if job.id is not None]
+        record_event(session, state=state, actor=cli_actor(), agency="", ip="cli",
+                     action=AuditAction.INGEST, details={
+                         "paths": [str(path) for path in paths], "camera_id": camera,
+                         "job_ids": job_ids})
     enqueue_ingest(celery_for(state), job_ids)
     if not wait:
         with Session(state.engine) as session:

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
-from pathlib import Path
 
 import psutil
 from celery import Celery, current_app, shared_task
 from kombu.exceptions import OperationalError
-from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from indexer.embed_queue import ReindexSettings, reindex
 from indexer.ingest import IngestOptions
-from indexer.jobs import DONE, fail_job, requeue_stale_jobs, run_ingest_job, submit_ingest
+from indexer.jobs import DONE, fail_job, requeue_stale_jobs, run_ingest_job
 from indexer.model_store import NoModelError
 from search_api.state import AppState
 from search_api.tasks import QUEUE, worker_state
@@ -76,17 +74,6 @@ def ingest_options(settings: Settings) -> IngestOptions:
     )
 
 
-def submit_and_commit(
-    engine: Engine, *, paths: Sequence[Path], camera_id: str, start: str | None,
-    requested_by: str,
-) -> list[int]:
-    """Validate and commit one queued job per file; nothing is written on a bad input."""
-    with session_scope(engine) as session:
-        jobs = submit_ingest(session, paths=paths, camera_id=camera_id, start=start,
-                             requested_by=requested_by)
-        return [job.id for job in jobs if job.id is not None]
-
-
 def enqueue_ingest(app: Celery, job_ids: Iterable[int]) -> None:
     """Send one ingest task per job id (after the job rows are committed).
 
@@ -142,5 +129,4 @@ __all__ = [
     "ingest_options",
     "local_worker_alive",
     "recover_jobs",
-    "submit_and_commit",
 ]

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from indexer.jobs import list_jobs, report_jobs, run_ingest_job
 from indexer.samples import truncated_copy
 from search_api.cli.ingest import print_summary
 from search_api.state import AppState
 from search_api.tasks.ingest import ingest_options
+from storage.models.access import AuditEvent
 from storage.settings import Settings
 from tests.search_api.jobs.conftest import (
     CliResult,
@@ -27,6 +28,12 @@ from tests.search_api.jobs.conftest import (
     settings_env,
     wait_until,
 )
+
+
+def _ingest_audit_entries(state: AppState) -> list[AuditEvent]:
+    with Session(state.engine) as session:
+        return list(session.exec(select(AuditEvent).where(AuditEvent.action == "ingest")
+                                 .order_by(col(AuditEvent.seq))).all())
 
 
 def _broker_messages(state: AppState) -> int:
@@ -62,6 +69,7 @@ def test_bad_input_is_one_sentence_and_nothing_is_queued(
     assert all_jobs(state) == []
     assert _broker_messages(state) == 0
     assert list(state.originals.iter_hashes()) == []
+    assert _ingest_audit_entries(state) == []
 
 
 def test_queued_jobs_show_in_oko_jobs_json(
@@ -82,6 +90,11 @@ def test_queued_jobs_show_in_oko_jobs_json(
 
     plain = run_oko("ingest", str(short_clip), "--camera", camera)
     assert plain.code == 0 and "Queued 1 job(s)" in plain.out
+
+    audited = _ingest_audit_entries(state)
+    assert audited[0].details["job_ids"] == [job["id"]]
+    assert {entry.details["camera_id"] for entry in audited} == {camera}
+    assert all(entry.actor.startswith("cli:") for entry in audited) and len(audited) == 2
 
 
 def test_a_truncated_recording_is_reported_damaged_with_its_decodable_duration(
