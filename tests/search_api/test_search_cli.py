@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlmodel import Session
+from fastapi.testclient import TestClient
+from sqlmodel import Session, col, select
 
 import search_api.cli.search as search_cli
 from search_api.cli import main
 from search_api.state import AppState
+from storage.models.access import AuditEvent, Role
 from tests.search_corpus import SearchCorpus, copy_corpus, red_frame_id
 
 WHY = ["--purpose", "case 2026/117"]  # every search states its purpose
@@ -36,6 +39,34 @@ def with_model(cli_home: AppState, search_corpus: SearchCorpus,
     """The CLI's query embedder is the corpus's random test model (no weights can be installed)."""
     monkeypatch.setattr(search_cli, "query_embedder", lambda _state: search_corpus.embedder)
     return cli_home
+
+
+@pytest.fixture
+def state(with_model: AppState) -> AppState:
+    """The API fixtures (``client_as``) serve the same corpus copy as the CLI."""
+    return with_model
+
+
+def _search_entries(state: AppState) -> list[dict[str, Any]]:
+    with Session(state.engine) as session:
+        return [e.details for e in session.exec(
+            select(AuditEvent).where(AuditEvent.action == "search")
+            .order_by(col(AuditEvent.seq))).all()]
+
+
+def test_api_and_cli_search_audit_entries_have_the_same_shape(
+        state: AppState, client_as: Callable[..., TestClient]) -> None:
+    """An auditor can filter searches alike whether they came through the API or the CLI."""
+    investigator = client_as(Role.INVESTIGATOR, agency="police")
+    response = investigator.post("/api/search", json={
+        "text": "red car", "purpose": "case 2026/117", "cameras": ["CAM-001"],
+        "day_phase": "night", "k": 5})
+    assert response.status_code == 200, response.text
+    assert main(["search", "red car", *WHY, "--camera", "CAM-001",
+                 "--night", "--limit", "5", "--json"]) == 0
+    api, cli = _search_entries(state)
+    assert set(api) == set(cli) - {"image_sha256"}
+    assert api["filters"] == cli["filters"]
 
 
 def test_search_json_applies_the_night_phrase(with_model: AppState,
