@@ -191,6 +191,18 @@ def test_importing_the_same_weights_twice_is_a_conflict(
     assert len(_rows(state)) == 1
 
 
+def _serve_on_loopback(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve ``handler`` on 127.0.0.1 in a thread; yields the base URL, then shuts down."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def hub_without_weights() -> Iterator[str]:
     """A local stand-in for an unreachable hub mirror: every request is answered 404."""
@@ -204,12 +216,7 @@ def hub_without_weights() -> Iterator[str]:
         def log_message(self, *_args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    yield from _serve_on_loopback(NotFound)
 
 
 def test_failed_download_explains_offline_install_and_leaves_nothing(
@@ -277,12 +284,7 @@ def hub_serving(tiny_checkpoint: Path) -> Iterator[str]:
         def log_message(self, *_args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    yield from _serve_on_loopback(Hub)
 
 
 def test_download_installs_a_checked_cached_copy(
