@@ -14,9 +14,10 @@ from sqlmodel import Session, col, select
 
 from storage.custody import acquisition_entry, append_custody_entry
 from storage.errors import ConflictError, InvalidInputError, NotFoundError
-from storage.models.access import Role, User
+from storage.models.access import User
 from storage.models.evidence import Case, CaseClip, CaseShare, CustodyEntry
 from storage.models.media import Camera, Original
+from storage.permissions import Permission, role_may
 
 CASE_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PROVENANCE_KEYS = ("query", "model", "weights_sha256", "score")
@@ -66,15 +67,14 @@ def get_case_or_raise(session: Session, number: str) -> Case:
 def visible_case_ids(session: Session, *, user: User) -> set[int]:
     """The one access rule for cases.
 
-    Investigators and supervisors see their own cases and cases shared with them,
-    prosecutors only cases shared with them, every other role none.
+    A role that reads cases sees those shared with the user; one that also manages
+    cases (investigators, supervisors) sees the user's own as well; other roles none.
     """
-    if user.id is None or user.role not in (Role.INVESTIGATOR, Role.SUPERVISOR,
-                                            Role.PROSECUTOR):
+    if user.id is None or not role_may(user.role, Permission.READ_CASES):
         return set()
     shared = set(session.exec(select(CaseShare.case_id)
                               .where(CaseShare.user_id == user.id)).all())
-    if user.role == Role.PROSECUTOR:
+    if not role_may(user.role, Permission.MANAGE_CASES):
         return shared
     owned = set(session.exec(select(Case.id).where(Case.investigator_id == user.id)).all())
     return {i for i in owned if i is not None} | shared

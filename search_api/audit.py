@@ -1,18 +1,15 @@
-"""Recording audit entries from routes and CLI commands, in the caller's transaction.
+"""The audit log's vocabulary and its one writer, used by every use case.
 
-Routes call ``record(session, request, user, AuditAction.X, **details)`` just before
-they commit; CLI commands call ``record_event(..., ip="cli")``.
+``record_event`` appends an entry in the caller's transaction (signing a checkpoint when
+one is due), so an action and its entry commit together or not at all.
 """
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
 from sqlmodel import Session
 
 from evidence.audit import (
@@ -20,13 +17,11 @@ from evidence.audit import (
     CheckpointPolicy,
     CheckpointRecord,
     append_audit_event,
-    load_audit_mac_key,
     verify_audit_chain,
 )
-from evidence.keys import Signer, known_certificates, load_signer
-from search_api.deps import CurrentUser, SessionDep, get_state
+from evidence.keys import known_certificates
 from search_api.state import AppState
-from storage.models.access import AuditEvent, User
+from storage.models.access import AuditEvent
 
 
 class AuditAction(StrEnum):
@@ -43,6 +38,7 @@ class AuditAction(StrEnum):
     USER_CHANGE = "user_change"
     CAMERA_CHANGE = "camera_change"
     INGEST = "ingest"
+    MODEL_CHANGE = "model_change"
     AUDIT_READ = "audit_read"
     AUDIT_EXPORT = "audit_export"
 
@@ -53,29 +49,12 @@ class _InstallationSigner:
     def __init__(self, state: AppState) -> None:
         self._state = state
 
-    def _signer(self) -> Signer:
-        signer = self._state.extras.get("installation_signer")
-        if signer is None:
-            settings = self._state.settings
-            signer = load_signer(keys_dir=settings.keys_dir, passphrase=settings.key_passphrase)
-            self._state.extras["installation_signer"] = signer
-        assert isinstance(signer, Signer)
-        return signer
-
     def sign(self, data: bytes) -> bytes:
-        return self._signer().sign(data)
+        return self._state.signer().sign(data)
 
     @property
     def fingerprint_sha256(self) -> str:
-        return self._signer().fingerprint_sha256
-
-
-def audit_mac_key(state: AppState) -> bytes:
-    key = state.extras.get("audit_mac_key")
-    if key is None:
-        key = state.extras["audit_mac_key"] = load_audit_mac_key(state.settings.keys_dir)
-    assert isinstance(key, bytes)
-    return key
+        return self._state.signer().fingerprint_sha256
 
 
 def record_event(session: Session, *, state: AppState, actor: str, agency: str, ip: str,
@@ -86,11 +65,31 @@ def record_event(session: Session, *, state: AppState, actor: str, agency: str, 
                               every_entries=settings.audit_checkpoint_entries,
                               every_minutes=settings.audit_checkpoint_minutes)
     return append_audit_event(session, actor=actor, agency=agency, ip=ip, action=action.value,
-                              details=details, mac_key=audit_mac_key(state), checkpoints=policy)
+                              details=details, mac_key=state.audit_mac_key(),
+                              checkpoints=policy)
+
+
+def verify_installation_audit(session: Session, *, state: AppState,
+                              exported: Sequence[CheckpointRecord] = ()) -> AuditVerification:
+    """Verify the chain with this installation's audit key and every certificate it used."""
+    return verify_audit_chain(session, mac_key=state.audit_mac_key(),
+                              certificates=known_certificates(state.settings.keys_dir),
+                              exported_checkpoints=exported)
+
+
+__all__ = ["AuditAction", "record_event", "verify_installation_audit"]
+
+
+# --- Transitional: removed once every route and command calls a use case. -------------
+import getpass  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+from fastapi import Request  # noqa: E402
+
+from storage.models.access import User  # noqa: E402
 
 
 def cli_actor() -> str:
-    """How CLI commands appear in the audit log: ``cli:<os user>``."""
     return f"cli:{getpass.getuser()}"
 
 
@@ -100,20 +99,15 @@ def client_ip(request: Request) -> str:
 
 def record(session: Session, request: Request, user: User | str, action: AuditAction,
            **details: Any) -> AuditEvent:
-    """Record ``action`` by ``user`` (or an attempted username) from this request."""
-    state = get_state(request)
+    state: AppState = request.app.state.oko
     actor = user.username if isinstance(user, User) else user
     agency = user.agency if isinstance(user, User) else ""
     return record_event(session, state=state, actor=actor, agency=agency,
                         ip=client_ip(request), action=action, details=details)
 
 
-
-
 @dataclass(frozen=True)
 class AuditRecorder:
-    """Records actions of this request's user, in this request's session (see ``AuditDep``)."""
-
     session: Session
     request: Request
     user: User
@@ -121,34 +115,3 @@ class AuditRecorder:
     def __call__(self, action: AuditAction, **details: Any) -> AuditEvent:
         return record(self.session, self.request, self.user, action, **details)
 
-
-def get_audit_recorder(request: Request, session: SessionDep,
-                       user: CurrentUser) -> AuditRecorder:
-    return AuditRecorder(session=session, request=request, user=user)
-
-
-AuditDep = Annotated[AuditRecorder, Depends(get_audit_recorder)]
-"""Route parameter ``audit: AuditDep``; call ``audit(AuditAction.X, **details)`` before
-committing, so the entry lands in the same transaction as the action."""
-
-
-def verify_installation_audit(session: Session, *, state: AppState,
-                              exported: Sequence[CheckpointRecord] = ()) -> AuditVerification:
-    """Verify the chain with this installation's audit key and every certificate it used."""
-    return verify_audit_chain(session, mac_key=audit_mac_key(state),
-                              certificates=known_certificates(state.settings.keys_dir),
-                              exported_checkpoints=exported)
-
-
-__all__ = [
-    "AuditAction",
-    "AuditDep",
-    "AuditRecorder",
-    "audit_mac_key",
-    "cli_actor",
-    "client_ip",
-    "get_audit_recorder",
-    "record",
-    "record_event",
-    "verify_installation_audit",
-]

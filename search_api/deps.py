@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session
 
-from indexer.search.engine import QueryEmbedder
-from indexer.shard_files import ShardStore
-from search_api.search_support import query_embedder, shard_store
+from search_api.audit import AuditRecorder
+from search_api.policy import require_permission
 from search_api.security import (
     CSRF_HEADER,
     SAFE_METHODS,
     SESSION_COOKIE,
     check_csrf,
-    load_token_secret,
     user_for_token,
 )
 from search_api.state import AppState
+from search_api.usecases.context import Actor, UseCaseContext
 from storage.errors import AuthenticationError
 from storage.models.access import User
+from storage.permissions import Permission
 from storage.settings import Settings
 
 
@@ -55,16 +54,12 @@ SessionDep = Annotated[Session, Depends(get_session)]
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 
 
-def get_token_secret(state: StateDep) -> bytes:
-    secret = state.extras.get("token_secret")
-    if secret is None:
-        secret = state.extras["token_secret"] = load_token_secret(state.settings.keys_dir)
-    assert isinstance(secret, bytes)
-    return secret
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
 
 
 def get_current_user(
-    request: Request, session: SessionDep, secret: Annotated[bytes, Depends(get_token_secret)],
+    request: Request, session: SessionDep, state: StateDep,
     bearer: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> User:
     """The signed-in user (bearer token or session cookie).
@@ -77,7 +72,7 @@ def get_current_user(
     token = bearer or request.cookies.get(SESSION_COOKIE)
     if not token:
         raise AuthenticationError("Sign in to use Oko.")
-    user, claims = user_for_token(session, token=token, secret=secret)
+    user, claims = user_for_token(session, token=token, secret=state.token_secret())
     if bearer is None and request.method not in SAFE_METHODS:
         check_csrf(claims=claims, header_value=request.headers.get(CSRF_HEADER))
     request.state.token_claims = claims
@@ -86,25 +81,42 @@ def get_current_user(
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
+
+def requires(permission: Permission) -> Callable[[User], User]:
+    """A route dependency that admits only users whose role grants ``permission`` (else 403).
+
+    Use cases check the same permission again; declaring it on the route answers a
+    refused request before its body (an upload, say) is read.
+    """
+
+    def _check(user: CurrentUser) -> User:
+        require_permission(user, permission)
+        return user
+
+    return _check
+
+
+def get_usecase_context(request: Request, session: SessionDep, state: StateDep,
+                        user: CurrentUser) -> UseCaseContext:
+    return UseCaseContext(session=session, state=state,
+                          actor=Actor.of_user(user, ip=client_ip(request)))
+
+
+UseCaseDep = Annotated[UseCaseContext, Depends(get_usecase_context)]
+"""The signed-in user's context: route parameter ``ctx: UseCaseDep``."""
+
 MAX_DB_ID = 2**63 - 1  # the largest integer key SQLite and PostgreSQL (bigint) can hold
 DbId = Annotated[int, Path(ge=1, le=MAX_DB_ID, description="A database id")]
 """Integer path ids: out-of-range values are refused (422) before they reach the DB."""
 
 
-def get_embedder(state: StateDep) -> Callable[[], QueryEmbedder]:
-    """A getter for the process-wide query embedder, loaded on first call.
-
-    The getter raises ``NoModelError`` (503) when no weights are installed; search calls
-    it only after validating the request.
-    """
-    return partial(query_embedder, state)
+# --- Transitional: removed once every route calls a use case. -------------------------
+def get_token_secret(state: StateDep) -> bytes:
+    return state.token_secret()
 
 
-EmbedderDep = Annotated[Callable[[], QueryEmbedder], Depends(get_embedder)]
+def get_audit_recorder(request: Request, session: SessionDep, user: CurrentUser) -> AuditRecorder:
+    return AuditRecorder(session=session, request=request, user=user)
 
 
-def get_shard_store(state: StateDep) -> ShardStore:
-    return shard_store(state)
-
-
-ShardStoreDep = Annotated[ShardStore, Depends(get_shard_store)]
+AuditDep = Annotated[AuditRecorder, Depends(get_audit_recorder)]

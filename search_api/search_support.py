@@ -1,56 +1,12 @@
-"""What the search route and the search CLI share: the process-wide query embedder and
-shard store (lazily built on ``AppState.extras``), and the public shape of a search answer.
-"""
+"""The public shape of a search answer, shared by the search route and ``oko search``."""
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 
 from pydantic import BaseModel, Field
-from sqlmodel import Session
 
-from indexer.search.engine import Moment, QueryEmbedder, SearchResult
-from indexer.shard_files import ShardStore
-from search_api.state import AppState
-
-EMBEDDER_KEY = "embedder"
-SHARD_STORE_KEY = "shard_store"
-_load_lock = threading.Lock()
-
-
-def query_embedder(state: AppState) -> QueryEmbedder:
-    """The CLIP model that encodes queries, loaded once per process on first use.
-
-    Tests put ``build_unsafe_random_embedder()`` on ``state.extras["embedder"]`` instead.
-    Raises ``NoModelError`` (HTTP 503, its own exit code) when no weights are installed.
-    """
-    with _load_lock:
-        embedder = state.extras.get(EMBEDDER_KEY)
-        if embedder is None:
-            # torch and open_clip load only when a search first needs them
-            from indexer.embeddings import load_embedder, resolve_weights
-
-            settings = state.settings
-            with Session(state.engine) as session:
-                weights = resolve_weights(preset=settings.clip_preset,
-                                          env_weights=settings.clip_weights,
-                                          models_dir=settings.models_dir, session=session)
-            embedder = load_embedder(preset=settings.clip_preset, weights=weights)
-            state.extras[EMBEDDER_KEY] = embedder
-    result: QueryEmbedder = embedder
-    return result
-
-
-def shard_store(state: AppState) -> ShardStore:
-    """The process-wide cache of loaded shards (reloads a shard when its sidecar changes)."""
-    with _load_lock:
-        store = state.extras.get(SHARD_STORE_KEY)
-        if store is None:
-            store = state.extras[SHARD_STORE_KEY] = ShardStore(state.settings.index_dir)
-    assert isinstance(store, ShardStore)
-    return store
-
+from indexer.search.engine import Moment, SearchResult
 
 def thumbnail_url(frame_id: int) -> str:
     return f"/api/frames/{frame_id}/thumbnail"
@@ -150,8 +106,6 @@ __all__ = [
     "MomentPublic",
     "ProvenancePublic",
     "SearchResultPublic",
-    "query_embedder",
-    "shard_store",
     "thumbnail_url",
     "video_url",
 ]

@@ -1,29 +1,113 @@
-"""Long-lived collaborators built once per process and shared by the API and the CLI."""
+"""Long-lived collaborators built once per process and shared by the API, the CLI and tasks.
+
+``AppState`` holds typed fields only. The expensive or secret ones (the query embedder,
+the shard cache, the token secret, the audit key, the installation signer) are built on
+first use under one lock, so a command that never searches never loads
+torch, and one that never signs never reads the signing key.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.engine import Engine
 
+from evidence.audit import load_audit_mac_key
+from evidence.keys import Signer, load_signer
+from search_api.security import load_token_secret
 from storage.blobstore import BlobStore
 from storage.db import make_engine, migrate
 from storage.settings import Settings
 
+if TYPE_CHECKING:
+    from indexer.search.engine import QueryEmbedder
+    from indexer.shard_files import ShardStore
+
+class JobQueue(Protocol):
+    """Where use cases hand work to the background worker (Celery in production)."""
+
+    def enqueue_ingest(self, job_ids: Sequence[int]) -> None: ...
+
+    def enqueue_export(self, job_id: int) -> None: ...
+
 
 @dataclass
 class AppState:
-    """What a request handler or CLI command needs; built by ``build_state``."""
+    """What a use case needs besides its session; built by ``build_state``.
+
+    The entry point (app factory, CLI, worker) supplies ``job_queue``; tests may set
+    ``embedder`` or ``job_queue`` to inject their own.
+    """
 
     settings: Settings
     engine: Engine
     originals: BlobStore
     derived: BlobStore
-    extras: dict[str, Any] = field(default_factory=dict)
+    embedder: QueryEmbedder | None = None
+    job_queue: JobQueue | None = None
+    _shard_store: ShardStore | None = field(default=None, repr=False)
+    _token_secret: bytes | None = field(default=None, repr=False)
+    _audit_mac_key: bytes | None = field(default=None, repr=False)
+    _signer: Signer | None = field(default=None, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    def query_embedder(self) -> QueryEmbedder:
+        """The CLIP model that encodes queries, loaded on first call.
+
+        Raises ``NoModelError`` (HTTP 503, its own exit code) when no weights are installed.
+        """
+        with self._lock:
+            if self.embedder is None:
+                from indexer.reindex import (  # torch loads only for a search
+                    ReindexSettings,
+                    load_installed_embedder,
+                )
+
+                self.embedder = load_installed_embedder(
+                    engine=self.engine, config=ReindexSettings.from_settings(self.settings))
+            return self.embedder
+
+    def shard_store(self) -> ShardStore:
+        """The process-wide cache of loaded shards (reloads a shard when its sidecar changes)."""
+        from indexer.shard_files import ShardStore  # faiss loads only for a search
+
+        with self._lock:
+            if self._shard_store is None:
+                self._shard_store = ShardStore(self.settings.index_dir)
+            return self._shard_store
+
+    def token_secret(self) -> bytes:
+        with self._lock:
+            if self._token_secret is None:
+                self._token_secret = load_token_secret(self.settings.keys_dir)
+            return self._token_secret
+
+    def audit_mac_key(self) -> bytes:
+        with self._lock:
+            if self._audit_mac_key is None:
+                self._audit_mac_key = load_audit_mac_key(self.settings.keys_dir)
+            return self._audit_mac_key
+
+    def signer(self) -> Signer:
+        """The installation's evidence-signing key (read once; needs OKO_KEY_PASSPHRASE)."""
+        with self._lock:
+            if self._signer is None:
+                self._signer = load_signer(keys_dir=self.settings.keys_dir,
+                                           passphrase=self.settings.key_passphrase)
+            return self._signer
+
+    def jobs(self) -> JobQueue:
+        """The background job queue the program's entry point put here."""
+        if self.job_queue is None:
+            raise RuntimeError("This process was built without a job queue.")
+        return self.job_queue
 
 
-def build_state(settings: Settings, *, run_migrations: bool = True) -> AppState:
+def build_state(settings: Settings, *, run_migrations: bool = True,
+                job_queue: JobQueue | None = None) -> AppState:
     settings.ensure_dirs()
     engine = make_engine(settings.resolved_database_url)
     if run_migrations:
@@ -33,4 +117,8 @@ def build_state(settings: Settings, *, run_migrations: bool = True) -> AppState:
         engine=engine,
         originals=BlobStore(settings.blobs_dir, settings.tmp_dir),
         derived=BlobStore(settings.derived_dir, settings.tmp_dir),
+        job_queue=job_queue,
     )
+
+
+__all__ = ["AppState", "JobQueue", "build_state"]

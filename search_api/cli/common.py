@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import typer
 from rich.console import Console
+from sqlmodel import Session
 
+from search_api.accounts import get_user_or_raise
+from search_api.jobqueue import CeleryJobQueue
 from search_api.state import AppState, build_state
+from search_api.usecases.context import Actor, UseCaseContext
+from storage.errors import AuthenticationError
 from storage.settings import Settings
 
 console = Console()
@@ -18,16 +25,33 @@ err_console = Console(stderr=True)
 
 @dataclass
 class CliContext:
-    """Settings read once in ``main``; the state (engine, stores) is built on first use."""
+    """Settings read once in ``main``; the state (engine, stores) is built on first use.
+
+    ``act_as`` is ``oko --as USER``: the operator acts as that Oko user, with that role.
+    """
 
     settings: Settings
+    act_as: str | None = None
     _state: AppState | None = field(default=None, repr=False)
 
     @property
     def state(self) -> AppState:
         if self._state is None:
-            self._state = build_state(self.settings)
+            self._state = build_state(self.settings,
+                                      job_queue=CeleryJobQueue(self.settings))
         return self._state
+
+    @contextmanager
+    def usecase(self) -> Iterator[UseCaseContext]:
+        """A session and the operator's identity for one use case (rolled back on error)."""
+        with Session(self.state.engine, expire_on_commit=False) as session:
+            as_user = None
+            if self.act_as:
+                as_user = get_user_or_raise(session, username=self.act_as)
+                if as_user.disabled:
+                    raise AuthenticationError(f"User '{as_user.username}' is disabled.")
+            yield UseCaseContext(session=session, state=self.state,
+                                 actor=Actor.local_operator(as_user=as_user))
 
 
 def cli_context(ctx: typer.Context) -> CliContext:

@@ -11,8 +11,9 @@ from rich.table import Table
 from sqlmodel import Session
 
 from indexer.clip_presets import PRESETS, preset_dim
-from indexer.embed_queue import ReindexSettings, load_installed_embedder, pending_frame_count
-from indexer.embed_queue import reindex as reindex_frames
+from indexer.embed_queue import pending_frame_count
+from indexer.reindex import ReindexSettings, load_installed_embedder
+from indexer.reindex import reindex as reindex_frames
 from indexer.model_store import (
     NoModelError,
     download_model,

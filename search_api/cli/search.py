@@ -1,27 +1,24 @@
 """CLI commands: ``oko search`` and ``oko index rebuild | sync``.
 
-The local CLI runs with the data dir's own rights, so it searches every camera.
+The local operator runs with the data dir's own rights, so it searches every camera;
+``oko --as USER search ...`` searches as that user.
 """
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlmodel import Session
 
-from indexer.search.daynight import DayPhase
-from indexer.search.engine import DEFAULT_K, MAX_K, SearchFilters, SearchRequest, search
+from indexer.daynight import DayPhase
+from indexer.search.engine import DEFAULT_K, MAX_K
 from indexer.shards import SyncReport, rebuild_shards, sync_shards
-from search_api.audit import AuditAction, cli_actor, record_event
 from search_api.cli.common import cli_context, console, print_json
-from search_api.policy import require_search_purpose
-from search_api.search_support import SearchResultPublic, query_embedder, shard_store
+from search_api.search_support import SearchResultPublic
+from search_api.usecases.search import SearchQuery, run_search
 from storage.errors import InvalidInputError, NotFoundError
 
 index_app = typer.Typer(help="Maintain the FAISS search index.", no_args_is_help=True)
@@ -99,30 +96,14 @@ def search_command(
         "--purpose", help="Required: the case number or reason (audited).")] = None,
 ) -> None:
     """Search footage in plain words and/or by image; filters apply before ranking."""
-    state = cli_context(ctx).state
-    stated = require_search_purpose(purpose)
+    query = SearchQuery(text=text, similar_to_frame_id=similar, cameras=camera or [],
+                        districts=district or [], from_=_time(start, "from"),
+                        to=_time(end, "to"), day_phase=_phase(night, day, dusk), k=limit,
+                        purpose=purpose)
     image_bytes = _read_image(image)
-    day_phase = _phase(night, day, dusk)
-    request = SearchRequest(
-        text=text, image=image_bytes, similar_to_frame_id=similar, k=limit,
-        filters=SearchFilters(camera_ids=tuple(camera or ()), districts=tuple(district or ()),
-                              start=_time(start, "from"), end=_time(end, "to"),
-                              day_phase=day_phase))
-    with Session(state.engine) as session:
-        result = search(session=session, get_embedder=partial(query_embedder, state),
-                        shards=shard_store(state), request=request, derived=state.derived)
-        record_event(session, state=state, actor=cli_actor(), agency="", ip="cli",
-                     action=AuditAction.SEARCH, details={
-                         "text": text, "purpose": stated, "results": len(result.moments),
-                         # the same keys as the API's search entries
-                         "filters": {"similar_to_frame_id": similar, "cameras": camera or [],
-                                     "districts": district or [], "from": start, "to": end,
-                                     "day_phase": day_phase, "k": limit,
-                                     "moment_gap_s": request.moment_gap_s},
-                         "image_sha256": hashlib.sha256(image_bytes).hexdigest()
-                         if image_bytes else None})
-        session.commit()
-    public = SearchResultPublic.from_result(result)
+    with cli_context(ctx).usecase() as usecase:
+        public = SearchResultPublic.from_result(run_search(usecase, query=query,
+                                                           image=image_bytes))
     if as_json:
         print_json(public.model_dump(mode="json"))
     else:

@@ -14,8 +14,8 @@ from sqlmodel import col, select
 from evidence.audit import checkpoint_document, export_audit
 from evidence.keys import known_certificates
 from search_api.audit import AuditAction, record, verify_installation_audit
-from search_api.deps import CurrentUser, SessionDep, StateDep
-from search_api.policy import Permission, requires
+from search_api.deps import CurrentUser, SessionDep, StateDep, requires
+from search_api.policy import Permission
 from storage.errors import InvalidInputError
 from storage.models.access import AuditEvent
 

@@ -7,13 +7,8 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Request, status
 
 from search_api.audit import AuditAction, record
-from search_api.deps import CurrentUser, SessionDep
-from search_api.policy import (
-    Permission,
-    get_visible_camera_or_404,
-    requires,
-    visible_camera_ids,
-)
+from search_api.deps import CurrentUser, SessionDep, requires
+from search_api.policy import Permission, get_visible_camera_or_404, visible_camera_ids
 from storage.cameras import CameraCreate, add_camera, list_cameras
 from storage.models.media import CameraBase
 

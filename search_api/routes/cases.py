@@ -26,9 +26,9 @@ from evidence.export_jobs import approve_export, get_export_job, request_export
 from evidence.keys import known_certificates
 from evidence.verify import TrustedCertificates, verify_bundle
 from search_api.accounts import get_user_or_raise
-from search_api.audit import AuditAction, AuditDep
-from search_api.deps import MAX_DB_ID, CurrentUser, DbId, SessionDep, StateDep
-from search_api.policy import Permission, get_visible_camera_or_404, requires
+from search_api.audit import AuditAction
+from search_api.deps import MAX_DB_ID, AuditDep, CurrentUser, DbId, SessionDep, StateDep, requires
+from search_api.policy import Permission, get_visible_camera_or_404
 from search_api.routes.verify import VerificationPublic, receive_upload
 from search_api.tasks import celery_for
 from search_api.tasks.evidence import enqueue_export

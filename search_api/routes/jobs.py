@@ -17,9 +17,9 @@ from indexer.jobs import (
     report_jobs,
     submit_ingest,
 )
-from search_api.audit import AuditAction, AuditDep
-from search_api.deps import DbId, SessionDep, StateDep
-from search_api.policy import Permission, get_visible_camera_or_404, requires, visible_camera_ids
+from search_api.audit import AuditAction
+from search_api.deps import AuditDep, DbId, SessionDep, StateDep, requires
+from search_api.policy import Permission, get_visible_camera_or_404, visible_camera_ids
 from search_api.tasks import celery_for
 from search_api.tasks.ingest import enqueue_ingest
 from storage.errors import InvalidInputError

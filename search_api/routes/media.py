@@ -18,10 +18,10 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from search_api.audit import AuditAction, AuditDep
-from search_api.deps import CurrentUser, DbId, SessionDep, StateDep
+from search_api.audit import AuditAction
+from search_api.deps import AuditDep, CurrentUser, DbId, SessionDep, StateDep, requires
 from search_api.errors import ErrorPublic
-from search_api.policy import Permission, requires, visible_camera_ids
+from search_api.policy import Permission, visible_camera_ids
 from search_api.search_support import thumbnail_url, video_url
 from storage.errors import NotFoundError, OkoError
 from storage.models.access import User

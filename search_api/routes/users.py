@@ -13,8 +13,8 @@ from search_api.accounts import (
     set_role,
 )
 from search_api.audit import AuditAction, record
-from search_api.deps import CurrentUser, DbId, SessionDep
-from search_api.policy import Permission, requires
+from search_api.deps import CurrentUser, DbId, SessionDep, requires
+from search_api.policy import Permission
 from storage.models.access import User, UserCreate, UserPublic, UserUpdate
 
 router = APIRouter(prefix="/users", tags=["users"],

@@ -22,9 +22,9 @@ from evidence.verify import (
     VerificationReport,
     verify_bundle,
 )
-from search_api.audit import AuditAction, AuditDep
-from search_api.deps import SessionDep, StateDep
-from search_api.policy import Permission, requires
+from search_api.audit import AuditAction
+from search_api.deps import AuditDep, SessionDep, StateDep, requires
+from search_api.policy import Permission
 from storage.errors import InvalidInputError
 from storage.models.access import User
 from storage.settings import Settings

@@ -12,7 +12,7 @@ from celery import Celery, current_app, shared_task
 from kombu.exceptions import OperationalError
 from sqlmodel import Session
 
-from indexer.embed_queue import ReindexSettings, reindex
+from indexer.reindex import ReindexSettings, reindex
 from indexer.ingest import IngestOptions
 from indexer.jobs import DONE, fail_job, requeue_stale_jobs, run_ingest_job
 from indexer.model_store import NoModelError

@@ -1,0 +1,85 @@
+"""Use case: search footage in words, by example image or by a similar frame.
+
+The audit entry records the text, the purpose and the filters in the shape of the API's
+``SearchQuery``, whichever adapter asked, so the log reads the same for CLI and API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from indexer.daynight import DayPhase
+from indexer.search.engine import (
+    DEFAULT_K,
+    DEFAULT_MOMENT_GAP_S,
+    MAX_K,
+    SearchFilters,
+    SearchRequest,
+    SearchResult,
+    search,
+)
+from search_api.audit import AuditAction
+from search_api.policy import require_search_purpose
+from search_api.usecases.context import UseCaseContext
+from storage.permissions import Permission
+
+MAX_DB_ID = 2**63 - 1
+
+
+class SearchQuery(BaseModel):
+    """A search: text, a frame to find similar ones to, or both, plus filters."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    text: str | None = Field(default=None, description="Words; time-of-day phrases become "
+                             "filters ('at night', 'вночі', 'in the morning')")
+    similar_to_frame_id: int | None = Field(default=None, ge=1, le=MAX_DB_ID,
+                                            description="Find similar frames")
+    cameras: list[str] = Field(default_factory=list)
+    districts: list[str] = Field(default_factory=list)
+    from_: datetime | None = Field(default=None, alias="from",
+                                   description="Without an offset: the cameras' local time")
+    to: datetime | None = None
+    day_phase: DayPhase | None = None
+    k: int = Field(default=DEFAULT_K, description=f"Frames to rank, 1 to {MAX_K}")
+    moment_gap_s: float = Field(default=DEFAULT_MOMENT_GAP_S, ge=0.0, le=3600.0)
+    purpose: str | None = Field(default=None, description=(
+        "Required: the case number or the reason for this search; recorded in the audit log"))
+
+    def to_request(self, image: bytes | None = None) -> SearchRequest:
+        return SearchRequest(
+            text=self.text, image=image, similar_to_frame_id=self.similar_to_frame_id,
+            filters=SearchFilters(camera_ids=tuple(self.cameras),
+                                  districts=tuple(self.districts), start=self.from_,
+                                  end=self.to, day_phase=self.day_phase),
+            k=self.k, moment_gap_s=self.moment_gap_s)
+
+
+def run_search(ctx: UseCaseContext, *, query: SearchQuery,
+               image: bytes | None = None) -> SearchResult:
+    """Rank the frames the actor may see; filters (cameras included) apply before ranking.
+
+    Raises ``PurposeRequiredError`` without a stated purpose, ``NoModelError`` (503)
+    without CLIP weights, ``InvalidInputError`` for a bad query, and
+    ``PermissionDeniedError`` for a role that may not search.
+    """
+    ctx.require(Permission.SEARCH)
+    purpose = require_search_purpose(query.purpose)
+    state = ctx.state
+    result = search(session=ctx.session, get_embedder=state.query_embedder,
+                    shards=state.shard_store(), request=query.to_request(image=image),
+                    derived=state.derived,
+                    # the operator sees every camera: no access filter to apply or report
+                    visible_camera_ids=None if ctx.user is None else ctx.visible_camera_ids())
+    extra = {"image_sha256": hashlib.sha256(image).hexdigest()} if image is not None else {}
+    ctx.audit(AuditAction.SEARCH, text=query.text, purpose=purpose,
+              filters=query.model_dump(mode="json", by_alias=True, exclude={"text", "purpose"}),
+              results=len(result.moments), **extra)
+    ctx.commit()
+    return result
+
+
+__all__ = ["SearchQuery", "run_search"]
