@@ -4,6 +4,9 @@ The sun decides first: above the horizon is day, civil twilight (0° to -6°) is
 lower is night. A recorder in infrared mode produces monochrome frames; such a frame while
 the sun is low (below ``IR_MAX_SUN_ELEVATION``) is night whatever the clock says, because the
 camera itself judged the scene too dark for colour.
+
+The shard writer stores a phase per frame and search filters by it, so this module sits
+beside both and imports neither.
 """
 
 from __future__ import annotations

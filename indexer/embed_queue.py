@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -23,16 +22,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from indexer.motion import is_static, motion_score, motion_signature
+from indexer.vectors import vector_to_bytes
 from storage.blobstore import BlobStore
 from storage.db import session_scope
 from storage.errors import OkoError
 from storage.models.media import Frame
 from storage.models.search import FrameEmbedding
-from storage.settings import Settings
-
-if TYPE_CHECKING:
-    from indexer.embeddings import ClipEmbedder
-    from indexer.shards import SyncReport
 
 EMBEDDED = "embedded"
 LINKED = "linked"
@@ -49,15 +44,6 @@ class ImageEmbedder(Protocol):
     weights_sha256: str
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
-
-
-def vector_to_bytes(vector: np.ndarray) -> bytes:
-    """Storage form of one embedding: float32 little-endian."""
-    return np.asarray(vector, dtype="<f4").tobytes()
-
-
-def vector_from_bytes(data: bytes) -> np.ndarray:
-    return np.frombuffer(data, dtype="<f4").astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -259,7 +245,8 @@ def embed_pending_frames(
 
     Commits one transaction per batch and is safe to rerun after a crash. Frames whose
     image cannot be read stay pending and are listed in ``report.failed``. Callers sync
-    the FAISS shards afterwards with ``indexer.shards.sync_shards``.
+    the FAISS shards afterwards with ``indexer.shards.sync_shards`` (``indexer.reindex``
+    does both).
     """
     sha = embedder.weights_sha256
     report = EmbedReport(preset=embedder.preset, weights_sha256=sha)
@@ -300,61 +287,3 @@ def embed_pending_frames(
                 progress(done, total)
         batcher.flush()
     return report
-
-
-@dataclass(frozen=True)
-class ReindexSettings:
-    """The settings ``reindex`` needs, passed down from the program's ``Settings``."""
-
-    preset: str
-    env_weights: Path | None
-    models_dir: Path
-    index_dir: Path
-    batch_size: int
-    motion_threshold: float
-    approximate_min_vectors: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ReindexSettings:
-        return cls(preset=settings.clip_preset, env_weights=settings.clip_weights,
-                   models_dir=settings.models_dir, index_dir=settings.index_dir,
-                   batch_size=settings.embed_batch_size,
-                   motion_threshold=settings.motion_threshold,
-                   approximate_min_vectors=settings.approximate_index_min_vectors)
-
-
-def load_installed_embedder(*, engine: Engine, config: ReindexSettings) -> ClipEmbedder:
-    """Load the weights ``resolve_weights`` picks, recording them in ``EmbeddingModel``.
-
-    Raises ``NoModelError`` when no weights are installed.
-    """
-    from indexer.embeddings import load_embedder
-    from indexer.model_store import record_weights, resolve_weights
-
-    with session_scope(engine) as session:
-        weights = resolve_weights(preset=config.preset, env_weights=config.env_weights,
-                                  models_dir=config.models_dir, session=session)
-        record_weights(weights=weights, models_dir=config.models_dir, session=session)
-    return load_embedder(preset=config.preset, weights=weights, batch_size=config.batch_size)
-
-
-def reindex(
-    *, engine: Engine, derived: BlobStore, config: ReindexSettings,
-    embedder: ClipEmbedder | None = None, progress: ProgressCallback | None = None,
-    limit: int | None = None,
-) -> tuple[EmbedReport, SyncReport]:
-    """Embed every pending frame with the installed weights, then sync the FAISS shards.
-
-    This is what ``oko reindex`` runs, and what a worker runs after ingest. Raises
-    ``NoModelError`` when no weights are installed (the frames simply keep waiting);
-    pass ``embedder`` (from ``load_installed_embedder``) to reuse a loaded model.
-    """
-    from indexer.shards import sync_shards
-
-    embedder = embedder or load_installed_embedder(engine=engine, config=config)
-    report = embed_pending_frames(
-        engine=engine, derived=derived, embedder=embedder, batch_size=config.batch_size,
-        motion_threshold=config.motion_threshold, progress=progress, limit=limit)
-    synced = sync_shards(engine=engine, index_dir=config.index_dir, derived=derived,
-                         approximate_min_vectors=config.approximate_min_vectors)
-    return report, synced

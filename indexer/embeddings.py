@@ -31,7 +31,6 @@ from indexer.clip_presets import (
     get_preset,
     preset_dim,
 )
-from indexer.embed_queue import vector_from_bytes, vector_to_bytes
 from indexer.model_store import (
     ModelImportError,
     NoModelError,
@@ -54,8 +53,6 @@ __all__ = [
     "load_embedder",
     "resolve_weights",
     "state_dict_sha256",
-    "vector_from_bytes",
-    "vector_to_bytes",
 ]
 
 DEFAULT_BATCH_SIZE = 32

@@ -23,7 +23,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from indexer.search.daynight import classify
+from indexer.daynight import classify
 from indexer.shard_files import (
     ModelMismatchError,
     ShardKey,
@@ -37,6 +37,7 @@ from indexer.shard_files import (
     shard_key_for,
     write_shard,
 )
+from indexer.vectors import vector_view
 from storage.blobstore import BlobStore
 from storage.errors import NotFoundError
 from storage.models.media import Camera, Frame
@@ -63,10 +64,6 @@ class SyncReport:
 def chunked(items: Sequence[Any], size: int = SQL_CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def decode_vector(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, dtype="<f4")
 
 
 def read_thumbnail(derived: BlobStore | None, sha256: str) -> bytes | None:
@@ -133,7 +130,7 @@ def _load_vectors(session: Session, vector_ids: list[int]) -> dict[int, np.ndarr
             .where(col(FrameEmbedding.frame_id).in_(part), FrameEmbedding.status == "embedded",
                    col(FrameEmbedding.vector).is_not(None))
         ).all()
-        vectors.update((fid, decode_vector(blob)) for fid, blob in rows if blob is not None)
+        vectors.update((fid, vector_view(blob)) for fid, blob in rows if blob is not None)
     return vectors
 
 
@@ -252,7 +249,6 @@ __all__ = [
     "ShardMeta",
     "ShardStore",
     "SyncReport",
-    "decode_vector",
     "phase_entry",
     "read_thumbnail",
     "rebuild_shards",

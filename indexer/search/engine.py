@@ -28,10 +28,11 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import case, func, or_
 from sqlmodel import Session, col, select
 
-from indexer.search.daynight import DayPhase, classify
+from indexer.daynight import DayPhase, classify
 from indexer.search.query import HourWindow, parse_query
 from indexer.shard_files import ModelMismatchError, ShardMeta, ShardStore
-from indexer.shards import chunked, decode_vector, read_thumbnail
+from indexer.shards import chunked, read_thumbnail
+from indexer.vectors import vector_from_bytes, vector_view
 from storage.blobstore import BlobStore
 from storage.errors import InvalidInputError, NotFoundError, OkoError
 from storage.models.media import Camera, Frame, Segment
@@ -251,7 +252,7 @@ def _query_vector(embedder: QueryEmbedder, *, clip_text: str, image: Image.Image
             raise ModelMismatchError(
                 f"Frame {similar_id} was embedded with weights {similar.weights_sha256[:12]}, "
                 f"not the search model's {embedder.weights_sha256[:12]}; run `oko reindex`.")
-        rows.append(decode_vector(similar.vector).astype(np.float32))
+        rows.append(vector_from_bytes(similar.vector))
     combined = np.sum(np.stack(rows).astype(np.float32), axis=0)
     norm = float(np.linalg.norm(combined))
     if not np.isfinite(norm) or norm == 0.0:
@@ -339,7 +340,7 @@ def _unindexed_hits(session: Session, scope: _Scope, query: np.ndarray, derived:
         for fid, blob in session.exec(select(FrameEmbedding.frame_id, FrameEmbedding.vector)
                                       .where(col(FrameEmbedding.frame_id).in_(part))).all():
             if blob is not None:
-                scores[int(fid)] = float(decode_vector(blob) @ query)
+                scores[int(fid)] = float(vector_view(blob) @ query)
     return scores, len(vector_ids)
 
 

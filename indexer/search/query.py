@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from indexer.search.daynight import DayPhase
+from indexer.daynight import DayPhase
 from storage.errors import InvalidInputError
 
 

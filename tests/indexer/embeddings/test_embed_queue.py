@@ -12,8 +12,9 @@ from sqlmodel import Session, select
 
 from indexer import embed_queue
 from indexer.embed_queue import EmbedReport, embed_pending_frames, pending_frame_count
-from indexer.embeddings import ClipEmbedder, build_unsafe_random_embedder, vector_from_bytes
+from indexer.embeddings import ClipEmbedder, build_unsafe_random_embedder
 from indexer.motion import motion_score, motion_signature
+from indexer.vectors import vector_from_bytes
 from search_api.state import AppState
 from storage.models.media import Frame
 from storage.models.search import FrameEmbedding

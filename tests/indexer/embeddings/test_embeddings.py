@@ -19,8 +19,8 @@ from indexer.embeddings import (
     load_embedder,
     resolve_weights,
     state_dict_sha256,
-    vector_from_bytes,
 )
+from indexer.vectors import vector_from_bytes
 from search_api.state import AppState
 from storage.blobstore import sha256_file
 from storage.models.media import Frame
@@ -128,3 +128,4 @@ def test_weights_that_do_not_fit_the_preset_fail_to_load(
 
 def test_test_preset_is_registered_with_open_clip() -> None:
     assert "oko-test-tiny" in open_clip.list_models()
+

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from sqlmodel import Session, col, select
 
-from indexer.search.daynight import DayPhase, classify
+from indexer.daynight import DayPhase, classify
 from storage.models.media import Frame, Original
 from storage.models.search_index import FrameIndexEntry
 

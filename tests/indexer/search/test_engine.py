@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from sqlmodel import Session, select
 
+from indexer.daynight import DayPhase
 from indexer.embeddings import build_unsafe_random_embedder
-from indexer.search.daynight import DayPhase
 from indexer.search.engine import (
     EmbedderFailedError,
     InvalidImageError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.search.daynight import DayPhase
+from indexer.daynight import DayPhase
 from indexer.search.query import MORNING, parse_query
 from storage.errors import InvalidInputError
 

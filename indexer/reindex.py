@@ -1,0 +1,83 @@
+"""Reindexing: embed every pending frame with the installed weights, then sync the shards.
+
+This is what ``oko reindex`` runs, and what a worker runs after ingest. It sits above
+the embedding queue (``indexer.embed_queue``), the model store and the shard writer
+(``indexer.shards``), which do not know about each other. torch and open_clip load only
+when ``load_installed_embedder`` builds a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import Engine
+
+from indexer.embed_queue import EmbedReport, ImageEmbedder, ProgressCallback, embed_pending_frames
+from indexer.model_store import record_weights, resolve_weights
+from indexer.shards import SyncReport, sync_shards
+from storage.blobstore import BlobStore
+from storage.db import session_scope
+from storage.settings import Settings
+
+if TYPE_CHECKING:
+    from indexer.embeddings import ClipEmbedder
+
+
+@dataclass(frozen=True)
+class ReindexSettings:
+    """The settings ``reindex`` needs, passed down from the program's ``Settings``."""
+
+    preset: str
+    env_weights: Path | None
+    models_dir: Path
+    index_dir: Path
+    batch_size: int
+    motion_threshold: float
+    approximate_min_vectors: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReindexSettings:
+        return cls(preset=settings.clip_preset, env_weights=settings.clip_weights,
+                   models_dir=settings.models_dir, index_dir=settings.index_dir,
+                   batch_size=settings.embed_batch_size,
+                   motion_threshold=settings.motion_threshold,
+                   approximate_min_vectors=settings.approximate_index_min_vectors)
+
+
+def load_installed_embedder(*, engine: Engine, config: ReindexSettings) -> ClipEmbedder:
+    """Load the weights ``resolve_weights`` picks, recording them in ``EmbeddingModel``.
+
+    Raises ``NoModelError`` when no weights are installed.
+    """
+    # torch and open_clip (seconds, ~1 GB) load only when a model is really needed
+    from indexer.embeddings import load_embedder
+
+    with session_scope(engine) as session:
+        weights = resolve_weights(preset=config.preset, env_weights=config.env_weights,
+                                  models_dir=config.models_dir, session=session)
+        record_weights(weights=weights, models_dir=config.models_dir, session=session)
+    return load_embedder(preset=config.preset, weights=weights, batch_size=config.batch_size)
+
+
+def reindex(
+    *, engine: Engine, derived: BlobStore, config: ReindexSettings,
+    embedder: ImageEmbedder | None = None, progress: ProgressCallback | None = None,
+    limit: int | None = None,
+) -> tuple[EmbedReport, SyncReport]:
+    """Embed every pending frame with the installed weights, then sync the FAISS shards.
+
+    Raises ``NoModelError`` when no weights are installed (the frames simply keep
+    waiting); pass ``embedder`` (from ``load_installed_embedder``) to reuse a loaded model.
+    """
+    embedder = embedder or load_installed_embedder(engine=engine, config=config)
+    report = embed_pending_frames(
+        engine=engine, derived=derived, embedder=embedder, batch_size=config.batch_size,
+        motion_threshold=config.motion_threshold, progress=progress, limit=limit)
+    synced = sync_shards(engine=engine, index_dir=config.index_dir, derived=derived,
+                         approximate_min_vectors=config.approximate_min_vectors)
+    return report, synced
+
+
+__all__ = ["ReindexSettings", "load_installed_embedder", "reindex"]
