@@ -4,6 +4,10 @@ A preset maps an Oko name to an open_clip architecture and, for real presets, th
 open_clip pretrained tag whose Hugging Face repository ``oko models download`` fetches.
 The ``test-tiny`` preset is a registered open_clip config with very small towers; it
 has no weights anywhere and is only ever randomly initialised, in tests.
+
+This module does not import open_clip (which imports torch): listing presets or sizing
+an index must stay light. ``indexer.checkpoints`` registers the test config with
+open_clip, and a test checks each preset's ``dim`` against open_clip's config.
 """
 
 from __future__ import annotations
@@ -11,11 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import open_clip
-
 from storage.errors import InvalidInputError
 
-_CONFIG_DIR = Path(__file__).parent / "model_configs"
+MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
+TEST_ARCHITECTURE = "oko-test-tiny"
 
 
 # open_clip's default inference transform resizes the short side and centre-crops, which
@@ -29,6 +32,7 @@ class ClipPreset:
     name: str
     architecture: str
     pretrained_tag: str | None
+    dim: int  # the architecture's embed_dim in its open_clip config
     description: str
     test_only: bool = False
     image_resize_mode: str = WHOLE_FRAME
@@ -44,29 +48,26 @@ PRESETS: dict[str, ClipPreset] = {
             name="ViT-B-32",
             architecture="ViT-B-32",
             pretrained_tag="laion2b_s34b_b79k",
+            dim=512,
             description="OpenCLIP ViT-B/32 trained on LAION-2B; 512-d, fast on CPU",
         ),
         ClipPreset(
             name="ViT-B-16",
             architecture="ViT-B-16",
             pretrained_tag="laion2b_s34b_b88k",
+            dim=512,
             description="OpenCLIP ViT-B/16 trained on LAION-2B; 512-d, finer detail, ~4x slower",
         ),
         ClipPreset(
             name=TEST_PRESET,
-            architecture="oko-test-tiny",
+            architecture=TEST_ARCHITECTURE,
             pretrained_tag=None,
+            dim=32,
             description="tiny random model for tests only; its vectors mean nothing",
             test_only=True,
         ),
     )
 }
-
-
-def register_model_configs() -> None:
-    """Make Oko's own open_clip configs (the tiny test tower) known to open_clip."""
-    if "oko-test-tiny" not in open_clip.list_models():
-        open_clip.add_model_config(_CONFIG_DIR)
 
 
 def get_preset(name: str) -> ClipPreset:
@@ -79,11 +80,5 @@ def get_preset(name: str) -> ClipPreset:
 
 
 def preset_dim(preset: ClipPreset) -> int:
-    """Embedding dimension of the preset's architecture, read from its open_clip config."""
-    register_model_configs()
-    config = open_clip.get_model_config(preset.architecture)
-    assert config is not None, f"open_clip has no config for {preset.architecture}"
-    return int(config["embed_dim"])
-
-
-register_model_configs()
+    """Embedding dimension of the preset's architecture."""
+    return preset.dim

@@ -23,6 +23,7 @@ import open_clip
 import torch
 from PIL import Image
 
+from indexer.checkpoints import checkpoint_problem, pretrained_config
 from indexer.clip_presets import (
     DEFAULT_PRESET,
     PRESETS,
@@ -35,7 +36,6 @@ from indexer.model_store import (
     ModelImportError,
     NoModelError,
     WeightsSource,
-    checkpoint_problem,
     import_model,
     resolve_weights,
 )
@@ -112,7 +112,8 @@ def _preprocess_overrides(preset: ClipPreset) -> dict[str, Any]:
     """The preset's resize mode, plus the mean, std and interpolation its weights expect."""
     overrides: dict[str, Any] = {"image_resize_mode": preset.image_resize_mode}
     if preset.pretrained_tag:
-        config = open_clip.get_pretrained_cfg(preset.architecture, preset.pretrained_tag) or {}
+        config = pretrained_config(architecture=preset.architecture,
+                                   pretrained_tag=preset.pretrained_tag)
         keys = {"mean": "image_mean", "std": "image_std", "interpolation": "image_interpolation"}
         overrides.update({arg: config[key] for key, arg in keys.items() if key in config})
     return overrides

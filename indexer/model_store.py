@@ -4,7 +4,9 @@ Weights are identified by the SHA-256 of their checkpoint file and recorded in
 ``EmbeddingModel``. Imported and downloaded files live in the data dir under
 ``models/imported`` and ``models/downloaded``; their rows store paths relative to the
 models dir, so a data dir can be moved. A file is only kept after it has loaded into
-its preset's architecture with open_clip's own strict loader.
+its preset's architecture with open_clip's own strict loader (``indexer.checkpoints``,
+imported only by the functions that install weights, so that listing or resolving
+models does not load torch).
 
 Functions that take a ``session`` flush and leave the commit to the caller.
 """
@@ -17,14 +19,10 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-import open_clip
-import torch
 from sqlmodel import Session, col, select
 
 from indexer.clip_presets import ClipPreset, get_preset, preset_dim
@@ -134,45 +132,6 @@ def find_checkpoint(path: Path) -> Path:
     raise ConfigurationError(f"OKO_CLIP_WEIGHTS names {path}, which does not exist.")
 
 
-def _describe_mismatch(found: Mapping[str, Any], expected: Mapping[str, torch.Tensor]) -> str:
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    wrong_shape = [
-        f"{k} is {tuple(found[k].shape)} instead of {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in found and hasattr(found[k], "shape") and tuple(found[k].shape) != tuple(v.shape)
-    ]
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} keys missing (e.g. {', '.join(missing[:3])})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
-    if wrong_shape:
-        parts.append(f"{len(wrong_shape)} tensors of the wrong shape (e.g. {wrong_shape[0]})")
-    return "; ".join(parts)
-
-
-def checkpoint_problem(*, architecture: str, path: Path) -> str | None:
-    """Why the checkpoint at ``path`` does not load into ``architecture``, or None if it does.
-
-    Acceptance is decided by open_clip's own strict loader (the same call ``load_embedder``
-    makes); the reason lists missing and unexpected keys and the wrong shapes.
-    """
-    try:
-        found = open_clip.factory.load_state_dict(str(path))
-    except Exception as exc:  # torch.load / safetensors raise many types for foreign files
-        return f"it is not a PyTorch or safetensors checkpoint ({type(exc).__name__})"
-    if not isinstance(found, Mapping) or not all(torch.is_tensor(v) for v in found.values()):
-        return "it does not hold a state dict of tensors"
-    model = open_clip.create_model(architecture, pretrained=None)
-    try:
-        open_clip.load_checkpoint(model, str(path), strict=True)
-    except Exception as exc:
-        reason = _describe_mismatch(found, model.state_dict())
-        return reason or str(exc).splitlines()[0]
-    return None
-
-
 def _relative_or_absolute(path: Path, models_dir: Path) -> str:
     try:
         return str(path.relative_to(models_dir))
@@ -194,6 +153,8 @@ def _install_file(
 
     ``candidate`` is always gone afterwards: moved into place or deleted.
     """
+    from indexer.checkpoints import checkpoint_problem  # torch: only when installing
+
     try:
         problem = checkpoint_problem(architecture=preset.architecture, path=candidate)
         if problem is not None:
@@ -263,8 +224,11 @@ def import_model(
 
 
 def _hub_location(preset: ClipPreset) -> tuple[str, list[str]]:
-    config = open_clip.get_pretrained_cfg(preset.architecture, preset.pretrained_tag or "")
-    hub = str(config.get("hf_hub", "")) if config else ""
+    from indexer.checkpoints import pretrained_config  # torch: only when downloading
+
+    config = pretrained_config(architecture=preset.architecture,
+                               pretrained_tag=preset.pretrained_tag or "")
+    hub = str(config.get("hf_hub", ""))
     if preset.test_only or not hub:
         raise InvalidInputError(f"Preset {preset.name} has no downloadable weights.")
     repo_id, filename = hub.rstrip("/"), ""

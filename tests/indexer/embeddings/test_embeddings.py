@@ -11,6 +11,7 @@ import torch
 from PIL import Image, ImageDraw
 from sqlmodel import Session, select
 
+from indexer.clip_presets import PRESETS, preset_dim
 from indexer.embed_queue import embed_pending_frames
 from indexer.embeddings import (
     ClipEmbedder,
@@ -129,3 +130,9 @@ def test_weights_that_do_not_fit_the_preset_fail_to_load(
 def test_test_preset_is_registered_with_open_clip() -> None:
     assert "oko-test-tiny" in open_clip.list_models()
 
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_preset_dim_matches_the_open_clip_config(preset: str) -> None:
+    config = open_clip.get_model_config(PRESETS[preset].architecture)
+    assert config is not None
+    assert preset_dim(PRESETS[preset]) == config["embed_dim"]
