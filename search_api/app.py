@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from search_api.deps import get_current_user
 from search_api.errors import install_error_handlers
+from search_api.jobqueue import CeleryJobQueue
 from search_api.middleware import install_security
 from search_api.routes import PUBLIC_ROUTERS, ROUTERS
 from search_api.state import AppState, build_state
@@ -20,7 +21,10 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     app = FastAPI(title="Oko", version="0.1.0",
                   description="Forensic video search and evidence management")
-    app.state.oko = state or build_state(settings)
+    state = state or build_state(settings)
+    if state.job_queue is None:
+        state.job_queue = CeleryJobQueue(settings)
+    app.state.oko = state
     install_error_handlers(app)
     install_security(app, max_body_bytes=settings.max_upload_bytes)
     # Deny by default: every API route needs a signed-in user, except the sign-in routes.

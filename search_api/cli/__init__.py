@@ -6,6 +6,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Annotated
 
 import click
 import typer
@@ -13,7 +14,7 @@ from pydantic import ValidationError
 
 from search_api.cli import access, cameras, evidence, ingest, models, search, setup
 from search_api.cli.common import CliContext, err_console
-from storage.errors import OkoError
+from storage.errors import ConfigurationError, OkoError
 from storage.settings import Settings
 
 app = typer.Typer(
@@ -29,9 +30,13 @@ for module in (setup, cameras, ingest, models, search, evidence, access):
 
 
 @app.callback()
-def _root(ctx: typer.Context) -> None:
+def _root(ctx: typer.Context, act_as: Annotated[str | None, typer.Option(
+        "--as", metavar="USER",
+        help="Act as this Oko user, with their role (default: the local operator, "
+             "cli:<os user>, with every right of the data dir).")] = None) -> None:
     if ctx.obj is None:
         ctx.obj = CliContext(settings=Settings())
+    ctx.obj.act_as = act_as
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,12 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValidationError as exc:
             first = exc.errors()[0]
             field_name = "OKO_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
-            raise OkoError(f"Invalid setting {field_name}: {first['msg']}.") from exc
+            raise ConfigurationError(f"Invalid setting {field_name}: {first['msg']}.") from exc
         result = app(args=args, standalone_mode=False, obj=CliContext(settings=settings))
         return result if isinstance(result, int) else 0
     except OkoError as exc:
         err_console.print(f"[bold red]error:[/] {exc.diagnostics()}", highlight=False)
         return exc.exit_code
+    except ValidationError as exc:  # a command's options did not make a valid request
+        err_console.print(f"[bold red]error:[/] {_first_problem(exc)}", highlight=False)
+        return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:
@@ -67,6 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         err_console.print(f"[bold red]error:[/] Oko failed unexpectedly ({type(exc).__name__});"
                           f" the details are in {where}.", highlight=False)
         return 70
+
+
+def _first_problem(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]).rstrip("_") or "input"
+    return f"Invalid {where}: {first['msg']}."
 
 
 def _log_unexpected(settings: Settings | None) -> str:

@@ -10,23 +10,10 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 from rich.table import Table
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
-from indexer.jobs import (
-    FAILED,
-    FINISHED_STATUSES,
-    QUEUED,
-    JobReport,
-    list_jobs,
-    report_jobs,
-    submit_ingest,
-)
-from search_api.audit import AuditAction, cli_actor, record_event
-from search_api.cli.common import cli_context, console, err_console, print_json
-from search_api.tasks import celery_for
-from search_api.tasks.ingest import enqueue_ingest
-from storage.db import session_scope
+from indexer.jobs import FAILED, FINISHED_STATUSES, QUEUED, JobReport
+from search_api.cli.common import CliContext, cli_context, console, err_console, print_json
+from search_api.usecases.ingest import job_reports, queue_ingest
 
 POLL_SECONDS = 0.3
 NO_WORKER_HINT_SECONDS = 10.0
@@ -56,10 +43,15 @@ class JobProgressBoard:
             self.update(report.id, fraction=fraction, stage=stage or report.status)
 
 
-def wait_for_jobs(engine: Engine, job_ids: list[int], *, show_progress: bool) -> list[JobReport]:
+def _reports(cli: CliContext, job_ids: list[int]) -> list[JobReport]:
+    with cli.usecase() as usecase:
+        return job_reports(usecase, job_ids=job_ids)
+
+
+def wait_for_jobs(cli: CliContext, job_ids: list[int], *,
+                  show_progress: bool) -> list[JobReport]:
     """Poll the job rows until every job is finished; the DB is the source of truth."""
-    with Session(engine) as session:
-        reports = report_jobs(session, list_jobs(session, job_ids=job_ids))
+    reports = _reports(cli, job_ids)
     board = JobProgressBoard(reports) if show_progress else None
     started = time.monotonic()
     hinted = False
@@ -67,8 +59,7 @@ def wait_for_jobs(engine: Engine, job_ids: list[int], *, show_progress: bool) ->
         board.progress.start()
     try:
         while True:
-            with Session(engine) as session:
-                reports = report_jobs(session, list_jobs(session, job_ids=job_ids))
+            reports = _reports(cli, job_ids)
             if board is not None:
                 board.show(reports)
             if all(report.status in FINISHED_STATUSES for report in reports):
@@ -126,30 +117,20 @@ def ingest_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> int:
     """Queue footage for ingest: one job per file, run by a worker (`oko serve`)."""
-    state = cli_context(ctx).state
-    with session_scope(state.engine) as session:  # the jobs and their audit entry together
-        jobs = submit_ingest(session, paths=paths, camera_id=camera, start=start,
-                             requested_by=cli_actor())
-        job_ids = [job.id for job in jobs if job.id is not None]
-        record_event(session, state=state, actor=cli_actor(), agency="", ip="cli",
-                     action=AuditAction.INGEST, details={
-                         "paths": [str(path) for path in paths], "camera_id": camera,
-                         "job_ids": job_ids})
-    enqueue_ingest(celery_for(state), job_ids)
-    if not wait:
-        with Session(state.engine) as session:
-            reports = report_jobs(session, list_jobs(session, job_ids=job_ids))
-        if json_output:
-            print_json([report.to_dict() for report in reports])
-        else:
-            console.print(f"Queued {len(job_ids)} job(s): {', '.join(map(str, job_ids))}."
-                          " Follow them with `oko jobs`.")
-        return 0
-    reports = wait_for_jobs(state.engine, job_ids, show_progress=not json_output)
+    cli = cli_context(ctx)
+    with cli.usecase() as usecase:
+        reports = queue_ingest(usecase, paths=paths, camera_id=camera, start=start)
+    if wait:
+        reports = wait_for_jobs(cli, [report.id for report in reports],
+                                show_progress=not json_output)
     if json_output:
         print_json([report.to_dict() for report in reports])
-    else:
+    elif wait:
         print_summary(reports)
+    else:
+        console.print(f"Queued {len(reports)} job(s): "
+                      f"{', '.join(str(report.id) for report in reports)}."
+                      " Follow them with `oko jobs`.")
     return 1 if any(report.status == FAILED for report in reports) else 0
 
 
@@ -159,9 +140,8 @@ def jobs_command(
     limit: Annotated[int, typer.Option("--limit", min=1, help="Newest jobs to show.")] = 50,
 ) -> None:
     """Show ingest jobs, newest first, with their progress."""
-    state = cli_context(ctx).state
-    with Session(state.engine) as session:
-        reports = report_jobs(session, list_jobs(session, limit=limit))
+    with cli_context(ctx).usecase() as usecase:
+        reports = job_reports(usecase, limit=limit)
     if json_output:
         print_json([report.to_dict() for report in reports])
     else:

@@ -12,8 +12,6 @@ from sqlmodel import Session
 
 from indexer.clip_presets import PRESETS, preset_dim
 from indexer.embed_queue import pending_frame_count
-from indexer.reindex import ReindexSettings, load_installed_embedder
-from indexer.reindex import reindex as reindex_frames
 from indexer.model_store import (
     NoModelError,
     download_model,
@@ -21,6 +19,8 @@ from indexer.model_store import (
     installed_models,
     resolve_weights,
 )
+from indexer.reindex import ReindexSettings, load_installed_embedder
+from indexer.reindex import reindex as reindex_frames
 from search_api.cli.common import CliContext, cli_context, console, err_console, print_json
 from storage.db import session_scope
 from storage.models.search import EmbeddingModel

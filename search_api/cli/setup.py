@@ -20,23 +20,19 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import typer
-import uvicorn
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
 
-from indexer.jobs import FAILED, list_jobs, report_jobs, run_ingest_job, submit_ingest
+from indexer.jobs import FAILED
 from indexer.samples import CAMERAS as SAMPLE_CAMERAS
 from indexer.samples import generate_sample_footage
 from search_api.accounts import create_user, list_users
-from search_api.app import create_app
-from search_api.audit import cli_actor
 from search_api.cli.access import create_first_admin
-from search_api.cli.common import cli_context, console, err_console
+from search_api.cli.common import CliContext, cli_context, console, err_console
 from search_api.cli.evidence import create_signing_identity
 from search_api.cli.ingest import JobProgressBoard, print_summary
 from search_api.state import AppState
 from search_api.tasks import QUEUE, make_celery
-from search_api.tasks.ingest import embed_pending, ingest_options
+from search_api.usecases.ingest import embed_pending, job_reports, run_ingest, submit_footage
 from storage.cameras import get_camera, import_cameras_csv
 from storage.db import session_scope
 from storage.errors import ConfigurationError
@@ -160,32 +156,42 @@ def _check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
-def serve(state: AppState, *, host: str, port: int) -> None:
-    """Serve the API and supervise a worker until Ctrl-C; both are stopped on the way out."""
+def serve(state: AppState, *, host: str, port: int) -> int:
+    """Serve the API and supervise a worker until Ctrl-C; both are stopped on the way out.
+
+    Returns the exit status: 130 after SIGINT (Ctrl-C), 143 after SIGTERM, else 0.
+    """
+    import uvicorn  # the web stack loads only for the commands that serve
+
+    from search_api.app import create_app
+    from search_api.cli.server import SignalAwareServer
+
     _check_port_free(host, port)
     supervisor = WorkerSupervisor(state.settings)
     supervisor.start()
     try:
-        server = uvicorn.Server(uvicorn.Config(create_app(state.settings, state=state),
-                                               host=host, port=port, log_level="info"))
+        server = SignalAwareServer(uvicorn.Config(create_app(state.settings, state=state),
+                                                  host=host, port=port, log_level="info"))
         console.print(f"Oko is serving on [bold]http://{host}:{port}[/] (Ctrl-C to stop)",
                       highlight=False)
         server.run()
     finally:
         supervisor.stop()
+    return 0 if server.stop_signal is None else 128 + server.stop_signal
 
 
 def serve_command(ctx: typer.Context, host: HostOption = "127.0.0.1",
-                  port: PortOption = 8000) -> None:
+                  port: PortOption = 8000) -> int:
     """Serve the API (and web UI) with a background worker for ingest jobs."""
-    serve(cli_context(ctx).state, host=host, port=port)
+    return serve(cli_context(ctx).state, host=host, port=port)
 
 
-def ingest_demo_footage(state: AppState, *, profile: str) -> bool:
+def ingest_demo_footage(cli: CliContext, *, profile: str) -> bool:
     """Generate the sample footage, register its cameras and ingest it here, in-process.
 
     Returns False when some file failed (the summary says which and why).
     """
+    state = cli.state
     samples_dir = state.settings.home / "samples"
     with console.status(f"Generating sample footage into {samples_dir} ..."):
         samples = generate_sample_footage(samples_dir, profile=profile)
@@ -196,28 +202,21 @@ def ingest_demo_footage(state: AppState, *, profile: str) -> bool:
         else:
             import_cameras_csv(session, path=samples.cameras_csv)
     job_ids: list[int] = []
-    with session_scope(state.engine) as session:
-        for camera_id in dict.fromkeys(clip.camera_id for clip in samples.clips):
-            paths = [clip.path for clip in samples.clips if clip.camera_id == camera_id]
-            jobs = submit_ingest(session, paths=paths, camera_id=camera_id, start=None,
-                                 requested_by=cli_actor())
-            job_ids.extend(job.id for job in jobs if job.id is not None)
-    with Session(state.engine) as session:
-        board = JobProgressBoard(report_jobs(session, list_jobs(session, job_ids=job_ids)))
-    options = ingest_options(state.settings)
+    for camera_id in dict.fromkeys(clip.camera_id for clip in samples.clips):
+        paths = [clip.path for clip in samples.clips if clip.camera_id == camera_id]
+        with cli.usecase() as usecase:
+            job_ids += submit_footage(usecase, paths=paths, camera_id=camera_id, start=None)
+    with cli.usecase() as usecase:
+        board = JobProgressBoard(job_reports(usecase, job_ids=job_ids))
     with board.progress:
         for job_id in job_ids:
-            run_ingest_job(
-                engine=state.engine, originals=state.originals, derived=state.derived,
-                job_id=job_id, options=options, lease_seconds=state.settings.job_lease_seconds,
-                on_progress=lambda stage, fraction, job_id=job_id: board.update(
-                    job_id, fraction=fraction, stage=stage),
-            )
-            with Session(state.engine) as session:
-                board.show(report_jobs(session, list_jobs(session, job_ids=[job_id])))
-    with Session(state.engine) as session:
-        reports = sorted(report_jobs(session, list_jobs(session, job_ids=job_ids)),
-                         key=lambda report: report.id)
+            run_ingest(state, job_id=job_id,
+                       on_progress=lambda stage, fraction, job_id=job_id: board.update(
+                           job_id, fraction=fraction, stage=stage))
+            with cli.usecase() as usecase:
+                board.show(job_reports(usecase, job_ids=[job_id]))
+    with cli.usecase() as usecase:
+        reports = sorted(job_reports(usecase, job_ids=job_ids), key=lambda report: report.id)
     print_summary(reports)
     return all(report.status != FAILED for report in reports)
 
@@ -267,18 +266,19 @@ def demo_command(
     """Set up a data dir, ingest generated sample footage, then serve it."""
     if not no_serve:
         _check_port_free(host, port)  # before minutes of work, not after
-    state = cli_context(ctx).state
+    cli = cli_context(ctx)
+    state = cli.state
     accounts = _prepare_demo_accounts(state)
     for line in run_setup(state):
         console.print(line, highlight=False)
-    ok = ingest_demo_footage(state, profile=profile)
+    ok = ingest_demo_footage(cli, profile=profile)
     if not ok:
         err_console.print("Some sample files failed to ingest; serving what was stored.")
     console.print(embed_pending(state), highlight=False)
     console.print("Demo sign-in (secrets in demo-secrets.json in the data dir): "
                   + "; ".join(accounts), highlight=False)
     if not no_serve:
-        serve(state, host=host, port=port)
+        return serve(state, host=host, port=port)
     return 0 if ok else 1
 
 

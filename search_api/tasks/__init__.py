@@ -21,6 +21,7 @@ import psutil
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
+from search_api.jobqueue import CeleryJobQueue
 from search_api.state import AppState, build_state
 from storage.blobstore import BlobStore
 from storage.settings import Settings
@@ -118,7 +119,7 @@ def worker_state(app: Celery) -> AppState:
         built: tuple[int, AppState] | None = getattr(app, "_oko_state", None)
         if built is None or built[0] != pid:
             settings: Settings = app.oko_settings  # type: ignore[attr-defined]
-            state = build_state(settings)
+            state = build_state(settings, job_queue=CeleryJobQueue(settings))
             scratch = settings.tmp_dir / _scratch_name(psutil.Process(pid))
             scratch.mkdir(parents=True, exist_ok=True)
             state.originals = BlobStore(settings.blobs_dir, scratch)

@@ -12,16 +12,13 @@ from celery import Celery, current_app, shared_task
 from kombu.exceptions import OperationalError
 from sqlmodel import Session
 
-from indexer.reindex import ReindexSettings, reindex
-from indexer.ingest import IngestOptions
-from indexer.jobs import DONE, fail_job, requeue_stale_jobs, run_ingest_job
-from indexer.model_store import NoModelError
+from indexer.jobs import fail_job, requeue_stale_jobs
 from search_api.state import AppState
 from search_api.tasks import QUEUE, worker_state
 from search_api.tasks.background import background_task
+from search_api.usecases.ingest import embed_pending, run_ingest
 from storage.db import session_scope
 from storage.errors import OkoError
-from storage.settings import Settings
 
 
 class BrokerUnavailableError(OkoError):
@@ -39,39 +36,16 @@ logger = logging.getLogger(__name__)
 @background_task(mark_failed=fail_job)
 def ingest(*, state: AppState, session: Session, job_id: int) -> None:
     """Run ingest job ``job_id``, then queue the embedding of its new frames."""
-    job = run_ingest_job(
-        engine=state.engine, originals=state.originals, derived=state.derived, job_id=job_id,
-        options=ingest_options(state.settings),
-        lease_seconds=state.settings.job_lease_seconds,
-    )
-    if job is not None and job.status == DONE:
+    if run_ingest(state, job_id=job_id):
         embed.apply_async(queue=QUEUE)
 
 
 @shared_task(name=EMBED_TASK, acks_late=True)
 def embed() -> str:
     """Embed every pending frame and sync the shards; without a model the frames wait."""
-    return embed_pending(worker_state(current_app))
-
-
-def embed_pending(state: AppState) -> str:
-    """One line saying what was embedded, or why the frames are still waiting."""
-    try:
-        report, _synced = reindex(engine=state.engine, derived=state.derived,
-                                 config=ReindexSettings.from_settings(state.settings))
-    except NoModelError as exc:
-        logger.info("frames wait for embedding: %s", exc.message)
-        return f"Frames wait for embedding: {exc.message}"
-    return (f"Embedded {report.embedded} frames, linked {report.linked} static frames"
-            f" ({report.skipped_fraction:.0%} skipped by motion gating); index synced.")
-
-
-def ingest_options(settings: Settings) -> IngestOptions:
-    return IngestOptions(
-        segment_seconds=settings.segment_seconds,
-        sample_interval_seconds=settings.sample_interval_seconds,
-        frame_max_side=settings.frame_max_side,
-    )
+    line = embed_pending(worker_state(current_app))
+    logger.info("%s", line)
+    return line
 
 
 def enqueue_ingest(app: Celery, job_ids: Iterable[int]) -> None:
@@ -123,10 +97,8 @@ __all__ = [
     "INGEST_TASK",
     "BrokerUnavailableError",
     "embed",
-    "embed_pending",
     "enqueue_ingest",
     "ingest",
-    "ingest_options",
     "local_worker_alive",
     "recover_jobs",
 ]
