@@ -6,6 +6,7 @@ Mutating functions flush but leave the commit to the caller.
 from __future__ import annotations
 
 import csv
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlmodel import Session, col, select
 
 from storage.errors import ConflictError, InvalidInputError, NotFoundError
-from storage.models.media import Camera
+from storage.models.media import Camera, CameraBase
 
 CSV_COLUMNS = ("id", "name", "district", "latitude", "longitude", "agency", "timezone")
 
@@ -45,6 +46,17 @@ class CameraCreate(BaseModel):
     @classmethod
     def _clean_agencies(cls, value: list[str]) -> list[str]:
         return sorted({agency.strip() for agency in value if agency.strip()})
+
+
+class CameraPublic(CameraBase):
+    """A camera as the API and ``oko cameras list --json`` show it."""
+
+    allowed_agencies: list[str]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, camera: Camera) -> CameraPublic:
+        return cls.model_validate(camera, from_attributes=True)
 
 
 def _explain(exc: ValidationError) -> str:
@@ -132,6 +144,7 @@ def get_camera_or_raise(session: Session, camera_id: str) -> Camera:
 
 __all__ = [
     "CameraCreate",
+    "CameraPublic",
     "add_camera",
     "get_camera",
     "get_camera_or_raise",

@@ -1,7 +1,7 @@
 """CLI commands: ``oko users ...`` and ``oko audit verify|export|checkpoints``.
 
-Every change is recorded in the audit log in the same transaction, with actor
-``cli:<os user>`` and address ``cli``.
+Each command calls the same use case as the API, so its audit entry has the API's shape;
+the actor is the operator (``cli:<os user>``, address ``cli``) or ``oko --as USER``.
 """
 
 from __future__ import annotations
@@ -15,36 +15,18 @@ import typer
 from rich.table import Table
 from sqlmodel import Session
 
-from evidence.audit import (
-    create_checkpoint,
-    export_audit,
-    export_checkpoints,
-    load_checkpoint_file,
-)
-from evidence.keys import known_certificates, load_signer
-from search_api.accounts import (
-    create_user,
-    ensure_first_admin,
-    get_user_or_raise,
-    list_users,
-    set_disabled,
-    set_role,
-)
-from search_api.audit import AuditAction, cli_actor, record_event, verify_installation_audit
+from evidence.audit import load_checkpoint_file
 from search_api.cli.common import cli_context, console, print_json
 from search_api.state import AppState
-from storage.db import session_scope
+from search_api.usecases import audit_log
+from search_api.usecases import users as usecases
+from search_api.usecases.context import Actor, UseCaseContext
 from storage.errors import InvalidInputError
-from storage.models.access import Role, User, UserPublic
+from storage.models.access import Role, User, UserCreate, UserPublic, UserUpdate
 
 users_app = typer.Typer(help="Manage users, roles and agencies.", no_args_is_help=True)
 audit_app = typer.Typer(help="Verify and export the tamper-evident audit log.",
                         no_args_is_help=True)
-
-
-def _record(session: Session, state: AppState, action: AuditAction, **details: object) -> None:
-    record_event(session, state=state, actor=cli_actor(), agency="", ip="cli", action=action,
-                 details=details)
 
 
 def _prompt_password() -> str:
@@ -59,23 +41,25 @@ def create_first_admin(state: AppState) -> str:
     without either, ``init`` says how to add one later instead of blocking.
     """
     settings = state.settings
-    with session_scope(state.engine) as session:
-        if any(u.role == Role.ADMIN for u in list_users(session)):
+    with Session(state.engine, expire_on_commit=False) as session:
+        operator = UseCaseContext(session=session, state=state, actor=Actor.local_operator())
+        if usecases.has_admin(operator):
             return "An admin account already exists."
-        password = settings.first_admin_password
-        username, agency = settings.first_admin_username, settings.first_admin_agency
-        if password is None:
-            if not sys.stdin.isatty():
-                return ("No admin account yet: set OKO_FIRST_ADMIN_PASSWORD and rerun"
-                        " `oko init`, or run `oko users add NAME --role admin --agency A`.")
-            username = typer.prompt("First admin's username", default=username)
-            agency = typer.prompt("First admin's agency", default=agency)
-            password = _prompt_password()
-        user = ensure_first_admin(session, username=username, password=password,
-                                  agency=agency)
-        assert user is not None
-        _record(session, state, AuditAction.USER_CHANGE, change="create",
-                username=user.username, agency=user.agency, role=user.role.value)
+    password = settings.first_admin_password
+    username, agency = settings.first_admin_username, settings.first_admin_agency
+    if password is None:
+        if not sys.stdin.isatty():
+            return ("No admin account yet: set OKO_FIRST_ADMIN_PASSWORD and rerun"
+                    " `oko init`, or run `oko users add NAME --role admin --agency A`.")
+        username = typer.prompt("First admin's username", default=username)
+        agency = typer.prompt("First admin's agency", default=agency)
+        password = _prompt_password()
+    with Session(state.engine, expire_on_commit=False) as session:
+        operator = UseCaseContext(session=session, state=state, actor=Actor.local_operator())
+        user = usecases.create_first_admin(operator, username=username, password=password,
+                                           agency=agency)
+    if user is None:  # another process created one while we asked
+        return "An admin account already exists."
     return f"Created the first admin, '{user.username}' ({user.agency})."
 
 
@@ -89,13 +73,11 @@ def add(
     full_name: Annotated[str, typer.Option(help="Full name, shown in reports.")] = "",
 ) -> None:
     """Create a user; the password is asked for (twice) and never echoed."""
-    state = cli_context(ctx).state
-    password = _prompt_password()
-    with session_scope(state.engine) as session:
-        user = create_user(session, username=username, password=password, agency=agency,
-                           role=role, full_name=full_name)
-        _record(session, state, AuditAction.USER_CHANGE, change="create",
-                username=user.username, agency=user.agency, role=user.role.value)
+    # unvalidated here: the use case checks every field, each with its own sentence
+    new = UserCreate.model_construct(username=username, agency=agency, role=role,
+                                     full_name=full_name, password=_prompt_password())
+    with cli_context(ctx).usecase() as usecase:
+        user = usecases.create_user(usecase, new=new)
     console.print(f"Created {user.role.value} '{user.username}' ({user.agency}).")
 
 
@@ -103,8 +85,9 @@ def add(
 def list_command(ctx: typer.Context, as_json: Annotated[bool, typer.Option(
         "--json", help="Print JSON instead of a table.")] = False) -> None:
     """List users with their agency, role and status."""
-    with session_scope(cli_context(ctx).state.engine) as session:
-        rows = [UserPublic.model_validate(u, from_attributes=True) for u in list_users(session)]
+    with cli_context(ctx).usecase() as usecase:
+        rows = [UserPublic.model_validate(u, from_attributes=True)
+                for u in usecases.list_users(usecase)]
     if as_json:
         print_json([r.model_dump(mode="json") for r in rows])
         return
@@ -115,17 +98,9 @@ def list_command(ctx: typer.Context, as_json: Annotated[bool, typer.Option(
     console.print(table)
 
 
-def _change(ctx: typer.Context, username: str, **changes: object) -> User:
-    state = cli_context(ctx).state
-    with session_scope(state.engine) as session:
-        user = get_user_or_raise(session, username=username)
-        if "role" in changes:
-            set_role(session, user=user, role=Role(str(changes["role"])))
-        if "disabled" in changes:
-            set_disabled(session, user=user, disabled=bool(changes["disabled"]))
-        _record(session, state, AuditAction.USER_CHANGE, change="update",
-                username=user.username, **changes)
-    return user
+def _update(ctx: typer.Context, username: str, changes: UserUpdate) -> User:
+    with cli_context(ctx).usecase() as usecase:
+        return usecases.update_user_named(usecase, username=username, changes=changes)
 
 
 @users_app.command("disable")
@@ -133,7 +108,7 @@ def disable(ctx: typer.Context, username: Annotated[str, typer.Argument()],
             enable: Annotated[bool, typer.Option(
                 "--enable", help="Re-enable a disabled user instead.")] = False) -> None:
     """Disable a user; their open sessions and tokens stop working at once."""
-    user = _change(ctx, username, disabled=not enable)
+    user = _update(ctx, username, UserUpdate(disabled=not enable))
     console.print(f"User '{user.username}' is now {'active' if enable else 'disabled'}.")
 
 
@@ -141,11 +116,12 @@ def disable(ctx: typer.Context, username: Annotated[str, typer.Argument()],
 def set_role_command(ctx: typer.Context, username: Annotated[str, typer.Argument()],
                      role: Annotated[Role, typer.Argument()]) -> None:
     """Change a user's role."""
-    user = _change(ctx, username, role=role.value)
+    user = _update(ctx, username, UserUpdate(role=role))
     console.print(f"User '{user.username}' is now {user.role.value}.")
 
 
 def _parse_time(value: str | None, option: str) -> datetime | None:
+    """An option's ISO 8601 time; without a zone it is UTC."""
     if value is None:
         return None
     try:
@@ -161,12 +137,9 @@ def verify(ctx: typer.Context, checkpoints: Annotated[Path | None, typer.Option(
         "--checkpoints", help="A checkpoint file exported earlier, kept outside the DB.")] = None,
            ) -> None:
     """Recompute the hash chain and checkpoints; names the first broken entry (exit 4)."""
-    state = cli_context(ctx).state
     exported = load_checkpoint_file(checkpoints) if checkpoints else []
-    with session_scope(state.engine) as session:
-        report = verify_installation_audit(session, state=state, exported=exported)
-        _record(session, state, AuditAction.VERIFY, target="audit_log", ok=report.ok,
-                first_broken_seq=report.first_broken_seq)
+    with cli_context(ctx).usecase() as usecase:
+        report = audit_log.verify_audit_log(usecase, exported=exported)
     report.raise_for_failure()
     console.print(report.summary())
 
@@ -179,14 +152,9 @@ def export(
     end: Annotated[str | None, typer.Option("--to", help="Up to (UTC if no zone).")] = None,
 ) -> None:
     """Write the audit entries in [--from, --to) as a PDF report or JSON Lines."""
-    state = cli_context(ctx).state
     start_at, end_at = _parse_time(start, "--from"), _parse_time(end, "--to")
-    with session_scope(state.engine) as session:
-        count = export_audit(session, start=start_at, end=end_at, out=out,
-                             verification=verify_installation_audit(session, state=state),
-                             title=f"{state.settings.organisation}: audit report")
-        _record(session, state, AuditAction.AUDIT_EXPORT, format=out.suffix.lstrip("."),
-                entries=count, start=start_at, end=end_at)
+    with cli_context(ctx).usecase() as usecase:
+        count = audit_log.export_audit_log(usecase, start=start_at, end=end_at, out=out)
     console.print(f"Wrote {count} audit entries to {out}.")
 
 
@@ -198,14 +166,8 @@ def checkpoints_command(
         "--sign-now", help="First sign a checkpoint at the current head.")] = False,
 ) -> None:
     """Export every signed checkpoint (and the certificates) to a file."""
-    state = cli_context(ctx).state
-    settings = state.settings
-    with session_scope(state.engine) as session:
-        if sign_now:
-            create_checkpoint(session, signer=load_signer(
-                keys_dir=settings.keys_dir, passphrase=settings.key_passphrase))
-        count = export_checkpoints(session, out=out,
-                                   certificates=known_certificates(settings.keys_dir))
+    with cli_context(ctx).usecase() as usecase:
+        count = audit_log.export_checkpoint_file(usecase, out=out, sign_now=sign_now)
     console.print(f"Wrote {count} signed checkpoints to {out}.")
 
 

@@ -1,6 +1,8 @@
-"""CLI commands: ``oko cameras add | import | list``.
+"""CLI commands: ``oko cameras add | import | list | show``.
 
-Every registration is recorded in the audit log in the same transaction, like the API's.
+They call the same use cases as ``/api/cameras``, so every registration writes the API's
+``camera_change`` entry in the same transaction, with the operator (or ``--as USER``)
+as actor.
 """
 
 from __future__ import annotations
@@ -10,28 +12,12 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlmodel import Session
 
-from search_api.audit import AuditAction, cli_actor, record_event
 from search_api.cli.common import cli_context, console, print_json
-from search_api.state import AppState
-from storage.cameras import add_camera, import_cameras_csv, list_cameras, validate_camera
-from storage.db import session_scope
-from storage.models.media import Camera
+from search_api.usecases import cameras as usecases
+from storage.cameras import CameraPublic, validate_camera
 
 cameras_app = typer.Typer(help="Register and list cameras.", no_args_is_help=True)
-
-
-def camera_record(camera: Camera) -> dict[str, object]:
-    return camera.model_dump(mode="json")
-
-
-def _audit_created(session: Session, state: AppState, camera: Camera) -> None:
-    """The same entry as ``POST /api/cameras``, with the CLI as actor."""
-    record_event(session, state=state, actor=cli_actor(), agency="", ip="cli",
-                 action=AuditAction.CAMERA_CHANGE, details={
-                     "change": "create", "camera_id": camera.id, "owner": camera.agency,
-                     "allowed_agencies": camera.allowed_agencies})
 
 
 @cameras_app.command("add")
@@ -51,10 +37,8 @@ def add(
     camera = validate_camera(id=camera_id, name=name, district=district, latitude=lat,
                              longitude=lon, agency=agency, timezone=timezone,
                              allowed_agencies=allow or [])
-    state = cli_context(ctx).state
-    with session_scope(state.engine) as session:
-        row = add_camera(session, camera=camera)
-        _audit_created(session, state, row)
+    with cli_context(ctx).usecase() as usecase:
+        row = usecases.register_camera(usecase, camera=camera)
     console.print(f"Registered camera {row.id} ({row.name}, {row.timezone}).")
 
 
@@ -63,29 +47,42 @@ def import_csv(ctx: typer.Context, file: Annotated[Path, typer.Argument(
         help="CSV: id,name,district,latitude,longitude,agency,timezone[,allowed_agencies]")],
 ) -> None:
     """Register every camera in a CSV file, or none if any row is bad."""
-    state = cli_context(ctx).state
-    with session_scope(state.engine) as session:
-        rows = import_cameras_csv(session, path=file)
-        for row in rows:
-            _audit_created(session, state, row)
+    with cli_context(ctx).usecase() as usecase:
+        rows = usecases.import_cameras(usecase, path=file)
     console.print(f"Imported {len(rows)} camera(s): {', '.join(r.id for r in rows)}.")
 
 
-@cameras_app.command("list")
-def list_command(ctx: typer.Context, as_json: Annotated[bool, typer.Option(
-        "--json", help="Print JSON instead of a table.")] = False) -> None:
-    """List registered cameras."""
-    with session_scope(cli_context(ctx).state.engine) as session:
-        rows = list_cameras(session)
-    if as_json:
-        print_json([camera_record(row) for row in rows])
-        return
+def _print_table(rows: list[CameraPublic]) -> None:
     table = Table("id", "name", "district", "lat", "lon", "agency", "also", "time zone")
     for row in rows:
         table.add_row(row.id, row.name, row.district, f"{row.latitude:.5f}",
                       f"{row.longitude:.5f}", row.agency, ", ".join(row.allowed_agencies),
                       row.timezone)
     console.print(table)
+
+
+@cameras_app.command("list")
+def list_command(ctx: typer.Context, as_json: Annotated[bool, typer.Option(
+        "--json", help="Print JSON instead of a table.")] = False) -> None:
+    """List the cameras you may see (every camera for the operator)."""
+    with cli_context(ctx).usecase() as usecase:
+        rows = [CameraPublic.of(c) for c in usecases.list_visible_cameras(usecase)]
+    if as_json:
+        print_json([row.model_dump(mode="json") for row in rows])
+    else:
+        _print_table(rows)
+
+
+@cameras_app.command("show")
+def show(ctx: typer.Context, camera_id: Annotated[str, typer.Argument(help="Camera id.")],
+         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Show one camera."""
+    with cli_context(ctx).usecase() as usecase:
+        row = CameraPublic.of(usecases.read_camera(usecase, camera_id=camera_id))
+    if as_json:
+        print_json(row.model_dump(mode="json"))
+    else:
+        _print_table([row])
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,159 @@
+"""Use cases: read, verify and export the tamper-evident audit log, and its checkpoints.
+
+Verifying writes a ``verify`` entry (``target="audit_log", ok, first_broken_seq``) and
+exporting an ``audit_export`` entry (``format, entries, start, end``), both after the
+work they record; browsing entries and reading checkpoints write nothing. Every time
+range is [start, end) in zone-aware times, checked once by ``check_time_range``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from evidence.audit import (
+    AuditVerification,
+    CheckpointRecord,
+    checkpoint_document,
+    create_checkpoint,
+    export_audit,
+    export_checkpoints,
+)
+from evidence.keys import known_certificates
+from search_api.audit import AuditAction, verify_installation_audit
+from search_api.usecases.context import UseCaseContext
+from storage.errors import InvalidInputError
+from storage.models.access import AuditEvent
+from storage.permissions import Permission
+
+MAX_PAGE = 500
+
+
+def check_time_range(start: datetime | None, end: datetime | None) -> None:
+    """Raises ``InvalidInputError`` for a time without a zone or a range that ends first."""
+    if (start is not None and start.tzinfo is None) or (end is not None and end.tzinfo is None):
+        raise InvalidInputError("Give times with a zone, e.g. 2026-11-25T10:00:00Z.")
+    if start is not None and end is not None and end <= start:
+        raise InvalidInputError("The 'to' time must be after the 'from' time.")
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which entries to list: [start, end), one actor, one action (None: any)."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    actor: str | None = None
+    action: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditEventPage:
+    total: int
+    items: list[AuditEvent]
+
+
+def list_audit_events(ctx: UseCaseContext, *, where: AuditFilter, limit: int = 100,
+                      offset: int = 0) -> AuditEventPage:
+    """Entries newest first, with the number that match ``where``.
+
+    Raises ``PermissionDeniedError`` unless the actor reads the audit log and
+    ``InvalidInputError`` for a bad time range or page.
+    """
+    ctx.require(Permission.READ_AUDIT)
+    check_time_range(where.start, where.end)
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        raise InvalidInputError(f"Pages hold 1 to {MAX_PAGE} entries from an offset >= 0.")
+    query = select(AuditEvent)
+    if where.start is not None:
+        query = query.where(col(AuditEvent.occurred_at) >= where.start)
+    if where.end is not None:
+        query = query.where(col(AuditEvent.occurred_at) < where.end)
+    if where.actor is not None:
+        query = query.where(col(AuditEvent.actor) == where.actor)
+    if where.action is not None:
+        query = query.where(col(AuditEvent.action) == where.action)
+    total = ctx.session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = ctx.session.exec(query.order_by(col(AuditEvent.seq).desc())
+                            .offset(offset).limit(limit)).all()
+    return AuditEventPage(total=int(total), items=list(rows))
+
+
+def verify_audit_log(ctx: UseCaseContext, *,
+                     exported: Sequence[CheckpointRecord] = ()) -> AuditVerification:
+    """Recompute the hash chain and checkpoints (also against ``exported`` copies kept
+    outside the database) and audit the outcome.
+
+    Returns the report whatever it found (``report.raise_for_failure()`` turns a broken
+    chain into ``AuditChainBrokenError``); raises ``PermissionDeniedError`` unless the
+    actor reads the audit log.
+    """
+    ctx.require(Permission.READ_AUDIT)
+    report = verify_installation_audit(ctx.session, state=ctx.state, exported=exported)
+    ctx.audit(AuditAction.VERIFY, target="audit_log", ok=report.ok,
+              first_broken_seq=report.first_broken_seq)
+    ctx.commit()
+    return report
+
+
+def export_audit_log(ctx: UseCaseContext, *, start: datetime | None, end: datetime | None,
+                     out: Path) -> int:
+    """Write the entries in [start, end) to ``out`` (.pdf report or .jsonl); returns the count.
+
+    The PDF states the chain's verification result. Raises ``PermissionDeniedError``
+    unless the actor reads the audit log, ``InvalidInputError`` for a bad range or file
+    type, and ``StorageError`` when ``out`` cannot be written.
+    """
+    ctx.require(Permission.READ_AUDIT)
+    check_time_range(start, end)
+    count = export_audit(ctx.session, start=start, end=end, out=out,
+                         verification=verify_installation_audit(ctx.session, state=ctx.state),
+                         title=f"{ctx.settings.organisation}: audit report")
+    ctx.audit(AuditAction.AUDIT_EXPORT, format=out.suffix.lower().lstrip("."), entries=count,
+              start=start, end=end)
+    ctx.commit()
+    return count
+
+
+def checkpoint_file(ctx: UseCaseContext) -> dict[str, Any]:
+    """Every signed checkpoint and the certificates that signed them, as one document to
+    keep outside the database. Raises ``PermissionDeniedError`` unless the actor reads
+    the audit log."""
+    ctx.require(Permission.READ_AUDIT)
+    return checkpoint_document(ctx.session,
+                               certificates=known_certificates(ctx.settings.keys_dir))
+
+
+def export_checkpoint_file(ctx: UseCaseContext, *, out: Path, sign_now: bool = False) -> int:
+    """Write ``checkpoint_file`` to ``out``, first signing the current head if ``sign_now``;
+    returns the number of checkpoints.
+
+    Raises ``PermissionDeniedError`` unless the actor reads the audit log,
+    ``ConfigurationError`` when ``sign_now`` finds no usable signing key, and
+    ``StorageError`` when ``out`` cannot be written.
+    """
+    ctx.require(Permission.READ_AUDIT)
+    if sign_now:
+        create_checkpoint(ctx.session, signer=ctx.state.signer())
+    count = export_checkpoints(ctx.session, out=out,
+                               certificates=known_certificates(ctx.settings.keys_dir))
+    ctx.commit()
+    return count
+
+
+__all__ = [
+    "AuditEventPage",
+    "AuditFilter",
+    "check_time_range",
+    "checkpoint_file",
+    "export_audit_log",
+    "export_checkpoint_file",
+    "list_audit_events",
+    "verify_audit_log",
+]
