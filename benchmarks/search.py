@@ -38,8 +38,8 @@ from sqlmodel import Session
 
 from benchmarks.embedding import run as embedding_run
 from indexer.clip_presets import DEFAULT_PRESET
+from indexer.daynight import sun_elevation_deg
 from indexer.embeddings import build_unsafe_random_embedder
-from indexer.search.daynight import sun_elevation_deg
 from indexer.search.engine import SearchFilters, SearchRequest, search
 from indexer.shard_files import ShardKey, ShardStore, local_day_bounds_utc, write_shard
 from search_api.state import build_state

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from indexer.search.engine import Moment, SearchResult
 
+
 def thumbnail_url(frame_id: int) -> str:
     return f"/api/frames/{frame_id}/thumbnail"
 

@@ -15,7 +15,6 @@ from indexer.embeddings import ClipEmbedder, build_unsafe_random_embedder
 from indexer.ingest import IngestOptions, ingest_file
 from indexer.samples import SampleSet, generate_sample_footage
 from indexer.shards import sync_shards
-from search_api.search_support import EMBEDDER_KEY
 from search_api.state import AppState, build_state
 from storage.cameras import import_cameras_csv
 from storage.models.media import Frame, Original
@@ -50,7 +49,7 @@ def build_search_corpus(root: Path) -> SearchCorpus:
     embed_pending_frames(engine=state.engine, derived=state.derived, embedder=embedder,
                          batch_size=32, motion_threshold=settings.motion_threshold)
     sync_shards(engine=state.engine, index_dir=settings.index_dir, derived=state.derived)
-    state.extras[EMBEDDER_KEY] = embedder
+    state.embedder = embedder
     return SearchCorpus(settings=settings, state=state, embedder=embedder, samples=samples)
 
 
@@ -66,7 +65,7 @@ def copy_corpus(corpus: SearchCorpus, home: Path) -> AppState:
     with sqlite3.connect(db_path) as src, sqlite3.connect(home / "oko.db") as dst:
         src.backup(dst)
     state = build_state(settings, run_migrations=False)  # the copied schema is current
-    state.extras[EMBEDDER_KEY] = corpus.embedder
+    state.embedder = corpus.embedder
     return state
 
 

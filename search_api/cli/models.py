@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
-from sqlmodel import Session
 
 from indexer.clip_presets import PRESETS, preset_dim
-from indexer.embed_queue import pending_frame_count
-from indexer.model_store import (
-    NoModelError,
-    download_model,
-    import_model,
-    installed_models,
-    resolve_weights,
+from search_api.cli.common import cli_context, console, err_console, print_json
+from search_api.usecases.models import (
+    download_weights,
+    embed_waiting_frames,
+    import_weights,
+    model_overview,
 )
-from indexer.reindex import ReindexSettings, load_installed_embedder
-from indexer.reindex import reindex as reindex_frames
-from search_api.cli.common import CliContext, cli_context, console, err_console, print_json
-from storage.db import session_scope
 from storage.models.search import EmbeddingModel
 
 models_app = typer.Typer(help="Install and list CLIP models.", no_args_is_help=True)
@@ -35,27 +30,13 @@ def _model_record(row: EmbeddingModel) -> dict[str, Any]:
     return row.model_dump(mode="json")
 
 
-def _active(cli: CliContext, session: Session) -> dict[str, Any]:
-    settings = cli.settings
-    try:
-        weights = resolve_weights(preset=settings.clip_preset, env_weights=settings.clip_weights,
-                                  models_dir=settings.models_dir, session=session)
-    except NoModelError as exc:
-        return {"preset": settings.clip_preset, "installed": False, "message": exc.message}
-    return {"preset": settings.clip_preset, "installed": True, "source": weights.source,
-            "weights_sha256": weights.sha256, "path": str(weights.path),
-            "pending_frames": pending_frame_count(session=session,
-                                                  weights_sha256=weights.sha256)}
-
-
 @models_app.command("list")
 def list_command(ctx: typer.Context, as_json: Annotated[bool, typer.Option(
         "--json", help="Print JSON instead of tables.")] = False) -> None:
     """Show the presets, the installed weights and which weights search uses."""
-    cli = cli_context(ctx)
-    with Session(cli.state.engine) as session:
-        rows = installed_models(session=session)
-        active = _active(cli, session)
+    with cli_context(ctx).usecase() as usecase:
+        overview = model_overview(usecase)
+    rows, active = overview.installed, asdict(overview.active)
     if as_json:
         print_json({"active": active, "installed": [_model_record(r) for r in rows],
                     "presets": [{"name": p.name, "architecture": p.architecture,
@@ -91,10 +72,8 @@ def import_command(
     preset: PresetOption = None,
 ) -> None:
     """Copy a weights file into the data dir after checking it loads into the preset."""
-    cli = cli_context(ctx)
-    with session_scope(cli.state.engine) as session:
-        row = import_model(source_file=file, preset=preset or cli.settings.clip_preset,
-                           models_dir=cli.settings.models_dir, session=session)
+    with cli_context(ctx).usecase() as usecase:
+        row = import_weights(usecase, file=file, preset=preset)
     console.print(f"Imported {file.name} for preset {row.preset} "
                   f"(SHA-256 {row.weights_sha256}); run `oko reindex` to embed waiting frames.")
 
@@ -102,10 +81,8 @@ def import_command(
 @models_app.command("download")
 def download_command(ctx: typer.Context, preset: PresetOption = None) -> None:
     """Download the preset's weights from Hugging Face into the data dir (needs internet)."""
-    cli = cli_context(ctx)
-    with session_scope(cli.state.engine) as session:
-        row = download_model(preset=preset or cli.settings.clip_preset,
-                             models_dir=cli.settings.models_dir, session=session)
+    with cli_context(ctx).usecase() as usecase:
+        row = download_weights(usecase, preset=preset)
     console.print(f"Downloaded {row.preset} weights (SHA-256 {row.weights_sha256}); "
                   "run `oko reindex` to embed waiting frames.")
 
@@ -116,17 +93,19 @@ def reindex(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Embed every frame waiting for the current model, then update the search index."""
-    cli = cli_context(ctx)
-    state = cli.state
-    config = ReindexSettings.from_settings(cli.settings)
-    embedder = load_installed_embedder(engine=state.engine, config=config)
-    with Progress("embedding", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err_console, disable=as_json) as bar:
-        task = bar.add_task("embedding", total=None)
-        report, synced = reindex_frames(
-            engine=state.engine, derived=state.derived, config=config, embedder=embedder,
-            limit=limit,
-            progress=lambda done, total: bar.update(task, completed=done, total=total))
+    bar = Progress("embedding", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=err_console, disable=as_json)
+    task = bar.add_task("embedding", total=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.start()  # only once the model has loaded: a missing model is one clean line
+        bar.update(task, completed=done, total=total)
+
+    try:
+        with cli_context(ctx).usecase() as usecase:
+            report, synced = embed_waiting_frames(usecase, limit=limit, progress=progress)
+    finally:
+        bar.stop()
     if as_json:
         print_json({**report.as_dict(), "frames_indexed": synced.frames_indexed,
                     "shards_written": synced.shards_written})

@@ -15,9 +15,10 @@ from rich.table import Table
 
 from indexer.daynight import DayPhase
 from indexer.search.engine import DEFAULT_K, MAX_K
-from indexer.shards import SyncReport, rebuild_shards, sync_shards
+from indexer.shards import SyncReport
 from search_api.cli.common import cli_context, console, print_json
 from search_api.search_support import SearchResultPublic
+from search_api.usecases.models import maintain_shards
 from search_api.usecases.search import SearchQuery, run_search
 from storage.errors import InvalidInputError, NotFoundError
 
@@ -122,21 +123,15 @@ def _report(report: SyncReport, verb: str) -> None:
 @index_app.command("rebuild")
 def rebuild(ctx: typer.Context) -> None:
     """Rewrite every shard from the database (after a crash, a restore or a model change)."""
-    state = cli_context(ctx).state
-    report = rebuild_shards(engine=state.engine, index_dir=state.settings.index_dir,
-                            derived=state.derived,
-                            approximate_min_vectors=state.settings.approximate_index_min_vectors)
-    _report(report, "Rebuilt")
+    with cli_context(ctx).usecase() as usecase:
+        _report(maintain_shards(usecase, rebuild=True), "Rebuilt")
 
 
 @index_app.command("sync")
 def sync(ctx: typer.Context) -> None:
     """Add embedded frames that are not in a shard yet (what `oko reindex` runs at its end)."""
-    state = cli_context(ctx).state
-    report = sync_shards(engine=state.engine, index_dir=state.settings.index_dir,
-                         derived=state.derived,
-                         approximate_min_vectors=state.settings.approximate_index_min_vectors)
-    _report(report, "Wrote")
+    with cli_context(ctx).usecase() as usecase:
+        _report(maintain_shards(usecase, rebuild=False), "Wrote")
 
 
 def register(app: typer.Typer) -> None:

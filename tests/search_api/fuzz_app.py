@@ -7,7 +7,6 @@ from fastapi import FastAPI
 
 from indexer.embeddings import build_unsafe_random_embedder
 from search_api.app import create_app
-from search_api.search_support import EMBEDDER_KEY
 from search_api.state import build_state
 from storage.settings import Settings
 
@@ -15,5 +14,5 @@ from storage.settings import Settings
 def create_fuzz_app() -> FastAPI:
     settings = Settings()
     state = build_state(settings)
-    state.extras[EMBEDDER_KEY] = build_unsafe_random_embedder("test-tiny", threads=1)
+    state.embedder = build_unsafe_random_embedder("test-tiny", threads=1)
     return create_app(settings, state=state)

@@ -31,7 +31,6 @@ from evidence.keys import ensure_signing_identity
 from indexer.embeddings import build_unsafe_random_embedder
 from search_api.accounts import create_user
 from search_api.app import create_app
-from search_api.search_support import EMBEDDER_KEY
 from search_api.security import issue_token, load_token_secret
 from search_api.state import AppState, build_state
 from search_api.tasks.evidence import export_environment
@@ -127,7 +126,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     state = build_state(settings)
     ensure_signing_identity(keys_dir=settings.keys_dir, organisation=settings.organisation,
                             passphrase=settings.key_passphrase)
-    state.extras[EMBEDDER_KEY] = build_unsafe_random_embedder("test-tiny", threads=1)
+    state.embedder = build_unsafe_random_embedder("test-tiny", threads=1)
     with Session(state.engine, expire_on_commit=False) as session:
         users = {name: create_user(session, username=name, password="matrix-password-1",
                                    agency=agency, role=role)

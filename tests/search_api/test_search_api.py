@@ -9,7 +9,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
-from search_api.search_support import EMBEDDER_KEY
 from search_api.state import AppState
 from storage.models.access import Role
 from storage.models.media import Frame
@@ -126,7 +125,7 @@ def test_search_needs_the_search_permission(client_as: Callable[..., TestClient]
 
 def test_no_model_installed_answers_503_with_how_to_install(investigator: TestClient,
                                                             state: AppState) -> None:
-    del state.extras[EMBEDDER_KEY]
+    state.embedder = None
     response = investigator.post("/api/search", json={**PURPOSE, "text": "car"})
     assert response.status_code == 503
     assert "No CLIP weights are installed" in response.json()["detail"]
@@ -144,7 +143,7 @@ def test_embedder_failure_is_an_error_not_an_empty_answer(investigator: TestClie
         def encode_images(self, images: list[object]) -> None:
             raise RuntimeError("model crashed")
 
-    state.extras[EMBEDDER_KEY] = Broken()
+    state.embedder = Broken()
     response = investigator.post("/api/search", json={**PURPOSE, "text": "car"})
     assert response.status_code == 503
     assert "failed to encode the query" in response.json()["detail"]

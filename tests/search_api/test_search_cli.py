@@ -11,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-import search_api.cli.search as search_cli
 from search_api.cli import main
 from search_api.state import AppState
 from storage.models.access import AuditEvent, Role
@@ -37,7 +36,7 @@ def cli_home(search_corpus: SearchCorpus, tmp_path: Path,
 def with_model(cli_home: AppState, search_corpus: SearchCorpus,
                monkeypatch: pytest.MonkeyPatch) -> AppState:
     """The CLI's query embedder is the corpus's random test model (no weights can be installed)."""
-    monkeypatch.setattr(search_cli, "query_embedder", lambda _state: search_corpus.embedder)
+    monkeypatch.setattr(AppState, "query_embedder", lambda _state: search_corpus.embedder)
     return cli_home
 
 

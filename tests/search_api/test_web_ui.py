@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from indexer.search.daynight import DayPhase
+from indexer.daynight import DayPhase
 from indexer.search.engine import MAX_K
 from search_api.accounts import create_user
 from search_api.app import WEB_DIR

@@ -18,7 +18,7 @@ from indexer.jobs import list_jobs, report_jobs, run_ingest_job
 from indexer.samples import truncated_copy
 from search_api.cli.ingest import print_summary
 from search_api.state import AppState
-from search_api.tasks.ingest import ingest_options
+from search_api.usecases.ingest import ingest_options
 from storage.models.access import AuditEvent
 from storage.settings import Settings
 from tests.search_api.jobs.conftest import (
@@ -49,7 +49,7 @@ def _broker_messages(state: AppState) -> int:
 
 @pytest.mark.parametrize(("case", "code", "sentence"), [
     ("missing path", 1, "error: Path '{missing}' does not exist."),
-    ("unknown camera", 1, "error: Camera 'CAM-404' is not registered."),
+    ("unknown camera", 1, "error: Camera 'CAM-404' does not exist."),
     ("unparseable start", 2, "error: Cannot parse start time 'last tuesday': use ISO 8601"),
 ])
 def test_bad_input_is_one_sentence_and_nothing_is_queued(

@@ -11,7 +11,7 @@ from indexer.embeddings import build_unsafe_random_embedder
 from indexer.ingest import ingest_file
 from indexer.model_store import import_model
 from search_api.state import AppState
-from search_api.tasks.ingest import embed_pending, ingest_options
+from search_api.usecases.ingest import embed_pending, ingest_options
 from storage.models.media import Frame
 from storage.models.search import FrameEmbedding
 from storage.models.search_index import FrameIndexEntry

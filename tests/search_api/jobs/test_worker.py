@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from indexer.ingest import ingest_file
 from search_api.state import AppState, build_state
-from search_api.tasks.ingest import ingest_options
+from search_api.usecases.ingest import ingest_options
 from storage.cameras import add_camera, validate_camera
 from storage.models.media import Frame, IngestJob, Original, Segment
 from storage.settings import Settings
