@@ -1,4 +1,8 @@
-"""Celery tasks: export a case as a signed bundle (a thin adapter over evidence.export_jobs)."""
+"""Celery task: run an export job (a thin adapter over ``usecases.exports.run_export``).
+
+The worker acts with the data dir's own rights (``WORKER_ACTOR``); the bundle and its
+custody entry name the export's requester, as the API recorded them at request time.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +10,23 @@ from celery import Celery, shared_task
 from kombu.exceptions import OperationalError
 from sqlmodel import Session
 
-from evidence.export_jobs import ExportEnvironment, fail_export_job, run_export_job
-from evidence.keys import load_signer
+from evidence.export_jobs import fail_export_job
 from search_api.state import AppState
 from search_api.tasks import QUEUE
 from search_api.tasks.background import background_task
 from search_api.tasks.ingest import BrokerUnavailableError
+from search_api.usecases.context import UseCaseContext
+from search_api.usecases.exports import WORKER_ACTOR, export_environment, run_export
 
 EXPORT_TASK = "oko.export_case"
-
-
-def export_environment(state: AppState) -> ExportEnvironment:
-    settings = state.settings
-    return ExportEnvironment(
-        signer=load_signer(keys_dir=settings.keys_dir, passphrase=settings.key_passphrase),
-        originals=state.originals, derived=state.derived, tmp_dir=settings.tmp_dir,
-        exports_dir=settings.exports_dir, organisation=settings.organisation,
-        full_original_max_bytes=settings.full_original_max_bytes,
-    )
 
 
 @shared_task(name=EXPORT_TASK, acks_late=True)
 @background_task(mark_failed=fail_export_job)
 def export_case_task(*, state: AppState, session: Session, job_id: int) -> None:
-    """Run export job ``job_id``; its custody entry commits with the job's result."""
-    run_export_job(session, engine=state.engine, job_id=job_id, env=export_environment(state))
+    """Run export job ``job_id``; a duplicate message for a claimed or finished job is a no-op."""
+    run_export(UseCaseContext(session=session, state=state, actor=WORKER_ACTOR),
+               export_id=job_id)
 
 
 def enqueue_export(app: Celery, job_id: int) -> None:
@@ -40,3 +36,6 @@ def enqueue_export(app: Celery, job_id: int) -> None:
     except OperationalError as exc:
         raise BrokerUnavailableError(
             "The job broker cannot be reached; the export stays queued.") from exc
+
+
+__all__ = ["EXPORT_TASK", "enqueue_export", "export_case_task", "export_environment"]

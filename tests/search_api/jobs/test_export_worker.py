@@ -9,9 +9,8 @@ from sqlmodel import Session
 
 from evidence.export_jobs import request_export
 from evidence.verify import verify_bundle
+from search_api.jobqueue import CeleryJobQueue
 from search_api.state import AppState
-from search_api.tasks import celery_for
-from search_api.tasks.evidence import enqueue_export
 from storage.models.evidence import Case, ExportJob
 from tests.evidence.conftest import build_world
 from tests.search_api.jobs.conftest import WorkerProcess, wait_until
@@ -34,7 +33,7 @@ def test_export_runs_in_a_real_worker(state: AppState, tmp_path: Path,
                              needs_approval=False)
         session.commit()
     assert job.id is not None
-    enqueue_export(celery_for(state), job.id)
+    CeleryJobQueue(state.settings).enqueue_export(job.id)
     worker = start_worker()
     wait_until(lambda: _job(state, job.id or 0).status in ("done", "failed"), timeout=120,
                what="the export job to finish", worker=worker)
