@@ -14,7 +14,6 @@ import base64
 import hashlib
 import hmac
 import json
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,6 +27,7 @@ from sqlmodel import Session, col, select
 
 from evidence.audit_pdf import render_audit_pdf
 from evidence.keys import certificate_fingerprint, normalise_fingerprint, verify_signature
+from storage.atomic import write_atomically
 from storage.errors import InvalidInputError, OkoError, StorageError
 from storage.models.access import AuditCheckpoint, AuditEvent, AuditHead
 from storage.secret_files import load_or_create_secret
@@ -377,13 +377,9 @@ def event_to_json(event: AuditEvent) -> dict[str, Any]:
 
 
 def _write_atomically(out: Path, data: bytes) -> None:
-    tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        tmp.replace(out)
+        write_atomically(out, data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise StorageError(f"Cannot write {out}: {exc}.") from exc
 
 

@@ -15,13 +15,12 @@ text without its ``data/report.pdf`` line (a PDF cannot carry a hash of itself).
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from evidence.keys import Signer
+from storage.atomic import atomic_write
 from storage.blobstore import sha256_file
 
 BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
@@ -86,32 +85,23 @@ def zip_bag(bag_dir: Path, out_path: Path, *, top_dir: str) -> str:
     """Zip the bag under ``top_dir/`` deterministically and move it to ``out_path``.
 
     Entries are sorted with fixed timestamps and permissions; media is stored, text is
-    deflated. The zip is written next to ``out_path`` and renamed into place, so a crash
-    never leaves a partial bundle under the final name. Returns the zip's SHA-256.
+    deflated. The zip is written next to ``out_path`` and renamed into place
+    (``storage.atomic``), so a crash never leaves a partial bundle under the final name.
+    Returns the zip's SHA-256.
     """
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}-",
-                                    suffix=".part")
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp_name, "w", allowZip64=True) as archive:
-            for path in sorted(p for p in bag_dir.rglob("*") if p.is_file()):
-                rel = path.relative_to(bag_dir).as_posix()
-                info = zipfile.ZipInfo(f"{top_dir}/{rel}", date_time=ZIP_TIMESTAMP)
-                info.external_attr = 0o100644 << 16
-                info.create_system = 3
-                stored = rel.lower().endswith(STORED_SUFFIXES)
-                info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
-                with path.open("rb") as src, archive.open(info, "w", force_zip64=True) as dst:
-                    for chunk in iter(lambda: src.read(1024 * 1024), b""):
-                        dst.write(chunk)
-        with open(tmp_name, "rb") as handle:
-            os.fsync(handle.fileno())
-        digest = sha256_file(Path(tmp_name))
-        os.replace(tmp_name, out_path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
-    return digest
+    with (atomic_write(out_path) as handle,
+          zipfile.ZipFile(handle, "w", allowZip64=True) as archive):
+        for path in sorted(p for p in bag_dir.rglob("*") if p.is_file()):
+            rel = path.relative_to(bag_dir).as_posix()
+            info = zipfile.ZipInfo(f"{top_dir}/{rel}", date_time=ZIP_TIMESTAMP)
+            info.external_attr = 0o100644 << 16
+            info.create_system = 3
+            stored = rel.lower().endswith(STORED_SUFFIXES)
+            info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+            with path.open("rb") as src, archive.open(info, "w", force_zip64=True) as dst:
+                for chunk in iter(lambda: src.read(1024 * 1024), b""):
+                    dst.write(chunk)
+    return sha256_file(out_path)
 
 
 __all__ = [

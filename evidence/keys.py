@@ -13,9 +13,7 @@ Fingerprints are the lowercase hex SHA-256 of the certificate's DER bytes (what
 
 from __future__ import annotations
 
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.x509.oid import NameOID
 
+from storage.atomic import write_atomically
 from storage.errors import ConfigurationError, InvalidInputError
 
 KEY_FILE = "signing-key.pem"
@@ -80,20 +79,6 @@ def _require_passphrase(passphrase: str | None) -> bytes:
     return passphrase.encode("utf-8")
 
 
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
-
-
 def _make_certificate(key: Ed25519PrivateKey, organisation: str) -> x509.Certificate:
     name = x509.Name([
         x509.NameAttribute(NameOID.COMMON_NAME, f"{organisation} evidence authority"),
@@ -126,10 +111,10 @@ def _create_identity(keys_dir: Path, organisation: str, secret: bytes) -> Signer
     )
     # The archived certificate goes first: a crash then leaves an extra cert, never a key
     # whose certificate was lost.
-    _write_atomically(keys_dir / CERTS_DIR / f"{signer.fingerprint_sha256}.pem",
-                      signer.certificate_pem, 0o644)
-    _write_atomically(keys_dir / KEY_FILE, pem_key, 0o600)
-    _write_atomically(keys_dir / CERT_FILE, signer.certificate_pem, 0o644)
+    write_atomically(keys_dir / CERTS_DIR / f"{signer.fingerprint_sha256}.pem",
+                     signer.certificate_pem, mode=0o644)
+    write_atomically(keys_dir / KEY_FILE, pem_key, mode=0o600)
+    write_atomically(keys_dir / CERT_FILE, signer.certificate_pem, mode=0o644)
     return signer
 
 

@@ -21,11 +21,13 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, select
 
 from indexer.clip_presets import ClipPreset, get_preset, preset_dim
+from storage.atomic import PendingFile, pending_file
 from storage.blobstore import CHUNK_BYTES
 from storage.errors import (
     ConfigurationError,
@@ -93,21 +95,13 @@ class WeightsSource:
     source: str
 
 
-def _sha256_and_copy(source: Path, destination: Path | None) -> str:
+def _sha256_and_copy(source: Path, destination: BinaryIO | None) -> str:
     digest = hashlib.sha256()
     with source.open("rb") as src:
-        out = destination.open("wb") if destination is not None else None
-        try:
-            for chunk in iter(lambda: src.read(CHUNK_BYTES), b""):
-                digest.update(chunk)
-                if out is not None:
-                    out.write(chunk)
-            if out is not None:
-                out.flush()
-                os.fsync(out.fileno())
-        finally:
-            if out is not None:
-                out.close()
+        for chunk in iter(lambda: src.read(CHUNK_BYTES), b""):
+            digest.update(chunk)
+            if destination is not None:
+                destination.write(chunk)
     return digest.hexdigest()
 
 
@@ -146,30 +140,23 @@ def model_file(row: EmbeddingModel, models_dir: Path) -> Path:
 
 
 def _install_file(
-    *, candidate: Path, sha256: str, preset: ClipPreset, source: str, models_dir: Path,
+    *, candidate: PendingFile, sha256: str, preset: ClipPreset, source: str, models_dir: Path,
     session: Session, original_name: str,
 ) -> EmbeddingModel:
-    """Validate ``candidate`` (a temp file in models_dir) and move it into place with a row.
-
-    ``candidate`` is always gone afterwards: moved into place or deleted.
-    """
+    """Validate ``candidate`` (a temp file in models_dir) and move it into place with a row."""
     from indexer.checkpoints import checkpoint_problem  # torch: only when installing
 
-    try:
-        problem = checkpoint_problem(architecture=preset.architecture, path=candidate)
-        if problem is not None:
-            raise ModelImportError(
-                f"{original_name} does not load into the {preset.name} architecture "
-                f"({preset.architecture}): {problem}; nothing was installed."
-            )
-        suffix = Path(original_name).suffix if Path(original_name).suffix in CHECKPOINT_SUFFIXES \
-            else ".pt"
-        final = models_dir / source / f"{sha256}{suffix}"
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(candidate, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-        os.replace(candidate, final)
-    finally:
-        candidate.unlink(missing_ok=True)
+    candidate.sync()  # open_clip reads it by path
+    problem = checkpoint_problem(architecture=preset.architecture, path=candidate.path)
+    if problem is not None:
+        raise ModelImportError(
+            f"{original_name} does not load into the {preset.name} architecture "
+            f"({preset.architecture}): {problem}; nothing was installed."
+        )
+    suffix = Path(original_name).suffix if Path(original_name).suffix in CHECKPOINT_SUFFIXES \
+        else ".pt"
+    final = models_dir / source / f"{sha256}{suffix}"
+    candidate.commit(final, overwrite=True, mode=stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     row = EmbeddingModel(
         preset=preset.name, architecture=preset.architecture,
         pretrained_tag=preset.pretrained_tag or "", weights_sha256=sha256, source=source,
@@ -207,20 +194,13 @@ def import_model(
     chosen = get_preset(preset)
     if not source_file.is_file():
         raise NotFoundError(f"Weights file {source_file} does not exist.")
-    models_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=models_dir, prefix=".import-", suffix=".part")
-    os.close(fd)
-    candidate = Path(tmp_name)
-    try:
-        sha256 = _sha256_and_copy(source_file, candidate)
+    with pending_file(models_dir, prefix=".import-") as candidate:
+        sha256 = _sha256_and_copy(source_file, candidate.handle)
         _refuse_duplicate(session, sha256)
-    except BaseException:
-        candidate.unlink(missing_ok=True)
-        raise
-    return _install_file(
-        candidate=candidate, sha256=sha256, preset=chosen, source=SOURCE_IMPORTED,
-        models_dir=models_dir, session=session, original_name=source_file.name,
-    )
+        return _install_file(
+            candidate=candidate, sha256=sha256, preset=chosen, source=SOURCE_IMPORTED,
+            models_dir=models_dir, session=session, original_name=source_file.name,
+        )
 
 
 def _hub_location(preset: ClipPreset) -> tuple[str, list[str]]:
@@ -302,13 +282,13 @@ def download_model(
                 break
         if fetched is None:
             raise failed(reason)
-        candidate = workdir / "candidate.part"
-        sha256 = _sha256_and_copy(fetched, candidate)
-        _refuse_duplicate(session, sha256)
-        return _install_file(
-            candidate=candidate, sha256=sha256, preset=chosen, source=SOURCE_DOWNLOADED,
-            models_dir=models_dir, session=session, original_name=fetched.name,
-        )
+        with pending_file(workdir, prefix="candidate-") as candidate:
+            sha256 = _sha256_and_copy(fetched, candidate.handle)
+            _refuse_duplicate(session, sha256)
+            return _install_file(
+                candidate=candidate, sha256=sha256, preset=chosen, source=SOURCE_DOWNLOADED,
+                models_dir=models_dir, session=session, original_name=fetched.name,
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

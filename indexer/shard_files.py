@@ -29,7 +29,6 @@ import hashlib
 import io
 import json
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -41,6 +40,7 @@ from zoneinfo import ZoneInfo
 import faiss
 import numpy as np
 
+from storage.atomic import write_atomically
 from storage.errors import ConflictError, StorageError
 
 SIDECAR_FORMAT = 1
@@ -154,27 +154,11 @@ def read_sidecar(path: Path) -> ShardMeta | None:
     return meta
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
     try:
-        with tmp.open("wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        write_atomically(path, data, temp_suffix=TEMP_SUFFIX)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise StorageError(f"Could not write index file {path.name} ({exc.strerror}).") from exc
 
 

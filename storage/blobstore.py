@@ -1,23 +1,24 @@
 """Content-addressed, write-once file store keyed by SHA-256.
 
 A blob is streamed into a temp file on the same filesystem while it is hashed,
-fsynced, made read-only, then hard-linked into place. ``os.link`` fails when the
-target exists, so a blob can never be overwritten, even by a racing writer.
+fsynced, made read-only, then hard-linked into place (``storage.atomic.pending_file``
+with ``overwrite=False``). ``os.link`` fails when the target exists, so a blob can
+never be overwritten, even by a racing writer.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
-import os
+import io
 import shutil
 import stat
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from storage.atomic import PendingFile, pending_file
 from storage.errors import ConflictError, NotFoundError, StorageError
 
 CHUNK_BYTES = 1024 * 1024
@@ -44,14 +45,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _describe_os_error(exc: OSError, action: str) -> StorageError:
@@ -91,47 +84,34 @@ class BlobStore:
         """
         digest = hashlib.sha256()
         size = 0
+        action = "creating a temp file for the blob"
         try:
-            self.tmp_dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix="blob-", suffix=".part")
-        except OSError as exc:
-            raise _describe_os_error(exc, "creating a temp file for the blob") from exc
-        tmp_path = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
+            with pending_file(self.tmp_dir, prefix="blob-") as pending:
+                action = "writing the blob"
                 for chunk in iter(lambda: source.read(CHUNK_BYTES), b""):
                     digest.update(chunk)
                     size += len(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            sha256 = digest.hexdigest()
-            return self._commit(tmp_path, sha256, size)
+                    pending.handle.write(chunk)
+                return self._commit(pending, digest.hexdigest(), size)
         except OSError as exc:
-            raise _describe_os_error(exc, "writing the blob") from exc
-        finally:
-            tmp_path.unlink(missing_ok=True)
+            raise _describe_os_error(exc, action) from exc
 
     def put_file(self, path: Path) -> StoredBlob:
         with path.open("rb") as source:
             return self.put_stream(source)
 
     def put_bytes(self, data: bytes) -> StoredBlob:
-        import io
-
         return self.put_stream(io.BytesIO(data))
 
-    def _commit(self, tmp_path: Path, sha256: str, size: int) -> StoredBlob:
+    def _commit(self, pending: PendingFile, sha256: str, size: int) -> StoredBlob:
         final = self.path_for(sha256)
         if final.exists():
             raise BlobExistsError(sha256)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(tmp_path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         try:
-            os.link(tmp_path, final)
+            pending.commit(final, overwrite=False,
+                           mode=stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         except FileExistsError as exc:
             raise BlobExistsError(sha256) from exc
-        _fsync_dir(final.parent)
         return StoredBlob(sha256=sha256, size_bytes=size, path=final)
 
     def iter_hashes(self) -> Iterator[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import storage.blobstore
+import storage.atomic
 from indexer.ingest import MissingStartTimeError, collect_inputs, parse_start
 from indexer.media import EmptyFileError, NotVideoError, NoVideoStreamError, ffmpeg_exe
 from indexer.samples import SampleSet
@@ -127,7 +127,7 @@ def test_disk_full_while_storing_leaves_nothing(ingest: Ingest, registered: AppS
     def no_space(_fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(storage.blobstore.os, "fsync", no_space)
+    monkeypatch.setattr(storage.atomic.os, "fsync", no_space)
     with pytest.raises(StorageError, match=r"^The disk is full while writing the blob; "
                                            r"nothing was stored.$"):
         ingest(samples.clips[0].path)
@@ -141,7 +141,7 @@ def test_permission_error_while_storing_leaves_nothing(ingest: Ingest, registere
     def denied(*_args: object, **_kwargs: object) -> tuple[int, str]:
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(storage.blobstore.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(storage.atomic.tempfile, "mkstemp", denied)
     with pytest.raises(StorageError, match=r"^Permission denied while creating a temp file "
                                            r"for the blob; nothing was stored.$"):
         ingest(samples.clips[0].path)
