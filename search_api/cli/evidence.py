@@ -1,75 +1,51 @@
-"""CLI commands: ``oko case ...``, ``oko keys show|rotate`` and ``oko verify``."""
+"""CLI commands: ``oko case ...``, ``oko keys show|rotate`` and ``oko verify``.
+
+``oko case`` commands call the same use cases as the API (``search_api.usecases``), so
+they authorize, audit and follow the export approval flow the same way. The local
+operator sees every case; ``oko --as USER case ...`` acts as that user. ``oko verify``
+is the prosecutor's offline check: it never opens the data dir.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import typer
 from cryptography.hazmat.primitives import hashes
 from rich.table import Table
-from sqlmodel import Session, select
 
-from evidence.cases import (
-    add_clip,
-    case_clips,
-    create_case,
-    get_case_or_raise,
-    receive_case,
-    share_case,
-    shared_user_ids,
-    transfer_case,
-)
-from evidence.exports import export_case
+from evidence.export_jobs import AWAITING_APPROVAL
 from evidence.keys import (
     KEY_FILE,
     Signer,
     ensure_signing_identity,
     known_certificates,
     load_signer,
-    normalise_fingerprint,
     rotate_signing_identity,
 )
-from evidence.verify import (
-    PinnedFingerprint,
-    SignerPolicy,
-    TrustedCertificates,
-    UnpinnedSigner,
-    VerificationReport,
-    load_trusted_certificate,
-    verify_bundle,
-)
-from search_api.accounts import get_user_or_raise
-from search_api.audit import AuditAction, cli_actor, record_event
 from search_api.cli.common import CliContext, cli_context, console, print_json
 from search_api.state import AppState
-from storage.blobstore import sha256_file
-from storage.custody import chain_entries
-from storage.db import session_scope
-from storage.errors import InvalidInputError, NotFoundError
-from storage.models.evidence import Case
+from search_api.usecases import cases, exports
+from search_api.usecases.verify import receive_bundle, verify_offline
+from storage.atomic import atomic_write
+from storage.errors import InvalidInputError, StorageError
 
 case_app = typer.Typer(help="Cases: create, add clips, export, transfer.", no_args_is_help=True)
 keys_app = typer.Typer(help="The evidence-signing key.", no_args_is_help=True)
 
 
-def _audit(session: Session, context: CliContext, action: AuditAction,
-           **details: Any) -> None:
-    """The CLI's case changes go into the audit log in the same transaction."""
-    record_event(session, state=context.state, actor=cli_actor(), agency="", ip="cli",
-                 action=action, details=details)
-
-
 def passphrase(context: CliContext) -> str:
-    """OKO_KEY_PASSPHRASE, else a hidden prompt on a terminal."""
-    if context.settings.key_passphrase:
-        return context.settings.key_passphrase
-    if not sys.stdin.isatty():
-        return ""  # load_signer names OKO_KEY_PASSPHRASE in its error
-    return str(typer.prompt("Evidence key passphrase", hide_input=True))
+    """OKO_KEY_PASSPHRASE, else a hidden prompt on a terminal (asked once per command)."""
+    if not context.settings.key_passphrase and sys.stdin.isatty():
+        context.settings.key_passphrase = str(typer.prompt("Evidence key passphrase",
+                                                           hide_input=True))
+    return context.settings.key_passphrase or ""  # load_signer names the setting if empty
 
 
 def signer_for(context: CliContext) -> Signer:
@@ -97,34 +73,40 @@ def _time(value: str, option: str) -> datetime:
         raise InvalidInputError(f"{option} '{value}' is not an ISO 8601 time.") from exc
 
 
-def case_record(session: Session, case: Case) -> dict[str, Any]:
-    return {**case.model_dump(mode="json"),
-            "shared_with": shared_user_ids(session, case=case),
-            "clips": [c.model_dump(mode="json") for c in case_clips(session, case=case)]}
+def _provenance(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"{path} is not a readable JSON file.") from exc
+    if not isinstance(loaded, dict):
+        raise InvalidInputError(f"{path} must hold one JSON object.")
+    return loaded
+
+
+Number = Annotated[str, typer.Argument(help="Case number.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @case_app.command("create")
-def create(ctx: typer.Context, number: Annotated[str, typer.Argument(help="Case number.")],
+def create(ctx: typer.Context, number: Number,
            title: Annotated[str, typer.Option(help="Case title.")],
            legal_basis: Annotated[str, typer.Option(help="Court order or legal basis.")],
-           investigator: Annotated[str, typer.Option(help="Investigator's username.")]) -> None:
+           investigator: Annotated[str | None, typer.Option(
+               help="Investigator's username (with --as USER: that user).")] = None) -> None:
     """Open a case."""
-    context = cli_context(ctx)
-    with session_scope(context.state.engine) as session:
-        case = create_case(session, number=number, title=title, legal_basis=legal_basis,
-                           investigator=get_user_or_raise(session, username=investigator))
-        _audit(session, context, AuditAction.CASE_CHANGE, change="create", case_id=case.id,
-               number=case.number)
-    console.print(f"Created case {case.number}.")
+    with cli_context(ctx).usecase() as usecase:
+        case = cases.create_case(usecase, number=number, title=title, legal_basis=legal_basis,
+                                 investigator=investigator)
+    console.print(f"Created case {case.number}.", highlight=False)
 
 
 @case_app.command("list")
-def list_command(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False,
-                 ) -> None:
-    """List every case."""
-    with session_scope(cli_context(ctx).state.engine) as session:
-        cases = session.exec(select(Case).order_by(Case.number)).all()
-        records = [case.model_dump(mode="json") for case in cases]
+def list_command(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """List the cases you may see (the operator: every case)."""
+    with cli_context(ctx).usecase() as usecase:
+        records = [c.model_dump(mode="json") for c in cases.list_cases(usecase)]
     if as_json:
         print_json(records)
         return
@@ -135,30 +117,27 @@ def list_command(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--js
 
 
 @case_app.command("show")
-def show(ctx: typer.Context, number: Annotated[str, typer.Argument()],
-         as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Show a case, its clips and its custody chain."""
-    with session_scope(cli_context(ctx).state.engine) as session:
-        case = get_case_or_raise(session, number)
-        record = case_record(session, case)
-        record["custody"] = [e.model_dump(mode="json")
-                             for e in chain_entries(session, f"case:{case.id}")]
+def show(ctx: typer.Context, number: Number, as_json: AsJson = False) -> None:
+    """Show a case, its clips and its custody chain (what GET /api/cases/ID answers)."""
+    with cli_context(ctx).usecase() as usecase:
+        case = cases.get_visible_case_by_number(usecase, number)
+        detail = cases.read_case(usecase, case_id=case.id or 0)
     if as_json:
-        print_json(record)
+        print_json(detail.model_dump(mode="json"))
         return
-    console.print(f"[bold]{record['number']}[/] {record['title']}\n"
-                  f"legal basis: {record['legal_basis']}  agency: {record['agency']}")
-    for clip in record["clips"]:
-        console.print(f"  clip {clip['id']}: {clip['camera_id']} {clip['start_utc']} → "
-                      f"{clip['end_utc']} ({clip['source']}) {clip['note']}")
-    for entry in record["custody"]:
-        console.print(f"  custody #{entry['seq']} {entry['recorded_at']} {entry['action']} "
-                      f"by {entry['actor']} {entry['entry_hash'][:16]}…")
+    console.print(f"[bold]{detail.number}[/] {detail.title}\n"
+                  f"legal basis: {detail.legal_basis}  agency: {detail.agency}")
+    for clip in detail.clips:
+        console.print(f"  clip {clip.id}: {clip.camera_id} {clip.start_utc.isoformat()} → "
+                      f"{clip.end_utc.isoformat()} ({clip.source}) {clip.note}")
+    for entry in detail.custody:
+        console.print(f"  custody #{entry.seq} {entry.recorded_at.isoformat()} {entry.action} "
+                      f"by {entry.actor} {entry.entry_hash[:16]}…")
 
 
 @case_app.command("add-clip")
 def add_clip_command(
-    ctx: typer.Context, number: Annotated[str, typer.Argument()],
+    ctx: typer.Context, number: Number,
     camera: Annotated[str, typer.Option(help="Camera id.")],
     start: Annotated[str, typer.Option(help="Start, ISO 8601 with zone.")],
     end: Annotated[str, typer.Option(help="End, ISO 8601 with zone.")],
@@ -167,98 +146,116 @@ def add_clip_command(
         help="JSON file with the search moment's query, model, weights_sha256, score.")] = None,
 ) -> None:
     """Add a camera and time range to a case (evidence-locks its original)."""
-    provenance = None
-    if search_provenance is not None:
-        try:
-            provenance = json.loads(search_provenance.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise InvalidInputError(f"{search_provenance} is not a readable JSON file.") from exc
-    context = cli_context(ctx)
-    with session_scope(context.state.engine) as session:
-        case = get_case_or_raise(session, number)
-        clip = add_clip(session, case=case, camera_id=camera,
-                        start_utc=_time(start, "--start"), end_utc=_time(end, "--end"),
-                        note=note, actor=cli_actor(), added_by_id=None, provenance=provenance)
-        _audit(session, context, AuditAction.CASE_CHANGE, change="add_clip", case_id=case.id,
-               clip_id=clip.id, camera_id=camera)
-    console.print(f"Added clip {clip.id} to case {number}.")
+    provenance = _provenance(search_provenance)
+    start_utc, end_utc = _time(start, "--start"), _time(end, "--end")
+    with cli_context(ctx).usecase() as usecase:
+        case = cases.get_visible_case_by_number(usecase, number)
+        clip = cases.add_clip(usecase, case_id=case.id or 0, camera_id=camera,
+                              start_utc=start_utc, end_utc=end_utc, note=note,
+                              provenance=provenance)
+    console.print(f"Added clip {clip.id} to case {number}.", highlight=False)
 
 
 @case_app.command("share")
-def share(ctx: typer.Context, number: Annotated[str, typer.Argument()],
+def share(ctx: typer.Context, number: Number,
           user: Annotated[str, typer.Option(help="Username to share the case with.")]) -> None:
     """Let another user (e.g. a prosecutor) see the case."""
-    context = cli_context(ctx)
-    with session_scope(context.state.engine) as session:
-        case = get_case_or_raise(session, number)
-        target = get_user_or_raise(session, username=user)
-        share_case(session, case=case, user=target)
-        _audit(session, context, AuditAction.CASE_CHANGE, change="share", case_id=case.id,
-               shared_with=target.username)
-    console.print(f"Shared case {number} with {target.username}.")
+    with cli_context(ctx).usecase() as usecase:
+        case = cases.get_visible_case_by_number(usecase, number)
+        shared = cases.share_case(usecase, case_id=case.id or 0, username=user)
+    console.print(f"Shared case {number} with {shared.username}.", highlight=False)
+
+
+def _copy_out(source: Path, out: Path) -> None:
+    """The bundle at ``out``, complete or not at all."""
+    if out.exists() and out.resolve() == source.resolve():
+        return
+    try:
+        with source.open("rb") as src, atomic_write(out) as dst:
+            shutil.copyfileobj(src, dst, 1024 * 1024)
+    except OSError as exc:
+        raise StorageError(f"Could not write {out}: {exc.strerror or exc}.") from exc
 
 
 @case_app.command("export")
-def export(ctx: typer.Context, number: Annotated[str, typer.Argument()],
-           out: Annotated[Path, typer.Option("--out", help="The bundle zip to write.")]) -> None:
-    """Export the case as a signed BagIt bundle."""
+def export(ctx: typer.Context, number: Number,
+           out: Annotated[Path, typer.Option("--out", help="The bundle zip to write.")],
+           export_id: Annotated[int | None, typer.Option(
+               "--export", min=1, help="Run (once approved) or fetch this export.")] = None,
+           ) -> None:
+    """Export the case as a signed BagIt bundle, through the approval flow if required.
+
+    Without --export this requests a new export; when exports need a supervisor's
+    approval it stops there and says how to continue. With --export it runs that
+    approved export here (or fetches it, if the worker already made it) and writes it.
+    """
     context = cli_context(ctx)
-    state, signer = context.state, signer_for(context)
-    with session_scope(state.engine) as session:
-        result = export_case(
-            session, case=get_case_or_raise(session, number), exporter=cli_actor(),
-            signer=signer, originals=state.originals, derived=state.derived,
-            tmp_dir=state.settings.tmp_dir, out_path=out.resolve(),
-            organisation=state.settings.organisation,
-            full_original_max_bytes=state.settings.full_original_max_bytes,
-        )
-        _audit(session, context, AuditAction.EXPORT, change="export", number=number,
-               bundle_sha256=result.bundle_sha256)
-    console.print(f"Wrote {result.bundle_path} ({result.size_bytes} bytes)\n"
-                  f"bundle SHA-256: {result.bundle_sha256}\n"
-                  f"tag manifest SHA-256: {result.tag_manifest_sha256}\n"
-                  f"signer fingerprint: {signer.fingerprint_sha256}")
+    with context.usecase() as usecase:
+        case = cases.get_visible_case_by_number(usecase, number)
+        case_id = case.id or 0
+        if export_id is None:
+            job = exports.request_export(usecase, case_id=case_id, run_in_worker=False)
+            export_id = job.id
+            if job.status == AWAITING_APPROVAL:
+                typer.echo(  # unwrapped: the commands are meant to be copied
+                    f"Export {export_id} of case {number} awaits a supervisor's approval; "
+                    f"no bundle was written.\nApprove it: oko --as SUPERVISOR case approve "
+                    f"{number} {export_id}\nThen write it: oko case export {number} --export "
+                    f"{export_id} --out {out}")
+                return
+        passphrase(context)
+        exports.run_export(usecase, export_id=export_id)  # a no-op once the job is done
+        download = exports.download_export(usecase, case_id=case_id, export_id=export_id)
+    _copy_out(download.path, out)
+    job = download.job
+    typer.echo(f"Wrote {out} ({job.size_bytes} bytes) from export {job.id}\n"
+               f"bundle SHA-256: {job.bundle_sha256}\n"
+               f"tag manifest SHA-256: {job.tag_manifest_sha256}")
+
+
+@case_app.command("approve")
+def approve(ctx: typer.Context, number: Number,
+            export_id: Annotated[int, typer.Argument(min=1, help="The export's id.")]) -> None:
+    """Approve an export someone else requested (run as a supervisor: oko --as USER)."""
+    with cli_context(ctx).usecase() as usecase:
+        case = cases.get_visible_case_by_number(usecase, number)
+        job = exports.approve_export(usecase, case_id=case.id or 0, export_id=export_id)
+    typer.echo(f"Approved export {job.id} of case {number}; the worker runs it, or write it "
+               f"here: oko case export {number} --export {job.id} --out FILE")
 
 
 @case_app.command("transfer")
-def transfer(ctx: typer.Context, number: Annotated[str, typer.Argument()],
+def transfer(ctx: typer.Context, number: Number,
              to: Annotated[str, typer.Option("--to", help="The recipient's name.")],
-             bundle: Annotated[Path, typer.Option(help="The bundle handed over.")],
+             bundle: Annotated[Path | None, typer.Option(
+                 help="The bundle file handed over.")] = None,
+             export_id: Annotated[int | None, typer.Option(
+                 "--export", min=1, help="Or: the finished export handed over.")] = None,
              note: Annotated[str, typer.Option()] = "") -> None:
     """Record handing a bundle to a named recipient."""
-    if not bundle.is_file():
-        raise NotFoundError(f"{bundle} does not exist.")
-    context = cli_context(ctx)
-    with session_scope(context.state.engine) as session:
-        entry = transfer_case(session, case=get_case_or_raise(session, number),
-                              actor=cli_actor(), recipient=to,
-                              bundle_sha256=sha256_file(bundle), note=note)
-        _audit(session, context, AuditAction.CASE_CHANGE, change="transfer", number=number,
-               recipient=to)
-    console.print(f"Recorded transfer of case {number} to {to} (custody #{entry.seq}).")
+    if (bundle is None) == (export_id is None):
+        raise InvalidInputError("Give the bundle handed over: --bundle FILE or --export ID.")
+    with cli_context(ctx).usecase() as usecase:
+        case = cases.get_visible_case_by_number(usecase, number)
+        entry = exports.transfer_case(usecase, case_id=case.id or 0, recipient=to, note=note,
+                                      export_id=export_id, bundle=bundle)
+    console.print(f"Recorded transfer of case {number} to {to} (custody #{entry.seq}).",
+                  highlight=False)
 
 
 @case_app.command("receive")
-def receive(ctx: typer.Context, number: Annotated[str, typer.Argument()],
+def receive(ctx: typer.Context, number: Number,
             bundle: Annotated[Path, typer.Option(help="The bundle received.")],
             fingerprint: Annotated[str | None, typer.Option()] = None) -> None:
     """Verify a received bundle and record the receipt (exit 1 if it is invalid)."""
-    context = cli_context(ctx)
-    policy: SignerPolicy = (PinnedFingerprint(normalise_fingerprint(fingerprint)) if fingerprint
-                            else
-                            TrustedCertificates(tuple(known_certificates(
-                                context.settings.keys_dir))))
-    report = verify_bundle(bundle, policy, work_dir=context.settings.tmp_dir)
-    with session_scope(context.state.engine) as session:
-        entry = receive_case(session, case=get_case_or_raise(session, number),
-                             actor=cli_actor(), bundle_sha256=sha256_file(bundle),
-                             tag_manifest_sha256=report.tag_manifest_sha256 or "",
-                             verification_ok=report.ok)
-        _audit(session, context, AuditAction.VERIFY, change="receipt", number=number,
-               ok=report.ok)
-    console.print(f"Recorded receipt of case {number} (custody #{entry.seq}).")
-    _print_report(report)
-    if not report.ok:
+    with cli_context(ctx).usecase() as usecase:
+        case = cases.get_visible_case_by_number(usecase, number)
+        receipt = receive_bundle(usecase, case_id=case.id or 0, bundle=bundle,
+                                 fingerprint=fingerprint)
+    console.print(f"Recorded receipt of case {number} (custody #{receipt.custody.seq}).",
+                  highlight=False)
+    _print_report(receipt.verification.checks, ok=receipt.verification.ok)
+    if not receipt.verification.ok:
         raise typer.Exit(1)
 
 
@@ -285,11 +282,23 @@ def keys_rotate(ctx: typer.Context) -> None:
     console.print(f"New signing key; fingerprint (SHA-256): {signer.fingerprint_sha256}")
 
 
-def _print_report(report: VerificationReport) -> None:
+class _Check(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def passed(self) -> bool: ...
+
+    @property
+    def detail(self) -> str: ...
+
+
+def _print_report(checks: Sequence[_Check], *, ok: bool) -> None:
     """One unwrapped line per check, so every problem names its file in full."""
-    for check in report.checks:
+    for check in checks:
         typer.echo(f"{'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
-    typer.echo("VALID" if report.ok else f"INVALID: {len(report.failures)} problem(s)")
+    failures = sum(not c.passed for c in checks)
+    typer.echo("VALID" if ok else f"INVALID: {failures} problem(s)")
 
 
 def verify_command(
@@ -298,21 +307,14 @@ def verify_command(
         help="Expected signer certificate SHA-256 fingerprint.")] = None,
     trusted_cert: Annotated[Path | None, typer.Option(
         help="A trusted signer certificate (PEM).")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Verify a bundle offline: exit 0 valid, 1 invalid, 2 unusable input."""
-    if fingerprint and trusted_cert:
-        raise InvalidInputError("Give --fingerprint or --trusted-cert, not both.")
-    policy: SignerPolicy = UnpinnedSigner()
-    if fingerprint:
-        policy = PinnedFingerprint(normalise_fingerprint(fingerprint))
-    elif trusted_cert:
-        policy = TrustedCertificates((load_trusted_certificate(trusted_cert),))
-    report = verify_bundle(bundle, policy)
+    report = verify_offline(bundle, fingerprint=fingerprint, trusted_cert=trusted_cert)
     if as_json:
         print_json(report.to_dict())
     else:
-        _print_report(report)
+        _print_report(report.checks, ok=report.ok)
     if not report.ok:
         raise typer.Exit(1)
 

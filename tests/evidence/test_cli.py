@@ -7,10 +7,20 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from sqlmodel import col, select
 
+from search_api.accounts import create_user
 from search_api.cli import main
+from storage.models.access import AuditEvent, Role
+from storage.models.evidence import ExportJob
 from storage.settings import Settings
 from tests.evidence.conftest import EvidenceWorld
+
+
+def _audit(world: EvidenceWorld, action: str) -> list[AuditEvent]:
+    with world.session() as session:
+        return list(session.exec(select(AuditEvent).where(AuditEvent.action == action)
+                                 .order_by(col(AuditEvent.seq))).all())
 
 
 @pytest.fixture
@@ -65,9 +75,24 @@ def test_case_lifecycle_export_verify_transfer_receive(oko, tmp_path: Path,  # t
     code, out, _ = oko("verify", str(bundle), "--fingerprint", "11" * 32)
     assert code == 1 and "is not the pinned" in out
 
+    with world.session() as session:
+        [job] = session.exec(select(ExportJob)).all()
+    case_id = shown["id"]
+    assert (job.case_id, job.status, job.requested_by_id) == (case_id, "done", None)
+    exported = [(e.actor, e.details) for e in _audit(world, "export")]
+    assert exported == [(exported[0][0], {"change": "request", "case_id": case_id,
+                                          "export_id": job.id, "needs_approval": False})]
+    assert exported[0][0].startswith("cli:")
+    [download] = _audit(world, "download")
+    assert download.details == {"case_id": case_id, "export_id": job.id,
+                                "bundle_sha256": job.bundle_sha256}
+
     code, out, _ = oko("case", "transfer", "KV-2", "--to", "Прокурор Іваненко", "--bundle",
                        str(bundle))
     assert code == 0 and "Recorded transfer" in out
+    transfer = _audit(world, "case_change")[-1]
+    assert transfer.details == {"change": "transfer", "case_id": case_id, "export_id": job.id,
+                                "recipient": "Прокурор Іваненко"}
     code, out, _ = oko("case", "receive", "KV-2", "--bundle", str(bundle))
     assert code == 0 and "Recorded receipt" in out and "VALID" in out
     code, out, _ = oko("case", "show", "KV-2", "--json")
@@ -135,3 +160,61 @@ def test_verify_exits_2_for_symlinks_and_zip_bombs(oko, tmp_path: Path) -> None:
         archive.writestr("bag/data/zeros.bin", bytes(20 * 1024 * 1024))
     code, _, err = oko("verify", str(bomb), "--json")
     assert code == 2 and "likely zip bomb" in err
+
+
+def test_case_export_needs_a_supervisors_approval_like_the_api(  # type: ignore[no-untyped-def]
+        oko, tmp_path: Path, world: EvidenceWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OKO_EXPORTS_NEED_APPROVAL", "true")
+    with world.session() as session:
+        for name in ("supervisor-a", "supervisor-b"):
+            create_user(session, username=name, password="correct horse battery",
+                        agency="police", role=Role.SUPERVISOR)
+        session.commit()
+    number, investigator = "KV-2026-001", ("--as", "investigator-police")
+    for name in ("supervisor-a", "supervisor-b"):
+        assert oko(*investigator, "case", "share", number, "--user", name)[0] == 0
+    bundle = tmp_path / "out" / "approved.zip"
+
+    code, out, _ = oko(*investigator, "case", "export", number, "--out", str(bundle))
+    assert code == 0 and "awaits a supervisor's approval" in out, out
+    assert "no bundle was written" in out and not bundle.exists()
+    with world.session() as session:
+        [job] = session.exec(select(ExportJob)).all()
+    assert (job.status, job.requested_by_id) == ("awaiting_approval", world.investigator.id)
+    assert f"case approve {number} {job.id}" in out
+    export_id = str(job.id)
+    code, _, err = oko(*investigator, "case", "approve", number, export_id)
+    assert code == 1 and "may not approve export" in err
+    code, _, err = oko("case", "approve", number, export_id)
+    assert code == 1 and "needs a named Oko user" in err
+    code, _, err = oko("case", "export", number, "--export", export_id, "--out", str(bundle))
+    assert code == 1 and "has no bundle yet (status awaiting_approval)" in err
+    assert not bundle.exists()
+
+    code, out, _ = oko("--as", "supervisor-a", "case", "export", number, "--out", str(bundle))
+    assert code == 0 and not bundle.exists()
+    own = out.split("case approve ")[1].split()[1]
+    code, _, err = oko("--as", "supervisor-a", "case", "approve", number, own)
+    assert code == 1 and "approved by someone other than the person who requested it" in \
+        " ".join(err.split())  # the error console wraps long sentences
+
+    code, out, _ = oko("--as", "supervisor-b", "case", "approve", number, export_id)
+    assert code == 0 and f"Approved export {export_id}" in out
+    code, out, err = oko("case", "export", number, "--export", export_id, "--out", str(bundle))
+    assert code == 0 and bundle.is_file(), err
+    code, out, _ = oko("verify", str(bundle), "--fingerprint", world.signer.fingerprint_sha256)
+    assert code == 0 and "VALID" in out
+    with world.session() as session:
+        done = session.get(ExportJob, job.id)
+    assert done is not None and done.status == "done"
+
+    entries = [(e.actor, e.details.get("change"), e.details.get("export_id"))
+               for e in _audit(world, "export") + _audit(world, "download")]
+    assert ("investigator-police", "request", job.id) in entries
+    assert ("supervisor-b", "approve", job.id) in entries
+    assert any(a.startswith("cli:") and c is None and x == job.id for a, c, x in entries)
+    assert all(e.details["case_id"] == world.case.id
+               for e in _audit(world, "export") + _audit(world, "download"))
+    code, out, _ = oko("case", "show", number, "--json")
+    [export_entry] = [e for e in json.loads(out)["custody"] if e["action"] == "export"]
+    assert export_entry["actor"] == "investigator-police"  # the requester, not the runner
