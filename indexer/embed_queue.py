@@ -40,8 +40,13 @@ ProgressCallback = Callable[[int, int], None]
 
 
 class ImageEmbedder(Protocol):
-    preset: str
-    weights_sha256: str
+    """What the queue needs from an embedder (``indexer.embeddings.ClipEmbedder``)."""
+
+    @property
+    def preset(self) -> str: ...
+
+    @property
+    def weights_sha256(self) -> str: ...
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
 
@@ -90,8 +95,8 @@ class _PendingFrame:
 
 
 def _pending_condition(weights_sha256: str) -> Any:
-    return and_(FrameEmbedding.frame_id == Frame.id,
-                FrameEmbedding.weights_sha256 == weights_sha256)
+    return and_(col(FrameEmbedding.frame_id) == col(Frame.id),
+                col(FrameEmbedding.weights_sha256) == weights_sha256)
 
 
 def pending_frame_count(*, session: Session, weights_sha256: str) -> int:
@@ -123,7 +128,8 @@ def _iter_pending_frames(
                                     and_(col(Frame.captured_at_utc) == after[0],
                                          col(Frame.id) > after[1])))
         with Session(engine) as session:
-            rows = [_PendingFrame(int(i), t, s) for i, t, s in session.exec(query).all()]
+            rows = [_PendingFrame(i, t, s) for i, t, s in session.exec(query).all()
+                    if i is not None]  # stored frames always have an id
         yield from rows
         if len(rows) < page:
             return
@@ -160,7 +166,9 @@ def _reference_frame(
         .limit(1)
     )
     row = session.exec(query).first()
-    return (int(row[0]), str(row[1])) if row else None
+    if row is None or row[0] is None:
+        return None
+    return row[0], row[1]
 
 
 def _starting_reference(

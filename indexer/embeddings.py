@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 import open_clip
@@ -58,6 +58,14 @@ __all__ = [
 DEFAULT_BATCH_SIZE = 32
 
 
+class _ClipTowers(Protocol):
+    """The two calls made on an open_clip model (an untyped ``nn.Module`` to mypy)."""
+
+    def encode_image(self, image: torch.Tensor, normalize: bool = False) -> torch.Tensor: ...
+
+    def encode_text(self, text: torch.Tensor, normalize: bool = False) -> torch.Tensor: ...
+
+
 class ClipEmbedder:
     """An open_clip model in eval mode with its inference transform and tokenizer."""
 
@@ -68,6 +76,7 @@ class ClipEmbedder:
     ) -> None:
         self._preset = preset
         self.model = model.eval()
+        self._towers = cast(_ClipTowers, self.model)
         self.preprocess = preprocess
         self.tokenizer = tokenizer
         self.weights_sha256 = weights_sha256
@@ -90,7 +99,7 @@ class ClipEmbedder:
             chunk = images[start:start + self.batch_size]
             pixels = torch.stack([self.preprocess(image.convert("RGB")) for image in chunk])
             with torch.inference_mode():
-                features = self.model.encode_image(pixels.to(self.device), normalize=True)
+                features = self._towers.encode_image(pixels.to(self.device), normalize=True)
             rows.append(features.float().cpu().numpy())
         return np.ascontiguousarray(np.concatenate(rows), dtype=np.float32)
 
@@ -100,7 +109,7 @@ class ClipEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         tokens = self.tokenizer(list(texts)).to(self.device)
         with torch.inference_mode():
-            features = self.model.encode_text(tokens, normalize=True)
+            features = self._towers.encode_text(tokens, normalize=True)
         return np.ascontiguousarray(features.float().cpu().numpy(), dtype=np.float32)
 
 

@@ -251,8 +251,8 @@ def ingest_file(*, engine: Engine, originals: BlobStore, derived: BlobStore, pat
     assert original.id is not None
     if original.status == "ready":
         with Session(engine) as session:
-            segments, frames = _counts(session, original.id)
-        return _outcome(original, duplicate=True, segments=segments, frames=frames,
+            segment_count, frame_count = _counts(session, original.id)
+        return _outcome(original, duplicate=True, segments=segment_count, frames=frame_count,
                         message=f"{path.name} was already ingested (original {original.id}, "
                                 f"camera {original.camera_id}); nothing changed.")
 

@@ -71,9 +71,9 @@ def reindex(
     Raises ``NoModelError`` when no weights are installed (the frames simply keep
     waiting); pass ``embedder`` (from ``load_installed_embedder``) to reuse a loaded model.
     """
-    embedder = embedder or load_installed_embedder(engine=engine, config=config)
+    chosen: ImageEmbedder = embedder or load_installed_embedder(engine=engine, config=config)
     report = embed_pending_frames(
-        engine=engine, derived=derived, embedder=embedder, batch_size=config.batch_size,
+        engine=engine, derived=derived, embedder=chosen, batch_size=config.batch_size,
         motion_threshold=config.motion_threshold, progress=progress, limit=limit)
     synced = sync_shards(engine=engine, index_dir=config.index_dir, derived=derived,
                          approximate_min_vectors=config.approximate_min_vectors)
