@@ -4,16 +4,35 @@ VENV := .venv
 BIN := $(VENV)/bin
 export OKO_HOME ?= $(CURDIR)/oko-data
 
-.PHONY: demo test lint venv clean
+# requirements.lock pins every package (with hashes) that `make venv` installs and CI tests.
+# `make lock` regenerates it from pyproject.toml with uv, kept in its own small venv.
+LOCK := requirements.lock
+LOCK_TOOLS := .venv-lock
+UV_VERSION := 0.13.9
+UV := $(LOCK_TOOLS)/bin/uv
+# `make lock LOCK_FLAGS=--upgrade` moves every pin to the newest release pyproject allows;
+# a plain `make lock` keeps the current pins where they still fit.
+LOCK_FLAGS ?=
+
+.PHONY: demo test lint typecheck venv lock clean
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: $(LOCK) pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) is needed (Oko targets Python 3.11)."; exit 2; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
+
+$(UV):
+	$(PYTHON) -m venv $(LOCK_TOOLS)
+	$(LOCK_TOOLS)/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+lock: $(UV)
+	$(UV) pip compile pyproject.toml --extra test --group install --generate-hashes \
+	    --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	    --custom-compile-command 'make lock' $(LOCK_FLAGS) -o $(LOCK)
 
 demo: venv
 	$(BIN)/oko demo --host 127.0.0.1 --port 8000
@@ -21,9 +40,13 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check .
 
+typecheck: venv
+	$(BIN)/mypy
+
 test: venv
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) oko-data
+	rm -rf $(VENV) $(LOCK_TOOLS) oko-data
