@@ -4,51 +4,28 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from pypdf import PdfReader
 from sqlalchemy import text
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from evidence.keys import ensure_signing_identity
-from search_api.cli import main
 from search_api.cli.access import create_first_admin
 from search_api.state import AppState
 from storage.models.access import AuditCheckpoint, AuditEvent, Role, User
 from storage.settings import Settings
+from tests.search_api.access_helpers import PASSWORD, Oko, oko_runner
 
-PASSWORD = "correct horse battery"
 # the CLI reads hidden passwords from the test's stdin, which is not a terminal
 pytestmark = pytest.mark.filterwarnings("ignore::getpass.GetPassWarning")
 
 
-@dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-
-Oko = Callable[..., CliResult]
-
-
 @pytest.fixture
 def oko(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Oko:
-    monkeypatch.setenv("OKO_HOME", str(settings.home))
-    monkeypatch.setenv("OKO_ENVIRONMENT", "test")
-    monkeypatch.setenv("OKO_KEY_PASSPHRASE", settings.key_passphrase or "")
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def run(*args: str, input: str | None = None) -> CliResult:
-        with CliRunner().isolation(input=input) as (out, err, _):
-            code = main(list(args))
-            return CliResult(code, out.getvalue().decode(), err.getvalue().decode())
-
-    return run
+    return oko_runner(settings, monkeypatch)
 
 
 def users(state: AppState) -> dict[str, User]:
@@ -58,7 +35,7 @@ def users(state: AppState) -> dict[str, User]:
 
 def audit_actions(state: AppState) -> list[tuple[str, str]]:
     with Session(state.engine) as session:
-        rows = session.exec(select(AuditEvent).order_by(AuditEvent.seq)).all()
+        rows = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq))).all()
         return [(r.action, str(r.details.get("username", r.details.get("target", ""))))
                 for r in rows]
 

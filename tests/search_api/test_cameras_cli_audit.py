@@ -9,9 +9,9 @@ import pytest
 from sqlmodel import Session, col, select
 
 from indexer.samples import write_cameras_csv
-from search_api.cli import main
 from search_api.state import AppState
 from storage.models.access import AuditEvent
+from tests.search_api.access_helpers import oko_runner
 
 
 def _camera_entries(state: AppState) -> list[AuditEvent]:
@@ -22,14 +22,12 @@ def _camera_entries(state: AppState) -> list[AuditEvent]:
 
 def test_cli_camera_registrations_are_audited(state: AppState, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OKO_HOME", str(state.settings.home))
-    monkeypatch.setenv("OKO_ENVIRONMENT", "test")
-    monkeypatch.delenv("OKO_DATABASE_URL", raising=False)
-    assert main(["cameras", "import", str(write_cameras_csv(tmp_path / "cameras.csv"))]) == 0
-    assert main(["cameras", "add", "--id", "CAM-010", "--name", "Podil", "--lat", "50.466",
-                 "--lon", "30.515", "--agency", "police", "--allow", "municipal_guard"]) == 0
-    assert main(["cameras", "add", "--id", "CAM-011", "--name", "X", "--lat", "50",
-                 "--lon", "30", "--agency", "police", "--timezone", "Mars/Base"]) == 2
+    oko = oko_runner(state.settings, monkeypatch)
+    assert oko("cameras", "import", str(write_cameras_csv(tmp_path / "cameras.csv"))).code == 0
+    assert oko("cameras", "add", "--id", "CAM-010", "--name", "Podil", "--lat", "50.466",
+               "--lon", "30.515", "--agency", "police", "--allow", "municipal_guard").code == 0
+    assert oko("cameras", "add", "--id", "CAM-011", "--name", "X", "--lat", "50",
+               "--lon", "30", "--agency", "police", "--timezone", "Mars/Base").code == 2
     entries = _camera_entries(state)
     assert [e.details["camera_id"] for e in entries] == ["CAM-001", "CAM-002", "CAM-003",
                                                          "CAM-010"]

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from evidence.keys import ensure_signing_identity
 from indexer.samples import write_cameras_csv
-from search_api.accounts import create_user as add_account
-from search_api.cli import main
 from search_api.security import RateLimitedError
 from search_api.state import AppState
 from search_api.usecases import audit_log, auth, cameras, users
@@ -30,17 +26,9 @@ from storage.errors import (
 )
 from storage.models.access import AuditEvent, LoginAttempt, Role, User, UserCreate, UserUpdate
 from storage.models.media import Camera
+from tests.search_api.access_helpers import PASSWORD, Oko, add_user, oko_runner
 
-PASSWORD = "correct horse battery"
 ClientAs = Callable[..., TestClient]
-
-
-def add_user(state: AppState, username: str, role: Role, agency: str = "police") -> User:
-    with Session(state.engine, expire_on_commit=False) as session:
-        user = add_account(session, username=username, password=PASSWORD, agency=agency,
-                           role=role)
-        session.commit()
-    return user
 
 
 @contextmanager
@@ -198,31 +186,13 @@ def test_who_am_i_and_sign_out_need_a_named_user(state: AppState) -> None:
 
 # --- through the adapters --------------------------------------------------------------
 
-@dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-
 @pytest.fixture
-def oko(state: AppState, monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
-    monkeypatch.setenv("OKO_HOME", str(state.settings.home))
-    monkeypatch.setenv("OKO_ENVIRONMENT", "test")
-    monkeypatch.setenv("OKO_KEY_PASSPHRASE", state.settings.key_passphrase or "")
-    monkeypatch.delenv("OKO_DATABASE_URL", raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def run(*args: str) -> CliResult:
-        with CliRunner().isolation() as (out, err, _):
-            code = main(list(args))
-            return CliResult(code, out.getvalue().decode(), err.getvalue().decode())
-
-    return run
+def oko(state: AppState, monkeypatch: pytest.MonkeyPatch) -> Oko:
+    return oko_runner(state.settings, monkeypatch)
 
 
 def test_cli_user_changes_write_the_same_entry_as_patch_api_users(
-        state: AppState, client_as: ClientAs, oko: Callable[..., CliResult]) -> None:
+        state: AppState, client_as: ClientAs, oko: Oko) -> None:
     target = add_user(state, "target", Role.INVESTIGATOR)
     admin = client_as(Role.ADMIN, agency="city")
     for body in ({"role": "supervisor"}, {"disabled": True}):
@@ -239,7 +209,7 @@ def test_cli_user_changes_write_the_same_entry_as_patch_api_users(
 
 
 def test_cli_as_a_user_acts_with_their_name_and_role(
-        state: AppState, oko: Callable[..., CliResult]) -> None:
+        state: AppState, oko: Oko) -> None:
     add_user(state, "auditor", Role.AUDITOR, agency="oversight")
     verified = oko("--as", "auditor", "audit", "verify")
     assert verified.code == 0, verified.err
@@ -254,7 +224,7 @@ def test_cli_as_a_user_acts_with_their_name_and_role(
 
 
 def test_cli_cameras_show_and_list_see_what_the_user_may_see(
-        state: AppState, tmp_path: Path, oko: Callable[..., CliResult]) -> None:
+        state: AppState, tmp_path: Path, oko: Oko) -> None:
     assert oko("cameras", "import", str(write_cameras_csv(tmp_path / "cameras.csv"))).code == 0
     add_user(state, "guard", Role.INVESTIGATOR, agency="municipal_guard")
     shown = oko("cameras", "show", "CAM-002")
