@@ -78,8 +78,9 @@ def approve_export(session: Session, *, job: ExportJob, approver: User) -> Expor
 
 
 def get_export_job(session: Session, *, case: Case, job_id: int) -> ExportJob:
-    """Raises ``NotFoundError`` for a missing job and for one of another case."""
-    job = session.get(ExportJob, job_id)
+    """The job as it is now in the DB (another process may run it); raises
+    ``NotFoundError`` for a missing job and for one of another case."""
+    job = session.get(ExportJob, job_id, populate_existing=True)
     if job is None or job.case_id != case.id:
         raise NotFoundError(f"Export {job_id} of case {case.number} does not exist.")
     return job

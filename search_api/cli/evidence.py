@@ -20,7 +20,7 @@ import typer
 from cryptography.hazmat.primitives import hashes
 from rich.table import Table
 
-from evidence.export_jobs import AWAITING_APPROVAL
+from evidence.export_jobs import AWAITING_APPROVAL, QUEUED, RUNNING
 from evidence.keys import (
     KEY_FILE,
     Signer,
@@ -203,8 +203,10 @@ def export(ctx: typer.Context, number: Number,
                     f"{number} {export_id}\nThen write it: oko case export {number} --export "
                     f"{export_id} --out {out}")
                 return
-        passphrase(context)
-        exports.run_export(usecase, export_id=export_id)  # a no-op once the job is done
+        if exports.read_export(usecase, case_id=case_id, export_id=export_id).status in (
+                QUEUED, RUNNING):
+            passphrase(context)  # asked only when this process signs the bundle
+        exports.run_export(usecase, export_id=export_id)  # a no-op unless it is queued
         download = exports.download_export(usecase, case_id=case_id, export_id=export_id)
     _copy_out(download.path, out)
     job = download.job

@@ -147,9 +147,9 @@ def run_export(ctx: UseCaseContext, *, export_id: int) -> ExportJobPublic | None
     job of a case the actor cannot see, and the signing key's errors before claiming.
     """
     ctx.require(Permission.EXPORT)
-    job = ctx.session.get(ExportJob, export_id)
-    if job is None:
-        return None
+    job = ctx.session.get(ExportJob, export_id, populate_existing=True)
+    if job is None or job.status not in (jobs.QUEUED, jobs.RUNNING):
+        return None  # checked again by the claim; this only spares reading the key
     get_visible_case(ctx, job.case_id)
     env = export_environment(ctx.state)
     try:
