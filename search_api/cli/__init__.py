@@ -1,4 +1,7 @@
-"""The ``oko`` command line. Commands are thin adapters over the domain packages."""
+"""The ``oko`` command line. Commands are thin adapters over the use cases.
+
+A command's module is imported only when that command runs (``search_api.cli.lazy``).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +15,8 @@ import click
 import typer
 from pydantic import ValidationError
 
-from search_api.cli import access, cameras, evidence, ingest, models, search, setup
 from search_api.cli.common import CliContext, err_console
+from search_api.cli.lazy import LazyCommandGroup
 from storage.errors import ConfigurationError, OkoError
 from storage.settings import Settings
 
@@ -23,10 +26,8 @@ app = typer.Typer(
     help="Oko: forensic video search and evidence management.",
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=LazyCommandGroup,
 )
-
-for module in (setup, cameras, ingest, models, search, evidence, access):
-    module.register(app)
 
 
 @app.callback()
