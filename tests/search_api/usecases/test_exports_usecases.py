@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +13,6 @@ import pytest
 from sqlmodel import Session, col, select
 
 from evidence.export_jobs import claim_export_job
-from search_api.accounts import create_user
 from search_api.state import AppState
 from search_api.usecases import cases, exports
 from search_api.usecases.context import Actor, UseCaseContext
@@ -23,6 +22,7 @@ from storage.models.access import AuditEvent, Role, User
 from storage.models.evidence import ExportJob
 from storage.types import utcnow
 from tests.evidence.conftest import EvidenceWorld, build_world
+from tests.search_api.access_helpers import add_user
 
 
 class RecordingQueue:
@@ -55,18 +55,8 @@ def acting(state: AppState, actor: Actor) -> Iterator[UseCaseContext]:
         yield UseCaseContext(session=session, state=state, actor=actor)
 
 
-@contextmanager
-def as_user(state: AppState, user: User) -> Iterator[UseCaseContext]:
-    with acting(state, Actor.of_user(user, ip="203.0.113.7")) as ctx:
-        yield ctx
-
-
-def add_user(state: AppState, username: str, role: Role) -> User:
-    with Session(state.engine, expire_on_commit=False) as session:
-        user = create_user(session, username=username, password="correct horse battery",
-                           agency="police", role=role)
-        session.commit()
-    return user
+def as_user(state: AppState, user: User) -> AbstractContextManager[UseCaseContext]:
+    return acting(state, Actor.of_user(user, ip="203.0.113.7"))
 
 
 def job_row(state: AppState, job_id: int) -> ExportJob:
