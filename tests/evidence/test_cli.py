@@ -218,3 +218,23 @@ def test_case_export_needs_a_supervisors_approval_like_the_api(  # type: ignore[
     code, out, _ = oko("case", "show", number, "--json")
     [export_entry] = [e for e in json.loads(out)["custody"] if e["action"] == "export"]
     assert export_entry["actor"] == "investigator-police"  # the requester, not the runner
+
+
+def test_case_list_and_show_show_what_the_actor_may_see(  # type: ignore[no-untyped-def]
+        oko, world: EvidenceWorld) -> None:
+    with world.session() as session:
+        create_user(session, username="other-investigator", password="correct horse battery",
+                    agency="police", role=Role.INVESTIGATOR)
+        session.commit()
+    code, out, _ = oko("case", "list", "--json")  # the operator sees every case
+    assert code == 0 and [c["number"] for c in json.loads(out)] == ["KV-2026-001"]
+    code, out, _ = oko("--as", "investigator-police", "case", "list", "--json")
+    assert [c["number"] for c in json.loads(out)] == ["KV-2026-001"]
+    code, out, _ = oko("--as", "other-investigator", "case", "list", "--json")
+    assert code == 0 and json.loads(out) == []
+    code, _, err = oko("--as", "other-investigator", "case", "show", "KV-2026-001")
+    assert code == 1 and "Case KV-2026-001 does not exist." in err
+    code, _, err = oko("--as", "other-investigator", "case", "add-clip", "KV-2026-001",
+                       "--camera", "cam-1", "--start", "2026-11-24T10:00:01Z",
+                       "--end", "2026-11-24T10:00:02Z")
+    assert code == 1 and "Case KV-2026-001 does not exist." in err
