@@ -25,18 +25,17 @@ from sqlalchemy.engine import make_url
 from indexer.jobs import FAILED
 from indexer.samples import CAMERAS as SAMPLE_CAMERAS
 from indexer.samples import generate_sample_footage
-from search_api.accounts import create_user, list_users
 from search_api.cli.access import create_first_admin
 from search_api.cli.common import CliContext, cli_context, console, err_console
 from search_api.cli.evidence import create_signing_identity
 from search_api.cli.ingest import JobProgressBoard, print_summary
 from search_api.state import AppState
 from search_api.tasks import QUEUE, make_celery
+from search_api.usecases.cameras import import_cameras, list_visible_cameras
 from search_api.usecases.ingest import embed_pending, job_reports, run_ingest, submit_footage
-from storage.cameras import get_camera, import_cameras_csv
-from storage.db import session_scope
+from search_api.usecases.users import create_user, list_users
 from storage.errors import ConfigurationError
-from storage.models.access import Role
+from storage.models.access import Role, UserCreate
 from storage.settings import Settings
 
 HostOption = Annotated[str, typer.Option("--host", help="Address to listen on.")]
@@ -196,11 +195,12 @@ def ingest_demo_footage(cli: CliContext, *, profile: str) -> bool:
     with console.status(f"Generating sample footage into {samples_dir} ..."):
         samples = generate_sample_footage(samples_dir, profile=profile)
     assert samples.cameras_csv is not None
-    with session_scope(state.engine) as session:
-        if all(get_camera(session, camera.id) for camera in SAMPLE_CAMERAS):
+    with cli.usecase() as usecase:
+        registered = {camera.id for camera in list_visible_cameras(usecase)}
+        if all(camera.id in registered for camera in SAMPLE_CAMERAS):
             console.print("Sample cameras are already registered.")
         else:
-            import_cameras_csv(session, path=samples.cameras_csv)
+            import_cameras(usecase, path=samples.cameras_csv)
     job_ids: list[int] = []
     for camera_id in dict.fromkeys(clip.camera_id for clip in samples.clips):
         paths = [clip.path for clip in samples.clips if clip.camera_id == camera_id]
@@ -239,9 +239,9 @@ def _demo_secrets(settings: Settings) -> dict[str, str]:
     return generated
 
 
-def _prepare_demo_accounts(state: AppState) -> list[str]:
+def _prepare_demo_accounts(cli: CliContext) -> list[str]:
     """Fill unset secrets from the demo file so the demo never stops at a prompt."""
-    settings = state.settings
+    settings = cli.settings
     demo = _demo_secrets(settings)
     lines = []
     if not settings.key_passphrase:
@@ -250,10 +250,11 @@ def _prepare_demo_accounts(state: AppState) -> list[str]:
     if not settings.first_admin_password:
         settings.first_admin_password = demo["admin_password"]
         lines.append(f"admin / {demo['admin_password']}")
-    with session_scope(state.engine) as session:
-        if not any(user.username == DEMO_INVESTIGATOR for user in list_users(session)):
-            create_user(session, username=DEMO_INVESTIGATOR, agency="police",
-                        role=Role.INVESTIGATOR, password=demo["investigator_password"])
+    with cli.usecase() as usecase:
+        if not any(user.username == DEMO_INVESTIGATOR for user in list_users(usecase)):
+            create_user(usecase, new=UserCreate(
+                username=DEMO_INVESTIGATOR, agency="police", role=Role.INVESTIGATOR,
+                password=demo["investigator_password"]))
     lines.append(f"{DEMO_INVESTIGATOR} / {demo['investigator_password']} (police)")
     return lines
 
@@ -268,7 +269,7 @@ def demo_command(
         _check_port_free(host, port)  # before minutes of work, not after
     cli = cli_context(ctx)
     state = cli.state
-    accounts = _prepare_demo_accounts(state)
+    accounts = _prepare_demo_accounts(cli)
     for line in run_setup(state):
         console.print(line, highlight=False)
     ok = ingest_demo_footage(cli, profile=profile)

@@ -49,7 +49,7 @@ def test_an_unexpected_failure_is_one_sentence_with_the_traceback_logged(
 @pytest.mark.parametrize(("args", "message"), [
     (["cameras", "add", "--id", "CAM-9"], "Missing option '--name'"),
     (["case", "create", "X"], "Missing option '--title'"),
-    (["cameras", "list", "--bogus"], "No such option: --bogus"),
+    (["cameras", "list", "--bogus"], "No such option '--bogus'"),
     (["frobnicate"], "No such command 'frobnicate'"),
     (["jobs", "--limit", "0"], "Invalid value for '--limit'"),
     (["users", "add", "olena", "--agency", "police", "--role", "emperor"],
