@@ -36,6 +36,10 @@ class JobProgressBoard:
     def update(self, job_id: int, *, fraction: float, stage: str) -> None:
         self.progress.update(self.tasks[job_id], completed=fraction, stage=stage)
 
+    def update_stage(self, job_id: int, stage: str, fraction: float) -> None:
+        """The ingest progress callback's argument order."""
+        self.update(job_id, fraction=fraction, stage=stage)
+
     def show(self, reports: Sequence[JobReport]) -> None:
         for report in reports:
             stage = report.status if report.status in FINISHED_STATUSES else report.stage

@@ -17,6 +17,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated
 
 import typer
@@ -210,9 +211,7 @@ def ingest_demo_footage(cli: CliContext, *, profile: str) -> bool:
         board = JobProgressBoard(job_reports(usecase, job_ids=job_ids))
     with board.progress:
         for job_id in job_ids:
-            run_ingest(state, job_id=job_id,
-                       on_progress=lambda stage, fraction, job_id=job_id: board.update(
-                           job_id, fraction=fraction, stage=stage))
+            run_ingest(state, job_id=job_id, on_progress=partial(board.update_stage, job_id))
             with cli.usecase() as usecase:
                 board.show(job_reports(usecase, job_ids=[job_id]))
     with cli.usecase() as usecase:
