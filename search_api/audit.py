@@ -79,39 +79,3 @@ def verify_installation_audit(session: Session, *, state: AppState,
 
 __all__ = ["AuditAction", "record_event", "verify_installation_audit"]
 
-
-# --- Transitional: removed once every route and command calls a use case. -------------
-import getpass  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-from fastapi import Request  # noqa: E402
-
-from storage.models.access import User  # noqa: E402
-
-
-def cli_actor() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
-
-
-def record(session: Session, request: Request, user: User | str, action: AuditAction,
-           **details: Any) -> AuditEvent:
-    state: AppState = request.app.state.oko
-    actor = user.username if isinstance(user, User) else user
-    agency = user.agency if isinstance(user, User) else ""
-    return record_event(session, state=state, actor=actor, agency=agency,
-                        ip=client_ip(request), action=action, details=details)
-
-
-@dataclass(frozen=True)
-class AuditRecorder:
-    session: Session
-    request: Request
-    user: User
-
-    def __call__(self, action: AuditAction, **details: Any) -> AuditEvent:
-        return record(self.session, self.request, self.user, action, **details)
-

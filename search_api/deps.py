@@ -9,7 +9,6 @@ from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session
 
-from search_api.audit import AuditRecorder
 from search_api.policy import require_permission
 from search_api.security import (
     CSRF_HEADER,
@@ -109,14 +108,3 @@ MAX_DB_ID = 2**63 - 1  # the largest integer key SQLite and PostgreSQL (bigint) 
 DbId = Annotated[int, Path(ge=1, le=MAX_DB_ID, description="A database id")]
 """Integer path ids: out-of-range values are refused (422) before they reach the DB."""
 
-
-# --- Transitional: removed once every route calls a use case. -------------------------
-def get_token_secret(state: StateDep) -> bytes:
-    return state.token_secret()
-
-
-def get_audit_recorder(request: Request, session: SessionDep, user: CurrentUser) -> AuditRecorder:
-    return AuditRecorder(session=session, request=request, user=user)
-
-
-AuditDep = Annotated[AuditRecorder, Depends(get_audit_recorder)]

@@ -25,7 +25,7 @@ class CeleryJobQueue:
 
     @property
     def app(self) -> Celery:
-        from search_api.tasks import make_celery
+        from search_api.tasks.app import make_celery
 
         with self._lock:
             if self._app is None:
@@ -33,12 +33,12 @@ class CeleryJobQueue:
             return self._app
 
     def enqueue_ingest(self, job_ids: Sequence[int]) -> None:
-        from search_api.tasks.ingest import enqueue_ingest
+        from search_api.tasks.app import enqueue_ingest
 
         enqueue_ingest(self.app, list(job_ids))
 
     def enqueue_export(self, job_id: int) -> None:
-        from search_api.tasks.evidence import enqueue_export
+        from search_api.tasks.app import enqueue_export
 
         enqueue_export(self.app, job_id)
 

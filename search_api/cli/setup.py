@@ -31,7 +31,6 @@ from search_api.cli.common import CliContext, cli_context, console, err_console
 from search_api.cli.evidence import create_signing_identity
 from search_api.cli.ingest import JobProgressBoard, print_summary
 from search_api.state import AppState
-from search_api.tasks import QUEUE, make_celery
 from search_api.usecases.cameras import import_cameras, list_visible_cameras
 from search_api.usecases.ingest import embed_pending, job_reports, run_ingest, submit_footage
 from search_api.usecases.users import create_user, list_users
@@ -86,6 +85,8 @@ def worker_command(
     if pool not in ("solo", "prefork"):
         raise ConfigurationError(f"Unknown worker pool '{pool}' (expected solo or prefork).")
     settings = cli_context(ctx).state.settings  # migrates before any task runs
+    from search_api.tasks.app import QUEUE, make_celery  # Celery loads for the worker only
+
     celery = make_celery(settings)
     argv = ["worker", "--loglevel=INFO", f"--pool={pool}", f"--queues={QUEUE}",
             f"--concurrency={concurrency or settings.worker_concurrency}",

@@ -18,7 +18,7 @@ from celery import current_app
 from sqlmodel import Session
 
 from search_api.state import AppState
-from search_api.tasks import worker_state
+from search_api.tasks.worker import worker_state
 from storage.db import session_scope
 from storage.errors import OkoError
 

@@ -33,7 +33,7 @@ from search_api.accounts import create_user
 from search_api.app import create_app
 from search_api.security import issue_token, load_token_secret
 from search_api.state import AppState, build_state
-from search_api.tasks.evidence import export_environment
+from search_api.usecases.exports import export_environment
 from storage.models.access import AuditEvent, Role, User
 from storage.models.evidence import Case, ExportJob
 from storage.models.media import Camera, Frame, IngestJob, Segment

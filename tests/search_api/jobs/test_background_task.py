@@ -9,8 +9,9 @@ from sqlmodel import Session, select
 
 from indexer.jobs import fail_job
 from search_api.state import AppState
-from search_api.tasks import make_celery, sweep_dead_scratch, worker_state
+from search_api.tasks.app import make_celery
 from search_api.tasks.background import background_task
+from search_api.tasks.worker import sweep_dead_scratch, worker_state
 from storage.db import session_scope
 from storage.errors import InvalidInputError
 from storage.models.media import Camera, IngestJob

@@ -27,7 +27,7 @@ from indexer.jobs import (
     worker_name,
 )
 from search_api.state import AppState
-from search_api.tasks.ingest import local_worker_alive
+from search_api.tasks.worker import local_worker_alive
 from search_api.usecases.ingest import ingest_options
 from storage.db import session_scope
 from storage.errors import InvalidInputError, NotFoundError

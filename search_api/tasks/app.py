@@ -1,0 +1,101 @@
+"""Celery wiring shared by senders and the worker: the app factory, task names, sending.
+
+The default broker is kombu's SQLAlchemy transport on a SQLite file in the data dir, so
+nothing needs a server; ``OKO_BROKER_URL=redis://...`` switches to Redis. The DB job
+rows, not the broker, decide what still has to run: a worker re-enqueues stale jobs
+itself (``search_api.tasks.worker``). Messages are sent by task name, so a sender never
+imports the task bodies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from celery import Celery
+from kombu.exceptions import OperationalError
+
+from storage.errors import OkoError
+from storage.settings import Settings
+
+TASK_MODULES = ["search_api.tasks.ingest", "search_api.tasks.evidence"]
+QUEUE = "oko"
+INGEST_TASK = "oko.ingest"
+EMBED_TASK = "oko.embed"
+EXPORT_TASK = "oko.export_case"
+
+
+class BrokerUnavailableError(OkoError):
+    """The job broker could not take the task; the job row stays queued for recovery."""
+
+    exit_code = 4
+    http_status = 503
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app for these settings; the worker's state is built lazily per process."""
+    broker = settings.resolved_broker_url
+    # Only the process-wide default, never a thread-local "current" app: a request
+    # thread that builds an app must not leave it current for another thread's tasks.
+    app = Celery("oko", broker=broker, include=TASK_MODULES, set_as_current=False)
+    transport_options: dict[str, Any] = {}
+    if broker.startswith("sqla+"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+        # Passed to SQLAlchemy's create_engine: wait on a locked SQLite file, don't fail.
+        transport_options = {"connect_args": {"timeout": 30}}
+    elif broker.startswith(("redis://", "rediss://")):
+        # Far longer than any ingest: recovery is done from the DB lease, not redelivery.
+        transport_options = {"visibility_timeout": 6 * 3600}
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        result_backend=None,
+        task_default_queue=QUEUE,
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        worker_concurrency=settings.worker_concurrency,
+        timezone="UTC",
+        enable_utc=True,
+    )
+    app.oko_settings = settings  # type: ignore[attr-defined]
+    app.set_default()
+    return app
+
+
+def enqueue_ingest(app: Celery, job_ids: Iterable[int]) -> None:
+    """Send one ingest task per job id (after the job rows are committed).
+
+    Raises ``BrokerUnavailableError`` when the broker cannot be reached; the jobs
+    stay queued and a worker enqueues them again when it starts.
+    """
+    try:
+        for job_id in job_ids:
+            app.send_task(INGEST_TASK, args=[job_id], queue=QUEUE)
+    except OperationalError as exc:
+        raise BrokerUnavailableError(
+            "The job broker cannot be reached; the jobs stay queued and a worker will"
+            " pick them up when it starts.") from exc
+
+
+def enqueue_export(app: Celery, job_id: int) -> None:
+    """Send the export task after its job row is committed."""
+    try:
+        app.send_task(EXPORT_TASK, args=[job_id], queue=QUEUE)
+    except OperationalError as exc:
+        raise BrokerUnavailableError(
+            "The job broker cannot be reached; the export stays queued.") from exc
+
+
+__all__ = [
+    "EMBED_TASK",
+    "EXPORT_TASK",
+    "INGEST_TASK",
+    "QUEUE",
+    "TASK_MODULES",
+    "BrokerUnavailableError",
+    "enqueue_export",
+    "enqueue_ingest",
+    "make_celery",
+]
