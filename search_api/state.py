@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from sqlalchemy.engine import Engine
 
 from evidence.audit import load_audit_mac_key
-from evidence.keys import Signer, load_signer
+from evidence.keys import KEY_FILE, Signer, load_signer
 from search_api.security import load_token_secret
 from storage.blobstore import BlobStore
 from storage.db import make_engine, migrate
@@ -52,6 +52,7 @@ class AppState:
     _token_secret: bytes | None = field(default=None, repr=False)
     _audit_mac_key: bytes | None = field(default=None, repr=False)
     _signer: Signer | None = field(default=None, repr=False)
+    _signer_stamp: int | None = field(default=None, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def query_embedder(self) -> QueryEmbedder:
@@ -92,11 +93,21 @@ class AppState:
             return self._audit_mac_key
 
     def signer(self) -> Signer:
-        """The installation's evidence-signing key (read once; needs OKO_KEY_PASSPHRASE)."""
+        """The installation's evidence-signing key (needs OKO_KEY_PASSPHRASE).
+
+        Read again whenever the key file changed, so a long-running worker signs with
+        the new key from the first export after ``oko keys rotate``.
+        """
+        key_file = self.settings.keys_dir / KEY_FILE
         with self._lock:
-            if self._signer is None:
+            try:
+                stamp = key_file.stat().st_mtime_ns
+            except FileNotFoundError:
+                stamp = None  # load_signer says how to create one
+            if self._signer is None or stamp != self._signer_stamp:
                 self._signer = load_signer(keys_dir=self.settings.keys_dir,
                                            passphrase=self.settings.key_passphrase)
+                self._signer_stamp = stamp
             return self._signer
 
     def jobs(self) -> JobQueue:

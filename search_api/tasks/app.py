@@ -59,7 +59,7 @@ def make_celery(settings: Settings) -> Celery:
         timezone="UTC",
         enable_utc=True,
     )
-    app.oko_settings = settings  # type: ignore[attr-defined]
+    app.oko_settings = settings
     app.set_default()
     return app
 

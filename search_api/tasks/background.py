@@ -53,7 +53,8 @@ def background_task(*, mark_failed: MarkFailed) -> Callable[[TaskBody], Callable
                     return
                 except Exception as exc:
                     session.rollback()
-                    logger.exception("task %s failed for job %s", body.__name__, job_id)
+                    logger.exception("task %s failed for job %s",
+                                     getattr(body, "__name__", body), job_id)
                     message = failure_sentence(exc)
             with session_scope(state.engine) as failure_session:
                 mark_failed(failure_session, job_id=job_id, message=message)

@@ -17,7 +17,7 @@ from search_api.usecases.context import UseCaseContext
 from search_api.usecases.exports import WORKER_ACTOR, run_export
 
 
-@shared_task(name=EXPORT_TASK, acks_late=True)
+@shared_task(name=EXPORT_TASK, acks_late=True)  # type: ignore[untyped-decorator]  # celery ships no types
 @background_task(mark_failed=fail_export_job)
 def export_case_task(*, state: AppState, session: Session, job_id: int) -> None:
     """Run export job ``job_id``; a duplicate message for a claimed or finished job is a no-op."""

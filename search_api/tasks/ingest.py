@@ -17,7 +17,7 @@ from search_api.usecases.ingest import embed_pending, run_ingest
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name=INGEST_TASK, acks_late=True)
+@shared_task(name=INGEST_TASK, acks_late=True)  # type: ignore[untyped-decorator]  # celery ships no types
 @background_task(mark_failed=fail_job)
 def ingest(*, state: AppState, session: Session, job_id: int) -> None:
     """Run ingest job ``job_id``, then queue the embedding of its new frames."""
@@ -25,7 +25,7 @@ def ingest(*, state: AppState, session: Session, job_id: int) -> None:
         embed.apply_async(queue=QUEUE)
 
 
-@shared_task(name=EMBED_TASK, acks_late=True)
+@shared_task(name=EMBED_TASK, acks_late=True)  # type: ignore[untyped-decorator]  # celery ships no types
 def embed() -> str:
     """Embed every pending frame and sync the shards; without a model the frames wait."""
     line = embed_pending(worker_state(current_app))

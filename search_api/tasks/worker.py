@@ -70,14 +70,14 @@ def worker_state(app: Celery) -> AppState:
     with _state_lock:
         built: tuple[int, AppState] | None = getattr(app, "_oko_state", None)
         if built is None or built[0] != pid:
-            settings: Settings = app.oko_settings  # type: ignore[attr-defined]
+            settings: Settings = app.oko_settings
             state = build_state(settings, job_queue=CeleryJobQueue(settings))
             scratch = settings.tmp_dir / _scratch_name(psutil.Process(pid))
             scratch.mkdir(parents=True, exist_ok=True)
             state.originals = BlobStore(settings.blobs_dir, scratch)
             state.derived = BlobStore(settings.derived_dir, scratch)
             built = (pid, state)
-            app._oko_state = built  # type: ignore[attr-defined]
+            app._oko_state = built
         return built[1]
 
 
@@ -119,7 +119,7 @@ class _RecoveryLoop:
         self.thread = threading.Thread(target=self._run, name="oko-job-recovery", daemon=True)
 
     def _run(self) -> None:
-        settings: Settings = self.app.oko_settings  # type: ignore[attr-defined]
+        settings: Settings = self.app.oko_settings
         include_queued = True  # first pass: queued jobs may have lost their broker message
         interval = max(settings.job_lease_seconds / 2, 0.5)
         while not self.stop.is_set():
@@ -135,7 +135,7 @@ class _RecoveryLoop:
 _recovery: dict[int, _RecoveryLoop] = {}
 
 
-@worker_ready.connect
+@worker_ready.connect  # type: ignore[untyped-decorator]  # celery ships no types
 def _start_recovery(sender: Any = None, **_kwargs: Any) -> None:
     app = getattr(sender, "app", None)
     if app is None or not hasattr(app, "oko_settings"):
@@ -145,7 +145,7 @@ def _start_recovery(sender: Any = None, **_kwargs: Any) -> None:
     loop.thread.start()
 
 
-@worker_shutdown.connect
+@worker_shutdown.connect  # type: ignore[untyped-decorator]  # celery ships no types
 def _stop_recovery(**_kwargs: Any) -> None:
     loop = _recovery.pop(os.getpid(), None)
     if loop is not None:
