@@ -3,7 +3,8 @@ run in this process against a test data dir."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -13,10 +14,21 @@ from sqlmodel import Session
 from search_api.accounts import create_user
 from search_api.cli import main
 from search_api.state import AppState
+from search_api.usecases.context import Actor, UseCaseContext
 from storage.models.access import Role, User
 from storage.settings import Settings
 
 PASSWORD = "correct horse battery"
+
+
+@contextmanager
+def acting(state: AppState, actor: Actor) -> Iterator[UseCaseContext]:
+    with Session(state.engine, expire_on_commit=False) as session:
+        yield UseCaseContext(session=session, state=state, actor=actor)
+
+
+def as_user(state: AppState, user: User) -> AbstractContextManager[UseCaseContext]:
+    return acting(state, Actor.of_user(user, ip="203.0.113.7"))
 
 
 def add_user(state: AppState, username: str, role: Role, agency: str = "police") -> User:

@@ -3,8 +3,7 @@ both adapters: refusals write nothing, and the CLI's entries have the API's shap
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,19 +25,9 @@ from storage.errors import (
 )
 from storage.models.access import AuditEvent, LoginAttempt, Role, User, UserCreate, UserUpdate
 from storage.models.media import Camera
-from tests.search_api.access_helpers import PASSWORD, Oko, add_user, oko_runner
+from tests.search_api.access_helpers import PASSWORD, Oko, acting, add_user, as_user, oko_runner
 
 ClientAs = Callable[..., TestClient]
-
-
-@contextmanager
-def acting(state: AppState, actor: Actor) -> Iterator[UseCaseContext]:
-    with Session(state.engine, expire_on_commit=False) as session:
-        yield UseCaseContext(session=session, state=state, actor=actor)
-
-
-def as_user(state: AppState, user: User) -> AbstractContextManager[UseCaseContext]:
-    return acting(state, Actor.of_user(user, ip="203.0.113.7"))
 
 
 def audit_rows(state: AppState) -> list[AuditEvent]:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,14 +14,14 @@ from sqlmodel import Session, col, select
 from evidence.export_jobs import claim_export_job
 from search_api.state import AppState
 from search_api.usecases import cases, exports
-from search_api.usecases.context import Actor, UseCaseContext
+from search_api.usecases.context import Actor
 from storage.custody import chain_entries
 from storage.errors import InvalidInputError, PermissionDeniedError
-from storage.models.access import AuditEvent, Role, User
+from storage.models.access import AuditEvent, Role
 from storage.models.evidence import ExportJob
 from storage.types import utcnow
 from tests.evidence.conftest import EvidenceWorld, build_world
-from tests.search_api.access_helpers import add_user
+from tests.search_api.access_helpers import acting, add_user, as_user
 
 
 class RecordingQueue:
@@ -47,16 +46,6 @@ def queue(state: AppState) -> RecordingQueue:
 @pytest.fixture
 def world(state: AppState, tmp_path: Path, queue: RecordingQueue) -> EvidenceWorld:
     return build_world(state, tmp_path)
-
-
-@contextmanager
-def acting(state: AppState, actor: Actor) -> Iterator[UseCaseContext]:
-    with Session(state.engine, expire_on_commit=False) as session:
-        yield UseCaseContext(session=session, state=state, actor=actor)
-
-
-def as_user(state: AppState, user: User) -> AbstractContextManager[UseCaseContext]:
-    return acting(state, Actor.of_user(user, ip="203.0.113.7"))
 
 
 def job_row(state: AppState, job_id: int) -> ExportJob:
