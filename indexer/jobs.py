@@ -171,20 +171,22 @@ def report_jobs(session: Session, jobs: Sequence[IngestJob]) -> list[JobReport]:
         select(Original).where(col(Original.id).in_(original_ids))).all()}
     segments = dict(session.exec(
         select(Segment.original_id, func.count()).where(col(Segment.original_id).in_(original_ids))
-        .group_by(Segment.original_id)).all())
+        .group_by(col(Segment.original_id))).all())
     frames = dict(session.exec(
         select(Frame.original_id, func.count()).where(col(Frame.original_id).in_(original_ids))
-        .group_by(Frame.original_id)).all())
+        .group_by(col(Frame.original_id))).all())
     reports = []
     for job in jobs:
         assert job.id is not None
-        original = originals.get(job.original_id) if job.original_id is not None else None
+        original_id = job.original_id
+        original = originals.get(original_id) if original_id is not None else None
         reports.append(JobReport(
             id=job.id, source_path=job.source_path, camera_id=job.camera_id,
             status=job.status, stage=job.stage, progress=job.progress, message=job.message,
             sha256=job.sha256, original_id=job.original_id, attempts=job.attempts,
             worker=job.worker, created_at=job.created_at, updated_at=job.updated_at,
-            segments=segments.get(job.original_id, 0), frames=frames.get(job.original_id, 0),
+            segments=segments.get(original_id, 0) if original_id is not None else 0,
+            frames=frames.get(original_id, 0) if original_id is not None else 0,
             damaged=bool(original and original.damaged),
             decodable_duration_s=(original.decodable_duration_s
                                   if original is not None and original.damaged else None),
@@ -209,11 +211,11 @@ def claim_job(
     get_job_or_raise(session, job_id)
     now = now or utcnow()
     stale_before = now - timedelta(seconds=lease_seconds)
-    claimable = or_(IngestJob.status == QUEUED,
-                    and_(IngestJob.status == RUNNING, _lease_expired(stale_before)))
+    claimable = or_(col(IngestJob.status) == QUEUED,
+                    and_(col(IngestJob.status) == RUNNING, _lease_expired(stale_before)))
     result = session.execute(
         update(IngestJob)
-        .where(and_(IngestJob.id == job_id, claimable))
+        .where(and_(col(IngestJob.id) == job_id, claimable))
         .values(status=RUNNING, worker=worker, attempts=IngestJob.attempts + 1,
                 heartbeat_at=now, updated_at=now, stage="starting", message="")
         .execution_options(synchronize_session=False)
@@ -226,15 +228,16 @@ def claim_job(
     return job
 
 
-def _owned(job_id: int, worker: str) -> object:
-    return and_(IngestJob.id == job_id, IngestJob.worker == worker, IngestJob.status == RUNNING)
+def _owned(job_id: int, worker: str) -> ColumnElement[bool]:
+    return and_(col(IngestJob.id) == job_id, col(IngestJob.worker) == worker,
+                col(IngestJob.status) == RUNNING)
 
 
 def heartbeat(session: Session, *, job_id: int, worker: str) -> bool:
     """Renew the lease; False when the job is no longer this worker's."""
     now = utcnow()
     result = session.execute(
-        update(IngestJob).where(_owned(job_id, worker))  # type: ignore[arg-type]
+        update(IngestJob).where(_owned(job_id, worker))
         .values(heartbeat_at=now).execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -246,7 +249,7 @@ def record_progress(
     """Store the current stage and overall fraction (0..1); renews the lease too."""
     now = utcnow()
     result = session.execute(
-        update(IngestJob).where(_owned(job_id, worker))  # type: ignore[arg-type]
+        update(IngestJob).where(_owned(job_id, worker))
         .values(stage=stage, progress=min(max(fraction, 0.0), 1.0),
                 heartbeat_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
@@ -309,6 +312,7 @@ def requeue_stale_jobs(
     requeued: list[int] = []
     failed: list[int] = []
     for job_id, attempts, holder, updated_at in stale:
+        assert job_id is not None
         if holder and worker_alive is not None and worker_alive(holder, updated_at):
             continue
         if attempts >= max_attempts:
@@ -320,7 +324,7 @@ def requeue_stale_jobs(
         # Conditional, like the claim: a worker that took the job over meanwhile keeps it.
         result = session.execute(
             update(IngestJob)
-            .where(IngestJob.id == job_id, IngestJob.status == RUNNING,
+            .where(col(IngestJob.id) == job_id, col(IngestJob.status) == RUNNING,
                    _lease_expired(stale_before))
             .values(updated_at=now, **values).execution_options(synchronize_session=False)
         )
@@ -332,6 +336,15 @@ def requeue_stale_jobs(
                         if job_id is not None and job_id not in requeued)
     session.flush()
     return RecoveredJobs(requeued=sorted(requeued), failed=sorted(failed))
+
+
+@dataclass
+class _ProgressWrite:
+    """The last progress written to the job row (stage, fraction, monotonic time)."""
+
+    stage: str
+    fraction: float
+    at: float
 
 
 class _LeaseKeeper:
@@ -396,15 +409,15 @@ def run_ingest_job(
     if job is None:
         return None
 
-    last_write = {"stage": "", "fraction": -1.0, "at": 0.0}
+    last_write = _ProgressWrite(stage="", fraction=-1.0, at=0.0)
 
     def progress(stage: str, fraction: float) -> None:
         # Throttled: one row update per stage change, percent step or half second.
         now = time.monotonic()
-        if (stage == last_write["stage"] and fraction - float(last_write["fraction"]) < 0.01
-                and now - float(last_write["at"]) < 0.5):
+        if (stage == last_write.stage and fraction - last_write.fraction < 0.01
+                and now - last_write.at < 0.5):
             return
-        last_write.update(stage=stage, fraction=fraction, at=now)
+        last_write.stage, last_write.fraction, last_write.at = stage, fraction, now
         with session_scope(engine) as progress_session:
             still_ours = record_progress(progress_session, job_id=job_id, worker=worker,
                                          stage=stage, fraction=fraction)
