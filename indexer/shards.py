@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import or_, update
+from sqlalchemy import Label, or_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -139,47 +140,77 @@ def _unmark(session: Session, key: ShardKey) -> None:
                     .values(shard_key=None, indexed_at=None))
 
 
+@dataclass(frozen=True)
+class _DayFrame:
+    """One embedded frame of a shard's day, as the shard writer reads it."""
+
+    frame_id: int
+    captured_at_utc: datetime
+    thumbnail_sha256: str
+    status: str
+    linked_frame_id: int | None
+    weights_sha256: str
+    preset: str
+
+    @property
+    def vector_id(self) -> int | None:
+        """The frame whose vector stands for this one (itself, or the linked one)."""
+        return self.frame_id if self.status == "embedded" else self.linked_frame_id
+
+
+# Labelled with _DayFrame's field names; rows are read by name (row._asdict()).
+_DAY_FRAME_COLUMNS: tuple[Label[Any], ...] = (
+    col(Frame.id).label("frame_id"),
+    col(Frame.captured_at_utc).label("captured_at_utc"),
+    col(Frame.thumbnail_sha256).label("thumbnail_sha256"),
+    col(FrameEmbedding.status).label("status"),
+    col(FrameEmbedding.linked_frame_id).label("linked_frame_id"),
+    col(FrameEmbedding.weights_sha256).label("weights_sha256"),
+    col(FrameEmbedding.preset).label("preset"),
+)
+
+
 def _write_key(*, session: Session, index_dir: Path, key: ShardKey, derived: BlobStore | None,
                approximate_min_vectors: int, recompute_phases: bool,
                report: SyncReport) -> None:
     camera = session.get(Camera, key.camera_id)
     assert camera is not None  # frames reference cameras by foreign key
     start, end = local_day_bounds_utc(key.local_day, camera.timezone)
-    rows = session.exec(
-        select(Frame.id, Frame.captured_at_utc, Frame.thumbnail_sha256, FrameEmbedding.status,
-               FrameEmbedding.linked_frame_id, FrameEmbedding.weights_sha256,
-               FrameEmbedding.preset)
+    query = (
+        sa_select(*_DAY_FRAME_COLUMNS)
         .join(FrameEmbedding, col(FrameEmbedding.frame_id) == col(Frame.id))
-        .where(Frame.camera_id == key.camera_id, col(Frame.captured_at_utc) >= start,
+        .where(col(Frame.camera_id) == key.camera_id, col(Frame.captured_at_utc) >= start,
                col(Frame.captured_at_utc) < end)
         .order_by(col(Frame.id))
-    ).all()
+    )
+    rows = [_DayFrame(**row._asdict()) for row in session.execute(query)]
     _unmark(session, key)
     if not rows:
         remove_shard(index_dir=index_dir, key=key)
         report.shards_removed.append(key.name)
         session.commit()
         return
-    frame_ids = [int(r[0]) for r in rows if r[0] is not None]
+    frame_ids = [r.frame_id for r in rows]
     entries: dict[int, FrameIndexEntry] = {}
     for part in chunked(frame_ids):
         entries.update((e.frame_id, e) for e in session.exec(
             select(FrameIndexEntry).where(col(FrameIndexEntry.frame_id).in_(part))))
-    for frame_id, captured, thumb, *_rest in rows:
-        assert frame_id is not None
+    for row in rows:
+        frame_id = row.frame_id
         if frame_id not in entries or recompute_phases:
             entries[frame_id] = phase_entry(
-                frame_id=frame_id, camera=camera, captured_at_utc=captured,
-                thumbnail=read_thumbnail(derived, thumb), entry=entries.get(frame_id))
+                frame_id=frame_id, camera=camera, captured_at_utc=row.captured_at_utc,
+                thumbnail=read_thumbnail(derived, row.thumbnail_sha256),
+                entry=entries.get(frame_id))
             session.add(entries[frame_id])
             report.phases_computed += 1
-    weights = {r[5] for r in rows}
+    weights = {r.weights_sha256 for r in rows}
     if len(weights) > 1:
         # frames of two models in one day: leave them unindexed; search refuses to mix them
         session.commit()
         report.mixed_model_shards.append(key.name)
         return
-    vector_of = {int(r[0]): (int(r[0]) if r[3] == "embedded" else r[4]) for r in rows}
+    vector_of = {r.frame_id: r.vector_id for r in rows}
     vectors = _load_vectors(session, sorted({v for v in vector_of.values() if v is not None}))
     covered = [fid for fid, vid in vector_of.items() if vid in vectors]
     if not vectors:
@@ -188,7 +219,7 @@ def _write_key(*, session: Session, index_dir: Path, key: ShardKey, derived: Blo
         return
     ids = np.fromiter(vectors.keys(), dtype=np.int64, count=len(vectors))
     matrix = np.stack([vectors[int(i)] for i in ids])
-    weights_sha256, preset = rows[0][5], rows[0][6]
+    weights_sha256, preset = rows[0].weights_sha256, rows[0].preset
     write_shard(index_dir=index_dir, key=key, timezone=camera.timezone, vector_ids=ids,
                 vectors=matrix, frame_ids=covered, preset=preset, weights_sha256=weights_sha256,
                 approximate_min_vectors=approximate_min_vectors)

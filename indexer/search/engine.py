@@ -25,7 +25,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import case, func, or_
+from sqlalchemy import Executable, Label, case, func, or_
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from indexer.daynight import DayPhase, classify
@@ -253,45 +254,72 @@ def _query_vector(embedder: QueryEmbedder, *, clip_text: str, image: Image.Image
                 f"Frame {similar_id} was embedded with weights {similar.weights_sha256[:12]}, "
                 f"not the search model's {embedder.weights_sha256[:12]}; run `oko reindex`.")
         rows.append(vector_from_bytes(similar.vector))
-    combined = np.sum(np.stack(rows).astype(np.float32), axis=0)
+    combined: np.ndarray = np.sum(np.stack(rows).astype(np.float32), axis=0)
     norm = float(np.linalg.norm(combined))
     if not np.isfinite(norm) or norm == 0.0:
         raise EmbedderFailedError("The query vector is zero or not finite; no search was run.")
     return (combined / norm).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class _FrameRow:
+    """One embedded frame as search reads it; ``day_phase`` is None until it is indexed."""
+
+    frame_id: int
+    camera_id: str
+    captured_at_utc: datetime
+    status: str
+    linked_frame_id: int | None
+    weights_sha256: str
+    day_phase: str | None
+    thumbnail_sha256: str
+
+    @property
+    def vector_id(self) -> int | None:
+        """The frame whose vector stands for this one (itself, or the linked one)."""
+        return self.frame_id if self.status == "embedded" else self.linked_frame_id
+
+
+# Labelled with _FrameRow's field names; rows are read by name (row._asdict()).
+_FRAME_ROW_COLUMNS: tuple[Label[Any], ...] = (
+    col(Frame.id).label("frame_id"),
+    col(Frame.camera_id).label("camera_id"),
+    col(Frame.captured_at_utc).label("captured_at_utc"),
+    col(FrameEmbedding.status).label("status"),
+    col(FrameEmbedding.linked_frame_id).label("linked_frame_id"),
+    col(FrameEmbedding.weights_sha256).label("weights_sha256"),
+    col(FrameIndexEntry.day_phase).label("day_phase"),
+    col(Frame.thumbnail_sha256).label("thumbnail_sha256"),
+)
+
+
+def _read_frame_rows(session: Session, query: Executable) -> list[_FrameRow]:
+    return [_FrameRow(**row._asdict()) for row in session.execute(query)]
+
+
 def _frame_rows(session: Session, scope: _Scope, *, unindexed: bool,
-                present_shards: list[str] | None = None, shard_key: str | None = None,
-                frame_ids: list[int] | None = None, vector_ids: list[int] | None = None,
-                by_entry: bool = False,
-                window: tuple[datetime, datetime] | None = None) -> list[tuple]:
-    """(frame id, camera, captured, status, linked id, weights, phase, thumbnail) in scope."""
-    query = (
-        select(Frame.id, Frame.camera_id, Frame.captured_at_utc, FrameEmbedding.status,
-               FrameEmbedding.linked_frame_id, FrameEmbedding.weights_sha256,
-               FrameIndexEntry.day_phase, Frame.thumbnail_sha256)
-        .join(FrameEmbedding, col(FrameEmbedding.frame_id) == col(Frame.id))
-        .outerjoin(FrameIndexEntry, col(FrameIndexEntry.frame_id) == col(Frame.id))
-    )
+                present_shards: list[str] | None = None, vector_ids: list[int] | None = None,
+                by_entry: bool = False) -> list[_FrameRow]:
+    """The embedded frames in scope, or those whose vector is one of ``vector_ids``."""
     if by_entry and vector_ids is not None:
         # inner joins from the indexed vector id; the caller checks the filters
         by_vector = (
-            select(Frame.id, Frame.camera_id, Frame.captured_at_utc, FrameEmbedding.status,
-                   FrameEmbedding.linked_frame_id, FrameEmbedding.weights_sha256,
-                   FrameIndexEntry.day_phase, Frame.thumbnail_sha256)
+            sa_select(*_FRAME_ROW_COLUMNS)
             .select_from(FrameIndexEntry)
             .join(Frame, col(Frame.id) == col(FrameIndexEntry.frame_id))
             .join(FrameEmbedding, col(FrameEmbedding.frame_id) == col(FrameIndexEntry.frame_id))
             .where(col(FrameIndexEntry.vector_frame_id).in_(vector_ids)))
-        return list(session.exec(by_vector).all())
-    query = query.where(col(Frame.camera_id).in_(list(scope.cameras)))
-    start, end = window or (scope.start, scope.end)
-    if start is not None:
-        query = query.where(col(Frame.captured_at_utc) >= start)
-    if end is not None:
-        query = query.where(col(Frame.captured_at_utc) <= end)
-    if shard_key is not None:
-        query = query.where(FrameIndexEntry.shard_key == shard_key)
+        return _read_frame_rows(session, by_vector)
+    query = (
+        sa_select(*_FRAME_ROW_COLUMNS)
+        .join(FrameEmbedding, col(FrameEmbedding.frame_id) == col(Frame.id))
+        .outerjoin(FrameIndexEntry, col(FrameIndexEntry.frame_id) == col(Frame.id))
+        .where(col(Frame.camera_id).in_(list(scope.cameras)))
+    )
+    if scope.start is not None:
+        query = query.where(col(Frame.captured_at_utc) >= scope.start)
+    if scope.end is not None:
+        query = query.where(col(Frame.captured_at_utc) <= scope.end)
     if unindexed:
         query = query.where(or_(col(FrameIndexEntry.frame_id).is_(None),
                                 col(FrameIndexEntry.shard_key).is_(None),
@@ -301,13 +329,7 @@ def _frame_rows(session: Session, scope: _Scope, *, unindexed: bool,
     if vector_ids is not None:
         query = query.where(or_(col(Frame.id).in_(vector_ids),
                                 col(FrameEmbedding.linked_frame_id).in_(vector_ids)))
-    if frame_ids is not None:
-        query = query.where(col(Frame.id).in_(frame_ids))
-    return list(session.exec(query).all())
-
-
-def _vector_id(row: tuple) -> int | None:
-    return int(row[0]) if row[3] == "embedded" else row[4]
+    return _read_frame_rows(session, query)
 
 
 def _unindexed_hits(session: Session, scope: _Scope, query: np.ndarray, derived: BlobStore | None,
@@ -320,19 +342,20 @@ def _unindexed_hits(session: Session, scope: _Scope, query: np.ndarray, derived:
                        present_shards=[m.key.name for m in metas])
     vector_ids: set[int] = set()
     for row in rows:
-        phase = row[6]
+        phase = row.day_phase
         if phase is None and (scope.day_phase is not None):
-            camera = scope.cameras[row[1]]
-            phase = classify(latitude=camera.latitude, longitude=camera.longitude, at=row[2],
-                             image_bytes=read_thumbnail(derived, row[7])).phase.value
-        if not scope.admits(camera_id=row[1], at=row[2], phase=phase):
+            camera = scope.cameras[row.camera_id]
+            phase = classify(latitude=camera.latitude, longitude=camera.longitude,
+                             at=row.captured_at_utc,
+                             image_bytes=read_thumbnail(derived, row.thumbnail_sha256)).phase.value
+        if not scope.admits(camera_id=row.camera_id, at=row.captured_at_utc, phase=phase):
             continue
-        if row[5] != weights_sha256:
+        if row.weights_sha256 != weights_sha256:
             raise ModelMismatchError(
-                f"Frame {row[0]} was embedded with weights {row[5][:12]}, but the query uses "
-                f"{weights_sha256[:12]}; Oko will not rank vectors of two models together. "
-                "Run `oko reindex` with one model.")
-        vid = _vector_id(row)
+                f"Frame {row.frame_id} was embedded with weights {row.weights_sha256[:12]}, but "
+                f"the query uses {weights_sha256[:12]}; Oko will not rank vectors of two models "
+                "together. Run `oko reindex` with one model.")
+        vid = row.vector_id
         if vid is not None:
             vector_ids.add(vid)
     scores: dict[int, float] = {}
@@ -381,12 +404,9 @@ def _waiting_count(session: Session, scope: _Scope) -> int:
 def _allowed_vector_ids(session: Session, scope: _Scope, meta: ShardMeta,
                         window: tuple[datetime, datetime]) -> np.ndarray:
     """Vector ids of the shard's frames that pass every filter (phase and window in SQL)."""
-    vector_id = case((FrameEmbedding.status == "embedded", col(Frame.id)),
+    vector_id = case((col(FrameEmbedding.status) == "embedded", col(Frame.id)),
                      else_=col(FrameEmbedding.linked_frame_id))
-    columns: list[Any] = [vector_id]
-    if scope.hours is not None:
-        columns.append(col(Frame.captured_at_utc))
-    query = (select(*columns)
+    query = (select(vector_id, col(Frame.captured_at_utc))
              .join(FrameEmbedding, col(FrameEmbedding.frame_id) == col(Frame.id))
              .join(FrameIndexEntry, col(FrameIndexEntry.frame_id) == col(Frame.id))
              .where(FrameIndexEntry.shard_key == meta.key.name,
@@ -394,11 +414,11 @@ def _allowed_vector_ids(session: Session, scope: _Scope, meta: ShardMeta,
                     col(Frame.captured_at_utc) <= window[1]))
     if scope.day_phase is not None:
         query = query.where(FrameIndexEntry.day_phase == scope.day_phase.value)
-    rows = session.execute(query).all()
+    rows = session.exec(query).all()
     if scope.hours is not None:
-        zone = ZoneInfo(meta.timezone)
-        rows = [r for r in rows if scope.hours.contains(r[1].astimezone(zone).hour)]
-    ids = np.fromiter((r[0] for r in rows if r[0] is not None), dtype=np.int64)
+        zone, hours = ZoneInfo(meta.timezone), scope.hours
+        rows = [(vid, at) for vid, at in rows if hours.contains(at.astimezone(zone).hour)]
+    ids = np.fromiter((vid for vid, _at in rows if vid is not None), dtype=np.int64)
     return np.unique(ids)
 
 
@@ -434,44 +454,56 @@ def _shard_hits(session: Session, scope: _Scope, shards: ShardStore, all_metas: 
     return scores, searched, candidates
 
 
+@dataclass(frozen=True)
+class _Hit:
+    """A frame in scope whose vector scored ``score``."""
+
+    frame_id: int
+    camera_id: str
+    at: datetime
+    score: float
+
+
 def _moments(session: Session, scope: _Scope, hits: dict[int, float], gap_s: float,
              index_complete: bool) -> list[Moment]:
-    frames: list[tuple[int, str, datetime, float, int]] = []
+    found: list[_Hit] = []
     for part in chunked(sorted(hits)):
         for row in _frame_rows(session, scope, unindexed=False, vector_ids=list(part),
                                by_entry=index_complete):
-            vid = _vector_id(row)
-            if vid in hits and scope.admits(camera_id=row[1], at=row[2], phase=row[6]):
-                frames.append((int(row[0]), row[1], row[2], hits[vid], vid))
-    by_camera: dict[str, list[tuple[int, str, datetime, float, int]]] = defaultdict(list)
-    for frame in sorted(frames, key=lambda f: (f[1], f[2], f[0])):
-        by_camera[frame[1]].append(frame)
-    groups: list[list[tuple[int, str, datetime, float, int]]] = []
-    for camera_frames in by_camera.values():
-        for frame in camera_frames:
-            if groups and groups[-1][-1][1] == frame[1] \
-                    and (frame[2] - groups[-1][-1][2]).total_seconds() <= gap_s:
-                groups[-1].append(frame)
+            vid = row.vector_id
+            if vid is not None and vid in hits and scope.admits(
+                    camera_id=row.camera_id, at=row.captured_at_utc, phase=row.day_phase):
+                found.append(_Hit(frame_id=row.frame_id, camera_id=row.camera_id,
+                                  at=row.captured_at_utc, score=hits[vid]))
+    by_camera: dict[str, list[_Hit]] = defaultdict(list)
+    for hit in sorted(found, key=lambda h: (h.camera_id, h.at, h.frame_id)):
+        by_camera[hit.camera_id].append(hit)
+    groups: list[list[_Hit]] = []
+    for camera_hits in by_camera.values():
+        for hit in camera_hits:
+            if groups and groups[-1][-1].camera_id == hit.camera_id \
+                    and (hit.at - groups[-1][-1].at).total_seconds() <= gap_s:
+                groups[-1].append(hit)
             else:
-                groups.append([frame])
-    bests = [max(group, key=lambda f: (f[3], -f[2].timestamp())) for group in groups]
-    frame_rows = {f.id: f for part in chunked([b[0] for b in bests])
-                  for f in session.exec(select(Frame).where(col(Frame.id).in_(part)))}
-    segment_ids = sorted({f.segment_id for f in frame_rows.values()})
-    segment_rows = {s.id: s for part in chunked(segment_ids)
-                    for s in session.exec(select(Segment).where(col(Segment.id).in_(part)))}
+                groups.append([hit])
+    bests = [max(group, key=lambda h: (h.score, -h.at.timestamp())) for group in groups]
+    frames = {f.id: f for part in chunked([b.frame_id for b in bests])
+              for f in session.exec(select(Frame).where(col(Frame.id).in_(part)))}
+    segment_ids = sorted({f.segment_id for f in frames.values()})
+    segments = {s.id: s for part in chunked(segment_ids)
+                for s in session.exec(select(Segment).where(col(Segment.id).in_(part)))}
     moments: list[Moment] = []
     for group, best in zip(groups, bests, strict=True):
-        frame = frame_rows[best[0]]
-        segment = segment_rows[frame.segment_id]
-        camera = scope.cameras[best[1]]
+        frame = frames[best.frame_id]
+        segment = segments[frame.segment_id]
+        camera = scope.cameras[best.camera_id]
         moments.append(Moment(
             camera_id=camera.id, camera_name=camera.name, district=camera.district,
-            timezone=camera.timezone, start_utc=group[0][2], end_utc=group[-1][2],
-            best_frame_id=best[0], best_frame_utc=best[2], score=round(best[3], 6),
+            timezone=camera.timezone, start_utc=group[0].at, end_utc=group[-1].at,
+            best_frame_id=best.frame_id, best_frame_utc=best.at, score=round(best.score, 6),
             segment_id=frame.segment_id,
             offset_in_segment_s=round(max(0.0, frame.offset_s - segment.start_offset_s), 3),
-            frame_ids=[f[0] for f in group]))
+            frame_ids=[h.frame_id for h in group]))
     moments.sort(key=lambda m: (-m.score, m.start_utc, m.camera_id))
     return moments
 
