@@ -94,14 +94,15 @@ def _lock_head(session: Session) -> tuple[int, str]:
     """Claim the next sequence number; the row lock serialises concurrent writers."""
     claimed = session.execute(
         update(AuditHead).where(col(AuditHead.id) == 1)
-        .values(seq=AuditHead.seq + 1)
-        .returning(AuditHead.seq, AuditHead.entry_hash)  # type: ignore[arg-type]
+        .values(seq=col(AuditHead.seq) + 1)
+        .returning(col(AuditHead.seq), col(AuditHead.entry_hash))
     ).first()
     if claimed is None:  # a database created without the migration's seed row
         session.add(AuditHead(id=1, seq=1, entry_hash=GENESIS_HASH))
         session.flush()
         return 1, GENESIS_HASH
-    return int(claimed[0]), str(claimed[1])
+    seq, entry_hash = claimed
+    return int(seq), str(entry_hash)
 
 
 def append_audit_event(

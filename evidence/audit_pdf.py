@@ -6,10 +6,8 @@ import io
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from xml.sax.saxutils import escape
 
-import matplotlib
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle
@@ -18,16 +16,16 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from evidence.fonts import DEJAVU_SANS, font_path
 from storage.models.access import AuditEvent
 
 _FONT = "DejaVuSans"
-_FONT_PATH = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
 _DETAILS_MAX_CHARS = 400
 
 
 def _register_font() -> None:
     if _FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(TTFont(_FONT, str(_FONT_PATH)))
+        pdfmetrics.registerFont(TTFont(_FONT, str(font_path(DEJAVU_SANS))))
 
 
 def _when(moment: datetime | None) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 import av
 import imageio_ffmpeg
+import PIL
 from PIL import Image
 
 from storage.blobstore import BlobExistsError, BlobStore
@@ -167,7 +168,9 @@ def still_frame(*, original_path: Path, offset_s: float, derived: BlobStore) -> 
                 chosen = frame  # converted once below: to_image() is the costly part
                 if float((frame.pts - first_pts) * base) >= offset_s - 1e-6:
                     break
-            image = chosen.to_image() if chosen is not None else None
+            image: Image.Image | None = None
+            if chosen is not None:
+                image = chosen.to_image()  # type: ignore[no-untyped-call]  # av's stub: untyped
     except av.FFmpegError as exc:
         raise InvalidInputError(f"{original_path.name} cannot be decoded ({exc}).") from exc
     if image is None:
@@ -183,7 +186,7 @@ def still_frame(*, original_path: Path, offset_s: float, derived: BlobStore) -> 
         sha = exists.sha256
     return StillResult(
         sha256=sha, size_bytes=len(data), offset_s=offset_s, tool="pyav+pillow",
-        tool_version=f"av {av.__version__}, pillow {Image.__version__}",
+        tool_version=f"av {av.__version__}, pillow {PIL.__version__}",
         parameters={"format": "JPEG", "quality": STILL_JPEG_QUALITY, "offset_s": offset_s},
     )
 

@@ -14,7 +14,6 @@ from typing import Any
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
-import matplotlib
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
@@ -33,7 +32,8 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+from evidence.fonts import DEJAVU_SANS, DEJAVU_SANS_BOLD, DEJAVU_SANS_MONO, font_path
+
 FONT, FONT_BOLD, FONT_MONO = "DejaVuSans", "DejaVuSans-Bold", "DejaVuSansMono"
 LEAD_STATEMENT = ("An automated match is an investigative lead, not an identification. "
                   "A person must review the footage before any conclusion is drawn.")
@@ -85,10 +85,10 @@ class ReportData:
 
 def _register_fonts() -> None:
     registered = set(pdfmetrics.getRegisteredFontNames())
-    for name, filename in ((FONT, "DejaVuSans.ttf"), (FONT_BOLD, "DejaVuSans-Bold.ttf"),
-                           (FONT_MONO, "DejaVuSansMono.ttf")):
+    for name, filename in ((FONT, DEJAVU_SANS), (FONT_BOLD, DEJAVU_SANS_BOLD),
+                           (FONT_MONO, DEJAVU_SANS_MONO)):
         if name not in registered:
-            pdfmetrics.registerFont(TTFont(name, str(FONT_DIR / filename)))
+            pdfmetrics.registerFont(TTFont(name, str(font_path(filename))))
     # Paragraphs map a font name to its family; declare both faces explicitly.
     registerFontFamily(FONT, normal=FONT, bold=FONT_BOLD, italic=FONT, boldItalic=FONT_BOLD)
     registerFontFamily(FONT_MONO, normal=FONT_MONO, bold=FONT_MONO, italic=FONT_MONO,
@@ -138,7 +138,7 @@ def _footer_canvas(case_number: str, digest: str) -> type[Canvas]:
 
         def showPage(self) -> None:
             self._pages.append(dict(self.__dict__))
-            self._startPage()
+            self._startPage()  # type: ignore[attr-defined]  # private; absent from its stub
 
         def save(self) -> None:
             total = len(self._pages)

@@ -387,7 +387,8 @@ def sample_frames(source: Path, *, origin_s: float, interval_s: float, max_side:
                 report.decoded_until_s = max(report.decoded_until_s, offset + step)
                 if offset + 1e-6 < next_due:
                     continue
-                image = frame.to_image(width=size[0], height=size[1])
+                image: Image.Image = frame.to_image(  # type: ignore[no-untyped-call]  # av's stub
+                    width=size[0], height=size[1])
                 buffer = io.BytesIO()
                 image.save(buffer, format="JPEG", quality=jpeg_quality)
                 yield SampledFrame(offset_s=round(offset, 6), width=size[0], height=size[1],

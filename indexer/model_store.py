@@ -228,7 +228,7 @@ def _unreachable_reason(endpoint: str) -> str | None:
 
     Uses the hub client's own HTTP session, so proxy settings apply, but without retries.
     """
-    from huggingface_hub.utils import get_session
+    from huggingface_hub import get_session
 
     try:
         get_session().head(endpoint, timeout=10)

@@ -197,11 +197,11 @@ def write_shard(*, index_dir: Path, key: ShardKey, timezone: str, vector_ids: np
     ids = np.ascontiguousarray(vector_ids[order], dtype=np.int64)
     vecs = np.ascontiguousarray(vectors[order], dtype=np.float32)
     kind = "ivf" if len(ids) >= approximate_min_vectors else "flat"
-    arrays: dict[str, np.ndarray] = {"ids": ids, "vectors": vecs}
-    if kind == "ivf":
-        arrays["ivf"] = faiss.serialize_index(build_ivf(vecs, ids))
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    if kind == "ivf":
+        np.savez(buffer, ids=ids, vectors=vecs, ivf=faiss.serialize_index(build_ivf(vecs, ids)))
+    else:
+        np.savez(buffer, ids=ids, vectors=vecs)
     data = buffer.getvalue()
     digest = hashlib.sha256(data).hexdigest()
     directory = key.directory(index_dir)
@@ -302,15 +302,20 @@ class LoadedShard:
         row = query.reshape(1, -1).astype(np.float32)
         if self.ivf is None:
             assert self.flat is not None
-            params = faiss.SearchParameters(sel=selector) if selector is not None else None
+            params: faiss.SearchParameters | None = None
+            if selector is not None:
+                params = faiss.SearchParameters()
+                params.sel = selector
             scores, labels = self.flat.search(row, k, params=params)
             return [ShardHit(int(i), float(s)) for s, i in zip(scores[0], labels[0], strict=True)
                     if i >= 0]
         nlist = faiss.extract_index_ivf(self.ivf).nlist
-        params = faiss.SearchParametersIVF(nprobe=ivf_nprobe(nlist))
+        ivf_params = faiss.SearchParametersIVF()
+        ivf_params.nprobe = ivf_nprobe(nlist)
         if selector is not None:
-            params.sel = selector
-        _scores, labels = self.ivf.search(row, min(available, k * RERANK_FACTOR), params=params)
+            ivf_params.sel = selector
+        _scores, labels = self.ivf.search(row, min(available, k * RERANK_FACTOR),
+                                          params=ivf_params)
         candidates = labels[0][labels[0] >= 0]
         return self._exact(query, np.sort(candidates), k)
 
