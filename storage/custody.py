@@ -14,7 +14,6 @@ commits, in the same transaction as the action the entry records.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -23,16 +22,20 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from storage.custody_hash import (
+    GENESIS_HASH,
+    HASHED_FIELDS,
+    canonical_bytes,
+    compute_entry_hash,
+    format_time,
+)
 from storage.errors import InvalidInputError
 from storage.models.evidence import CustodyChainHead, CustodyEntry
 from storage.types import utcnow
 
-GENESIS_HASH = "0" * 64
 CUSTODY_ACTIONS = frozenset(
     {"acquisition", "clip", "export", "transfer", "receipt", "verification"}
 )
-HASHED_FIELDS = ("chain", "seq", "prev_hash", "action", "actor", "case_id",
-                 "original_id", "recorded_at", "details")
 
 
 def chain_key(*, case_id: int | None, original_id: int | None) -> str:
@@ -42,22 +45,6 @@ def chain_key(*, case_id: int | None, original_id: int | None) -> str:
     if original_id is not None:
         return f"original:{original_id}"
     raise InvalidInputError("A custody entry needs a case or an original.")
-
-
-def format_time(value: datetime) -> str:
-    """ISO 8601 UTC with microseconds and a Z, the form that is hashed."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def canonical_bytes(fields: dict[str, Any]) -> bytes:
-    """The exact bytes hashed for an entry: sorted-key compact UTF-8 JSON."""
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode("utf-8")
-
-
-def compute_entry_hash(fields: dict[str, Any]) -> str:
-    """SHA-256 over the canonical JSON of the ``HASHED_FIELDS`` of an entry."""
-    return hashlib.sha256(canonical_bytes({k: fields[k] for k in HASHED_FIELDS})).hexdigest()
 
 
 def entry_record(entry: CustodyEntry) -> dict[str, Any]:
@@ -167,6 +154,7 @@ def acquisition_entry(session: Session, original_id: int) -> CustodyEntry | None
 __all__ = [
     "CUSTODY_ACTIONS",
     "GENESIS_HASH",
+    "HASHED_FIELDS",
     "acquisition_entry",
     "append_custody_entry",
     "canonical_bytes",
