@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from storage.models.evidence import Case
+if TYPE_CHECKING:  # an annotation only: evidence.verify imports this module without the DB
+    from storage.models.evidence import Case
 
 CONTEXT = {
     "case-investigation": "https://ontology.caseontology.org/case/investigation/",

@@ -42,7 +42,7 @@ from evidence.keys import certificate_fingerprint, normalise_fingerprint, verify
 from evidence.provenance import bag_file_hashes
 from evidence.unpack import BundleLimits, UnusableBundleError, open_bundle
 from storage.blobstore import sha256_file
-from storage.custody import GENESIS_HASH, HASHED_FIELDS, compute_entry_hash
+from storage.custody_hash import GENESIS_HASH, HASHED_FIELDS, compute_entry_hash
 from storage.errors import OkoError
 
 MANIFEST_LINE = re.compile(r"^([0-9a-f]{64})  (.+)$")
