@@ -39,6 +39,7 @@ class AuditAction(StrEnum):
     CAMERA_CHANGE = "camera_change"
     INGEST = "ingest"
     MODEL_CHANGE = "model_change"
+    KEY_CHANGE = "key_change"
     AUDIT_READ = "audit_read"
     AUDIT_EXPORT = "audit_export"
 

@@ -26,12 +26,13 @@ class Permission(StrEnum):
     MANAGE_CAMERAS = "manage_cameras"
     LIST_CAMERAS = "list_cameras"
     MANAGE_MODELS = "manage_models"
+    MANAGE_KEYS = "manage_keys"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset({Permission.MANAGE_USERS, Permission.MANAGE_CAMERAS,
                           Permission.LIST_CAMERAS, Permission.INGEST,
-                          Permission.MANAGE_MODELS}),
+                          Permission.MANAGE_MODELS, Permission.MANAGE_KEYS}),
     Role.INVESTIGATOR: frozenset({Permission.SEARCH, Permission.VIEW_FOOTAGE,
                                   Permission.MANAGE_CASES, Permission.READ_CASES,
                                   Permission.EXPORT,

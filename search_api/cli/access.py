@@ -13,14 +13,12 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlmodel import Session
 
 from evidence.audit import load_checkpoint_file
-from search_api.cli.common import cli_context, console, print_json
+from search_api.cli.common import cli_context, console, operator_usecase, print_json
 from search_api.state import AppState
 from search_api.usecases import audit_log
 from search_api.usecases import users as usecases
-from search_api.usecases.context import Actor, UseCaseContext
 from storage.errors import InvalidInputError
 from storage.models.access import Role, User, UserCreate, UserPublic, UserUpdate
 
@@ -41,8 +39,7 @@ def create_first_admin(state: AppState) -> str:
     without either, ``init`` says how to add one later instead of blocking.
     """
     settings = state.settings
-    with Session(state.engine, expire_on_commit=False) as session:
-        operator = UseCaseContext(session=session, state=state, actor=Actor.local_operator())
+    with operator_usecase(state) as operator:
         if usecases.has_admin(operator):
             return "An admin account already exists."
     password = settings.first_admin_password
@@ -54,8 +51,7 @@ def create_first_admin(state: AppState) -> str:
         username = typer.prompt("First admin's username", default=username)
         agency = typer.prompt("First admin's agency", default=agency)
         password = _prompt_password()
-    with Session(state.engine, expire_on_commit=False) as session:
-        operator = UseCaseContext(session=session, state=state, actor=Actor.local_operator())
+    with operator_usecase(state) as operator:
         user = usecases.create_first_admin(operator, username=username, password=password,
                                            agency=agency)
     if user is None:  # another process created one while we asked

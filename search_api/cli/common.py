@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,17 +41,23 @@ class CliContext:
                                       job_queue=CeleryJobQueue(self.settings))
         return self._state
 
-    @contextmanager
-    def usecase(self) -> Iterator[UseCaseContext]:
+    def usecase(self) -> AbstractContextManager[UseCaseContext]:
         """A session and the operator's identity for one use case (rolled back on error)."""
-        with Session(self.state.engine, expire_on_commit=False) as session:
-            as_user = None
-            if self.act_as:
-                as_user = get_user_or_raise(session, username=self.act_as)
-                if as_user.disabled:
-                    raise AuthenticationError(f"User '{as_user.username}' is disabled.")
-            yield UseCaseContext(session=session, state=self.state,
-                                 actor=Actor.local_operator(as_user=as_user))
+        return operator_usecase(self.state, act_as=self.act_as)
+
+
+@contextmanager
+def operator_usecase(state: AppState, *, act_as: str | None = None
+                     ) -> Iterator[UseCaseContext]:
+    """The local operator's use-case context, or ``act_as``'s (who must be enabled)."""
+    with Session(state.engine, expire_on_commit=False) as session:
+        as_user = None
+        if act_as:
+            as_user = get_user_or_raise(session, username=act_as)
+            if as_user.disabled:
+                raise AuthenticationError(f"User '{as_user.username}' is disabled.")
+        yield UseCaseContext(session=session, state=state,
+                             actor=Actor.local_operator(as_user=as_user))
 
 
 def cli_context(ctx: typer.Context) -> CliContext:

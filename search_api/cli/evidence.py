@@ -17,21 +17,13 @@ from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 import typer
-from cryptography.hazmat.primitives import hashes
 from rich.table import Table
 
 from evidence.export_jobs import AWAITING_APPROVAL, QUEUED, RUNNING
-from evidence.keys import (
-    KEY_FILE,
-    Signer,
-    ensure_signing_identity,
-    known_certificates,
-    load_signer,
-    rotate_signing_identity,
-)
-from search_api.cli.common import CliContext, cli_context, console, print_json
+from evidence.keys import KEY_FILE
+from search_api.cli.common import CliContext, cli_context, console, operator_usecase, print_json
 from search_api.state import AppState
-from search_api.usecases import cases, exports
+from search_api.usecases import cases, exports, keys
 from search_api.usecases.verify import receive_bundle, verify_offline
 from storage.atomic import atomic_write
 from storage.errors import InvalidInputError, StorageError
@@ -48,22 +40,17 @@ def passphrase(context: CliContext) -> str:
     return context.settings.key_passphrase or ""  # load_signer names the setting if empty
 
 
-def signer_for(context: CliContext) -> Signer:
-    return load_signer(keys_dir=context.settings.keys_dir, passphrase=passphrase(context))
-
-
 def create_signing_identity(state: AppState) -> str:
     """The ``oko init`` step: the encrypted evidence-signing key and its certificate."""
     settings = state.settings
-    secret = settings.key_passphrase
-    if not secret and sys.stdin.isatty():
+    if not settings.key_passphrase and sys.stdin.isatty():
         creating = not (settings.keys_dir / KEY_FILE).is_file()
-        secret = str(typer.prompt("Evidence key passphrase", hide_input=True,
-                                  confirmation_prompt=creating))
-    signer = ensure_signing_identity(keys_dir=settings.keys_dir,
-                                     organisation=settings.organisation, passphrase=secret)
-    return (f"Evidence-signing certificate {signer.subject}; SHA-256 fingerprint"
-            f" {signer.fingerprint_sha256} (give it to prosecutors out of band).")
+        settings.key_passphrase = str(typer.prompt(
+            "Evidence key passphrase", hide_input=True, confirmation_prompt=creating))
+    with operator_usecase(state) as operator:
+        identity = keys.ensure_signing_key(operator)
+    return (f"Evidence-signing certificate {identity.subject}; SHA-256 fingerprint"
+            f" {identity.fingerprint_sha256} (give it to prosecutors out of band).")
 
 
 def _time(value: str, option: str) -> datetime:
@@ -265,23 +252,24 @@ def receive(ctx: typer.Context, number: Number,
 def keys_show(ctx: typer.Context) -> None:
     """Print the signing certificate's SHA-256 fingerprint (hand it over out of band)."""
     context = cli_context(ctx)
-    signer = signer_for(context)
-    console.print(f"subject: {signer.subject}\nfingerprint (SHA-256): "
-                  f"{signer.fingerprint_sha256}")
-    for cert in known_certificates(context.settings.keys_dir):
-        print_fp = cert.fingerprint(hashes.SHA256()).hex()
-        if print_fp != signer.fingerprint_sha256:
-            console.print(f"previous: {print_fp} (valid from {cert.not_valid_before_utc:%Y-%m-%d})")
+    passphrase(context)
+    with context.usecase() as usecase:
+        identity = keys.signing_identity(usecase)
+    console.print(f"subject: {identity.subject}\nfingerprint (SHA-256): "
+                  f"{identity.fingerprint_sha256}")
+    for previous in identity.previous:
+        console.print(f"previous: {previous.fingerprint_sha256} "
+                      f"(valid from {previous.valid_from:%Y-%m-%d})")
 
 
 @keys_app.command("rotate")
 def keys_rotate(ctx: typer.Context) -> None:
     """Make a new signing key; old certificates are kept so old bundles still verify."""
     context = cli_context(ctx)
-    signer = rotate_signing_identity(keys_dir=context.settings.keys_dir,
-                                     organisation=context.settings.organisation,
-                                     passphrase=passphrase(context))
-    console.print(f"New signing key; fingerprint (SHA-256): {signer.fingerprint_sha256}")
+    passphrase(context)
+    with context.usecase() as usecase:
+        identity = keys.rotate_signing_key(usecase)
+    console.print(f"New signing key; fingerprint (SHA-256): {identity.fingerprint_sha256}")
 
 
 class _Check(Protocol):
