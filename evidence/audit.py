@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from evidence.audit_pdf import render_audit_pdf
 from evidence.keys import certificate_fingerprint, normalise_fingerprint, verify_signature
 from storage.atomic import write_atomically
 from storage.errors import InvalidInputError, OkoError, StorageError
@@ -399,6 +398,8 @@ def export_audit(
         lines = (json.dumps(event_to_json(e), ensure_ascii=False) for e in events)
         _write_atomically(out, ("\n".join(lines) + ("\n" if events else "")).encode())
     else:
+        from evidence.audit_pdf import render_audit_pdf  # reportlab loads for PDFs only
+
         _write_atomically(out, render_audit_pdf(
             events=events, title=title, start=start, end=end,
             verification_summary=verification.summary()))

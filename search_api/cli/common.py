@@ -1,23 +1,26 @@
-"""Shared plumbing for CLI commands: the per-invocation context and output helpers."""
+"""Shared plumbing for CLI commands: the per-invocation context and output helpers.
+
+Every command imports this module, ``oko verify`` on a prosecutor's computer included,
+so the database and application stack load only when a command first asks for them.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import typer
 from rich.console import Console
-from sqlmodel import Session
 
-from search_api.accounts import get_user_or_raise
-from search_api.jobqueue import CeleryJobQueue
-from search_api.state import AppState, build_state
-from search_api.usecases.context import Actor, UseCaseContext
 from storage.errors import AuthenticationError
 from storage.settings import Settings
+
+if TYPE_CHECKING:
+    from search_api.state import AppState
+    from search_api.usecases.context import UseCaseContext
 
 console = Console()
 err_console = Console(stderr=True)
@@ -36,6 +39,9 @@ class CliContext:
 
     @property
     def state(self) -> AppState:
+        from search_api.jobqueue import CeleryJobQueue
+        from search_api.state import build_state
+
         if self._state is None:
             self._state = build_state(self.settings,
                                       job_queue=CeleryJobQueue(self.settings))
@@ -50,6 +56,11 @@ class CliContext:
 def operator_usecase(state: AppState, *, act_as: str | None = None
                      ) -> Iterator[UseCaseContext]:
     """The local operator's use-case context, or ``act_as``'s (who must be enabled)."""
+    from sqlmodel import Session
+
+    from search_api.accounts import get_user_or_raise
+    from search_api.usecases.context import Actor, UseCaseContext
+
     with Session(state.engine, expire_on_commit=False) as session:
         as_user = None
         if act_as:
@@ -69,3 +80,22 @@ def cli_context(ctx: typer.Context) -> CliContext:
 def print_json(data: Any) -> None:
     """Machine-readable output on stdout, nothing else."""
     typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+class CheckLine(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def passed(self) -> bool: ...
+
+    @property
+    def detail(self) -> str: ...
+
+
+def print_report(checks: Sequence[CheckLine], *, ok: bool) -> None:
+    """One unwrapped line per check, so every problem names its file in full."""
+    for check in checks:
+        typer.echo(f"{'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
+    failures = sum(not c.passed for c in checks)
+    typer.echo("VALID" if ok else f"INVALID: {failures} problem(s)")

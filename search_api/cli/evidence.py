@@ -11,20 +11,26 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from evidence.export_jobs import AWAITING_APPROVAL, QUEUED, RUNNING
 from evidence.keys import KEY_FILE
-from search_api.cli.common import CliContext, cli_context, console, operator_usecase, print_json
+from search_api.cli.common import (
+    CliContext,
+    cli_context,
+    console,
+    operator_usecase,
+    print_json,
+    print_report,
+)
 from search_api.state import AppState
 from search_api.usecases import cases, exports, keys
-from search_api.usecases.verify import receive_bundle, verify_offline
+from search_api.usecases.verify import receive_bundle
 from storage.atomic import atomic_write
 from storage.errors import InvalidInputError, StorageError
 
@@ -243,7 +249,7 @@ def receive(ctx: typer.Context, number: Number,
                                  fingerprint=fingerprint)
     console.print(f"Recorded receipt of case {number} (custody #{receipt.custody.seq}).",
                   highlight=False)
-    _print_report(receipt.verification.checks, ok=receipt.verification.ok)
+    print_report(receipt.verification.checks, ok=receipt.verification.ok)
     if not receipt.verification.ok:
         raise typer.Exit(1)
 
@@ -272,45 +278,7 @@ def keys_rotate(ctx: typer.Context) -> None:
     console.print(f"New signing key; fingerprint (SHA-256): {identity.fingerprint_sha256}")
 
 
-class _Check(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def passed(self) -> bool: ...
-
-    @property
-    def detail(self) -> str: ...
-
-
-def _print_report(checks: Sequence[_Check], *, ok: bool) -> None:
-    """One unwrapped line per check, so every problem names its file in full."""
-    for check in checks:
-        typer.echo(f"{'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
-    failures = sum(not c.passed for c in checks)
-    typer.echo("VALID" if ok else f"INVALID: {failures} problem(s)")
-
-
-def verify_command(
-    bundle: Annotated[Path, typer.Argument(help="Bundle zip or extracted bag directory.")],
-    fingerprint: Annotated[str | None, typer.Option(
-        help="Expected signer certificate SHA-256 fingerprint.")] = None,
-    trusted_cert: Annotated[Path | None, typer.Option(
-        help="A trusted signer certificate (PEM).")] = None,
-    as_json: AsJson = False,
-) -> None:
-    """Verify a bundle offline: exit 0 valid, 1 invalid, 2 unusable input."""
-    report = verify_offline(bundle, fingerprint=fingerprint, trusted_cert=trusted_cert)
-    if as_json:
-        print_json(report.to_dict())
-    else:
-        _print_report(report.checks, ok=report.ok)
-    if not report.ok:
-        raise typer.Exit(1)
-
-
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
     app.add_typer(case_app, name="case")
     app.add_typer(keys_app, name="keys")
-    app.command("verify")(verify_command)

@@ -19,7 +19,7 @@ COMMAND_MODULES: dict[str, str] = {
     "ingest": "ingest", "jobs": "ingest",
     "models": "models", "reindex": "models",
     "search": "search", "index": "search",
-    "case": "evidence", "keys": "evidence", "verify": "evidence",
+    "case": "evidence", "keys": "evidence", "verify": "verify",
     "users": "access", "audit": "access",
 }
 

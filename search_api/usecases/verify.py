@@ -1,7 +1,7 @@
 """Use cases: verify a bundle, and receive one for a case (a receipt with its verification).
 
-``verify_offline`` is the prosecutor's tool: it needs no data dir and writes nothing, so
-``oko verify`` runs it on any computer. ``verify_bundle_file`` is the same check made
+``search_api.usecases.verify_offline`` is the prosecutor's tool (no data dir, nothing
+written). ``verify_bundle_file`` is the same check made
 through an installation: audited, and recorded in the custody chain of the bundle's case
 when the actor can see that case. ``receive_bundle`` verifies against this
 installation's own certificates and records the receipt.
@@ -20,16 +20,14 @@ from evidence.verify import (
     PinnedFingerprint,
     SignerPolicy,
     TrustedCertificates,
-    UnpinnedSigner,
     VerificationReport,
-    load_trusted_certificate,
     verify_bundle,
 )
 from search_api.audit import AuditAction
 from search_api.usecases.cases import CustodyPublic, can_see_case, get_visible_case
 from search_api.usecases.context import UseCaseContext
+from search_api.usecases.verify_offline import signer_policy
 from storage.blobstore import sha256_file
-from storage.errors import InvalidInputError
 from storage.permissions import Permission
 
 
@@ -61,33 +59,6 @@ class Receipt:
 
     custody: CustodyPublic
     verification: VerificationPublic
-
-
-def signer_policy(*, fingerprint: str | None = None,
-                  trusted_cert: Path | None = None) -> SignerPolicy:
-    """Pin the signer by certificate fingerprint or by a trusted PEM, or accept any signer
-    (the report then says the signer was not pinned).
-
-    Raises ``InvalidInputError`` for both at once or a malformed fingerprint, and
-    ``evidence.verify``'s errors for an unreadable certificate.
-    """
-    if fingerprint and trusted_cert:
-        raise InvalidInputError("Give --fingerprint or --trusted-cert, not both.")
-    if fingerprint:
-        return PinnedFingerprint(normalise_fingerprint(fingerprint))
-    if trusted_cert:
-        return TrustedCertificates((load_trusted_certificate(trusted_cert),))
-    return UnpinnedSigner()
-
-
-def verify_offline(bundle: Path, *, fingerprint: str | None = None,
-                   trusted_cert: Path | None = None) -> VerificationReport:
-    """Every check on a bundle zip or bag directory, with no data dir and no audit entry.
-
-    Raises ``BundleInvalidError`` (exit 2) for input that is no usable bundle.
-    """
-    return verify_bundle(bundle, signer_policy(fingerprint=fingerprint,
-                                               trusted_cert=trusted_cert))
 
 
 def verify_bundle_file(ctx: UseCaseContext, *, bundle: Path, bundle_sha256: str,
@@ -147,7 +118,5 @@ __all__ = [
     "Receipt",
     "VerificationPublic",
     "receive_bundle",
-    "signer_policy",
     "verify_bundle_file",
-    "verify_offline",
 ]

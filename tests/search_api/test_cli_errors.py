@@ -118,8 +118,9 @@ def test_commands_that_need_no_model_never_import_torch(state: AppState,
     assert result["code"] == 0
 
 
-def test_verify_loads_neither_the_model_stack_nor_faiss(tmp_path: Path, state: AppState) -> None:
+def test_verify_loads_no_model_index_database_or_pdf_stack(tmp_path: Path,
+                                                          state: AppState) -> None:
     missing = tmp_path / "no-such-bundle.zip"
     result = _probe(["verify", str(missing)], settings_env(state.settings),
-                    (*HEAVY, "faiss", "fastapi", "celery"))
+                    (*HEAVY, "faiss", "fastapi", "celery", "numpy", "sqlalchemy", "reportlab"))
     assert result == {"code": 2, "loaded": []}

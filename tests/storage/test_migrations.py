@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlmodel import Session, SQLModel
 
-from storage.db import make_engine, migrate
+from storage.db import HEAD_REVISION, alembic_config, make_engine, migrate, schema_revision
 from storage.models.media import Camera, Original
 
 
@@ -62,5 +63,23 @@ def test_migrating_twice_is_a_no_op(database_url: str) -> None:
         with engine.connect() as conn:
             version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         assert version is not None
+    finally:
+        engine.dispose()
+
+
+def test_the_head_constant_is_alembics_head_and_an_empty_database_has_no_revision(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    try:
+        assert ScriptDirectory.from_config(alembic_config(engine)).get_current_head() \
+            == HEAD_REVISION
+        assert schema_revision(engine) is None
+        migrate(engine, "0005")
+        assert schema_revision(engine) == "0005"
+        migrate(engine)  # not at the head yet: Alembic runs the last step
+        assert schema_revision(engine) == HEAD_REVISION
+        migrate(engine)  # at the head: nothing to do
+        assert schema_revision(engine) == HEAD_REVISION
     finally:
         engine.dispose()
