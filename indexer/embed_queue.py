@@ -31,6 +31,12 @@ from storage.models.search import FrameEmbedding
 
 EMBEDDED = "embedded"
 LINKED = "linked"
+
+
+def vector_frame_id(*, frame_id: int, status: str, linked_frame_id: int | None) -> int | None:
+    """The frame whose vector stands for this one: itself, or the one a static frame is
+    linked to."""
+    return frame_id if status == EMBEDDED else linked_frame_id
 # Flush a chunk of links even while nothing moves, so a long static stretch is not held
 # in memory (or lost by a crash) as one huge uncommitted transaction.
 LINKS_PER_FLUSH_FACTOR = 8

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from indexer.daynight import classify
+from indexer.embed_queue import EMBEDDED, vector_frame_id
 from indexer.shard_files import (
     ModelMismatchError,
     ShardKey,
@@ -128,7 +129,7 @@ def _load_vectors(session: Session, vector_ids: list[int]) -> dict[int, np.ndarr
     for part in chunked(vector_ids):
         rows = session.exec(
             select(FrameEmbedding.frame_id, FrameEmbedding.vector)
-            .where(col(FrameEmbedding.frame_id).in_(part), FrameEmbedding.status == "embedded",
+            .where(col(FrameEmbedding.frame_id).in_(part), FrameEmbedding.status == EMBEDDED,
                    col(FrameEmbedding.vector).is_not(None))
         ).all()
         vectors.update((fid, vector_view(blob)) for fid, blob in rows if blob is not None)
@@ -155,7 +156,8 @@ class _DayFrame:
     @property
     def vector_id(self) -> int | None:
         """The frame whose vector stands for this one (itself, or the linked one)."""
-        return self.frame_id if self.status == "embedded" else self.linked_frame_id
+        return vector_frame_id(frame_id=self.frame_id, status=self.status,
+                               linked_frame_id=self.linked_frame_id)
 
 
 # Labelled with _DayFrame's field names; rows are read by name (row._asdict()).

@@ -30,6 +30,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from indexer.daynight import DayPhase, classify
+from indexer.embed_queue import LINKED, vector_frame_id
 from indexer.search.query import HourWindow, parse_query
 from indexer.shard_files import ModelMismatchError, ShardMeta, ShardStore
 from indexer.shards import chunked, read_thumbnail
@@ -237,7 +238,7 @@ def _similar_embedding(session: Session, frame_id: int,
     if frame is None or (visible is not None and frame.camera_id not in visible):
         raise NotFoundError(f"Frame {frame_id} does not exist.")
     row = session.get(FrameEmbedding, frame_id)
-    if row is not None and row.status == "linked" and row.linked_frame_id is not None:
+    if row is not None and row.status == LINKED and row.linked_frame_id is not None:
         row = session.get(FrameEmbedding, row.linked_frame_id)
     if row is None or row.vector is None:
         raise InvalidInputError(f"Frame {frame_id} has not been embedded yet; run `oko reindex` "
@@ -277,7 +278,8 @@ class _FrameRow:
     @property
     def vector_id(self) -> int | None:
         """The frame whose vector stands for this one (itself, or the linked one)."""
-        return self.frame_id if self.status == "embedded" else self.linked_frame_id
+        return vector_frame_id(frame_id=self.frame_id, status=self.status,
+                               linked_frame_id=self.linked_frame_id)
 
 
 # Labelled with _FrameRow's field names; rows are read by name (row._asdict()).
