@@ -35,6 +35,8 @@ from storage.types import utcnow
 GENESIS_HASH = "0" * 64
 MAC_KEY_FILENAME = "audit-mac.key"
 CHECKPOINT_FILE_FORMAT = "oko-audit-checkpoints/1"
+MAX_IP_CHARS = 64
+"""The most of a client address an entry stores (any IPv6 address with a zone id fits)."""
 
 
 class AuditChainBrokenError(OkoError):
@@ -111,7 +113,8 @@ def append_audit_event(
     """Append one entry (and a checkpoint when one is due); flushes, never commits."""
     seq, prev_hash = _lock_head(session)
     event = AuditEvent(
-        seq=seq, occurred_at=utcnow(), actor=actor, agency=agency, ip=ip, action=action,
+        seq=seq, occurred_at=utcnow(), actor=actor, agency=agency, ip=ip[:MAX_IP_CHARS],
+        action=action,
         # round-trip so what is hashed is exactly what the JSON column gives back
         details=json.loads(json.dumps(details, default=str)),
         prev_hash=prev_hash, entry_hash="", mac="",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
@@ -53,8 +54,26 @@ SessionDep = Annotated[Session, Depends(get_session)]
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 
 
+UNKNOWN_ADDRESS = "unknown"
+MAX_ADDRESS_CHARS = 64  # an IPv6 address with a zone id fits; anything longer is not one
+
+
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
+    """The client's address, normalised; ``"unknown"`` when it is not an IP address.
+
+    uvicorn sets it from the TCP peer, or from X-Forwarded-For sent by a proxy listed
+    in ``OKO_TRUSTED_PROXIES``; whatever a header said, only a valid address gets
+    through to the audit log and the per-address limits.
+    """
+    host = request.client.host if request.client else ""
+    if not host:
+        return ""
+    if len(host) > MAX_ADDRESS_CHARS:
+        return UNKNOWN_ADDRESS
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return UNKNOWN_ADDRESS
 
 
 def get_current_user(

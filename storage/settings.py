@@ -7,6 +7,7 @@ the values they need as arguments and never read the environment themselves.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -55,10 +56,34 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 20 * 1024**2
     exports_need_approval: bool = False
     login_window_minutes: int = 15
-    login_max_failures_per_user: int = 5
-    login_max_failures_per_ip: int = 20
+    login_max_failures_per_user: int = Field(default=5, ge=1, description="Failures for one"
+                                             " user from one address before that pair waits")
+    login_max_failures_per_account: int = Field(default=50, ge=1, description="Failures for"
+                                                " one user from all addresses before the"
+                                                " account waits")
+    login_max_failures_per_ip: int = Field(default=20, ge=1)
+    trusted_proxies: str = Field(default="", description="Comma-separated IPs or CIDRs whose"
+                                 " X-Forwarded-For is believed; empty: the TCP peer is the"
+                                 " client")
     audit_checkpoint_entries: int = 100
     audit_checkpoint_minutes: int = 10
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"OKO_TRUSTED_PROXIES lists '{entry[:64]}', which is not an"
+                                 " IP address or network such as 10.0.0.0/8") from None
+        return ",".join(entries)
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """The proxies whose X-Forwarded-For names the client (none by default)."""
+        return [entry for entry in self.trusted_proxies.split(",") if entry]
 
     @field_validator("home")
     @classmethod

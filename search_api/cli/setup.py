@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from sqlalchemy.engine import make_url
@@ -37,6 +37,9 @@ from search_api.usecases.users import create_user, list_users
 from storage.errors import ConfigurationError
 from storage.models.access import Role, UserCreate
 from storage.settings import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 HostOption = Annotated[str, typer.Option("--host", help="Address to listen on.")]
 PortOption = Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")]
@@ -157,13 +160,26 @@ def _check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
+def server_config(app: Any, settings: Settings, *, host: str, port: int) -> uvicorn.Config:
+    """uvicorn's settings for ``oko serve``: X-Forwarded-For only from trusted proxies.
+
+    uvicorn by default believes the header from 127.0.0.1, so a local proxy that passes
+    it through would let a client choose the address the audit log and the per-address
+    sign-in limit see. With ``OKO_TRUSTED_PROXIES`` empty the TCP peer is the client.
+    """
+    import uvicorn
+
+    trusted = settings.trusted_proxy_list
+    return uvicorn.Config(app, host=host, port=port, log_level="info",
+                          proxy_headers=bool(trusted), forwarded_allow_ips=trusted or None)
+
+
 def serve(state: AppState, *, host: str, port: int) -> int:
     """Serve the API and supervise a worker until Ctrl-C; both are stopped on the way out.
 
     Returns the exit status: 130 after SIGINT (Ctrl-C), 143 after SIGTERM, else 0.
     """
-    import uvicorn  # the web stack loads only for the commands that serve
-
+    # the web stack loads only for the commands that serve
     from search_api.app import create_app
     from search_api.cli.server import SignalAwareServer
 
@@ -171,8 +187,8 @@ def serve(state: AppState, *, host: str, port: int) -> int:
     supervisor = WorkerSupervisor(state.settings)
     supervisor.start()
     try:
-        server = SignalAwareServer(uvicorn.Config(create_app(state.settings, state=state),
-                                                  host=host, port=port, log_level="info"))
+        server = SignalAwareServer(server_config(create_app(state.settings, state=state),
+                                                 state.settings, host=host, port=port))
         console.print(f"Oko is serving on [bold]http://{host}:{port}[/] (Ctrl-C to stop)",
                       highlight=False)
         server.run()
