@@ -8,7 +8,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from search_api.deps import get_current_user
-from search_api.errors import install_error_handlers
+from search_api.errors import install_error_handlers, note_signed_in_user
 from search_api.jobqueue import CeleryJobQueue
 from search_api.middleware import install_security
 from search_api.routes import PUBLIC_ROUTERS, ROUTERS
@@ -28,8 +28,10 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
     install_error_handlers(app)
     install_security(app, max_body_bytes=settings.max_upload_bytes)
     # Deny by default: every API route needs a signed-in user, except the sign-in routes.
+    # Noting the user first lets a 403/404 to them leave an audit entry (search_api.errors).
     for router in ROUTERS:
-        app.include_router(router, prefix="/api", dependencies=[Depends(get_current_user)])
+        app.include_router(router, prefix="/api", dependencies=[
+            Depends(get_current_user), Depends(note_signed_in_user)])
     for router in PUBLIC_ROUTERS:
         app.include_router(router, prefix="/api")
     if WEB_DIR.is_dir():

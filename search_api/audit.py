@@ -42,6 +42,9 @@ class AuditAction(StrEnum):
     KEY_CHANGE = "key_change"
     AUDIT_READ = "audit_read"
     AUDIT_EXPORT = "audit_export"
+    CASE_READ = "case_read"
+    ACCESS_DENIED = "access_denied"
+    NOT_FOUND = "not_found"
 
 
 class _InstallationSigner:

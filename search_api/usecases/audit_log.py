@@ -1,9 +1,13 @@
 """Use cases: read, verify and export the tamper-evident audit log, and its checkpoints.
 
-Verifying writes a ``verify`` entry (``target="audit_log", ok, first_broken_seq``) and
-exporting an ``audit_export`` entry (``format, entries, start, end``), both after the
-work they record; browsing entries and reading checkpoints write nothing. Every time
-range is [start, end) in zone-aware times, checked once by ``check_time_range``.
+Verifying writes a ``verify`` entry (``target="audit_log", ok, first_broken_seq``),
+exporting an ``audit_export`` entry (``format, entries, start, end``), browsing entries
+an ``audit_read`` entry (``what="events"``, the filter as ``where``, the page and how
+many matched) and reading the checkpoints one with ``what="checkpoints"``, each after
+the work it records and in its transaction (a page never lists its own entry). Every
+time range is [start, end) in zone-aware times, checked once by ``check_time_range``.
+
+``record_refusal`` is what the API writes when it answers a signed-in user 403 or 404.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ from storage.models.access import AuditEvent
 from storage.permissions import Permission
 
 MAX_PAGE = 500
+MAX_PATH_CHARS = 200  # of a refused request's path, as recorded
+MAX_REASON_CHARS = 300
+REFUSALS = {403: AuditAction.ACCESS_DENIED, 404: AuditAction.NOT_FOUND}
+"""The answers to a signed-in user that leave an entry, so that probing leaves a trace."""
 
 
 def check_time_range(start: datetime | None, end: datetime | None) -> None:
@@ -80,9 +88,14 @@ def list_audit_events(ctx: UseCaseContext, *, where: AuditFilter, limit: int = 1
     if where.action is not None:
         query = query.where(col(AuditEvent.action) == where.action)
     total = ctx.session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = ctx.session.exec(query.order_by(col(AuditEvent.seq).desc())
-                            .offset(offset).limit(limit)).all()
-    return AuditEventPage(total=int(total), items=list(rows))
+    rows = list(ctx.session.exec(query.order_by(col(AuditEvent.seq).desc())
+                                 .offset(offset).limit(limit)).all())
+    ctx.audit(AuditAction.AUDIT_READ, what="events",
+              where={"from": where.start, "to": where.end, "actor": where.actor,
+                     "action": where.action},
+              limit=limit, offset=offset, total=int(total), returned=len(rows))
+    ctx.commit()
+    return AuditEventPage(total=int(total), items=rows)
 
 
 def verify_audit_log(ctx: UseCaseContext, *,
@@ -126,8 +139,12 @@ def checkpoint_file(ctx: UseCaseContext) -> dict[str, Any]:
     keep outside the database. Raises ``PermissionDeniedError`` unless the actor reads
     the audit log."""
     ctx.require(Permission.READ_AUDIT)
-    return checkpoint_document(ctx.session,
-                               certificates=known_certificates(ctx.settings.keys_dir))
+    document = checkpoint_document(ctx.session,
+                                   certificates=known_certificates(ctx.settings.keys_dir))
+    ctx.audit(AuditAction.AUDIT_READ, what="checkpoints",
+              checkpoints=len(document["checkpoints"]))
+    ctx.commit()
+    return document
 
 
 def export_checkpoint_file(ctx: UseCaseContext, *, out: Path, sign_now: bool = False) -> int:
@@ -147,7 +164,23 @@ def export_checkpoint_file(ctx: UseCaseContext, *, out: Path, sign_now: bool = F
     return count
 
 
+def record_refusal(ctx: UseCaseContext, *, status: int, method: str, path: str,
+                   reason: str) -> None:
+    """Record that the actor was answered ``status`` (403 ``access_denied``, 404
+    ``not_found``) for ``method path``, with the answer's sentence, and commit.
+
+    Runs in its own transaction: the refused request's was rolled back. Raises
+    ``ValueError`` for a status that is not in ``REFUSALS``.
+    """
+    if status not in REFUSALS:
+        raise ValueError(f"HTTP {status} is not a refusal the audit log records.")
+    ctx.audit(REFUSALS[status], status=status, method=method[:16],
+              path=path[:MAX_PATH_CHARS], reason=reason[:MAX_REASON_CHARS])
+    ctx.commit()
+
+
 __all__ = [
+    "REFUSALS",
     "AuditEventPage",
     "AuditFilter",
     "check_time_range",
@@ -155,5 +188,6 @@ __all__ = [
     "export_audit_log",
     "export_checkpoint_file",
     "list_audit_events",
+    "record_refusal",
     "verify_audit_log",
 ]

@@ -3,8 +3,9 @@
 A case the actor may not see answers exactly like a missing one (``NotFoundError``), so
 case ids and numbers never leak. The local operator sees every case. Each action that
 changes a case writes one ``case_change`` audit entry, with the case id, in its
-transaction. The ``*Public`` models are what the API returns and ``oko case ... --json``
-prints.
+transaction; listing cases and reading one write a ``case_read`` entry (``what="list",
+count`` or ``what="detail", case_id, number``) in the read's transaction. The
+``*Public`` models are what the API returns and ``oko case ... --json`` prints.
 """
 
 from __future__ import annotations
@@ -147,7 +148,10 @@ def list_cases(ctx: UseCaseContext) -> list[CasePublic]:
         cases = list(ctx.session.exec(select(Case).order_by(col(Case.created_at))).all())
     else:
         cases = domain.cases_visible_to(ctx.session, user=ctx.user)
-    return [case_public(ctx.session, c) for c in cases]
+    listed = [case_public(ctx.session, c) for c in cases]
+    ctx.audit(AuditAction.CASE_READ, what="list", count=len(listed))
+    ctx.commit()
+    return listed
 
 
 def case_detail(session: Session, case: Case) -> CaseDetailPublic:
@@ -164,7 +168,11 @@ def read_case(ctx: UseCaseContext, *, case_id: int) -> CaseDetailPublic:
     Raises ``NotFoundError`` for a missing case and for one the actor may not see (a
     role that reads no cases sees none).
     """
-    return case_detail(ctx.session, get_visible_case(ctx, case_id))
+    case = get_visible_case(ctx, case_id)
+    detail = case_detail(ctx.session, case)
+    ctx.audit(AuditAction.CASE_READ, what="detail", case_id=case.id, number=case.number)
+    ctx.commit()
+    return detail
 
 
 def add_clip(ctx: UseCaseContext, *, case_id: int, camera_id: str, start_utc: datetime,

@@ -40,9 +40,9 @@ def frame(state: AppState) -> Frame:
         return found
 
 
-def _entries(state: AppState, action: str) -> list[AuditEvent]:
+def _entries(state: AppState, *actions: str) -> list[AuditEvent]:
     with Session(state.engine) as session:
-        return list(session.exec(select(AuditEvent).where(col(AuditEvent.action) == action)
+        return list(session.exec(select(AuditEvent).where(col(AuditEvent.action).in_(actions))
                                  .order_by(col(AuditEvent.seq))).all())
 
 
@@ -120,3 +120,30 @@ def test_frame_details_and_image_are_each_one_view_per_window(
     _later(monkeypatch, VIEW_WINDOW)
     assert investigator.get(f"/api/frames/{frame.id}/thumbnail").status_code == 200
     assert len(_entries(state, "view_frame")) == 3
+
+
+def test_probing_another_agencys_frame_leaves_a_not_found_entry(
+        client_as: Callable[..., TestClient], state: AppState) -> None:
+    guard = client_as(Role.INVESTIGATOR, agency="municipal_guard")  # sees CAM-001 only
+    with Session(state.engine) as session:
+        hidden = session.exec(select(Frame).where(Frame.camera_id == "CAM-002")).first()
+        assert hidden is not None
+    for path in (f"/api/frames/{hidden.id}", f"/api/frames/{hidden.id}/thumbnail",
+                 f"/api/segments/{hidden.segment_id}/video"):
+        assert guard.get(path).status_code == 404
+    probes = _entries(state, "not_found")
+    assert [(e.actor, e.details["path"]) for e in probes] == [
+        ("investigator-municipal_guard", f"/api/frames/{hidden.id}"),
+        ("investigator-municipal_guard", f"/api/frames/{hidden.id}/thumbnail"),
+        ("investigator-municipal_guard", f"/api/segments/{hidden.segment_id}/video")]
+    assert probes[0].details["reason"] == f"Frame {hidden.id} does not exist."
+    assert _entries(state, "view_frame", "view_video") == []
+
+
+def test_a_role_that_may_not_view_footage_leaves_access_denied(
+        client_as: Callable[..., TestClient], frame: Frame, state: AppState) -> None:
+    auditor = client_as(Role.AUDITOR, agency="police")
+    assert auditor.get(f"/api/segments/{frame.segment_id}/video").status_code == 403
+    [entry] = _entries(state, "access_denied")
+    assert (entry.actor, entry.details["status"], entry.details["path"]) == (
+        "auditor-police", 403, f"/api/segments/{frame.segment_id}/video")
