@@ -9,7 +9,8 @@ context, call one use case and render its answer.
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,13 +33,25 @@ from storage.settings import Settings
 MAX_ACTOR_CHARS = 64
 
 
+def os_account_name() -> str:
+    """The account of the process's real uid (the uid number if it has no entry).
+
+    Never ``LOGNAME``/``USER``, which whoever runs the command can set to any name.
+    """
+    uid = os.getuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
 @dataclass(frozen=True)
 class Actor:
     """A signed-in user, or the local operator of the CLI (``user`` is then None).
 
     The operator runs with the data dir's own rights and appears in the audit log as
-    ``cli:<os user>``; with ``oko --as USER`` the operator acts as that user instead,
-    with that user's role.
+    ``cli:<os user>`` (the real uid's account, ``os_account_name``); with
+    ``oko --as USER`` the operator acts as that user instead, with that user's role.
     """
 
     name: str
@@ -54,7 +67,7 @@ class Actor:
     def local_operator(cls, *, as_user: User | None = None) -> Actor:
         if as_user is not None:
             return cls.of_user(as_user, ip="cli")
-        return cls(name=f"cli:{getpass.getuser()}", agency="", ip="cli")
+        return cls(name=f"cli:{os_account_name()}", agency="", ip="cli")
 
     @classmethod
     def unauthenticated(cls, *, attempted_username: str, ip: str) -> Actor:
@@ -109,4 +122,4 @@ class UseCaseContext:
         self.session.commit()
 
 
-__all__ = ["Actor", "UseCaseContext"]
+__all__ = ["Actor", "UseCaseContext", "os_account_name"]
