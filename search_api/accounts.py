@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from search_api.security import hash_password
 from storage.errors import ConflictError, InvalidInputError, NotFoundError
 from storage.models.access import Role, User
+from storage.types import utcnow
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 AGENCY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -83,9 +84,14 @@ def _refuse_losing_last_admin(session: Session, user: User) -> None:
 
 
 def set_disabled(session: Session, *, user: User, disabled: bool) -> User:
-    """Disable (or re-enable) a user; a disabled user's tokens stop working at once."""
+    """Disable (or re-enable) a user; a disabled user's tokens stop working at once.
+
+    Disabling also ends every token issued so far, so re-enabling the account later
+    does not bring them back.
+    """
     if disabled:
         _refuse_losing_last_admin(session, user)
+        user.tokens_valid_after = utcnow()
     user.disabled = disabled
     session.add(user)
     session.flush()
@@ -102,8 +108,11 @@ def set_role(session: Session, *, user: User, role: Role) -> User:
 
 
 def set_password(session: Session, *, user: User, password: str) -> User:
+    """A new password; every token issued before it stops working. Raises
+    ``InvalidInputError`` for a short password."""
     _check_password(password)
     user.password_hash = hash_password(password)
+    user.tokens_valid_after = utcnow()
     session.add(user)
     session.flush()
     return user

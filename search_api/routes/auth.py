@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from search_api.deps import SessionDep, StateDep, UseCaseDep, client_ip
-from search_api.security import CSRF_COOKIE, SESSION_COOKIE
+from search_api.security import CSRF_COOKIE, SESSION_COOKIE, login_name
 from search_api.state import AppState
 from search_api.usecases.auth import SignedIn, SignInMethod, sign_in, sign_out
 from search_api.usecases.auth import who_am_i as identify
@@ -57,7 +57,7 @@ def _sign_in(session: Session, state: AppState, request: Request, *, username: s
              password: str, method: SignInMethod) -> SignedIn:
     """The sign-in use case, acting as the name typed from the client's address."""
     ctx = UseCaseContext(session=session, state=state, actor=Actor.unauthenticated(
-        attempted_username=username, ip=client_ip(request)))
+        attempted_username=login_name(username), ip=client_ip(request)))
     return sign_in(ctx, username=username, password=password, method=method)
 
 

@@ -1,9 +1,12 @@
 """Use cases: sign in, sign out, and who am I.
 
-Signing in checks the password under the rate limits and writes ``login`` (as the user)
-or ``login_failed`` (under the name typed, with the reason, never the password); both
-commit with the attempt the rate limits count. The adapter sets cookies or returns the
-token; it never sees a password check.
+Signing in first counts the try against the rate limits, atomically, and commits it
+(so parallel tries count against each other); then it checks the password, outside any
+lock, and writes ``login`` (as the user) or ``login_failed`` (under the name typed, with
+the reason, never the password) with the try's outcome. A try refused by a limit writes
+no attempt; its ``login_failed`` entry is written once per limit, subject and window,
+later refusals are only counted. The adapter sets cookies or returns the token; it never
+sees a password check.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from search_api.security import (
     IssuedToken,
     LoginLimits,
     RateLimitedError,
-    authenticate_password,
+    check_login_password,
     issue_token,
+    reserve_login_attempt,
     revoke_token,
 )
 from search_api.usecases.context import Actor, UseCaseContext
@@ -39,17 +43,28 @@ def sign_in(ctx: UseCaseContext, *, username: str, password: str,
     """Check the password and issue a token (with a CSRF token for ``method="cookie"``).
 
     ``ctx.actor`` is ``Actor.unauthenticated`` (the name typed, the client's address).
-    Raises ``RateLimitedError`` (429) after too many recent failures for the user or the
-    address, and ``AuthenticationError`` (401) for a wrong name or password or a
-    disabled account; each failure is audited and committed before it is raised.
+    Raises ``RateLimitedError`` (429) after too many recent failures for the user from
+    this address, for the account from everywhere, or from the address; and
+    ``AuthenticationError`` (401) for a wrong name or password or a disabled account.
+    Each failure is committed before it is raised, and audited (a refusal once a window).
     """
     settings = ctx.settings
-    limits = LoginLimits(settings.login_window_minutes, settings.login_max_failures_per_user,
-                         settings.login_max_failures_per_ip)
+    limits = LoginLimits(window_minutes=settings.login_window_minutes,
+                         max_failures_per_user=settings.login_max_failures_per_user,
+                         max_failures_per_ip=settings.login_max_failures_per_ip,
+                         max_failures_per_account=settings.login_max_failures_per_account)
     try:
-        user = authenticate_password(ctx.session, username=username, password=password,
-                                     ip=ctx.actor.ip, limits=limits)
-    except (AuthenticationError, RateLimitedError) as exc:
+        attempt = reserve_login_attempt(ctx.session, username=username, ip=ctx.actor.ip,
+                                        limits=limits)
+    except RateLimitedError as exc:
+        if exc.first_in_window:
+            ctx.audit(AuditAction.LOGIN_FAILED, method=method, reason=exc.message)
+        ctx.commit()
+        raise
+    ctx.commit()  # the try counts from here on, and the limits' lock is released
+    try:
+        user = check_login_password(ctx.session, attempt=attempt, password=password)
+    except AuthenticationError as exc:
         ctx.audit(AuditAction.LOGIN_FAILED, method=method, reason=exc.message)
         ctx.commit()
         raise

@@ -36,6 +36,9 @@ class User(UserBase, table=True):
     password_hash: str
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    tokens_valid_after: datetime | None = Field(
+        default=None, sa_type=UTCDateTime,
+        description="Tokens issued before this (a password reset, a disable) are refused")
 
 
 class UserCreate(UserBase):
@@ -99,13 +102,32 @@ class AuditCheckpoint(SQLModel, table=True):
 
 
 class LoginAttempt(SQLModel, table=True):
-    """Every login try, counted for per-user and per-IP rate limits."""
+    """Every login try that was let through, counted for the rate limits.
+
+    A try is stored as failed before its password is checked and marked succeeded after,
+    so parallel tries count against each other. Rows older than the window are pruned.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(index=True, max_length=64)
     ip: str = Field(index=True)
     attempted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     succeeded: bool = False
+
+
+class LoginRefusal(SQLModel, table=True):
+    """Tries refused by a rate limit, counted per limit and subject, audited once a window.
+
+    ``scope`` is the limit that refused (``user_address``, ``account``, ``address``) and
+    ``subject`` what it counts (``name|ip``, the name, the address).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=16)
+    subject: str = Field(index=True, max_length=160)
+    first_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    last_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    refused: int = 1
 
 
 class RevokedToken(SQLModel, table=True):
