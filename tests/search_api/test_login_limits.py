@@ -10,8 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
+from search_api.app import create_app
 from search_api.security import RateLimitedError
 from search_api.state import AppState, build_state
 from search_api.usecases.auth import sign_in
@@ -133,3 +135,17 @@ def test_signing_in_prunes_expired_attempts_refusals_and_revoked_tokens(
         assert [(a.ip, a.succeeded) for a in attempts] == [(AWAY, True)]
         assert session.exec(select(LoginRefusal)).all() == []
         assert [t.jti for t in session.exec(select(RevokedToken)).all()] == ["live"]
+
+
+@pytest.mark.parametrize("username", ["iv%00an", "x" * 10_000, "%C4%B0" * 64, "%ED%A0%80%FF"])
+def test_odd_names_get_one_sentence_not_a_500(state: AppState, username: str) -> None:
+    """NUL, very long, lengthened by lowercasing, not UTF-8 (form-encoded as sent)."""
+    with TestClient(create_app(state.settings, state=state)) as client:
+        response = client.post(
+            "/api/auth/token", content=f"username={username}&password=wrong-password",
+            headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 401, response.text
+    assert response.json()["detail"] == WRONG
+    with Session(state.engine) as session:
+        event = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc())).first()
+        assert event is not None and len(event.actor) <= 64 and "\x00" not in event.actor
