@@ -93,7 +93,8 @@ def viewed_recently(ctx: UseCaseContext, action: AuditAction, *, key: str, value
     query = select(AuditEvent.seq).where(
         col(AuditEvent.action) == action.value, col(AuditEvent.actor) == ctx.actor.name,
         col(AuditEvent.occurred_at) >= utcnow() - VIEW_WINDOW,
-        col(AuditEvent.details)[key].as_integer() == value)
+        # compared as text: no cast that a row with another shape could make fail (PG)
+        col(AuditEvent.details)[key].as_string() == str(value))
     if what is not None:
         query = query.where(col(AuditEvent.details)["what"].as_string() == what)
     return ctx.session.exec(query.limit(1)).first() is not None

@@ -39,6 +39,7 @@ from storage.models.access import AuditEvent, Role, User
 from storage.models.evidence import Case, ExportJob
 from storage.models.media import Camera, Frame, IngestJob, Segment
 from storage.settings import Settings
+from storage.types import utcnow
 from tests.evidence.conftest import RECORDING_START, make_footage, store_original
 
 ALL = frozenset(Role)
@@ -352,7 +353,7 @@ def test_each_action_is_audited_in_its_transaction(
         world: World, actor: str, key: tuple[str, str], action: str,
         expected: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
     # the world is shared: move the views' clock past the window of earlier tests' views
-    later = media.utcnow() + media.VIEW_WINDOW
+    later = utcnow() + media.VIEW_WINDOW
     monkeypatch.setattr(media, "utcnow", lambda: later)
     user, before = world.users[actor], _head(world)
     response = _send(world, user, RULES[key].build(world, world.police))
