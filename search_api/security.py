@@ -130,9 +130,15 @@ def user_for_token(session: Session, *, token: str, secret: bytes) -> tuple[User
 
 
 def check_csrf(*, claims: dict[str, Any], header_value: str | None) -> None:
-    """Cookie sessions must echo their CSRF token in a header on unsafe requests."""
+    """Cookie sessions must echo their CSRF token in a header on unsafe requests.
+
+    The two are compared as UTF-8 bytes: ``compare_digest`` refuses ``str`` with
+    non-ASCII characters, and a header may carry any byte (Starlette reads it as Latin-1).
+    """
     expected = claims.get("csrf")
-    if not expected or not header_value or not hmac.compare_digest(expected, header_value):
+    if (not isinstance(expected, str) or not expected or not header_value
+            or not hmac.compare_digest(expected.encode("utf-8", "replace"),
+                                       header_value.encode("utf-8", "replace"))):
         raise PermissionDeniedError(
             f"Missing or wrong {CSRF_HEADER} header; reload the page and try again.")
 

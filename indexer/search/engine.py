@@ -44,6 +44,13 @@ from storage.models.search_index import FrameIndexEntry
 DEFAULT_K = 50
 MAX_K = 500
 DEFAULT_MOMENT_GAP_S = 6.0
+# Query images: the formats the upload form names, a pixel bound checked on the header
+# before decoding (PIL's own bomb limit is 179 million), and the side they are shrunk to.
+QUERY_IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
+MAX_QUERY_IMAGE_PIXELS = 40_000_000
+QUERY_IMAGE_SIDE = 1024
+# 'from' and 'to' must fall in these years (UTC), so no later step overflows a datetime.
+SEARCH_YEARS = (1900, 2999)
 
 
 class EmbedderFailedError(OkoError):
@@ -57,6 +64,18 @@ class InvalidImageError(InvalidInputError):
     """The query image cannot be decoded."""
 
     http_status = 415
+
+
+class QueryImageTooLargeError(InvalidInputError):
+    """The query image's header claims more pixels than a query image may have."""
+
+    http_status = 413
+
+    def __init__(self, width: int | None, height: int | None) -> None:
+        claimed = f" ({width}x{height})" if width is not None else ""
+        super().__init__(f"The uploaded image{claimed} has more than "
+                         f"{MAX_QUERY_IMAGE_PIXELS // 1_000_000} million pixels; "
+                         "send a smaller picture.")
 
 
 class QueryEmbedder(Protocol):
@@ -198,23 +217,52 @@ def _resolve_cameras(session: Session, filters: SearchFilters,
 
 
 def _aware(value: datetime | None, cameras: dict[str, Camera], name: str) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value.astimezone(UTC) if value is not None else None
-    zones = {c.timezone for c in cameras.values()}
-    if len(zones) != 1:
-        raise InvalidInputError(f"'{name}' has no UTC offset and the cameras searched are in "
-                                "different time zones; add an offset such as +02:00.")
-    return value.replace(tzinfo=ZoneInfo(zones.pop())).astimezone(UTC)
+    """``value`` in UTC; without an offset it is read in the cameras' (one) time zone.
+
+    Raises ``InvalidInputError`` for a time that has no UTC equivalent inside the years
+    1 to 9999 (``0001-01-01T00:00:00+05:00``) or lies outside ``SEARCH_YEARS``.
+    """
+    if value is None:
+        return None
+    try:
+        if value.tzinfo is not None:
+            utc = value.astimezone(UTC)
+        else:
+            zones = {c.timezone for c in cameras.values()}
+            if len(zones) != 1:
+                raise InvalidInputError(
+                    f"'{name}' has no UTC offset and the cameras searched are in different "
+                    "time zones; add an offset such as +02:00.")
+            utc = value.replace(tzinfo=ZoneInfo(zones.pop())).astimezone(UTC)
+        in_range = SEARCH_YEARS[0] <= utc.year <= SEARCH_YEARS[1]
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise InvalidInputError(f"'{name}' ({value.isoformat()}) is outside the years "
+                                f"{SEARCH_YEARS[0]} to {SEARCH_YEARS[1]}.")
+    return utc
 
 
 def _decode_image(data: bytes) -> Image.Image:
+    """Decode a query image within a memory bound: its header's pixel count is checked
+    before any pixel is decoded, JPEGs decode at a reduced scale, and the result is at
+    most ``QUERY_IMAGE_SIDE`` pixels on its longer side (CLIP sees 224 or so anyway)."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=QUERY_IMAGE_FORMATS) as image:
+            width, height = image.size  # from the header: nothing is decoded yet
+            if width * height > MAX_QUERY_IMAGE_PIXELS:
+                raise QueryImageTooLargeError(width, height)
+            image.draft("RGB", (QUERY_IMAGE_SIDE, QUERY_IMAGE_SIDE))  # JPEG: decode smaller
             image.load()
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+            decoded = image.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # a header past PIL's own bomb limit (or its warning, where warnings are errors)
+        raise QueryImageTooLargeError(None, None) from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise InvalidImageError("The uploaded file is not an image Oko can read "
                                 "(use JPEG, PNG or WebP).") from exc
+    decoded.thumbnail((QUERY_IMAGE_SIDE, QUERY_IMAGE_SIDE))
+    return decoded
 
 
 def _encode(embedder: QueryEmbedder, *, text: str | None,
@@ -605,6 +653,7 @@ __all__ = [
     "Moment",
     "Provenance",
     "QueryEmbedder",
+    "QueryImageTooLargeError",
     "SearchFilters",
     "SearchRequest",
     "SearchResult",
