@@ -8,10 +8,12 @@ the values they need as arguments and never read the environment themselves.
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -29,6 +31,9 @@ class Settings(BaseSettings):
     segment_seconds: float = 10.0
     sample_interval_seconds: float = 2.0
     frame_max_side: int = 448
+    ingest_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="Absolute folders (comma- or os.pathsep-separated)"
+        " that POST /api/ingest may read; empty: the API ingests no server path")
 
     # jobs (see docs/operations.md, "Jobs and workers")
     job_lease_seconds: float = Field(default=30.0, gt=0, description="A running job whose"
@@ -84,6 +89,20 @@ class Settings(BaseSettings):
     def trusted_proxy_list(self) -> list[str]:
         """The proxies whose X-Forwarded-For names the client (none by default)."""
         return [entry for entry in self.trusted_proxies.split(",") if entry]
+
+    @field_validator("ingest_roots", mode="before")
+    @classmethod
+    def _ingest_roots(cls, value: object) -> list[Path]:
+        if isinstance(value, str):
+            value = [entry for part in value.split(",") for entry in part.split(os.pathsep)]
+        if not isinstance(value, list | tuple):
+            raise ValueError("OKO_INGEST_ROOTS must list absolute folders")
+        roots = [Path(str(entry).strip()) for entry in value if str(entry).strip()]
+        for root in roots:
+            if not root.is_absolute():
+                raise ValueError(f"OKO_INGEST_ROOTS lists '{str(root)[:200]}', which is not"
+                                 " an absolute folder")
+        return roots
 
     @field_validator("home")
     @classmethod
