@@ -95,12 +95,18 @@ class Frame(SQLModel, table=True):
 
 
 class IngestJob(SQLModel, table=True):
-    """One file's trip through ingest; the DB row is the source of truth for progress."""
+    """One file's (or folder's) trip through ingest; the DB row is the source of truth.
+
+    A folder's job is done once its walk has queued one job per video file, each with
+    ``parent_id`` naming the folder's job.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     source_path: str
     camera_id: str
     requested_start: str | None = None
+    parent_id: int | None = Field(default=None, foreign_key="ingestjob.id", index=True,
+                                  description="The folder job whose walk queued this file")
     requested_by: str = Field(default="system", sa_column_kwargs={"server_default": "system"},
                               description="Who asked for the ingest; the custody actor")
     status: str = Field(default="queued", index=True,
