@@ -1,7 +1,10 @@
 """Schema fuzzing: schemathesis against a live uvicorn server on 127.0.0.1; no 5xx allowed.
 
 The run is bounded (a few examples per operation) and authenticated as each role in
-turn, so the fuzzer reaches the handlers and not only the 401 guard.
+turn, so the fuzzer reaches the handlers and not only the 401 guard. Its hooks
+(``schemathesis_hooks.py``) send extreme ``date-time`` values and non-ASCII strings on
+purpose, and the test checks from their record that both were sent; the explicit cases
+below send the same classes, and a non-ASCII CSRF header, whatever the fuzzer draws.
 """
 
 from __future__ import annotations
@@ -20,14 +23,16 @@ from sqlmodel import Session
 
 from evidence.keys import ensure_signing_identity
 from search_api.accounts import create_user
-from search_api.security import issue_token, load_token_secret
+from search_api.security import CSRF_HEADER, SESSION_COOKIE, issue_token, load_token_secret
 from search_api.state import build_state
 from storage.models.access import Role, User
 from storage.models.media import Camera
 from storage.settings import Settings
+from tests.search_api.schemathesis_hooks import EXTREME_DATETIMES, NON_ASCII
 from tests.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
+HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 MAX_EXAMPLES = "5"
 
 
@@ -103,7 +108,48 @@ def test_fuzzing_finds_no_server_errors(live_server: LiveServer, role: Role,
         "--report", "junit", "--report-dir", str(tmp_path),
         *[arg for path in EXCLUDED for arg in ("--exclude-path", path)],
     ]
+    record = tmp_path / "sent.jsonl"
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS), "OKO_FUZZ_RECORD": str(record)}
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
-                            timeout=900, check=False)
+                            timeout=900, check=False, env=env)
     failures = result.stdout.split("FAILURES")[-1]
     assert result.returncode == 0, failures[:8000] + result.stderr[-2000:]
+    # one JSON object a line, written with ensure_ascii=False ("\u2028" is not a line end)
+    sent = [line for line in record.read_text(encoding="utf-8").split("\n") if line]
+    assert any(NON_ASCII in line for line in sent), "no non-ASCII string was sent"
+    assert any(value in line for line in sent for value in EXTREME_DATETIMES), (
+        "no extreme date-time was sent")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("field", ["from", "to"])
+@pytest.mark.parametrize("value", EXTREME_DATETIMES)
+def test_extreme_search_times_are_refused_in_one_sentence(
+        live_server: LiveServer, field: str, value: str) -> None:
+    secret = load_token_secret(live_server.home / "keys")
+    token = issue_token(user=live_server.users[Role.INVESTIGATOR], secret=secret,
+                        minutes=30).token
+    response = httpx.post(f"{live_server.url}/api/search", timeout=60,
+                          headers={"Authorization": f"Bearer {token}"},
+                          json={"text": NON_ASCII, "purpose": NON_ASCII, field: value})
+    assert response.status_code == 422, response.text
+    assert "is outside the years" in response.json()["detail"]
+
+
+@pytest.mark.slow
+def test_non_ascii_text_and_csrf_header_are_answered_below_500(live_server: LiveServer) -> None:
+    with httpx.Client(base_url=live_server.url, timeout=60) as client:
+        login = client.post("/api/auth/login", json={"username": NON_ASCII,
+                                                     "password": NON_ASCII})
+        assert login.status_code == 401, login.text
+        login = client.post("/api/auth/login", json={
+            "username": live_server.users[Role.INVESTIGATOR].username,
+            "password": "fuzz-password-1"})
+        assert login.status_code == 200, login.text
+        session = login.cookies[SESSION_COOKIE]  # Secure: httpx keeps it off plain http
+        for raw in (NON_ASCII.encode(), "é".encode("latin-1"), b"\xff" * 43):
+            refused = client.post("/api/cases", json={"title": NON_ASCII}, headers={
+                CSRF_HEADER.encode(): raw, b"cookie": f"{SESSION_COOKIE}={session}".encode()})
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["detail"] == (
+                "Missing or wrong X-CSRF-Token header; reload the page and try again.")
