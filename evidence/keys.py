@@ -130,15 +130,22 @@ def load_signer(*, keys_dir: Path, passphrase: str | None) -> Signer:
         raise ConfigurationError(
             f"There is no evidence-signing key in {keys_dir}; run `oko init` first."
         )
+    key_pem, cert_pem = key_path.read_bytes(), cert_path.read_bytes()
+    for path, content in ((key_path, key_pem), (cert_path, cert_pem)):
+        if not content.strip():
+            raise ConfigurationError(f"{path} is empty; restore the keys folder from a backup.")
     try:
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=secret)
+        key = serialization.load_pem_private_key(key_pem, password=secret)
     except (ValueError, TypeError) as exc:
         raise ConfigurationError(
             "The evidence-signing key could not be decrypted; check OKO_KEY_PASSPHRASE."
         ) from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise ConfigurationError(f"{key_path} does not hold an Ed25519 key.")
-    certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    try:
+        certificate = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as exc:
+        raise ConfigurationError(f"{cert_path} does not hold a PEM certificate.") from exc
     if certificate.public_key() != key.public_key():
         raise ConfigurationError(f"{cert_path} does not belong to the signing key.")
     return Signer(private_key=key, certificate=certificate)

@@ -11,6 +11,10 @@ fails with ``FileExistsError`` when the destination exists, even against a racin
 writer: nothing is ever written over. In every case the temp file is gone afterwards,
 and an error leaves the destination as it was. Errors are ``OSError``; callers turn
 them into their own ``OkoError``.
+
+Files appear with mode 0600 unless ``mode`` says otherwise, and every directory these
+functions create is 0700, whatever the process's umask; existing directories are left
+as they are.
 """
 
 from __future__ import annotations
@@ -23,6 +27,29 @@ from pathlib import Path
 from typing import BinaryIO
 
 TEMP_SUFFIX = ".part"
+PRIVATE_DIR_MODE = 0o700
+
+
+def make_private_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents, each mode 0700 whatever the umask.
+
+    Directories that already exist keep their mode (one may be the user's own folder).
+    """
+    missing: list[Path] = []
+    current = path
+    while not current.is_dir():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=PRIVATE_DIR_MODE)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+            continue  # another process made it first: its mode is its own
+        os.chmod(directory, PRIVATE_DIR_MODE)  # mkdir's mode is reduced by the umask
 
 
 def fsync_dir(path: Path) -> None:
@@ -59,7 +86,7 @@ class PendingFile:
         self.handle.close()
         if mode is not None:
             os.chmod(self.path, mode)
-        destination.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(destination.parent)
         if overwrite:
             os.replace(self.path, destination)
             self._moved = True
@@ -81,7 +108,7 @@ def pending_file(directory: Path, *, prefix: str,
     ``directory`` must be on the destination's filesystem (rename and link do not cross
     filesystems); it is created if missing.
     """
-    directory.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(directory)
     fd, name = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=suffix)
     pending = PendingFile(path=Path(name), handle=os.fdopen(fd, "wb"))
     try:
@@ -112,5 +139,5 @@ def write_atomically(destination: Path, data: bytes, *, overwrite: bool = True,
         handle.write(data)
 
 
-__all__ = ["TEMP_SUFFIX", "PendingFile", "atomic_write", "fsync_dir", "pending_file",
-           "write_atomically"]
+__all__ = ["PRIVATE_DIR_MODE", "TEMP_SUFFIX", "PendingFile", "atomic_write", "fsync_dir",
+           "make_private_dirs", "pending_file", "write_atomically"]

@@ -1,9 +1,9 @@
 """Content-addressed, write-once file store keyed by SHA-256.
 
 A blob is streamed into a temp file on the same filesystem while it is hashed,
-fsynced, made read-only, then hard-linked into place (``storage.atomic.pending_file``
-with ``overwrite=False``). ``os.link`` fails when the target exists, so a blob can
-never be overwritten, even by a racing writer.
+fsynced, made read-only for its owner (0400), then hard-linked into place
+(``storage.atomic.pending_file`` with ``overwrite=False``). ``os.link`` fails when the
+target exists, so a blob can never be overwritten, even by a racing writer.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from storage.atomic import PendingFile, pending_file
 from storage.errors import ConflictError, NotFoundError, StorageError
 
 CHUNK_BYTES = 1024 * 1024
+BLOB_MODE = stat.S_IRUSR  # 0400: read-only, and only for the account Oko runs as
 
 
 class BlobExistsError(ConflictError):
@@ -108,8 +109,7 @@ class BlobStore:
         if final.exists():
             raise BlobExistsError(sha256)
         try:
-            pending.commit(final, overwrite=False,
-                           mode=stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            pending.commit(final, overwrite=False, mode=BLOB_MODE)
         except FileExistsError as exc:
             raise BlobExistsError(sha256) from exc
         return StoredBlob(sha256=sha256, size_bytes=size, path=final)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
@@ -22,9 +24,32 @@ HEAD_REVISION = "0008"
 """The newest migration; ``tests/storage/test_migrations.py`` checks it is Alembic's head."""
 
 
+SQLITE_FILE_MODE = 0o600
+
+
+def _private_sqlite_file(url: str) -> None:
+    """Create the SQLite file (and narrow its WAL and shared-memory files) as mode 0600.
+
+    SQLite creates a database with 0644 less the umask and gives its -wal and -shm files
+    the database's mode, so creating it here first makes all three owner-only.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        return  # SQLite reports the missing folder in its own words
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, SQLITE_FILE_MODE)
+    os.close(fd)
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if name.exists() and stat.S_IMODE(name.stat().st_mode) != SQLITE_FILE_MODE:
+            os.chmod(name, SQLITE_FILE_MODE)
+
+
 def make_engine(url: str) -> Engine:
     """An engine with the per-backend settings Oko relies on."""
     if url.startswith("sqlite"):
+        _private_sqlite_file(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")

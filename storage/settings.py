@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import stat
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from storage.atomic import PRIVATE_DIR_MODE, make_private_dirs
 
 
 class Settings(BaseSettings):
@@ -72,19 +75,6 @@ class Settings(BaseSettings):
                                  " client")
     audit_checkpoint_entries: int = 100
     audit_checkpoint_minutes: int = 10
-    # copies outside the data dir (see docs/operations.md, "The audit log")
-    audit_checkpoint_log: Path | None = Field(default=None, description="File outside the"
-                                              " data dir each signed checkpoint is appended"
-                                              " to; empty: none")
-    audit_key_file: Path | None = Field(default=None, description="The audit HMAC key;"
-                                        " empty: keys/audit-mac.key in the data dir")
-
-    @field_validator("audit_checkpoint_log", "audit_key_file", mode="before")
-    @classmethod
-    def _optional_absolute_path(cls, value: object) -> Path | None:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        return Path(str(value)).expanduser().resolve()
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -163,6 +153,14 @@ class Settings(BaseSettings):
         return self.home / "tmp"
 
     def ensure_dirs(self) -> None:
+        """Create the data dir and its stores, owner-only (0700) whatever the umask.
+
+        The data dir and the stores are Oko's own, so one found with a wider mode (made by
+        hand, or by an older Oko) is narrowed to 0700 too; the folders above it are not
+        touched.
+        """
         for path in (self.home, self.blobs_dir, self.derived_dir, self.models_dir,
                      self.index_dir, self.keys_dir, self.tmp_dir):
-            path.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(path)
+            if stat.S_IMODE(path.stat().st_mode) != PRIVATE_DIR_MODE:
+                os.chmod(path, PRIVATE_DIR_MODE)
