@@ -1,9 +1,12 @@
 """The tamper-evident audit log: a hash chain with signed checkpoints.
 
 Each entry stores the hash of the entry before it, a SHA-256 over its own canonical
-content, and an HMAC of that hash under a key kept in the data dir (not the database).
-Every N entries or M minutes a checkpoint ``(entry_count, head_hash, time)`` is signed
-with the installation key; checkpoints can be exported so a copy lives outside the DB.
+content, and an HMAC of that hash under a key kept outside the database (in the data
+dir, or wherever ``OKO_AUDIT_KEY_FILE`` says). Every N entries or M minutes a checkpoint
+``(entry_count, head_hash, time)`` is signed with the installation key. Copies of the
+checkpoints live outside the database: an append-only log of JSON lines (one per
+checkpoint, written with ``append_checkpoint_lines``) and exported documents; verifying
+against a copy catches a database truncated together with its checkpoints.
 
 Nothing here commits: callers append in the same transaction as the action recorded.
 """
@@ -14,7 +17,8 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +31,7 @@ from sqlmodel import Session, col, select
 
 from evidence.keys import certificate_fingerprint, normalise_fingerprint, verify_signature
 from storage.atomic import write_atomically
-from storage.errors import InvalidInputError, OkoError, StorageError
+from storage.errors import ConfigurationError, InvalidInputError, OkoError, StorageError
 from storage.models.access import AuditCheckpoint, AuditEvent, AuditHead
 from storage.secret_files import load_or_create_secret
 from storage.types import utcnow
@@ -57,16 +61,44 @@ class Signer(Protocol):
 
 @dataclass(frozen=True)
 class CheckpointPolicy:
-    """Sign a checkpoint every ``every_entries`` entries or ``every_minutes`` minutes."""
+    """Sign a checkpoint every ``every_entries`` entries or ``every_minutes`` minutes;
+    ``on_signed`` is told of each one (to copy it outside the database)."""
 
     signer: Signer
     every_entries: int = 100
     every_minutes: int = 10
+    on_signed: Callable[[AuditCheckpoint], None] | None = None
 
 
 def load_audit_mac_key(keys_dir: Path) -> bytes:
-    """The installation's audit HMAC key (a file in the data dir), created on first use."""
-    return load_or_create_secret(keys_dir / MAC_KEY_FILENAME)
+    """The audit HMAC key at its default place in the data dir, created on first use."""
+    return load_audit_mac_key_file(keys_dir / MAC_KEY_FILENAME)
+
+
+def load_audit_mac_key_file(path: Path) -> bytes:
+    """The audit HMAC key stored at ``path``, created (mode 0600) on first use.
+
+    Raises ``ConfigurationError`` for a key file that exists but is empty or not a key
+    (a fresh key would make every earlier entry fail), ``StorageError`` when it cannot
+    be read or created (its folder is never created here).
+    """
+    try:
+        existing = path.read_text().strip() if path.exists() else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StorageError(f"Cannot read the audit key file {path}: {exc}.") from exc
+    if existing is not None:
+        try:
+            key = bytes.fromhex(existing)
+        except ValueError:
+            key = b""
+        if len(key) < 16:
+            raise ConfigurationError(
+                f"The audit key file {path} is empty or holds no key: restore it from its"
+                " backup (a new key would make every entry written so far fail).")
+        return key
+    if not path.parent.is_dir():
+        raise StorageError(f"The folder of the audit key file {path} does not exist.")
+    return load_or_create_secret(path)
 
 
 def _canonical(data: dict[str, Any]) -> bytes:
@@ -126,7 +158,9 @@ def append_audit_event(
                     .values(entry_hash=event.entry_hash))
     session.flush()
     if checkpoints is not None and _checkpoint_due(session, event, checkpoints):
-        create_checkpoint(session, signer=checkpoints.signer)
+        checkpoint = create_checkpoint(session, signer=checkpoints.signer)
+        if checkpoint is not None and checkpoints.on_signed is not None:
+            checkpoints.on_signed(checkpoint)
     return event
 
 
@@ -181,11 +215,16 @@ class AuditProblem:
 
 @dataclass
 class AuditVerification:
-    """Everything ``verify_audit_chain`` checked; ``ok`` is false if anything failed."""
+    """Everything ``verify_audit_chain`` checked; ``ok`` is false if anything failed.
+
+    ``warnings`` are findings that break nothing (the external copy is behind the
+    database); they never make ``ok`` false.
+    """
 
     entries: int = 0
     checkpoints: int = 0
     problems: list[AuditProblem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -201,7 +240,8 @@ class AuditVerification:
             return (f"Audit log intact: {self.entries} entries, "
                     f"{self.checkpoints} signed checkpoints verified.")
         first = self.first_broken_seq
-        where = f"first broken entry is #{first}" if first is not None else "checkpoints broken"
+        where = (f"first broken entry is #{first}" if first is not None
+                 else self.problems[0].reason)
         return f"Audit log fails verification: {where}."
 
     def raise_for_failure(self) -> None:
@@ -269,20 +309,23 @@ def _checkpoint_signed(checkpoint: CheckpointRecord,
 
 def _check_checkpoints(
     by_seq: dict[int, AuditEvent], last_seq: int, db_checkpoints: Sequence[CheckpointRecord],
-    exported: Sequence[CheckpointRecord], certificates: Sequence[x509.Certificate] | None,
-    report: AuditVerification,
+    copies: Sequence[tuple[str, CheckpointRecord]],
+    certificates: Sequence[x509.Certificate] | None, report: AuditVerification,
 ) -> None:
     known = {c.entry_count: c for c in db_checkpoints}
-    for copy in exported:
+    differing: list[CheckpointRecord] = []  # checked against the entries too
+    for source, copy in copies:
         if copy.entry_count not in known:
             report.problems.append(AuditProblem(
-                None, f"checkpoint at entry #{copy.entry_count} was removed from the database"))
+                None, f"checkpoint at entry #{copy.entry_count} (in {source}) was removed"
+                      f" from the database"))
             known[copy.entry_count] = copy
         elif known[copy.entry_count] != copy:
             report.problems.append(AuditProblem(
-                None, f"checkpoint at entry #{copy.entry_count} differs from the exported copy"))
+                None, f"checkpoint at entry #{copy.entry_count} differs from {source}"))
+            differing.append(copy)
     by_fingerprint = {certificate_fingerprint(c): c for c in certificates or ()}
-    for checkpoint in sorted(known.values(), key=lambda c: c.entry_count):
+    for checkpoint in sorted([*known.values(), *differing], key=lambda c: c.entry_count):
         if certificates is not None and not _checkpoint_signed(checkpoint, by_fingerprint):
             report.problems.append(AuditProblem(
                 None, f"checkpoint at entry #{checkpoint.entry_count} has an invalid signature"))
@@ -296,20 +339,61 @@ def _check_checkpoints(
         entry = by_seq.get(checkpoint.entry_count)
         if entry is None or entry.entry_hash != checkpoint.head_hash:
             report.problems.append(AuditProblem(
-                checkpoint.entry_count, "does not match the signed checkpoint for this entry"))
+                checkpoint.entry_count, "does not match the signed checkpoint for this entry"
+                                        " (altered, or removed and written anew)"))
+
+
+def _check_log(log: CheckpointLog, db_checkpoints: Sequence[CheckpointRecord],
+               report: AuditVerification) -> list[tuple[str, CheckpointRecord]]:
+    """The log's own findings; returns its checkpoints, one per entry, to compare."""
+    source = f"the checkpoint log {log.path}"
+    if not log.exists:
+        if db_checkpoints:
+            report.problems.append(AuditProblem(
+                None, f"{source} does not exist, but the database holds"
+                      f" {len(db_checkpoints)} checkpoints"))
+        return []
+    for line in log.unreadable_lines:
+        report.problems.append(AuditProblem(None, f"line {line} of {source} is not a"
+                                                  f" checkpoint"))
+    if log.torn_tail:
+        report.warnings.append(f"The last line of {log.path} is incomplete (a crash while"
+                               f" appending) and was ignored.")
+    copies: dict[int, CheckpointRecord] = {}
+    distinct: list[CheckpointRecord] = []
+    for record in log.records:
+        first = copies.setdefault(record.entry_count, record)
+        if first != record:
+            report.problems.append(AuditProblem(
+                None, f"{source} holds two different checkpoints at entry"
+                      f" #{record.entry_count}"))
+        if record not in distinct:
+            distinct.append(record)
+    behind = sorted({c.entry_count for c in db_checkpoints} - set(copies))
+    if behind:
+        report.warnings.append(
+            f"{len(behind)} checkpoint(s) are in the database only, not in {log.path}"
+            f" (the first at entry #{behind[0]}): signed before OKO_AUDIT_CHECKPOINT_LOG was"
+            f" set, or lost to a crash or a failed write just after their commit.")
+    return [(source, c) for c in distinct]
 
 
 def verify_audit_chain(
     session: Session, *, mac_key: bytes | None,
     certificates: Sequence[x509.Certificate] | None,
     exported_checkpoints: Sequence[CheckpointRecord] = (),
+    checkpoint_log: CheckpointLog | None = None,
 ) -> AuditVerification:
     """Recompute every link, hash, MAC and checkpoint; collects every problem found.
 
     Checks, in order: (1) sequence numbers have no gaps; (2) each entry links to the one
     before; (3) each entry's hash matches its content; (4) its MAC matches the installation
-    key; (5) the head row agrees with the newest entry; (6) each checkpoint (database and
-    exported copies) is signed by the installation certificate and matches its entry.
+    key; (5) the head row agrees with the newest entry; (6) the checkpoint log outside the
+    database exists (if the database has checkpoints) and each of its lines is a
+    checkpoint, at most one per entry; (7) each checkpoint (database, log and exported
+    copies) is signed by an installation certificate, is still in the database and
+    matches its entry, so a copy naming an entry past the newest one names the first
+    removed entry. A database checkpoint missing from the log is a warning only.
     """
     rows = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq))).all()
     report = AuditVerification(entries=len(rows))
@@ -323,8 +407,11 @@ def verify_audit_chain(
         report.problems.append(AuditProblem(last_seq, "does not match the chain head"))
     db_checkpoints = [CheckpointRecord.from_row(c) for c in session.exec(
         select(AuditCheckpoint).order_by(col(AuditCheckpoint.entry_count))).all()]
-    _check_checkpoints({r.seq: r for r in rows}, last_seq, db_checkpoints,
-                       exported_checkpoints, certificates, report)
+    copies = [("the exported copy", c) for c in exported_checkpoints]
+    if checkpoint_log is not None:
+        copies += _check_log(checkpoint_log, db_checkpoints, report)
+    _check_checkpoints({r.seq: r for r in rows}, last_seq, db_checkpoints, copies,
+                       certificates, report)
     return report
 
 
@@ -346,20 +433,114 @@ def export_checkpoints(session: Session, *, out: Path,
     return len(document["checkpoints"])
 
 
+def _record(item: Any) -> CheckpointRecord:
+    """Raises ValueError, KeyError, TypeError or AttributeError for anything else."""
+    created_at = datetime.fromisoformat(item["created_at"])
+    if created_at.tzinfo is None:
+        raise ValueError("a checkpoint time without a zone")
+    return CheckpointRecord(
+        entry_count=int(item["entry_count"]), head_hash=str(item["head_hash"]),
+        created_at=created_at, signature=str(item["signature"]),
+        signer_fingerprint=str(item["signer_fingerprint"]))
+
+
+_BAD_RECORD = (ValueError, KeyError, TypeError, AttributeError)
+
+
 def load_checkpoint_file(path: Path) -> list[CheckpointRecord]:
-    """Parse a file written by ``export_checkpoints``; raises InvalidInputError if malformed."""
+    """Parse a file written by ``export_checkpoints``, or a checkpoint log (JSON lines);
+    raises InvalidInputError if it is neither."""
     try:
-        document = json.loads(path.read_text())
-        if document.get("format") != CHECKPOINT_FILE_FORMAT:
-            raise ValueError("unknown format")
-        return [CheckpointRecord(
-            entry_count=int(item["entry_count"]), head_hash=str(item["head_hash"]),
-            created_at=datetime.fromisoformat(item["created_at"]),
-            signature=str(item["signature"]),
-            signer_fingerprint=str(item["signer_fingerprint"]),
-        ) for item in document["checkpoints"]]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InvalidInputError(f"{path} is not an Oko audit checkpoint file.") from exc
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"Cannot read the checkpoint file {path}.") from exc
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None  # several lines: a checkpoint log
+    if isinstance(document, dict) and "format" in document:
+        try:
+            if document["format"] != CHECKPOINT_FILE_FORMAT:
+                raise ValueError("unknown format")
+            return [_record(item) for item in document["checkpoints"]]
+        except _BAD_RECORD as exc:
+            raise InvalidInputError(f"{path} is not an Oko audit checkpoint file.") from exc
+    log = parse_checkpoint_log(path, text)
+    if log.unreadable_lines or not log.records:
+        raise InvalidInputError(f"{path} is not an Oko audit checkpoint file.")
+    return list(log.records)
+
+
+@dataclass(frozen=True)
+class CheckpointLog:
+    """The checkpoint log kept outside the database, as read back by ``read_checkpoint_log``.
+
+    ``torn_tail``: the last line has no newline and is no checkpoint (a crash while
+    appending it); it is left out of ``records``.
+    """
+
+    path: Path
+    exists: bool
+    records: tuple[CheckpointRecord, ...] = ()
+    unreadable_lines: tuple[int, ...] = ()
+    torn_tail: bool = False
+
+
+def checkpoint_log_line(checkpoint: AuditCheckpoint | CheckpointRecord) -> bytes:
+    """One checkpoint as the log stores it: a JSON object on one line."""
+    record = (checkpoint if isinstance(checkpoint, CheckpointRecord)
+              else CheckpointRecord.from_row(checkpoint))
+    return json.dumps(record.to_json(), sort_keys=True, separators=(",", ":")).encode() + b"\n"
+
+
+def parse_checkpoint_log(path: Path, text: str) -> CheckpointLog:
+    lines = text.split("\n")
+    records: list[CheckpointRecord] = []
+    unreadable: list[int] = []
+    torn = False
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(_record(json.loads(line)))
+        except _BAD_RECORD:
+            if number == len(lines):  # no newline after it: cut short by a crash
+                torn = True
+            else:
+                unreadable.append(number)
+    return CheckpointLog(path=path, exists=True, records=tuple(records),
+                         unreadable_lines=tuple(unreadable), torn_tail=torn)
+
+
+def read_checkpoint_log(path: Path) -> CheckpointLog:
+    """Read the checkpoint log; a missing file is ``exists=False``. Raises ``StorageError``
+    when it exists but cannot be read."""
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return CheckpointLog(path=path, exists=False)
+    except OSError as exc:
+        raise StorageError(f"Cannot read the audit checkpoint log {path}: {exc}.") from exc
+    return parse_checkpoint_log(path, text)
+
+
+def open_checkpoint_log(path: Path) -> int:
+    """A descriptor that appends to the checkpoint log (created 0600 if missing; its folder
+    never is). Raises ``StorageError`` when it cannot be opened for appending."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StorageError(f"Cannot append to the audit checkpoint log {path}"
+                           f" (OKO_AUDIT_CHECKPOINT_LOG): {exc.strerror}.") from exc
+
+
+def append_checkpoint_lines(fd: int, data: bytes) -> None:
+    """Append whole lines with one write where possible (``O_APPEND`` keeps concurrent
+    writers' lines apart), then fsync. Raises ``OSError``."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
 
 
 def audit_events_between(session: Session, *, start: datetime | None,

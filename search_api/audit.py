@@ -2,26 +2,54 @@
 
 ``record_event`` appends an entry in the caller's transaction (signing a checkpoint when
 one is due), so an action and its entry commit together or not at all.
+
+With ``OKO_AUDIT_CHECKPOINT_LOG`` set, each checkpoint signed in a transaction is also
+appended to that file, in this order:
+
+1. when it is signed (before the commit) the log is opened for appending; if it cannot
+   be, ``StorageError`` fails the action, which is rolled back;
+2. right after the transaction commits, its line is written and fsynced. A checkpoint
+   rolled back (with its transaction or a savepoint) is never written, so the log never
+   names an entry the database did not keep.
+
+A crash or a failed write between the commit and the append loses that one line from
+the log; the failure is logged at ERROR with the line, and verification reports the log
+as behind (a warning), never as tampering. A new, empty log first receives every
+checkpoint the database already has.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import SessionTransaction
+from sqlmodel import Session, col, select
 
 from evidence.audit import (
     AuditVerification,
     CheckpointPolicy,
     CheckpointRecord,
     append_audit_event,
+    append_checkpoint_lines,
+    checkpoint_log_line,
+    create_checkpoint,
+    open_checkpoint_log,
+    read_checkpoint_log,
     verify_audit_chain,
 )
 from evidence.keys import known_certificates
 from search_api.state import AppState
-from storage.models.access import AuditEvent
+from storage.models.access import AuditCheckpoint, AuditEvent
+
+logger = logging.getLogger(__name__)
+_PENDING = "oko.audit.pending_checkpoint_copies"
 
 
 class AuditAction(StrEnum):
@@ -61,25 +89,121 @@ class _InstallationSigner:
         return self._state.signer().fingerprint_sha256
 
 
+@dataclass
+class _PendingCopies:
+    """Checkpoints signed in one transaction, to append to the log once it commits."""
+
+    path: Path
+    fd: int
+    new_file: bool
+    lines: list[tuple[AuditCheckpoint, bytes]] = field(default_factory=list)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _append_after_commit(session: Session) -> None:
+    pending: _PendingCopies | None = session.info.pop(_PENDING, None)
+    if pending is None:
+        return
+    # a checkpoint whose savepoint was rolled back is no longer persistent
+    data = b"".join(line for row, line in pending.lines if inspect(row).persistent)
+    try:
+        append_checkpoint_lines(pending.fd, data)
+        if pending.new_file:
+            directory = os.open(pending.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+    except OSError as exc:  # committed already: say so loudly, verification sees the gap
+        logger.error("Could not append committed audit checkpoints to %s (%s); the log is"
+                     " now behind the database. Lost lines: %s", pending.path, exc,
+                     data.decode())
+    finally:
+        pending.close()
+
+
+def _drop_uncommitted(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction ended without a commit
+        pending: _PendingCopies | None = session.info.pop(_PENDING, None)
+        if pending is not None:
+            pending.close()
+
+
+def copy_checkpoint_outside(session: Session, *, state: AppState,
+                            checkpoint: AuditCheckpoint) -> None:
+    """Stage ``checkpoint`` for the checkpoint log, appended once ``session`` commits;
+    nothing when ``OKO_AUDIT_CHECKPOINT_LOG`` is unset.
+
+    Raises ``StorageError`` (so the action fails and rolls back) when the log cannot be
+    opened for appending.
+    """
+    path = state.settings.audit_checkpoint_log
+    if path is None:
+        return
+    pending: _PendingCopies | None = session.info.get(_PENDING)
+    if pending is None:
+        fd = open_checkpoint_log(path)
+        pending = _PendingCopies(path=path, fd=fd, new_file=os.fstat(fd).st_size == 0)
+        if pending.new_file:  # a new log starts with what the database already signed
+            older = session.exec(select(AuditCheckpoint)
+                                 .where(col(AuditCheckpoint.entry_count)
+                                        != checkpoint.entry_count)
+                                 .order_by(col(AuditCheckpoint.entry_count))).all()
+            pending.lines += [(row, checkpoint_log_line(row)) for row in older]
+        session.info[_PENDING] = pending
+        if not event.contains(session, "after_commit", _append_after_commit):
+            event.listen(session, "after_commit", _append_after_commit)
+            event.listen(session, "after_transaction_end", _drop_uncommitted)
+    pending.lines.append((checkpoint, checkpoint_log_line(checkpoint)))
+
+
 def record_event(session: Session, *, state: AppState, actor: str, agency: str, ip: str,
                  action: AuditAction, details: dict[str, Any]) -> AuditEvent:
-    """Append one entry (signing a checkpoint when due); flushes, the caller commits."""
+    """Append one entry (signing a checkpoint when due, copied to the checkpoint log once
+    the caller commits); flushes, the caller commits.
+
+    Raises ``StorageError`` when a checkpoint is due and the checkpoint log cannot be
+    opened for appending.
+    """
     settings = state.settings
+
+    def copy_outside(checkpoint: AuditCheckpoint) -> None:
+        copy_checkpoint_outside(session, state=state, checkpoint=checkpoint)
+
     policy = CheckpointPolicy(signer=_InstallationSigner(state),
                               every_entries=settings.audit_checkpoint_entries,
-                              every_minutes=settings.audit_checkpoint_minutes)
+                              every_minutes=settings.audit_checkpoint_minutes,
+                              on_signed=copy_outside)
     return append_audit_event(session, actor=actor, agency=agency, ip=ip, action=action.value,
                               details=details, mac_key=state.audit_mac_key(),
                               checkpoints=policy)
 
 
+def sign_checkpoint_now(session: Session, *, state: AppState) -> AuditCheckpoint | None:
+    """Sign the current head (None if empty or already signed), copied like any other."""
+    checkpoint = create_checkpoint(session, signer=state.signer())
+    if checkpoint is not None:
+        copy_checkpoint_outside(session, state=state, checkpoint=checkpoint)
+    return checkpoint
+
+
 def verify_installation_audit(session: Session, *, state: AppState,
                               exported: Sequence[CheckpointRecord] = ()) -> AuditVerification:
-    """Verify the chain with this installation's audit key and every certificate it used."""
-    return verify_audit_chain(session, mac_key=state.audit_mac_key(),
-                              certificates=known_certificates(state.settings.keys_dir),
-                              exported_checkpoints=exported)
+    """Verify the chain with this installation's audit key and every certificate it used,
+    against the checkpoint log (when configured) and ``exported`` copies.
+
+    Raises ``StorageError`` when the configured checkpoint log exists but is unreadable.
+    """
+    log_path = state.settings.audit_checkpoint_log
+    return verify_audit_chain(
+        session, mac_key=state.audit_mac_key(),
+        certificates=known_certificates(state.settings.keys_dir),
+        exported_checkpoints=exported,
+        checkpoint_log=read_checkpoint_log(log_path) if log_path is not None else None)
 
 
-__all__ = ["AuditAction", "record_event", "verify_installation_audit"]
+__all__ = ["AuditAction", "copy_checkpoint_outside", "record_event", "sign_checkpoint_now",
+           "verify_installation_audit"]
 

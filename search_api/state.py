@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.engine import Engine
 
-from evidence.audit import load_audit_mac_key
+from evidence.audit import MAC_KEY_FILENAME, load_audit_mac_key_file
 from evidence.keys import KEY_FILE, Signer, load_signer
 from search_api.security import load_token_secret
 from storage.blobstore import BlobStore
@@ -87,9 +87,15 @@ class AppState:
             return self._token_secret
 
     def audit_mac_key(self) -> bytes:
+        """The audit HMAC key from ``OKO_AUDIT_KEY_FILE`` (default keys/audit-mac.key).
+
+        Raises ``ConfigurationError`` for an empty key file, ``StorageError`` when it
+        cannot be read or created.
+        """
         with self._lock:
             if self._audit_mac_key is None:
-                self._audit_mac_key = load_audit_mac_key(self.settings.keys_dir)
+                self._audit_mac_key = load_audit_mac_key_file(
+                    self.settings.audit_key_file or self.settings.keys_dir / MAC_KEY_FILENAME)
             return self._audit_mac_key
 
     def signer(self) -> Signer:
