@@ -130,14 +130,18 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
 
 @audit_app.command("verify")
 def verify(ctx: typer.Context, checkpoints: Annotated[Path | None, typer.Option(
-        "--checkpoints", help="A checkpoint file exported earlier, kept outside the DB.")] = None,
+        "--checkpoints", help="A checkpoint file exported earlier, or a copy of a checkpoint"
+                              " log, kept outside the DB.")] = None,
            ) -> None:
-    """Recompute the hash chain and checkpoints; names the first broken entry (exit 4)."""
+    """Recompute the hash chain and checkpoints, also against OKO_AUDIT_CHECKPOINT_LOG when
+    set; names the first missing or altered entry (exit 4)."""
     exported = load_checkpoint_file(checkpoints) if checkpoints else []
     with cli_context(ctx).usecase() as usecase:
         report = audit_log.verify_audit_log(usecase, exported=exported)
+    for warning in report.warnings:
+        console.print(f"Warning: {warning}", highlight=False)
     report.raise_for_failure()
-    console.print(report.summary())
+    console.print(report.summary(), highlight=False)
 
 
 @audit_app.command("export")

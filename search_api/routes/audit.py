@@ -52,6 +52,7 @@ class AuditVerificationPublic(BaseModel):
     checkpoints: int
     first_broken_seq: int | None
     problems: list[AuditProblemPublic]
+    warnings: list[str]
 
 
 class CheckpointFilePublic(BaseModel):
@@ -78,12 +79,14 @@ def list_events(
 
 @router.post("/verify", response_model=AuditVerificationPublic)
 def verify_chain(ctx: UseCaseDep) -> AuditVerificationPublic:
-    """Recompute the chain and checkpoints; names the first broken entry."""
+    """Recompute the chain and checkpoints, against the checkpoint log outside the database
+    when one is configured; names the first missing or altered entry."""
     report = verify_audit_log(ctx)
     return AuditVerificationPublic(
         ok=report.ok, summary=report.summary(), entries=report.entries,
         checkpoints=report.checkpoints, first_broken_seq=report.first_broken_seq,
-        problems=[AuditProblemPublic(seq=p.seq, reason=p.reason) for p in report.problems])
+        problems=[AuditProblemPublic(seq=p.seq, reason=p.reason) for p in report.problems],
+        warnings=report.warnings)
 
 
 @router.get("/checkpoints", response_model=CheckpointFilePublic)

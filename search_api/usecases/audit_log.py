@@ -25,12 +25,11 @@ from evidence.audit import (
     AuditVerification,
     CheckpointRecord,
     checkpoint_document,
-    create_checkpoint,
     export_audit,
     export_checkpoints,
 )
 from evidence.keys import known_certificates
-from search_api.audit import AuditAction, verify_installation_audit
+from search_api.audit import AuditAction, sign_checkpoint_now, verify_installation_audit
 from search_api.usecases.context import UseCaseContext
 from storage.errors import InvalidInputError
 from storage.models.access import AuditEvent
@@ -100,17 +99,18 @@ def list_audit_events(ctx: UseCaseContext, *, where: AuditFilter, limit: int = 1
 
 def verify_audit_log(ctx: UseCaseContext, *,
                      exported: Sequence[CheckpointRecord] = ()) -> AuditVerification:
-    """Recompute the hash chain and checkpoints (also against ``exported`` copies kept
-    outside the database) and audit the outcome.
+    """Recompute the hash chain and checkpoints, also against the copies kept outside the
+    database (the ``OKO_AUDIT_CHECKPOINT_LOG`` file when set, and ``exported``), and audit
+    the outcome.
 
     Returns the report whatever it found (``report.raise_for_failure()`` turns a broken
     chain into ``AuditChainBrokenError``); raises ``PermissionDeniedError`` unless the
-    actor reads the audit log.
+    actor reads the audit log, ``StorageError`` when the checkpoint log is unreadable.
     """
     ctx.require(Permission.READ_AUDIT)
     report = verify_installation_audit(ctx.session, state=ctx.state, exported=exported)
     ctx.audit(AuditAction.VERIFY, target="audit_log", ok=report.ok,
-              first_broken_seq=report.first_broken_seq)
+              first_broken_seq=report.first_broken_seq, warnings=len(report.warnings))
     ctx.commit()
     return report
 
@@ -153,11 +153,12 @@ def export_checkpoint_file(ctx: UseCaseContext, *, out: Path, sign_now: bool = F
 
     Raises ``PermissionDeniedError`` unless the actor reads the audit log,
     ``ConfigurationError`` when ``sign_now`` finds no usable signing key, and
-    ``StorageError`` when ``out`` cannot be written.
+    ``StorageError`` when ``out`` (or, for a new checkpoint, the checkpoint log) cannot
+    be written.
     """
     ctx.require(Permission.READ_AUDIT)
     if sign_now:
-        create_checkpoint(ctx.session, signer=ctx.state.signer())
+        sign_checkpoint_now(ctx.session, state=ctx.state)
     count = export_checkpoints(ctx.session, out=out,
                                certificates=known_certificates(ctx.settings.keys_dir))
     ctx.commit()
