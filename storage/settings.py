@@ -75,6 +75,19 @@ class Settings(BaseSettings):
                                  " client")
     audit_checkpoint_entries: int = 100
     audit_checkpoint_minutes: int = 10
+    # copies outside the data dir (see docs/operations.md, "The audit log")
+    audit_checkpoint_log: Path | None = Field(default=None, description="File outside the"
+                                              " data dir each signed checkpoint is appended"
+                                              " to; empty: none")
+    audit_key_file: Path | None = Field(default=None, description="The audit HMAC key;"
+                                        " empty: keys/audit-mac.key in the data dir")
+
+    @field_validator("audit_checkpoint_log", "audit_key_file", mode="before")
+    @classmethod
+    def _optional_absolute_path(cls, value: object) -> Path | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return Path(str(value)).expanduser().resolve()
 
     @field_validator("trusted_proxies")
     @classmethod
