@@ -1,5 +1,11 @@
 """Ingest one recording: hash and store it write-once, probe, segment, sample frames.
 
+The source file is probed once to refuse bad input before anything is written, and the
+stored copy is probed again after hashing: its codec, size and duration are the ones
+recorded, so a file swapped after it was hashed cannot pass for another. Folders are
+walked by ``walk_folder`` (bounded in files, entries and depth), in the worker's job,
+never in a request.
+
 ``ingest_file`` is idempotent and crash-safe. Everything a kill -9 can interrupt is either
 content-addressed (blobs: storing the same bytes again is a no-op) or written in one
 final transaction (all Segment and Frame rows, the Original turning ``ready`` and its
@@ -14,8 +20,8 @@ import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -27,6 +33,7 @@ from sqlmodel import Session, col, select
 
 from indexer.media import (
     DecodeReport,
+    MediaError,
     MediaInfo,
     SegmentRun,
     cut_segments,
@@ -45,6 +52,10 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".ts")
 FILENAME_START = re.compile(r"_(\d{8}T\d{6})(?:\D|$)")
 # a decodable tail shorter than the container claims by more than this is damage
 DAMAGE_TOLERANCE_S = 0.5
+# a folder walk gives up, with one sentence, past any of these
+MAX_WALK_FILES = 10_000
+MAX_WALK_ENTRIES = 200_000
+MAX_WALK_DEPTH = 32
 
 Progress = Callable[[str, float], None]
 
@@ -95,23 +106,93 @@ def parse_start(text: str, tz: str | ZoneInfo = "Europe/Kyiv") -> datetime:
     return value.astimezone(UTC)
 
 
-def collect_inputs(paths: list[Path]) -> list[Path]:
-    """Expand files and folders into the video files to ingest, sorted per folder.
+class FolderTooLargeError(InvalidInputError):
+    """A folder walk passed one of its limits; nothing was queued for it."""
 
-    Raises ``NotFoundError`` naming the first path that does not exist.
+
+@dataclass(frozen=True)
+class FolderWalk:
+    """The video files found under a folder (resolved, sorted) and folders not readable."""
+
+    files: list[Path]
+    unreadable: list[Path]
+
+
+def resolve_source(path: Path, *, roots: Sequence[Path] | None = None) -> Path:
+    """``path`` with symlinks and ``..`` resolved, checked to exist (and to lie in ``roots``).
+
+    With ``roots`` the answer is the same whether the path is outside every root or does
+    not exist, so a caller cannot learn which files exist elsewhere on the server. Raises
+    ``NotFoundError``.
     """
-    found: list[Path] = []
-    for path in paths:
-        if not path.exists():
-            raise NotFoundError(f"Path '{path}' does not exist.")
-        if path.is_dir():
-            # dot files are OS litter (macOS "._clip.mp4"), not recordings
-            found.extend(sorted(p for p in path.rglob("*")
-                                if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-                                and not p.name.startswith(".")))
-        else:
-            found.append(path)
-    return found
+    outside = NotFoundError(f"'{path}' is not under an ingest root or does not exist.")
+    missing = outside if roots is not None else NotFoundError(f"Path '{path}' does not exist.")
+    try:
+        real = Path(os.path.realpath(path))
+        inside = roots is None or any(
+            real.is_relative_to(os.path.realpath(root)) for root in roots)
+        if not inside:
+            raise outside
+        if not (real.is_file() or real.is_dir()):
+            raise missing
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte, a loop
+        raise missing from exc
+    return real
+
+
+def walk_folder(folder: Path) -> FolderWalk:
+    """The video files under ``folder``, sorted; symlinks leading out of it are left out.
+
+    Folder symlinks are not followed and dot files are skipped (OS litter such as macOS
+    "._clip.mp4"). Raises ``FolderTooLargeError`` past ``MAX_WALK_FILES`` video files,
+    ``MAX_WALK_ENTRIES`` entries or ``MAX_WALK_DEPTH`` levels of folders, and
+    ``NotFoundError`` when ``folder`` is gone.
+    """
+    top = Path(os.path.realpath(folder))
+    if not top.is_dir():
+        raise NotFoundError(f"Folder '{folder}' does not exist.")
+    advice = "ingest its subfolders one at a time."
+    files: list[Path] = []
+    unreadable: list[Path] = []
+    entries = 0
+    pending: list[tuple[Path, int]] = [(top, 0)]
+    while pending:
+        current, depth = pending.pop()
+        try:
+            listing = os.scandir(current)
+        except OSError:
+            unreadable.append(current)
+            continue
+        with listing:
+            for child in listing:
+                entries += 1
+                if entries > MAX_WALK_ENTRIES:
+                    raise FolderTooLargeError(f"'{folder}' holds more than {MAX_WALK_ENTRIES}"
+                                              f" files and folders to look through; {advice}")
+                _walk_entry(child, depth=depth, top=top, files=files, pending=pending)
+                if len(files) > MAX_WALK_FILES:
+                    raise FolderTooLargeError(f"'{folder}' holds more than {MAX_WALK_FILES}"
+                                              f" video files; {advice}")
+    return FolderWalk(files=sorted(dict.fromkeys(files)), unreadable=sorted(unreadable))
+
+
+def _walk_entry(child: os.DirEntry[str], *, depth: int, top: Path, files: list[Path],
+                pending: list[tuple[Path, int]]) -> None:
+    """One entry of a walk: queue a folder (depth-checked), keep a video file."""
+    if child.name.startswith("."):
+        return
+    try:
+        if child.is_dir(follow_symlinks=False):
+            if depth + 1 > MAX_WALK_DEPTH:
+                raise FolderTooLargeError(f"'{top}' nests folders more than {MAX_WALK_DEPTH}"
+                                          " deep; ingest its subfolders one at a time.")
+            pending.append((Path(child.path), depth + 1))
+        elif Path(child.name).suffix.lower() in VIDEO_EXTENSIONS:
+            real = Path(os.path.realpath(child.path))
+            if real.is_relative_to(top) and real.is_file():
+                files.append(real)
+    except OSError:
+        return  # vanished or unreadable while walking: not a file to queue
 
 
 def recording_start(*, path: Path, info: MediaInfo, camera: Camera,
@@ -142,8 +223,9 @@ def _store(store: BlobStore, *, path: Path | None = None, data: bytes | None = N
     return stored.sha256
 
 
-def _register_original(engine: Engine, *, sha256: str, path: Path, camera: Camera,
-                       info: MediaInfo, start_utc: datetime, start_source: str) -> Original:
+def _register_original(engine: Engine, *, sha256: str, path: Path, size_bytes: int,
+                       camera: Camera, info: MediaInfo, start_utc: datetime,
+                       start_source: str) -> Original:
     """The Original row for ``sha256``, created as ``processing`` unless it exists."""
     with session_scope(engine) as session:
         existing = session.exec(select(Original).where(Original.sha256 == sha256)).first()
@@ -151,7 +233,7 @@ def _register_original(engine: Engine, *, sha256: str, path: Path, camera: Camer
             return existing
         row = Original(
             sha256=sha256, camera_id=camera.id, filename=path.name,
-            size_bytes=path.stat().st_size, container=info.container,
+            size_bytes=size_bytes, container=info.container,
             video_codec=info.video_codec, width=info.width, height=info.height, fps=info.fps,
             variable_frame_rate=info.variable_frame_rate, duration_s=info.duration_s,
             creation_time_utc=info.creation_time_utc, recording_start_utc=start_utc,
@@ -241,13 +323,18 @@ def ingest_file(*, engine: Engine, originals: BlobStore, derived: BlobStore, pat
     with Session(engine, expire_on_commit=False) as session:
         camera = get_camera_or_raise(session, camera_id)
     report_progress("probing", 0.0)
-    info = probe(path)
-    start_utc, start_source = recording_start(path=path, info=info, camera=camera, start=start)
+    # refuse bad input before anything is written; the stored copy is probed again below
+    recording_start(path=path, info=probe(path), camera=camera, start=start)
 
     report_progress("hashing", 0.0)
     sha256 = _store(originals, path=path)
-    original = _register_original(engine, sha256=sha256, path=path, camera=camera, info=info,
-                                  start_utc=start_utc, start_source=start_source)
+    # from here on, work from the stored copy: exactly the bytes that were hashed
+    stored_path = originals.path_for(sha256)
+    info = _probe_stored(stored_path, name=path.name)
+    start_utc, start_source = recording_start(path=path, info=info, camera=camera, start=start)
+    original = _register_original(engine, sha256=sha256, path=path,
+                                  size_bytes=stored_path.stat().st_size, camera=camera,
+                                  info=info, start_utc=start_utc, start_source=start_source)
     assert original.id is not None
     if original.status == "ready":
         with Session(engine) as session:
@@ -256,8 +343,6 @@ def ingest_file(*, engine: Engine, originals: BlobStore, derived: BlobStore, pat
                         message=f"{path.name} was already ingested (original {original.id}, "
                                 f"camera {original.camera_id}); nothing changed.")
 
-    # work from the stored copy: exactly the bytes that were hashed
-    stored_path = originals.path_for(sha256)
     work_dir = _work_dir(originals.tmp_dir, sha256)
     try:
         report_progress("segmenting", 0.0)
@@ -304,6 +389,21 @@ def ingest_file(*, engine: Engine, originals: BlobStore, derived: BlobStore, pat
                             f"{len(run.files)} segment(s), {len(frames)} frame(s).{note}")
 
 
+def _probe_stored(stored_path: Path, *, name: str) -> MediaInfo:
+    """Probe the stored blob; a refusal names the file the user gave, not the hash.
+
+    The blob has no extension, so QuickTime's demuxer (MP4 and MOV alike) is told
+    apart by the given name, as for the source file.
+    """
+    try:
+        info = probe(stored_path)
+    except MediaError as exc:
+        raise MediaError(exc.message.replace(f"'{stored_path.name}'", f"'{name}'")) from exc
+    if info.container == "mp4" and Path(name).suffix.lower() == ".mov":
+        info = replace(info, container="mov")
+    return info
+
+
 def _save_rows(session: Session, *, original: Original, run: SegmentRun,
                segment_blobs: list[tuple[str, int]],
                frames: list[tuple[float, int, int, str]]) -> None:
@@ -347,12 +447,18 @@ def _segment_for(segments: list[Segment], offset: float) -> Segment:
 
 
 __all__ = [
+    "MAX_WALK_DEPTH",
+    "MAX_WALK_ENTRIES",
+    "MAX_WALK_FILES",
     "VIDEO_EXTENSIONS",
+    "FolderTooLargeError",
+    "FolderWalk",
     "IngestOptions",
     "IngestOutcome",
     "MissingStartTimeError",
-    "collect_inputs",
     "ingest_file",
     "parse_start",
     "recording_start",
+    "resolve_source",
+    "walk_folder",
 ]

@@ -1,5 +1,11 @@
 """Ingest jobs: the DB row is the source of truth for what is queued, running and done.
 
+A request queues one job per path it names, file or folder, and never walks a folder.
+The worker that runs a folder's job walks it (``indexer.ingest.walk_folder``, bounded),
+adds one queued job per video file with ``parent_id`` naming the folder's job, and
+marks the folder's job done (``stage="walked"``) in the same transaction; the caller
+then hands those file jobs to the queue.
+
 A job moves ``queued -> running -> done | duplicate | failed``. A worker *claims* a
 job with an atomic UPDATE and then keeps a lease on it by refreshing
 ``heartbeat_at`` from a background thread. A job whose worker died (its lease
@@ -28,11 +34,19 @@ from sqlalchemy import ColumnElement, and_, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from indexer.ingest import IngestOptions, IngestOutcome, collect_inputs, ingest_file, parse_start
+from indexer.ingest import (
+    VIDEO_EXTENSIONS,
+    IngestOptions,
+    IngestOutcome,
+    ingest_file,
+    parse_start,
+    resolve_source,
+    walk_folder,
+)
 from storage.blobstore import BlobStore
 from storage.cameras import get_camera, get_camera_or_raise
 from storage.db import session_scope
-from storage.errors import NotFoundError, OkoError
+from storage.errors import InvalidInputError, NotFoundError, OkoError
 from storage.models.media import Frame, IngestJob, Original, Segment
 from storage.types import utcnow
 
@@ -42,6 +56,8 @@ DONE = "done"
 DUPLICATE = "duplicate"
 FAILED = "failed"
 FINISHED_STATUSES = frozenset({DONE, DUPLICATE, FAILED})
+
+WALKED = "walked"  # the stage of a folder's job once its file jobs are queued
 
 DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_MAX_ATTEMPTS = 3
@@ -72,6 +88,8 @@ class JobReport:
     worker: str | None
     created_at: datetime
     updated_at: datetime
+    parent_id: int | None = None
+    files: int = 0
     segments: int = 0
     frames: int = 0
     damaged: bool = False
@@ -104,23 +122,24 @@ def worker_name() -> str:
 
 def submit_ingest(
     session: Session, *, paths: Sequence[Path], camera_id: str, start: str | None,
-    requested_by: str = "system",
+    requested_by: str = "system", roots: Sequence[Path] | None = None,
 ) -> list[IngestJob]:
-    """Validate the request and add one queued job per input file.
+    """Validate the request and add one queued job per path (a file or a folder).
 
     Everything a user can get wrong up front is checked here, before any job
-    exists: raises ``NotFoundError`` for an unknown camera or a missing path and
-    ``InvalidInputError`` for an unparseable start time. Flushes; the caller commits
-    and then enqueues the returned job ids.
+    exists: raises ``NotFoundError`` for an unknown camera or a missing path (with
+    ``roots``, one answer for a path outside them or missing) and
+    ``InvalidInputError`` for an unparseable start time. Folders are not walked here.
+    Flushes; the caller commits and then enqueues the returned job ids.
     """
     camera = get_camera_or_raise(session, camera_id)
     if start is not None:
         parse_start(start, camera.timezone)
-    files = collect_inputs(list(paths))
+    sources = [resolve_source(path, roots=roots) for path in paths]
     jobs = [
-        IngestJob(source_path=str(path.resolve()), camera_id=camera_id, requested_start=start,
+        IngestJob(source_path=str(source), camera_id=camera_id, requested_start=start,
                   requested_by=requested_by)
-        for path in files
+        for source in dict.fromkeys(sources)
     ]
     session.add_all(jobs)
     session.flush()
@@ -143,18 +162,20 @@ def list_jobs(
     session: Session,
     *,
     job_ids: Iterable[int] | None = None,
+    parent_ids: Iterable[int] | None = None,
     camera_ids: Iterable[str] | None = None,
     statuses: Iterable[str] | None = None,
     limit: int = 200,
 ) -> list[IngestJob]:
-    """Newest first, optionally narrowed to ids, cameras or statuses.
+    """Newest first, optionally narrowed to ids, folder jobs' files, cameras or statuses.
 
-    ``limit`` pages a listing; asking for ``job_ids`` returns every one of them (a
-    folder may queue more jobs than a page holds).
+    ``limit`` pages a listing; asking for ``job_ids`` or ``parent_ids`` returns every
+    one of them (a folder may queue more jobs than a page holds).
     """
     query = select(IngestJob).order_by(col(IngestJob.id).desc())
-    if job_ids is not None:
-        query = query.where(col(IngestJob.id).in_(list(job_ids)))
+    if job_ids is not None or parent_ids is not None:
+        query = query.where(or_(col(IngestJob.id).in_(list(job_ids or [])),
+                                col(IngestJob.parent_id).in_(list(parent_ids or []))))
     else:
         query = query.limit(limit)
     if camera_ids is not None:
@@ -175,6 +196,10 @@ def report_jobs(session: Session, jobs: Sequence[IngestJob]) -> list[JobReport]:
     frames = dict(session.exec(
         select(Frame.original_id, func.count()).where(col(Frame.original_id).in_(original_ids))
         .group_by(col(Frame.original_id))).all())
+    files = dict(session.exec(
+        select(IngestJob.parent_id, func.count())
+        .where(col(IngestJob.parent_id).in_([job.id for job in jobs]))
+        .group_by(col(IngestJob.parent_id))).all())
     reports = []
     for job in jobs:
         assert job.id is not None
@@ -185,6 +210,7 @@ def report_jobs(session: Session, jobs: Sequence[IngestJob]) -> list[JobReport]:
             status=job.status, stage=job.stage, progress=job.progress, message=job.message,
             sha256=job.sha256, original_id=job.original_id, attempts=job.attempts,
             worker=job.worker, created_at=job.created_at, updated_at=job.updated_at,
+            parent_id=job.parent_id, files=files.get(job.id, 0),
             segments=segments.get(original_id, 0) if original_id is not None else 0,
             frames=frames.get(original_id, 0) if original_id is not None else 0,
             damaged=bool(original and original.damaged),
@@ -270,6 +296,37 @@ def finish_job(session: Session, *, job_id: int, outcome: IngestOutcome) -> Inge
     session.add(job)
     session.flush()
     return job
+
+
+def expand_folder_job(session: Session, *, job: IngestJob) -> list[IngestJob]:
+    """Walk the folder of ``job`` and queue one job per video file, each naming ``job``.
+
+    ``job`` is marked done (stage ``walked``) with a sentence saying what was queued.
+    Raises ``FolderTooLargeError`` past the walk's limits and ``InvalidInputError``
+    for a folder without video files; nothing is queued then. Flushes; the caller commits.
+    """
+    assert job.id is not None
+    folder = Path(job.source_path)
+    walk = walk_folder(folder)
+    if not walk.files:
+        raise InvalidInputError(f"'{folder}' holds no video files"
+                                f" ({', '.join(VIDEO_EXTENSIONS)}).")
+    children = [IngestJob(source_path=str(path), camera_id=job.camera_id,
+                          requested_start=job.requested_start,
+                          requested_by=job.requested_by, parent_id=job.id)
+                for path in walk.files]
+    session.add_all(children)
+    session.flush()
+    first, last = children[0].id, children[-1].id
+    skipped = (f" {len(walk.unreadable)} folder(s) could not be read, such as"
+               f" '{walk.unreadable[0]}'." if walk.unreadable else "")
+    job.status, job.stage, job.progress = DONE, WALKED, 1.0
+    job.message = (f"Found {len(children)} video file(s) in '{folder}'; queued them as"
+                   f" job(s) {first}" + (f" to {last}" if last != first else "") + f".{skipped}")
+    job.updated_at = utcnow()
+    session.add(job)
+    session.flush()
+    return children
 
 
 def fail_job(session: Session, *, job_id: int, message: str) -> IngestJob:
@@ -426,6 +483,15 @@ def run_ingest_job(
         if on_progress is not None:
             on_progress(stage, fraction)
 
+    source = Path(job.source_path)
+    if Path(os.path.realpath(source)) != source:  # queued resolved: a link now is a swap
+        with session_scope(engine) as session:
+            return fail_job(session, job_id=job_id, message=(
+                f"'{source}' was replaced by a link after it was queued; queue the file it"
+                " points to instead."))
+    if source.is_dir():
+        return _run_folder_job(engine=engine, job_id=job_id, worker=worker,
+                               lease_seconds=lease_seconds)
     try:
         # A start without an offset is local time at the camera, as at submit time.
         start = (parse_start(job.requested_start, camera_timezone or "Europe/Kyiv")
@@ -446,6 +512,22 @@ def run_ingest_job(
         return finish_job(session, job_id=job_id, outcome=outcome)
 
 
+def _run_folder_job(*, engine: Engine, job_id: int, worker: str,
+                    lease_seconds: float) -> IngestJob | None:
+    """Walk a claimed folder job into file jobs while holding its lease."""
+    try:
+        with _LeaseKeeper(engine=engine, job_id=job_id, worker=worker,
+                          interval=max(lease_seconds / 4, 0.2)), session_scope(engine) as session:
+            job = session.get(IngestJob, job_id)
+            if job is None or job.status != RUNNING or job.worker != worker:
+                return None
+            expand_folder_job(session, job=job)
+            return job
+    except OkoError as exc:
+        with session_scope(engine) as session:
+            return fail_job(session, job_id=job_id, message=exc.message)
+
+
 __all__ = [
     "DONE",
     "DUPLICATE",
@@ -453,11 +535,13 @@ __all__ = [
     "FINISHED_STATUSES",
     "QUEUED",
     "RUNNING",
+    "WALKED",
     "JobNotFoundError",
     "JobReport",
     "LeaseLostError",
     "RecoveredJobs",
     "claim_job",
+    "expand_folder_job",
     "fail_job",
     "finish_job",
     "get_job",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import storage.atomic
-from indexer.ingest import MissingStartTimeError, collect_inputs, parse_start
+from indexer.ingest import MissingStartTimeError, parse_start, resolve_source
 from indexer.media import EmptyFileError, NotVideoError, NoVideoStreamError, ffmpeg_exe
 from indexer.samples import SampleSet
 from search_api.state import AppState
@@ -88,7 +88,7 @@ def test_unknown_camera_is_refused(ingest: Ingest, registered: AppState,
 def test_missing_path_is_refused(ingest: Ingest, registered: AppState, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "CAM-001_20260125T100000.mp4"
     with pytest.raises(NotFoundError, match=rf"^Path '{missing}' does not exist.$"):
-        collect_inputs([tmp_path, missing])
+        resolve_source(missing)
     with pytest.raises(NotFoundError, match="does not exist"):
         ingest(missing)
     assert written(registered) == NOTHING

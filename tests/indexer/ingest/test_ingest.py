@@ -215,15 +215,14 @@ def test_outcome_is_reported_per_stage(registered: AppState, samples: SampleSet)
         assert entry is not None and entry.actor == "officer-1"
 
 
-def test_folders_expand_to_their_recordings(tmp_path: Path) -> None:
-    from indexer.ingest import collect_inputs
+def test_folders_walk_to_their_recordings(tmp_path: Path) -> None:
+    from indexer.ingest import walk_folder
 
     for name in ("b/CAM-1_x.MKV", "a.mp4", "notes.txt", "._a.mp4", "c/d/e.ts"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
-    single = tmp_path / "notes.txt"
-    assert collect_inputs([tmp_path, single]) == [
-        tmp_path / "a.mp4", tmp_path / "b/CAM-1_x.MKV", tmp_path / "c/d/e.ts", single]
+    top = tmp_path.resolve()
+    assert walk_folder(tmp_path).files == [top / "a.mp4", top / "b/CAM-1_x.MKV", top / "c/d/e.ts"]
 
 
 def test_quicktime_mov_ingests(ingest: Ingest, registered: AppState, samples: SampleSet,

@@ -16,6 +16,7 @@ from indexer.jobs import (
     FAILED,
     QUEUED,
     RUNNING,
+    WALKED,
     claim_job,
     heartbeat,
     list_jobs,
@@ -77,7 +78,7 @@ def test_submit_refuses_bad_input_before_any_job_exists(
     assert _job_count(state) == 0
 
 
-def test_submit_expands_folders_into_one_job_per_video(
+def test_a_folder_is_one_job_until_its_worker_walks_it_into_one_job_per_video(
     state: AppState, camera: str, short_clip: Path, tmp_path: Path,
 ) -> None:
     folder = tmp_path / "incoming"
@@ -85,10 +86,23 @@ def test_submit_expands_folders_into_one_job_per_video(
     (folder / "nested" / short_clip.name).write_bytes(short_clip.read_bytes())
     (folder / "notes.txt").write_text("not footage")
     with session_scope(state.engine) as session:
-        jobs = submit_ingest(session, paths=[folder], camera_id=camera,
-                             start="2026-01-25T10:00:00")
-    assert [Path(job.source_path) for job in jobs] == [folder / "nested" / short_clip.name]
-    assert jobs[0].status == QUEUED and jobs[0].requested_start == "2026-01-25T10:00:00"
+        [job] = submit_ingest(session, paths=[folder], camera_id=camera,
+                              start="2026-01-25T10:00:00", requested_by="officer-1")
+    assert Path(job.source_path) == folder.resolve() and job.status == QUEUED
+    assert job.id is not None
+    walked = run_ingest_job(engine=state.engine, originals=state.originals,
+                            derived=state.derived, job_id=job.id,
+                            options=ingest_options(state.settings))
+    assert walked is not None and (walked.status, walked.stage) == (DONE, WALKED)
+    with Session(state.engine) as session:
+        [file_job] = list_jobs(session, parent_ids=[job.id])
+        [report] = report_jobs(session, [walked])
+    assert Path(file_job.source_path) == (folder / "nested" / short_clip.name).resolve()
+    assert (file_job.status, file_job.parent_id, file_job.requested_start,
+            file_job.requested_by) == (QUEUED, job.id, "2026-01-25T10:00:00", "officer-1")
+    assert report.files == 1
+    assert report.message == (f"Found 1 video file(s) in '{folder.resolve()}'; queued them as"
+                              f" job(s) {file_job.id}.")
 
 
 def test_claim_is_exclusive_until_the_lease_expires(
