@@ -49,6 +49,9 @@ from search_api.state import AppState
 from storage.models.access import AuditCheckpoint, AuditEvent
 
 logger = logging.getLogger(__name__)
+NO_CHECKPOINT_LOG = ("No checkpoint log outside the database is set (OKO_AUDIT_CHECKPOINT_LOG):"
+                     " without a copy, deleting the newest entries with their checkpoints"
+                     " goes unnoticed.")
 _PENDING = "oko.audit.pending_checkpoint_copies"
 
 
@@ -197,11 +200,14 @@ def verify_installation_audit(session: Session, *, state: AppState,
     Raises ``StorageError`` when the configured checkpoint log exists but is unreadable.
     """
     log_path = state.settings.audit_checkpoint_log
-    return verify_audit_chain(
+    report = verify_audit_chain(
         session, mac_key=state.audit_mac_key(),
         certificates=known_certificates(state.settings.keys_dir),
         exported_checkpoints=exported,
         checkpoint_log=read_checkpoint_log(log_path) if log_path is not None else None)
+    if log_path is None:
+        report.warnings.append(NO_CHECKPOINT_LOG)
+    return report
 
 
 __all__ = ["AuditAction", "copy_checkpoint_outside", "record_event", "sign_checkpoint_now",

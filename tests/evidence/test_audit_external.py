@@ -175,6 +175,27 @@ def test_a_log_behind_the_database_is_a_warning(state: AppState, settings: Setti
     assert any("incomplete" in w for w in report.warnings)
 
 
+def test_a_line_that_is_no_checkpoint_fails(state: AppState, settings: Settings) -> None:
+    _write(state, 12)
+    assert settings.audit_checkpoint_log is not None
+    first, second = settings.audit_checkpoint_log.read_text().splitlines()
+    settings.audit_checkpoint_log.write_text(f"{first}\nnot a checkpoint\n{second}\n")
+    report = _verify(state)
+    assert not report.ok
+    assert report.summary() == (f"Audit log fails verification: line 2 of the checkpoint log"
+                                f" {settings.audit_checkpoint_log} is not a checkpoint.")
+
+
+def test_without_a_log_verify_warns(tmp_path: Path) -> None:
+    from search_api.audit import NO_CHECKPOINT_LOG
+
+    plain = build_state(Settings(home=tmp_path / "plain", environment="test"))
+    _write(plain, 2)
+    report = _verify(plain)
+    assert report.ok and report.warnings == [NO_CHECKPOINT_LOG]
+    plain.engine.dispose()
+
+
 def test_a_deleted_log_fails(state: AppState, settings: Settings) -> None:
     _write(state, 6)
     assert settings.audit_checkpoint_log is not None
