@@ -59,10 +59,19 @@ def _data_dir_and_schema(state: AppState) -> str:
     return f"Data dir {state.settings.home} is ready; database {url} is at the latest schema."
 
 
+def _checkpoint_log_advice(state: AppState) -> str:
+    log = state.settings.audit_checkpoint_log
+    if log is not None:
+        return f"Signed audit checkpoints are also appended to {log}."
+    return ("Warning: OKO_AUDIT_CHECKPOINT_LOG is not set. Set it to a file outside the data"
+            " dir, so that the audit log can be checked even if its database is rewound.")
+
+
 SETUP_STEPS: list[SetupStep] = [
     SetupStep("data dir and database", _data_dir_and_schema),
     SetupStep("evidence-signing key", create_signing_identity),
     SetupStep("first admin", create_first_admin),
+    SetupStep("audit checkpoint log", _checkpoint_log_advice),
 ]
 
 
