@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 from rich.table import Table
 
-from indexer.jobs import FAILED, FINISHED_STATUSES, QUEUED, JobReport
+from indexer.jobs import FAILED, FINISHED_STATUSES, QUEUED, WALKED, JobReport
 from search_api.cli.common import CliContext, cli_context, console, err_console, print_json
 from search_api.usecases.ingest import job_reports, queue_ingest
 
@@ -33,6 +33,13 @@ class JobProgressBoard:
             for report in sorted(reports, key=lambda report: report.id)
         }
 
+    def add(self, reports: Sequence[JobReport]) -> None:
+        """Bars for jobs not shown yet (the file jobs of a walked folder)."""
+        for report in sorted(reports, key=lambda report: report.id):
+            if report.id not in self.tasks:
+                self.tasks[report.id] = self.progress.add_task(
+                    Path(report.source_path).name, total=1.0, stage=report.status)
+
     def update(self, job_id: int, *, fraction: float, stage: str) -> None:
         self.progress.update(self.tasks[job_id], completed=fraction, stage=stage)
 
@@ -48,13 +55,15 @@ class JobProgressBoard:
 
 
 def _reports(cli: CliContext, job_ids: list[int]) -> list[JobReport]:
+    """These jobs and the file jobs their folders' walks queued."""
     with cli.usecase() as usecase:
-        return job_reports(usecase, job_ids=job_ids)
+        return job_reports(usecase, job_ids=job_ids, parent_ids=job_ids)
 
 
 def wait_for_jobs(cli: CliContext, job_ids: list[int], *,
                   show_progress: bool) -> list[JobReport]:
-    """Poll the job rows until every job is finished; the DB is the source of truth."""
+    """Poll the job rows until every job, and every file job a folder's walk queued,
+    is finished; the DB is the source of truth."""
     reports = _reports(cli, job_ids)
     board = JobProgressBoard(reports) if show_progress else None
     started = time.monotonic()
@@ -65,6 +74,7 @@ def wait_for_jobs(cli: CliContext, job_ids: list[int], *,
         while True:
             reports = _reports(cli, job_ids)
             if board is not None:
+                board.add(reports)
                 board.show(reports)
             if all(report.status in FINISHED_STATUSES for report in reports):
                 return sorted(reports, key=lambda report: report.id)
@@ -87,6 +97,10 @@ def print_summary(reports: Sequence[JobReport]) -> None:
         if report.status == FAILED:
             console.print(f"[red]FAILED[/]     {name}: {report.message}", highlight=False,
                           soft_wrap=True)
+            continue
+        if report.stage == WALKED:
+            console.print(f"[blue]{'WALKED':<10}[/] {name}: {report.message}",
+                          highlight=False, soft_wrap=True)
             continue
         colour = "yellow" if report.duplicate else "green"
         damage = (f" [red]DAMAGED[/] (decodable {report.decodable_duration_s:.1f} s)"
@@ -120,7 +134,10 @@ def ingest_command(
                     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> int:
-    """Queue footage for ingest: one job per file, run by a worker (`oko serve`)."""
+    """Queue footage for ingest: one job per file or folder, run by a worker (`oko serve`).
+
+    The worker walks a folder into one job per video file; `--wait` follows those too.
+    """
     cli = cli_context(ctx)
     with cli.usecase() as usecase:
         reports = queue_ingest(usecase, paths=paths, camera_id=camera, start=start)

@@ -1,4 +1,5 @@
-"""Routes for ingest jobs: list and inspect them, and queue a file already on the server."""
+"""Routes for ingest jobs: list and inspect them, and queue a file or folder under an
+ingest root (``OKO_INGEST_ROOTS``); the worker walks a folder, never the request."""
 
 from __future__ import annotations
 
@@ -19,7 +20,11 @@ router = APIRouter(tags=["jobs"], dependencies=[Depends(requires(Permission.INGE
 
 
 class JobPublic(BaseModel):
-    """An ingest job and, once finished, what was stored for its file."""
+    """An ingest job and, once finished, what was stored for its file.
+
+    A folder's job ends ``done`` at stage ``walked`` once it has queued one job per
+    video file (``files`` of them, each with ``parent_id`` naming it).
+    """
 
     id: int
     source_path: str
@@ -31,6 +36,8 @@ class JobPublic(BaseModel):
     sha256: str | None
     original_id: int | None
     attempts: int
+    parent_id: int | None = Field(description="The folder job that queued this file")
+    files: int = Field(description="File jobs this folder job queued")
     duplicate: bool
     damaged: bool
     decodable_duration_s: float | None
@@ -47,7 +54,7 @@ class JobPublic(BaseModel):
 class IngestRequest(BaseModel):
     """A file or folder on the server's disk to ingest."""
 
-    path: str = Field(description="Absolute path on the server")
+    path: str = Field(description="Absolute path under one of OKO_INGEST_ROOTS")
     camera_id: str
     start: str | None = Field(default=None, description="Recording start, ISO 8601")
 
@@ -68,5 +75,6 @@ def post_ingest(body: IngestRequest, ctx: UseCaseDep) -> list[JobPublic]:
     path = Path(body.path)
     if not path.is_absolute():
         raise InvalidInputError(f"'{body.path}' is not an absolute path on the server.")
-    reports = queue_ingest(ctx, paths=[path], camera_id=body.camera_id, start=body.start)
+    reports = queue_ingest(ctx, paths=[path], camera_id=body.camera_id, start=body.start,
+                           within_ingest_roots=True)
     return [JobPublic.of(report) for report in reports]

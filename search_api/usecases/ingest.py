@@ -3,6 +3,11 @@
 Queuing commits the job rows with their audit entry first and sends the tasks after,
 so a worker never looks for a row that is not there yet; if the broker is down the
 jobs stay queued and a worker picks them up when it starts.
+
+A path is queued as one job, file or folder; the worker walks a folder's job into one
+job per video file (their ``parent_id`` names it) and queues those. The API reads only
+paths under ``OKO_INGEST_ROOTS`` and answers a path outside them as if it did not
+exist; the CLI is the operator on the server and may name any local path.
 """
 
 from __future__ import annotations
@@ -10,9 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from sqlmodel import Session
+
 from indexer.ingest import IngestOptions
 from indexer.jobs import (
     DONE,
+    QUEUED,
+    WALKED,
     JobNotFoundError,
     JobReport,
     get_job,
@@ -26,6 +35,7 @@ from indexer.reindex import ReindexSettings, reindex
 from search_api.audit import AuditAction
 from search_api.state import AppState
 from search_api.usecases.context import UseCaseContext
+from storage.errors import PermissionDeniedError
 from storage.models.media import IngestJob
 from storage.permissions import Permission
 from storage.settings import Settings
@@ -42,16 +52,23 @@ def ingest_options(settings: Settings) -> IngestOptions:
 
 
 def submit_footage(ctx: UseCaseContext, *, paths: Sequence[Path], camera_id: str,
-                   start: str | None) -> list[int]:
-    """One queued job per file, committed with the audit entry; returns the job ids.
+                   start: str | None, within_ingest_roots: bool = False) -> list[int]:
+    """One queued job per path, committed with the audit entry; returns the job ids.
 
-    Raises ``NotFoundError`` for an unknown (or invisible) camera or a missing path and
-    ``InvalidInputError`` for an unparseable start; nothing is written then.
+    With ``within_ingest_roots`` (the API) only paths under ``OKO_INGEST_ROOTS`` are
+    read, and none when it is empty (``PermissionDeniedError``). Raises
+    ``NotFoundError`` for an unknown (or invisible) camera or a missing path (one answer
+    for outside the roots and missing) and ``InvalidInputError`` for an unparseable
+    start; nothing is written then.
     """
     ctx.require(Permission.INGEST)
     ctx.visible_camera(camera_id)
+    roots = ctx.state.settings.ingest_roots if within_ingest_roots else None
+    if roots is not None and not roots:
+        raise PermissionDeniedError("This server ingests no server paths: set"
+                                    " OKO_INGEST_ROOTS to the folders it may read.")
     jobs = submit_ingest(ctx.session, paths=paths, camera_id=camera_id, start=start,
-                         requested_by=ctx.actor.name)
+                         requested_by=ctx.actor.name, roots=roots)
     job_ids = [job.id for job in jobs if job.id is not None]
     ctx.audit(AuditAction.INGEST, paths=[str(path) for path in paths], camera_id=camera_id,
               job_ids=job_ids)
@@ -60,21 +77,26 @@ def submit_footage(ctx: UseCaseContext, *, paths: Sequence[Path], camera_id: str
 
 
 def queue_ingest(ctx: UseCaseContext, *, paths: Sequence[Path], camera_id: str,
-                 start: str | None) -> list[JobReport]:
+                 start: str | None, within_ingest_roots: bool = False) -> list[JobReport]:
     """``submit_footage``, then hand the jobs to the worker; returns their reports.
 
     Raises ``BrokerUnavailableError`` (the jobs stay queued) when the broker is down.
     """
-    job_ids = submit_footage(ctx, paths=paths, camera_id=camera_id, start=start)
+    job_ids = submit_footage(ctx, paths=paths, camera_id=camera_id, start=start,
+                             within_ingest_roots=within_ingest_roots)
     ctx.state.jobs().enqueue_ingest(job_ids)
     return job_reports(ctx, job_ids=job_ids)
 
 
 def job_reports(ctx: UseCaseContext, *, job_ids: Sequence[int] | None = None,
-                limit: int = 200) -> list[JobReport]:
-    """The actor's view of ingest jobs: those of cameras it may see, newest first."""
+                parent_ids: Sequence[int] | None = None, limit: int = 200) -> list[JobReport]:
+    """The actor's view of ingest jobs: those of cameras it may see, newest first.
+
+    ``job_ids`` and ``parent_ids`` (the file jobs of those folder jobs) select all of
+    them, unpaged.
+    """
     ctx.require(Permission.INGEST)
-    jobs = list_jobs(ctx.session, job_ids=job_ids, limit=limit,
+    jobs = list_jobs(ctx.session, job_ids=job_ids, parent_ids=parent_ids, limit=limit,
                      camera_ids=None if ctx.user is None else ctx.visible_camera_ids())
     return report_jobs(ctx.session, jobs)
 
@@ -92,12 +114,18 @@ def run_ingest(state: AppState, *, job_id: int,
                on_progress: ProgressCallback | None = None) -> bool:
     """Run one queued ingest job (the worker's task, or ``oko demo`` in-process).
 
-    Returns True when new frames were stored and wait for embedding.
+    A folder's job queues its file jobs for the worker instead. Returns True when new
+    frames were stored and wait for embedding.
     """
     job = run_ingest_job(
         engine=state.engine, originals=state.originals, derived=state.derived, job_id=job_id,
         options=ingest_options(state.settings), lease_seconds=state.settings.job_lease_seconds,
         on_progress=on_progress)
+    if job is not None and job.stage == WALKED:
+        with Session(state.engine) as session:
+            files = list_jobs(session, parent_ids=[job_id], statuses=[QUEUED])
+        state.jobs().enqueue_ingest(sorted(file.id for file in files if file.id is not None))
+        return False
     return job is not None and job.status == DONE
 
 

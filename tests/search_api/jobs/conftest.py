@@ -63,10 +63,14 @@ def long_clip(footage_dir: Path) -> Path:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """The shared test settings with a short job lease, so recovery happens in seconds."""
+def settings(tmp_path: Path, footage_dir: Path) -> Settings:
+    """The shared test settings with a short job lease, so recovery happens in seconds.
+
+    The API may ingest from the session's footage and from the test's own temp dir.
+    """
     return Settings(home=tmp_path / "oko-home", environment="test",
-                    key_passphrase="test-passphrase", job_lease_seconds=LEASE_SECONDS)
+                    key_passphrase="test-passphrase", job_lease_seconds=LEASE_SECONDS,
+                    ingest_roots=[footage_dir, tmp_path / "roots"])
 
 
 @pytest.fixture

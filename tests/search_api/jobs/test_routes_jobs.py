@@ -33,7 +33,7 @@ def test_admin_queues_a_server_file_and_follows_the_job(
     ({"path": "relative/clip.mp4", "camera_id": "CAM-001"}, 422,
      "'relative/clip.mp4' is not an absolute path on the server."),
     ({"path": "/nonexistent/clip.mp4", "camera_id": "CAM-001"}, 404,
-     "Path '/nonexistent/clip.mp4' does not exist."),
+     "'/nonexistent/clip.mp4' is not under an ingest root or does not exist."),
     ({"path": "{clip}", "camera_id": "CAM-404"}, 404, "Camera 'CAM-404' does not exist."),
     ({"path": "{clip}", "camera_id": "CAM-001", "start": "noon"}, 422,
      "Cannot parse start time 'noon': use ISO 8601, e.g. 2026-01-25T21:00:00+02:00."),

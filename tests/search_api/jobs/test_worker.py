@@ -84,6 +84,25 @@ def test_ingest_through_a_real_worker_then_duplicate(
 
 
 @pytest.mark.slow
+def test_a_folder_is_walked_by_the_worker_and_waited_for_file_by_file(
+    broker: str, state: AppState, camera: str, short_clip: Path, tmp_path: Path,
+    run_oko: Callable[..., CliResult], start_worker: Callable[[], WorkerProcess],
+) -> None:
+    folder = tmp_path / "incoming"
+    (folder / "later").mkdir(parents=True)
+    (folder / short_clip.name).write_bytes(short_clip.read_bytes())
+    (folder / "later" / "CAM-001_20260125T120000.mp4").write_bytes(short_clip.read_bytes())
+    worker = start_worker()
+    result = run_oko("ingest", str(folder), "--camera", camera, "--wait", "--json")
+    assert result.code == 0, worker.log()
+    walked, *files = _json(result)
+    assert (walked["source_path"], walked["stage"], walked["files"]) == (
+        str(folder.resolve()), "walked", 2)
+    assert sorted((job["parent_id"], job["status"]) for job in files) == [
+        (walked["id"], "done"), (walked["id"], "duplicate")]  # the same bytes twice
+
+
+@pytest.mark.slow
 def test_a_file_that_fails_in_the_worker_exits_non_zero_and_stores_nothing(
     state: AppState, camera: str, tmp_path: Path,
     run_oko: Callable[..., CliResult], start_worker: Callable[[], WorkerProcess],
