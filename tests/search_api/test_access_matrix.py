@@ -124,7 +124,8 @@ def _agency_data(session: Session, state: AppState, tmp: Path, *, agency: str, s
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("matrix")
     settings = Settings(home=tmp / "oko-home", environment="test",
-                        key_passphrase="test-passphrase", audit_checkpoint_entries=10)
+                        key_passphrase="test-passphrase", audit_checkpoint_entries=10,
+                        ingest_roots=[tmp])
     state = build_state(settings)
     ensure_signing_identity(keys_dir=settings.keys_dir, organisation=settings.organisation,
                             passphrase=settings.key_passphrase)
