@@ -5,9 +5,11 @@
 1. claim the job with one conditional UPDATE (queued -> running) in its own committed
    transaction, so a worker and a CLI can never run the same job twice at once;
 2. build, sign and zip the bundle (``evidence.exports.export_case``), writing progress
-   through their own short transactions so readers see it while the export (and its
-   custody entry) is still uncommitted in the caller's session;
-3. record the result on the row; the caller commits it with the custody entry.
+   through their own short transactions so readers see it while the export runs. The
+   export writes nothing in the caller's session until its bundle is complete: only
+   then does it append the custody entry (see ``evidence.exports`` for why and how);
+3. record the result on the row; the caller commits it with the custody entry at once,
+   which ends the short write transaction (on SQLite, the database's write lock).
 """
 
 from __future__ import annotations

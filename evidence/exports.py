@@ -2,14 +2,38 @@
 
 ``export_case`` cuts every clip from its original, writes stills, originals (or their
 hash), the custody log, the CASE/UCO provenance and the PDF report into a temp bag under
-the data dir, appends the ``export`` custody entry (flushed, the caller commits), signs,
-zips deterministically and renames the zip into place.
+the data dir, signs, zips deterministically, appends the ``export`` custody entry
+(flushed, the caller commits) and renames the zip into place.
+
+The bundle carries its own export entry (the last line of ``custody.jsonl``, the export
+time in the PDF and ``bag-info.txt``), yet none of the slow work may run inside the write
+transaction: on SQLite the first write takes the whole database's write lock until the
+caller commits, so sign-ins, searches (their audit rows) and ingest would wait behind the
+PDF and the zip, and fail after the busy timeout. So the export works in three steps:
+
+1. *Plan* (reads only): read the case chain's head and compute the entry that appending
+   now would give: ``seq`` = last seq + 1, ``prev_hash`` = last hash, the time, the
+   details and so the entry hash (``storage.custody_hash``, the same fields and bytes
+   ``append_custody_entry`` hashes).
+2. *Write the bundle* (reads only): the custody log ends with the planned entry; the
+   provenance, the PDF and the tag files use its time; sign and zip next to
+   ``out_path``. Then read the head again: if another entry joined the chain meanwhile
+   (a clip added, a transfer recorded), plan again and rewrite the custody-dependent
+   files, at most ``EXPORT_ATTEMPTS`` times.
+3. *Append* (the short write): ``append_custody_entry`` with the planned time. It locks
+   the head as always, so the chain can never fork; if its entry is not the planned one
+   (the head moved in the instant between the last check and the lock), the export fails
+   with ``ConflictError`` and the caller rolls back. Otherwise the zip is renamed into
+   place and the caller commits at once.
+
+The entry's ``recorded_at`` is thus when the bundle's custody log was written, not when
+the transaction commits, a few seconds earlier than before for large bundles.
 """
 
 from __future__ import annotations
 
+import json
 import re
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from evidence.bundle import (
     REPORT_PATH,
@@ -32,11 +56,20 @@ from evidence.keys import Signer
 from evidence.provenance import build_provenance, write_jsonl
 from evidence.report import ClipReport, ReportData, build_report
 from storage.blobstore import BlobStore
-from storage.custody import append_custody_entry, chain_entries, entry_record, format_time
-from storage.errors import InvalidInputError, NotFoundError
+from storage.custody import (
+    GENESIS_HASH,
+    append_custody_entry,
+    chain_entries,
+    chain_key,
+    compute_entry_hash,
+    entry_record,
+    format_time,
+)
+from storage.errors import ConflictError, InvalidInputError, NotFoundError
 from storage.models.access import User
-from storage.models.evidence import Case, CaseClip
+from storage.models.evidence import Case, CaseClip, CustodyChainHead
 from storage.models.media import Camera, Original
+from storage.types import utcnow
 
 OKO_VERSION = "0.1.0"
 Progress = Callable[[str, float], None]
@@ -148,8 +181,12 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
                 progress: Progress | None = None) -> ExportResult:
     """Build, sign and zip the case's bundle at ``out_path``; log the export.
 
-    The export custody entry is flushed, not committed. Raises ``InvalidInputError``
-    for a case without clips and ``NotFoundError`` when footage has gone missing;
+    Every slow step runs before anything is written: the export's custody entry is
+    planned (``_plan_export_entry``), the bundle that carries it is written and zipped
+    next to ``out_path``, and only then is the entry appended, in a short write (see the
+    module docstring). The entry is flushed, not committed. Raises ``InvalidInputError``
+    for a case without clips, ``NotFoundError`` when footage has gone missing and
+    ``ConflictError`` when the case's custody chain keeps changing under the export;
     the temp bag is removed and ``out_path`` is untouched on any failure.
     """
     report_progress = progress or (lambda _stage, _fraction: None)
@@ -158,73 +195,159 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
         raise InvalidInputError(f"Case {case.number} has no clips to export.")
     tmp_dir.mkdir(parents=True, exist_ok=True)
     top_dir = f"oko-{_safe_name(case.number)}"
-    with tempfile.TemporaryDirectory(dir=tmp_dir, prefix="bundle-") as work:
-        bag = Path(work) / top_dir
-        (bag / "data").mkdir(parents=True)
-        report_progress("cutting clips", 0.1)
-        artefacts = _cut_all(session, clips, originals=originals, derived=derived,
-                             tmp_dir=tmp_dir, progress=report_progress)
-        originals_facts = _copy_payload(bag, artefacts, originals=originals, derived=derived,
-                                        full_original_max_bytes=full_original_max_bytes)
-        # The last progress report: from here on this transaction holds the custody
-        # chain's lock (on SQLite, the whole database's write lock) until the caller commits.
-        report_progress("writing report, signing and zipping", 0.7)
-        export_entry = append_custody_entry(
-            session, action="export", actor=exporter, case_id=case.id,
-            details={"case_number": case.number, "signer_fingerprint": signer.fingerprint_sha256,
-                     "clips": [{"clip_id": a.clip.id, "path": a.clip_path,
-                                "sha256": a.cut.sha256, "still_path": a.still_path,
-                                "still_sha256": a.still.sha256,
-                                "original_sha256": a.original.sha256} for a in artefacts]},
-        )
-        custody = _custody_records(session, case, artefacts)
-        write_jsonl(bag / "data" / "custody.jsonl", custody)
-        build_provenance(bag / "data" / "provenance.jsonld", case=case, custody=custody,
-                         clips=[_clip_facts(a) for a in artefacts], originals=originals_facts)
-        digest = evidence_digest(hash_payload(bag, exclude=frozenset({REPORT_PATH})))
-        investigator = session.get(User, case.investigator_id)
-        build_report(ReportData(
-            case_number=case.number, case_title=case.title, legal_basis=case.legal_basis,
-            investigator=investigator.full_name or investigator.username if investigator
-            else str(case.investigator_id),
-            agency=case.agency, organisation=organisation, exporter=exporter,
-            export_time_utc=export_entry.recorded_at,
-            timezone=artefacts[0].camera.timezone,
-            signer_fingerprint=signer.fingerprint_sha256, signer_subject=signer.subject,
-            evidence_digest=digest, clips=[_clip_report(n, a, bag) for n, a in
-                                           enumerate(artefacts, start=1)],
-            custody=custody,
-            verify_text=verify_instructions(fingerprint=signer.fingerprint_sha256,
-                                            top_dir=top_dir),
-        ), bag / REPORT_PATH)
-        tag_sha = finish_bag(bag, bag_info=[
-            ("Source-Organization", organisation), ("Contact-Name", exporter),
-            ("External-Identifier", case.number), ("External-Description", case.title),
-            ("Bagging-Date", f"{export_entry.recorded_at:%Y-%m-%d}"),
-            ("Bag-Software-Agent", f"Oko {OKO_VERSION}"),
-            ("Oko-Case-Number", case.number), ("Oko-Agency", case.agency),
-            ("Oko-Exporter", exporter),
-            ("Oko-Export-Time-UTC", format_time(export_entry.recorded_at)),
-            ("Oko-Version", OKO_VERSION),
-            ("Oko-Signer-Fingerprint-SHA256", signer.fingerprint_sha256),
-            ("Oko-Evidence-Digest", digest),
-        ], verify_text=verify_instructions(fingerprint=signer.fingerprint_sha256,
-                                           top_dir=top_dir), signer=signer)
-        bundle_sha = zip_bag(bag, out_path, top_dir=top_dir)
-        shutil.rmtree(bag)
-    return ExportResult(bundle_path=out_path, bundle_sha256=bundle_sha,
-                        tag_manifest_sha256=tag_sha, evidence_digest=digest,
+    staged = out_path.with_name(f".{out_path.name}-staged")
+    try:
+        with tempfile.TemporaryDirectory(dir=tmp_dir, prefix="bundle-") as work:
+            bag = Path(work) / top_dir
+            (bag / "data").mkdir(parents=True)
+            report_progress("cutting clips", 0.1)
+            artefacts = _cut_all(session, clips, originals=originals, derived=derived,
+                                 tmp_dir=tmp_dir, progress=report_progress)
+            originals_facts = _copy_payload(bag, artefacts, originals=originals,
+                                            derived=derived,
+                                            full_original_max_bytes=full_original_max_bytes)
+            report_progress("writing report, signing and zipping", 0.7)
+            details = {"case_number": case.number,
+                       "signer_fingerprint": signer.fingerprint_sha256,
+                       "clips": [{"clip_id": a.clip.id, "path": a.clip_path,
+                                  "sha256": a.cut.sha256, "still_path": a.still_path,
+                                  "still_sha256": a.still.sha256,
+                                  "original_sha256": a.original.sha256} for a in artefacts]}
+            for _attempt in range(EXPORT_ATTEMPTS):
+                planned = _plan_export_entry(session, case=case, exporter=exporter,
+                                             details=details)
+                written = _write_bundle(session, bag, staged, case=case, planned=planned,
+                                        artefacts=artefacts, originals_facts=originals_facts,
+                                        exporter=exporter, signer=signer,
+                                        organisation=organisation, top_dir=top_dir)
+                if _chain_head(session, planned.chain) == planned.previous:
+                    break
+            else:
+                raise ConflictError(_CHAIN_MOVED.format(number=case.number))
+            # The short write: on SQLite the database's write lock is taken here and held
+            # until the caller commits; the bundle is complete and only needs renaming.
+            entry = append_custody_entry(
+                session, action="export", actor=exporter, case_id=case.id,
+                details=details, recorded_at=planned.recorded_at)
+            if entry.entry_hash != planned.entry_hash:
+                raise ConflictError(_CHAIN_MOVED.format(number=case.number))
+            staged.replace(out_path)
+    finally:
+        staged.unlink(missing_ok=True)
+    return ExportResult(bundle_path=out_path, bundle_sha256=written.bundle_sha256,
+                        tag_manifest_sha256=written.tag_manifest_sha256,
+                        evidence_digest=written.evidence_digest,
                         size_bytes=out_path.stat().st_size,
                         clip_sha256s=[a.cut.sha256 for a in artefacts])
 
 
-def _custody_records(session: Session, case: Case,
-                     artefacts: list[_ClipArtefacts]) -> list[dict[str, Any]]:
-    """Each original's chain (acquisition first), then the case's whole chain."""
+EXPORT_ATTEMPTS = 3
+"""How often the bundle's custody files are rewritten when the case's chain moved
+during the export, before it gives up with ``ConflictError``."""
+_CHAIN_MOVED = ("The custody chain of case {number} changed while its bundle was being "
+                "written; run the export again.")
+
+
+@dataclass(frozen=True)
+class _PlannedEntry:
+    """The export custody entry as it will be appended, computed without writing."""
+
+    chain: str
+    previous: tuple[int, str] | None  # the chain head (last seq, last hash) it follows
+    recorded_at: datetime
+    record: dict[str, Any]  # as in custody.jsonl (``entry_record``)
+
+    @property
+    def entry_hash(self) -> str:
+        return str(self.record["entry_hash"])
+
+
+@dataclass(frozen=True)
+class _Written:
+    bundle_sha256: str
+    tag_manifest_sha256: str
+    evidence_digest: str
+
+
+def _chain_head(session: Session, chain: str) -> tuple[int, str] | None:
+    """The chain head's (last seq, last hash) as committed now; a read, no lock."""
+    head = session.exec(select(CustodyChainHead).where(CustodyChainHead.chain == chain)
+                        .execution_options(populate_existing=True)).first()
+    return (head.last_seq, head.last_hash) if head is not None else None
+
+
+def _plan_export_entry(session: Session, *, case: Case, exporter: str,
+                       details: dict[str, Any]) -> _PlannedEntry:
+    """The entry ``append_custody_entry`` would append now, with its hash, unwritten."""
+    chain = chain_key(case_id=case.id, original_id=None)
+    previous = _chain_head(session, chain)
+    seq, prev_hash = (previous[0] + 1, previous[1]) if previous else (0, GENESIS_HASH)
+    when = utcnow().astimezone(UTC)
+    fields: dict[str, Any] = {
+        "chain": chain, "seq": seq, "prev_hash": prev_hash, "action": "export",
+        "actor": exporter, "case_id": case.id, "original_id": None,
+        "recorded_at": format_time(when),
+        "details": json.loads(json.dumps(details, ensure_ascii=False)),
+    }
+    return _PlannedEntry(chain=chain, previous=previous, recorded_at=when,
+                         record={**fields, "entry_hash": compute_entry_hash(fields)})
+
+
+def _write_bundle(session: Session, bag: Path, staged: Path, *, case: Case,
+                  planned: _PlannedEntry, artefacts: list[_ClipArtefacts],
+                  originals_facts: list[dict[str, Any]], exporter: str, signer: Signer,
+                  organisation: str, top_dir: str) -> _Written:
+    """Custody log, provenance, PDF, tag files and signature into ``bag``, zipped to
+    ``staged``; reads only. Rewrites every file it writes, so it can run again."""
+    custody = [*_custody_records(session, case, artefacts, before_seq=planned.record["seq"]),
+               planned.record]
+    write_jsonl(bag / "data" / "custody.jsonl", custody)
+    build_provenance(bag / "data" / "provenance.jsonld", case=case, custody=custody,
+                     clips=[_clip_facts(a) for a in artefacts], originals=originals_facts)
+    digest = evidence_digest(hash_payload(bag, exclude=frozenset({REPORT_PATH})))
+    investigator = session.get(User, case.investigator_id)
+    export_time = planned.recorded_at
+    build_report(ReportData(
+        case_number=case.number, case_title=case.title, legal_basis=case.legal_basis,
+        investigator=investigator.full_name or investigator.username if investigator
+        else str(case.investigator_id),
+        agency=case.agency, organisation=organisation, exporter=exporter,
+        export_time_utc=export_time,
+        timezone=artefacts[0].camera.timezone,
+        signer_fingerprint=signer.fingerprint_sha256, signer_subject=signer.subject,
+        evidence_digest=digest, clips=[_clip_report(n, a, bag) for n, a in
+                                       enumerate(artefacts, start=1)],
+        custody=custody,
+        verify_text=verify_instructions(fingerprint=signer.fingerprint_sha256,
+                                        top_dir=top_dir),
+    ), bag / REPORT_PATH)
+    tag_sha = finish_bag(bag, bag_info=[
+        ("Source-Organization", organisation), ("Contact-Name", exporter),
+        ("External-Identifier", case.number), ("External-Description", case.title),
+        ("Bagging-Date", f"{export_time:%Y-%m-%d}"),
+        ("Bag-Software-Agent", f"Oko {OKO_VERSION}"),
+        ("Oko-Case-Number", case.number), ("Oko-Agency", case.agency),
+        ("Oko-Exporter", exporter),
+        ("Oko-Export-Time-UTC", format_time(export_time)),
+        ("Oko-Version", OKO_VERSION),
+        ("Oko-Signer-Fingerprint-SHA256", signer.fingerprint_sha256),
+        ("Oko-Evidence-Digest", digest),
+    ], verify_text=verify_instructions(fingerprint=signer.fingerprint_sha256,
+                                       top_dir=top_dir), signer=signer)
+    bundle_sha = zip_bag(bag, staged, top_dir=top_dir)
+    return _Written(bundle_sha256=bundle_sha, tag_manifest_sha256=tag_sha,
+                    evidence_digest=digest)
+
+
+def _custody_records(session: Session, case: Case, artefacts: list[_ClipArtefacts], *,
+                     before_seq: int) -> list[dict[str, Any]]:
+    """Each original's chain (acquisition first), then the case's chain up to (not
+    including) ``before_seq``, the planned export entry's place."""
     records: list[dict[str, Any]] = []
     for original_id in sorted({a.original.id for a in artefacts if a.original.id}):
         records += [entry_record(e) for e in chain_entries(session, f"original:{original_id}")]
-    records += [entry_record(e) for e in chain_entries(session, f"case:{case.id}")]
+    records += [entry_record(e) for e in chain_entries(session, f"case:{case.id}")
+                if e.seq < before_seq]
     return records
 
 
