@@ -40,6 +40,7 @@ from storage.errors import InvalidInputError, NotFoundError, OkoError
 from storage.models.media import Camera, Frame, Segment
 from storage.models.search import FrameEmbedding
 from storage.models.search_index import FrameIndexEntry
+from storage.types import supported_utc
 
 DEFAULT_K = 50
 MAX_K = 500
@@ -49,8 +50,6 @@ DEFAULT_MOMENT_GAP_S = 6.0
 QUERY_IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
 MAX_QUERY_IMAGE_PIXELS = 40_000_000
 QUERY_IMAGE_SIDE = 1024
-# 'from' and 'to' must fall in these years (UTC), so no later step overflows a datetime.
-SEARCH_YEARS = (1900, 2999)
 
 
 class EmbedderFailedError(OkoError):
@@ -220,27 +219,19 @@ def _aware(value: datetime | None, cameras: dict[str, Camera], name: str) -> dat
     """``value`` in UTC; without an offset it is read in the cameras' (one) time zone.
 
     Raises ``InvalidInputError`` for a time that has no UTC equivalent inside the years
-    1 to 9999 (``0001-01-01T00:00:00+05:00``) or lies outside ``SEARCH_YEARS``.
+    1 to 9999 (``0001-01-01T00:00:00+05:00``) or lies outside ``storage.types.SUPPORTED_YEARS``.
     """
     if value is None:
         return None
-    try:
-        if value.tzinfo is not None:
-            utc = value.astimezone(UTC)
-        else:
-            zones = {c.timezone for c in cameras.values()}
-            if len(zones) != 1:
-                raise InvalidInputError(
-                    f"'{name}' has no UTC offset and the cameras searched are in different "
-                    "time zones; add an offset such as +02:00.")
-            utc = value.replace(tzinfo=ZoneInfo(zones.pop())).astimezone(UTC)
-        in_range = SEARCH_YEARS[0] <= utc.year <= SEARCH_YEARS[1]
-    except OverflowError:
-        in_range = False
-    if not in_range:
-        raise InvalidInputError(f"'{name}' ({value.isoformat()}) is outside the years "
-                                f"{SEARCH_YEARS[0]} to {SEARCH_YEARS[1]}.")
-    return utc
+    zoned = value
+    if value.tzinfo is None:
+        zones = {c.timezone for c in cameras.values()}
+        if len(zones) != 1:
+            raise InvalidInputError(
+                f"'{name}' has no UTC offset and the cameras searched are in different "
+                "time zones; add an offset such as +02:00.")
+        zoned = value.replace(tzinfo=ZoneInfo(zones.pop()))
+    return supported_utc(zoned, name=name, given=value)
 
 
 def _decode_image(data: bytes) -> Image.Image:

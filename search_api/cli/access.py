@@ -125,7 +125,7 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
     except ValueError as exc:
         raise InvalidInputError(
             f"{option} '{value}' is not a time like 2026-11-25 or 2026-11-25T10:00Z.") from exc
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment  # the use case checks its range
 
 
 @audit_app.command("verify")

@@ -34,6 +34,7 @@ from search_api.usecases.context import UseCaseContext
 from storage.errors import InvalidInputError
 from storage.models.access import AuditEvent
 from storage.permissions import Permission
+from storage.types import supported_utc
 
 MAX_PAGE = 500
 MAX_PATH_CHARS = 200  # of a refused request's path, as recorded
@@ -43,9 +44,13 @@ REFUSALS = {403: AuditAction.ACCESS_DENIED, 404: AuditAction.NOT_FOUND}
 
 
 def check_time_range(start: datetime | None, end: datetime | None) -> None:
-    """Raises ``InvalidInputError`` for a time without a zone or a range that ends first."""
+    """Raises ``InvalidInputError`` for a time without a zone, one outside the supported
+    years (``storage.types.SUPPORTED_YEARS``) or a range that ends first."""
     if (start is not None and start.tzinfo is None) or (end is not None and end.tzinfo is None):
         raise InvalidInputError("Give times with a zone, e.g. 2026-11-25T10:00:00Z.")
+    for name, value in (("from", start), ("to", end)):
+        if value is not None:
+            supported_utc(value, name=name)
     if start is not None and end is not None and end <= start:
         raise InvalidInputError("The 'to' time must be after the 'from' time.")
 

@@ -155,6 +155,16 @@ def test_image_search_times_out_of_range_get_one_sentence(
         "'to' (0001-01-01T00:00:00+05:00) is outside the years 1900 to 2999.")
 
 
+@pytest.mark.parametrize("path", ["/api/audit/events", "/api/audit/export"])
+def test_audit_times_out_of_range_get_one_sentence(client_as: Callable[..., TestClient],
+                                                   path: str) -> None:
+    auditor = client_as(Role.AUDITOR, agency="police")
+    response = auditor.get(path, params={"from": "0001-01-01T00:00:00+05:00"})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == (
+        "'from' (0001-01-01T00:00:00+05:00) is outside the years 1900 to 2999.")
+
+
 @pytest.mark.parametrize("header", ["ключ", "é" * 43, "\x00"])
 def test_check_csrf_compares_any_text(header: str) -> None:
     with pytest.raises(PermissionDeniedError, match="Missing or wrong X-CSRF-Token"):
