@@ -125,7 +125,8 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
     except ValueError as exc:
         raise InvalidInputError(
             f"{option} '{value}' is not a time like 2026-11-25 or 2026-11-25T10:00Z.") from exc
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment  # the use case checks its range
+    # a zoned time stays as given: the use case checks that it is in range
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 @audit_app.command("verify")
