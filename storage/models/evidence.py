@@ -95,5 +95,7 @@ class ExportJob(SQLModel, table=True):
     bundle_sha256: str | None = Field(default=None, max_length=64)
     tag_manifest_sha256: str | None = Field(default=None, max_length=64)
     size_bytes: int | None = None
+    worker: str | None = Field(default=None, description="host:pid of the process that "
+                               "claimed it, so a worker can tell when that process died")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
