@@ -11,13 +11,17 @@ cookie request without its CSRF header) leave none.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from search_api.deps import CurrentUser, client_ip, get_state
 from search_api.usecases.audit_log import REFUSALS, record_refusal
@@ -31,6 +35,7 @@ class ErrorPublic(BaseModel):
     """The body of every error response."""
 
     detail: str
+    code: str  # stable, for the web app's message catalog
     details: list[str] = []
 
 
@@ -57,9 +62,41 @@ async def _oko_error_handler(request: Request, exc: Exception) -> JSONResponse:
     actor = getattr(request.state, "oko_actor", None)
     if exc.http_status in REFUSALS and isinstance(actor, Actor):
         await run_in_threadpool(_record_refusal, request, actor, exc)
-    body = ErrorPublic(detail=exc.message, details=exc.details)
+    body = ErrorPublic(detail=exc.message, code=exc.code, details=exc.details)
     return JSONResponse(status_code=exc.http_status, content=body.model_dump())
+
+
+def _field_problem(error: Any) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    return f"{where or 'request'}: {error.get('msg', 'invalid')}"[:300]
+
+
+async def _validation_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [_field_problem(e) for e in exc.errors()[:20]]
+    body = ErrorPublic(detail="The request has invalid or missing fields.",
+                       code="invalid_request", details=problems)
+    return JSONResponse(status_code=422, content=body.model_dump())
+
+
+async def _http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    body = ErrorPublic(detail=str(exc.detail), code=codes.get(exc.status_code, "http_error"))
+    return JSONResponse(status_code=exc.status_code, content=body.model_dump(),
+                        headers=getattr(exc, "headers", None))
+
+
+async def _pool_timeout_handler(_request: Request, _exc: Exception) -> JSONResponse:
+    # every database connection stayed busy for the pool's timeout: shed the request
+    body = ErrorPublic(detail="The service is busy; try again in a few seconds.",
+                       code="busy")
+    return JSONResponse(status_code=503, content=body.model_dump(),
+                        headers={"Retry-After": "5"})
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OkoError, _oko_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler)
+    app.add_exception_handler(PoolTimeoutError, _pool_timeout_handler)

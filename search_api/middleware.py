@@ -88,7 +88,8 @@ class SecurityMiddleware:
     async def _refuse(self, scope: Scope, send: Send) -> None:
         error = RequestTooLargeError(self.max_body_bytes)
         response = JSONResponse(status_code=413,
-                                content=ErrorPublic(detail=str(error.detail)).model_dump())
+                                content=ErrorPublic(detail=str(error.detail),
+                                                    code="request_too_large").model_dump())
 
         async def no_body() -> Message:
             return {"type": "http.disconnect"}
@@ -98,7 +99,7 @@ class SecurityMiddleware:
 
 async def _authentication_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, OkoError)
-    body = ErrorPublic(detail=exc.message, details=exc.details)
+    body = ErrorPublic(detail=exc.message, code=exc.code, details=exc.details)
     return JSONResponse(status_code=401, content=body.model_dump(),
                         headers={"WWW-Authenticate": "Bearer"})
 

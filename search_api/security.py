@@ -291,9 +291,12 @@ def check_login_password(session: Session, *, attempt: LoginAttempt, password: s
     """The user a reserved try names, if the password is right; marks the try succeeded.
 
     Raises ``AuthenticationError`` (401) for a wrong name or password or a disabled
-    account. Flushes; the caller commits (also on failure).
+    account. The caller has committed the reserved try; this ends the read before the
+    slow hash check, so no database connection is held while hashing. Flushes; the caller
+    commits (also on failure).
     """
     user = session.exec(select(User).where(User.username == attempt.username)).first()
+    session.commit()  # nothing pending: only hands the connection back to the pool
     valid = verify_password(user.password_hash if user else _dummy_hash(), password)
     if user is None or not valid:
         raise AuthenticationError("Wrong username or password.")

@@ -126,7 +126,8 @@ class AppState:
 def build_state(settings: Settings, *, run_migrations: bool = True,
                 job_queue: JobQueue | None = None) -> AppState:
     settings.ensure_dirs()
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, pool_size=settings.db_pool_size,
+                         pool_timeout=settings.db_pool_timeout_seconds)
     if run_migrations:
         migrate(engine)
     return AppState(

@@ -46,11 +46,21 @@ def _private_sqlite_file(url: str) -> None:
             os.chmod(name, SQLITE_FILE_MODE)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with the per-backend settings Oko relies on."""
+def make_engine(url: str, *, pool_size: int = 5, pool_timeout: float = 30.0) -> Engine:
+    """An engine with the per-backend settings Oko relies on.
+
+    ``pool_size`` connections are kept and no more are opened (no overflow), so a burst
+    waits at most ``pool_timeout`` seconds for one and then fails with SQLAlchemy's
+    ``TimeoutError``, which the API answers as 503 busy.
+    """
+    pool: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 0,
+                            "pool_timeout": pool_timeout}
     if url.startswith("sqlite"):
+        if (make_url(url).database or ":memory:") == ":memory:":
+            pool = {}  # one connection per thread (SingletonThreadPool), nothing to size
         _private_sqlite_file(url)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               **pool)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -61,7 +71,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
 def alembic_config(engine: Engine) -> Config:

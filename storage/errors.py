@@ -1,10 +1,19 @@
 """Error hierarchy shared by every layer.
 
-Each error carries one clear sentence for the user (``str(err)``) and an exit code
-for the CLI. The API maps each class to one HTTP status in ``search_api.errors``.
+Each error carries one clear sentence for the user (``str(err)``), an exit code for the
+CLI, and a stable ``code`` the web app keys its messages on: by default the class name in
+snake case without "_error" (``NotFoundError`` -> ``not_found``), or one given where
+raised. The API maps each class to one HTTP status in ``search_api.errors``.
 """
 
 from __future__ import annotations
+
+import re
+
+
+def _default_code(class_name: str) -> str:
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()
+    return snake.removesuffix("_error") or "error"
 
 
 class OkoError(Exception):
@@ -12,11 +21,20 @@ class OkoError(Exception):
 
     exit_code: int = 1
     http_status: int = 400
+    code: str = "oko"
 
-    def __init__(self, message: str, *, details: list[str] | None = None) -> None:
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" not in cls.__dict__:
+            cls.code = _default_code(cls.__name__)
+
+    def __init__(self, message: str, *, details: list[str] | None = None,
+                 code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
+        if code is not None:
+            self.code = code
 
     def diagnostics(self) -> str:
         """The message plus any per-item details, one per line."""

@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path("./oko-data"), description="Data dir")
     database_url: str | None = Field(default=None, description="Defaults to SQLite in home")
     broker_url: str | None = Field(default=None, description="Defaults to SQLite broker in home")
+    db_pool_size: int = Field(default=40, ge=1, description="Database connections each process"
+                              " keeps; the default matches the API's 40 request threads")
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0, description="How long a"
+                                           " request waits for a free connection before the"
+                                           " API answers 503 busy")
     organisation: str = "Oko municipal CCTV"
     environment: str = "production"
 

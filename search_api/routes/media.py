@@ -99,7 +99,7 @@ def read_segment_video(segment_id: DbId, ctx: UseCaseDep,
     try:
         span = play_segment(ctx, segment_id=segment_id, range_header=range_header)
     except RangeNotSatisfiableError as exc:
-        body = ErrorPublic(detail=exc.message).model_dump()
+        body = ErrorPublic(detail=exc.message, code=exc.code).model_dump()
         return JSONResponse(body, status_code=exc.http_status,
                             headers={"Content-Range": f"bytes */{exc.size}"})
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(span.end - span.start + 1)}
