@@ -21,6 +21,7 @@ from storage.permissions import Permission, role_may
 
 CASE_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PROVENANCE_KEYS = ("query", "model", "weights_sha256", "score")
+ADDED_BY_HAND = "added by hand"
 
 
 class EvidenceLockedError(ConflictError):
@@ -89,7 +90,11 @@ def cases_visible_to(session: Session, *, user: User) -> list[Case]:
 
 
 def share_case(session: Session, *, case: Case, user: User) -> CaseShare:
-    """Let ``user`` (e.g. a prosecutor) see the case; sharing twice is a no-op."""
+    """Let ``user`` (e.g. a prosecutor) see the case; sharing twice is a no-op.
+
+    Who may share with whom is the application layer's rule
+    (``search_api.usecases.cases.share_case``); this only records the share.
+    """
     existing = session.exec(select(CaseShare).where(CaseShare.case_id == case.id,
                                                     CaseShare.user_id == user.id)).first()
     if existing is not None:
@@ -99,6 +104,22 @@ def share_case(session: Session, *, case: Case, user: User) -> CaseShare:
     session.add(share)
     session.flush()
     return share
+
+
+def case_camera_ids(session: Session, *, case: Case) -> set[str]:
+    """The cameras whose footage is in the case (through any of its clips)."""
+    return set(session.exec(select(CaseClip.camera_id).where(CaseClip.case_id == case.id)
+                            .distinct()).all())
+
+
+def clip_origin(provenance: dict[str, Any]) -> str:
+    """How a clip came into its case, in words: ``added by hand`` or the search it came from."""
+    if not provenance:
+        return ADDED_BY_HAND
+    search = provenance.get("search_id")
+    where = f"search {search}" if search is not None else "a search"
+    frame = provenance.get("frame_id")
+    return f"from {where}" + (f", frame {frame}" if frame is not None else "")
 
 
 def shared_user_ids(session: Session, *, case: Case) -> list[int]:
@@ -140,6 +161,8 @@ def add_clip(session: Session, *, case: Case, camera_id: str, start_utc: datetim
              provenance: dict[str, Any] | None = None) -> CaseClip:
     """Add a clip (hand-typed, or from a search moment with its provenance) and log it.
 
+    ``provenance`` is trusted as given: the application layer builds it from its own
+    record of the search (``search_api.usecases.cases``), never from what a client sent.
     Raises ``InvalidInputError`` for an empty or naive span or a provenance without its
     query/model/weights/score, and ``NotFoundError`` for an unknown camera or footage gap.
     """
@@ -172,7 +195,8 @@ def add_clip(session: Session, *, case: Case, camera_id: str, start_utc: datetim
             "original_sha256": original.sha256,
             "acquisition_entry_hash": acquisition.entry_hash if acquisition else None,
             "start_utc": start_utc.isoformat(), "end_utc": end_utc.isoformat(),
-            "note": note, "source": clip.source, "provenance": clip.provenance,
+            "note": note, "source": clip.source, "origin": clip_origin(clip.provenance),
+            "provenance": clip.provenance,
         },
     )
     return clip
@@ -236,10 +260,13 @@ def _require_sha256(value: str) -> None:
 
 
 __all__ = [
+    "ADDED_BY_HAND",
     "EvidenceLockedError",
     "add_clip",
+    "case_camera_ids",
     "case_clips",
     "cases_visible_to",
+    "clip_origin",
     "create_case",
     "ensure_original_deletable",
     "get_case_by_number",

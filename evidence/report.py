@@ -206,6 +206,8 @@ def _clip_section(clip: ClipReport, s: _Styles) -> list[Any]:
         ("How made", "ffmpeg stream copy from the original (not re-encoded), widened to "
                      "keyframes"),
         ("Note", clip.note or "—"),
+        ("Origin", "from a search (see Search provenance)" if clip.provenance
+         else "added by hand"),
     ]
     story: list[Any] = [_p(f"Clip {clip.number}", s.h2),
                         _table(rows, s, frozenset({"Original SHA-256 (acquisition)",
@@ -216,6 +218,13 @@ def _clip_section(clip: ClipReport, s: _Styles) -> list[Any]:
     image.drawWidth, image.drawHeight = image.imageWidth * scale, image.imageHeight * scale
     story += [image, _p(f"Still frame at the requested start of clip {clip.number}.", s.small)]
     return story
+
+
+_SEARCH_RECORD = (("Frame", "frame_id"), ("Frame time (UTC)", "frame_utc"),
+                  ("Frames ranked (k)", "k"), ("Searched at (UTC)", "searched_at"),
+                  ("Searched by", "searched_by"), ("Audit entry", "search_id"),
+                  ("Audit entry SHA-256", "search_entry_hash"))
+"""What the server copied from the audited search, shown when the clip carries it."""
 
 
 def _provenance_section(data: ReportData, s: _Styles) -> list[Any]:
@@ -230,7 +239,8 @@ def _provenance_section(data: ReportData, s: _Styles) -> list[Any]:
             ("Query", str(p.get("query", ""))), ("Model", str(p.get("model", ""))),
             ("Weights SHA-256", str(p.get("weights_sha256", ""))),
             ("Score", str(p.get("score", ""))),
-        ], s, frozenset({"Weights SHA-256"})), Spacer(1, 3 * mm)]
+            *[(label, str(p[key])) for label, key in _SEARCH_RECORD if p.get(key) is not None],
+        ], s, frozenset({"Weights SHA-256", "Audit entry SHA-256"})), Spacer(1, 3 * mm)]
     return story
 
 

@@ -81,11 +81,16 @@ class ProvenancePublic(BaseModel):
 class SearchResultPublic(BaseModel):
     moments: list[MomentPublic]
     provenance: ProvenancePublic
+    search_id: int | None = Field(default=None, description=(
+        "This search's audit entry: a clip taken from a moment names it (search_id) with "
+        "the moment's best_frame_id (frame_id)"))
 
     @classmethod
-    def from_result(cls, result: SearchResult) -> SearchResultPublic:
+    def from_result(cls, result: SearchResult, *,
+                    search_id: int | None = None) -> SearchResultPublic:
         prov = result.provenance
         return cls(
+            search_id=search_id,
             moments=[MomentPublic.from_moment(m) for m in result.moments],
             provenance=ProvenancePublic(
                 preset=prov.preset, weights_sha256=prov.weights_sha256, dim=prov.dim,

@@ -27,6 +27,8 @@ class Permission(StrEnum):
     LIST_CAMERAS = "list_cameras"
     MANAGE_MODELS = "manage_models"
     MANAGE_KEYS = "manage_keys"
+    SHARE_AGENCY_CASES = "share_agency_cases"
+    """Share any case of one's own agency, not only one's own (supervisors)."""
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -41,7 +43,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
                                 Permission.MANAGE_CASES, Permission.READ_CASES,
                                 Permission.EXPORT,
                                 Permission.APPROVE_EXPORT, Permission.LIST_CAMERAS,
-                                Permission.VERIFY}),
+                                Permission.VERIFY, Permission.SHARE_AGENCY_CASES}),
     Role.PROSECUTOR: frozenset({Permission.RECEIVE_BUNDLE, Permission.READ_CASES,
                                 Permission.VERIFY}),
     Role.AUDITOR: frozenset({Permission.READ_AUDIT, Permission.VERIFY}),

@@ -8,12 +8,11 @@ is the prosecutor's offline check: it never opens the data dir.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -66,18 +65,6 @@ def _time(value: str, option: str) -> datetime:
         raise InvalidInputError(f"{option} '{value}' is not an ISO 8601 time.") from exc
 
 
-def _provenance(path: Path | None) -> dict[str, Any] | None:
-    if path is None:
-        return None
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"{path} is not a readable JSON file.") from exc
-    if not isinstance(loaded, dict):
-        raise InvalidInputError(f"{path} must hold one JSON object.")
-    return loaded
-
-
 Number = Annotated[str, typer.Argument(help="Case number.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
@@ -122,7 +109,7 @@ def show(ctx: typer.Context, number: Number, as_json: AsJson = False) -> None:
                   f"legal basis: {detail.legal_basis}  agency: {detail.agency}")
     for clip in detail.clips:
         console.print(f"  clip {clip.id}: {clip.camera_id} {clip.start_utc.isoformat()} → "
-                      f"{clip.end_utc.isoformat()} ({clip.source}) {clip.note}")
+                      f"{clip.end_utc.isoformat()} ({clip.origin}) {clip.note}")
     for entry in detail.custody:
         console.print(f"  custody #{entry.seq} {entry.recorded_at.isoformat()} {entry.action} "
                       f"by {entry.actor} {entry.entry_hash[:16]}…")
@@ -135,24 +122,30 @@ def add_clip_command(
     start: Annotated[str, typer.Option(help="Start, ISO 8601 with zone.")],
     end: Annotated[str, typer.Option(help="End, ISO 8601 with zone.")],
     note: Annotated[str, typer.Option(help="Why this clip matters.")] = "",
-    search_provenance: Annotated[Path | None, typer.Option(
-        help="JSON file with the search moment's query, model, weights_sha256, score.")] = None,
+    search: Annotated[int | None, typer.Option(
+        "--search", min=1, help="The search the clip comes from (its search id).")] = None,
+    frame: Annotated[int | None, typer.Option(
+        "--frame", min=1, help="The moment's frame id in that search's answer.")] = None,
 ) -> None:
-    """Add a camera and time range to a case (evidence-locks its original)."""
-    provenance = _provenance(search_provenance)
+    """Add a camera and time range to a case (evidence-locks its original).
+
+    A clip from a search names it (--search) and the moment's frame (--frame); the
+    provenance is copied from the audited search. Without them the clip is added by hand.
+    """
     start_utc, end_utc = _time(start, "--start"), _time(end, "--end")
     with cli_context(ctx).usecase() as usecase:
         case = cases.get_visible_case_by_number(usecase, number)
         clip = cases.add_clip(usecase, case_id=case.id or 0, camera_id=camera,
                               start_utc=start_utc, end_utc=end_utc, note=note,
-                              provenance=provenance)
-    console.print(f"Added clip {clip.id} to case {number}.", highlight=False)
+                              search_id=search, frame_id=frame)
+    console.print(f"Added clip {clip.id} to case {number} ({clip.origin}).", highlight=False)
 
 
 @case_app.command("share")
 def share(ctx: typer.Context, number: Number,
           user: Annotated[str, typer.Option(help="Username to share the case with.")]) -> None:
-    """Let another user (e.g. a prosecutor) see the case."""
+    """Let a prosecutor, or a colleague whose agency may search every camera of the case,
+    see it (only its investigator or a supervisor of its agency may share)."""
     with cli_context(ctx).usecase() as usecase:
         case = cases.get_visible_case_by_number(usecase, number)
         shared = cases.share_case(usecase, case_id=case.id or 0, username=user)

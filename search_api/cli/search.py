@@ -67,6 +67,9 @@ def _print_result(result: SearchResultPublic) -> None:
                   highlight=False)
     console.print(f"filters: {filters}", highlight=False)
     console.print(f"shards: {', '.join(prov.shards_searched) or 'none'}", highlight=False)
+    if result.search_id is not None:
+        console.print(f"search {result.search_id}: add a moment to a case with oko case "
+                      f"add-clip ... --search {result.search_id} --frame FRAME", highlight=False)
     if prov.frames_waiting_for_embedding:
         console.print(f"{prov.frames_waiting_for_embedding} frame(s) in range still wait for "
                       "embedding (`oko reindex`).", highlight=False)
@@ -103,8 +106,7 @@ def search_command(
                         purpose=purpose)
     image_bytes = _read_image(image)
     with cli_context(ctx).usecase() as usecase:
-        public = SearchResultPublic.from_result(run_search(usecase, query=query,
-                                                           image=image_bytes))
+        public = run_search(usecase, query=query, image=image_bytes)
     if as_json:
         print_json(public.model_dump(mode="json"))
     else:

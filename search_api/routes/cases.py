@@ -12,12 +12,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, UploadFile, status
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from search_api.deps import MAX_DB_ID, DbId, UseCaseDep, requires
 from search_api.routes.verify import receive_upload
 from search_api.usecases import cases, exports
-from search_api.usecases.cases import CaseDetailPublic, CasePublic, ClipPublic, CustodyPublic
+from search_api.usecases.cases import (
+    CLIENT_PROVENANCE_KEYS,
+    CLIENT_PROVENANCE_REFUSED,
+    CaseDetailPublic,
+    CasePublic,
+    ClientProvenanceError,
+    ClipPublic,
+    CustodyPublic,
+)
 from search_api.usecases.exports import ExportJobPublic
 from search_api.usecases.verify import VerificationPublic, receive_bundle
 from storage.permissions import Permission
@@ -32,12 +40,31 @@ class CaseCreate(BaseModel):
 
 
 class ClipCreate(BaseModel):
+    """A camera's time range; from a search, also the search and the moment's frame.
+
+    The server copies the provenance from its audit record of that search; a body that
+    carries provenance of its own (``search_provenance``, ``score``, ...) is refused with
+    ``ClientProvenanceError`` (422), and any other unknown field with a 422 too.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
     camera_id: str
     start_utc: datetime
     end_utc: datetime
     note: str = ""
-    search_provenance: dict[str, Any] | None = Field(
-        default=None, description="The search moment's query, model, weights_sha256, score")
+    search_id: int | None = Field(default=None, ge=1, le=MAX_DB_ID, description=(
+        "The search the clip was taken from: its answer's search_id"))
+    frame_id: int | None = Field(default=None, ge=1, le=MAX_DB_ID, description=(
+        "The moment's best_frame_id in that search's answer"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_client_provenance(cls, data: Any) -> Any:
+        if isinstance(data, dict) and CLIENT_PROVENANCE_KEYS & data.keys():
+            # an OkoError, not a ValueError: it passes through pydantic to the 422 handler
+            raise ClientProvenanceError(CLIENT_PROVENANCE_REFUSED)
+        return data
 
 
 class ShareCreate(BaseModel):
@@ -78,7 +105,7 @@ def read_case(case_id: DbId, ctx: UseCaseDep) -> CaseDetailPublic:
 def add_clip_route(case_id: DbId, body: ClipCreate, ctx: UseCaseDep) -> ClipPublic:
     return cases.add_clip(ctx, case_id=case_id, camera_id=body.camera_id,
                           start_utc=body.start_utc, end_utc=body.end_utc, note=body.note,
-                          provenance=body.search_provenance)
+                          search_id=body.search_id, frame_id=body.frame_id)
 
 
 @router.post("/cases/{case_id}/shares", response_model=CasePublic,

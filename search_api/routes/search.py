@@ -28,7 +28,7 @@ class UploadTooLargeError(InvalidInputError):
 
 @router.post("/search", response_model=SearchResultPublic)
 def search_json(body: SearchQuery, ctx: UseCaseDep) -> SearchResultPublic:
-    return SearchResultPublic.from_result(run_search(ctx, query=body))
+    return run_search(ctx, query=body)
 
 
 def _read_limited(upload: UploadFile, limit: int) -> bytes:
@@ -58,4 +58,4 @@ def search_image(
     data = _read_limited(image, ctx.settings.max_upload_bytes)
     query = SearchQuery(text=text, cameras=cameras or [], districts=districts or [],
                         from_=from_, to=to, day_phase=day_phase, k=k, purpose=purpose)
-    return SearchResultPublic.from_result(run_search(ctx, query=query, image=data))
+    return run_search(ctx, query=query, image=data)

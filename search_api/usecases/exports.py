@@ -9,6 +9,11 @@ The export job row is the source of truth. The flow, the same for the API and th
    (never two runners at once), builds the signed bundle and records it.
 4. ``download_export``: hands the finished bundle out (a ``download`` audit entry).
 5. ``transfer_case``: records handing that bundle to a named recipient.
+
+Seeing a case (e.g. by a share) is not enough to take its footage out: requesting,
+approving, running (the worker checks the requester) and downloading an export each
+check again that the user's agency may search every camera in the case
+(``require_case_footage_visible``), and refuse with one sentence, writing nothing.
 """
 
 from __future__ import annotations
@@ -23,11 +28,16 @@ from evidence import export_jobs as jobs
 from evidence.cases import transfer_case as record_transfer
 from search_api.audit import AuditAction
 from search_api.state import AppState
-from search_api.usecases.cases import CustodyPublic, get_visible_case
+from search_api.usecases.cases import (
+    CustodyPublic,
+    get_visible_case,
+    require_case_footage_visible,
+)
 from search_api.usecases.context import Actor, UseCaseContext
 from storage.blobstore import sha256_file
 from storage.errors import ConflictError, InvalidInputError, NotFoundError, OkoError
-from storage.models.evidence import ExportJob
+from storage.models.access import User
+from storage.models.evidence import Case, ExportJob
 from storage.permissions import Permission
 
 WORKER_ACTOR = Actor(name="system", agency="", ip="worker")
@@ -72,9 +82,16 @@ def export_environment(state: AppState) -> jobs.ExportEnvironment:
     )
 
 
-def _job_of_case(ctx: UseCaseContext, case_id: int, export_id: int) -> ExportJob:
+def _job_of_case(ctx: UseCaseContext, case_id: int, export_id: int) -> tuple[Case, ExportJob]:
     case = get_visible_case(ctx, case_id)
-    return jobs.get_export_job(ctx.session, case=case, job_id=export_id)
+    return case, jobs.get_export_job(ctx.session, case=case, job_id=export_id)
+
+
+def _require_requester_may_export(ctx: UseCaseContext, job: ExportJob, case: Case) -> None:
+    """The worker (and the CLI) run a job for its requester: that user's agency must still
+    be allowed on every camera of the case. Raises ``FootageNotVisibleError``."""
+    requester = ctx.session.get(User, job.requested_by_id) if job.requested_by_id else None
+    require_case_footage_visible(ctx, case=case, user=requester, action="Exporting")
 
 
 def _finished_bundle(job: ExportJob) -> Path:
@@ -90,11 +107,13 @@ def request_export(ctx: UseCaseContext, *, case_id: int,
     A job that needs no approval is handed to the worker after the commit, unless
     ``run_in_worker`` is False (the CLI then runs it itself with ``run_export``).
     Raises ``PermissionDeniedError`` for a role that may not export, ``NotFoundError``
-    for an invisible case and ``BrokerUnavailableError`` when the job cannot be queued
-    (the request itself is then committed and stays queued).
+    for an invisible case, ``FootageNotVisibleError`` when the actor's agency may not
+    search a camera of the case, and ``BrokerUnavailableError`` when the job cannot be
+    queued (the request itself is then committed and stays queued).
     """
     ctx.require(Permission.EXPORT)
     case = get_visible_case(ctx, case_id)
+    require_case_footage_visible(ctx, case=case, user=ctx.user, action="Exporting")
     needs_approval = ctx.settings.exports_need_approval
     job = jobs.request_export(ctx.session, case=case, requested_by=ctx.user,
                               needs_approval=needs_approval)
@@ -113,12 +132,14 @@ def approve_export(ctx: UseCaseContext, *, case_id: int, export_id: int) -> Expo
     Raises ``PermissionDeniedError`` for a role that may not approve, for the local
     operator acting as nobody (approval needs a named user) and for the requester
     approving their own export; ``NotFoundError`` for an invisible case or export;
-    ``ConflictError`` for an export that is not awaiting approval.
+    ``FootageNotVisibleError`` when the approver's agency may not search a camera of the
+    case; ``ConflictError`` for an export that is not awaiting approval.
     """
     ctx.require(Permission.APPROVE_EXPORT)
     approver = ctx.require_named_user("Approving an export")
-    job = jobs.approve_export(ctx.session, job=_job_of_case(ctx, case_id, export_id),
-                              approver=approver)
+    case, job = _job_of_case(ctx, case_id, export_id)
+    require_case_footage_visible(ctx, case=case, user=approver, action="Approving an export of")
+    job = jobs.approve_export(ctx.session, job=job, approver=approver)
     ctx.audit(AuditAction.EXPORT, change="approve", case_id=job.case_id, export_id=export_id)
     ctx.commit()
     ctx.state.jobs().enqueue_export(export_id)
@@ -127,7 +148,7 @@ def approve_export(ctx: UseCaseContext, *, case_id: int, export_id: int) -> Expo
 
 def read_export(ctx: UseCaseContext, *, case_id: int, export_id: int) -> ExportJobPublic:
     """An export's status and progress; raises ``NotFoundError`` for an invisible one."""
-    return ExportJobPublic.from_job(_job_of_case(ctx, case_id, export_id))
+    return ExportJobPublic.from_job(_job_of_case(ctx, case_id, export_id)[1])
 
 
 def _failure_sentence(exc: BaseException) -> str:
@@ -142,17 +163,21 @@ def run_export(ctx: UseCaseContext, *, export_id: int) -> ExportJobPublic | None
 
     Returns None, doing nothing, when the job is missing, done, failed, awaiting
     approval or running in another process (the claim is atomic). A failed export is
-    marked failed with its one sentence, then its error is raised again. Raises
-    ``PermissionDeniedError`` for a role that may not export, ``NotFoundError`` for a
-    job of a case the actor cannot see, and the signing key's errors before claiming.
+    marked failed with its one sentence, then its error is raised again; so is a job
+    whose requester's (or actor's) agency may no longer search a camera of the case
+    (``FootageNotVisibleError``, nothing built). Raises ``PermissionDeniedError`` for a
+    role that may not export, ``NotFoundError`` for a job of a case the actor cannot
+    see, and the signing key's errors before claiming.
     """
     ctx.require(Permission.EXPORT)
     job = ctx.session.get(ExportJob, export_id, populate_existing=True)
     if job is None or job.status not in (jobs.QUEUED, jobs.RUNNING):
         return None  # checked again by the claim; this only spares reading the key
-    get_visible_case(ctx, job.case_id)
+    case = get_visible_case(ctx, job.case_id)
     env = export_environment(ctx.state)
     try:
+        require_case_footage_visible(ctx, case=case, user=ctx.user, action="Exporting")
+        _require_requester_may_export(ctx, job, case)
         done = jobs.run_export_job(ctx.session, engine=ctx.state.engine, job_id=export_id,
                                    env=env, exporter_if_no_requester=ctx.actor.name)
         ctx.commit()
@@ -167,10 +192,13 @@ def run_export(ctx: UseCaseContext, *, export_id: int) -> ExportJobPublic | None
 def download_export(ctx: UseCaseContext, *, case_id: int, export_id: int) -> ExportDownload:
     """Hand out a finished bundle, recorded as a ``download`` in the audit log.
 
-    Raises ``NotFoundError`` for an invisible case or export and ``ConflictError`` for
-    an export without a bundle yet.
+    Raises ``NotFoundError`` for an invisible case or export, ``FootageNotVisibleError``
+    when the actor's agency may not search a camera of the case (prosecutors, who
+    receive bundles, are not asked), and ``ConflictError`` for an export without a
+    bundle yet.
     """
-    job = _job_of_case(ctx, case_id, export_id)
+    case, job = _job_of_case(ctx, case_id, export_id)
+    require_case_footage_visible(ctx, case=case, user=ctx.user, action="Downloading an export of")
     path = _finished_bundle(job)
     ctx.audit(AuditAction.DOWNLOAD, case_id=job.case_id, export_id=export_id,
               bundle_sha256=job.bundle_sha256)

@@ -1,7 +1,11 @@
 """Use case: search footage in words, by example image or by a similar frame.
 
 The audit entry records the text, the purpose and the filters in the shape of the API's
-``SearchQuery``, whichever adapter asked, so the log reads the same for CLI and API.
+``SearchQuery``, whichever adapter asked, so the log reads the same for CLI and API. It
+also records what a clip's provenance is later copied from: the model preset, its
+weights' SHA-256, ``k``, and each returned moment's best frame id, camera and score (at
+most ``MAX_K`` moments, since a search returns no more). The answer carries the entry's
+number as ``search_id``: a clip taken from a moment names it with that moment's frame.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from indexer.search.engine import (
 )
 from search_api.audit import AuditAction
 from search_api.policy import require_search_purpose
+from search_api.search_support import SearchResultPublic
 from search_api.usecases.context import UseCaseContext
 from storage.permissions import Permission
 
@@ -58,9 +63,17 @@ class SearchQuery(BaseModel):
             k=self.k, moment_gap_s=self.moment_gap_s)
 
 
+def audited_moments(result: SearchResult) -> list[dict[str, object]]:
+    """What the audit entry keeps of each returned moment (bounded by ``MAX_K``)."""
+    return [{"frame_id": m.best_frame_id, "camera_id": m.camera_id, "score": m.score}
+            for m in result.moments[:MAX_K]]
+
+
 def run_search(ctx: UseCaseContext, *, query: SearchQuery,
-               image: bytes | None = None) -> SearchResult:
+               image: bytes | None = None) -> SearchResultPublic:
     """Rank the frames the actor may see; filters (cameras included) apply before ranking.
+
+    The answer's ``search_id`` is the number of the search's audit entry.
 
     Raises ``PurposeRequiredError`` without a stated purpose, ``NoModelError`` (503)
     without CLIP weights, ``InvalidInputError`` for a bad query, and
@@ -75,11 +88,14 @@ def run_search(ctx: UseCaseContext, *, query: SearchQuery,
                     # the operator sees every camera: no access filter to apply or report
                     visible_camera_ids=None if ctx.user is None else ctx.visible_camera_ids())
     extra = {"image_sha256": hashlib.sha256(image).hexdigest()} if image is not None else {}
-    ctx.audit(AuditAction.SEARCH, text=query.text, purpose=purpose,
-              filters=query.model_dump(mode="json", by_alias=True, exclude={"text", "purpose"}),
-              results=len(result.moments), **extra)
+    prov = result.provenance
+    entry = ctx.audit(
+        AuditAction.SEARCH, text=query.text, purpose=purpose,
+        filters=query.model_dump(mode="json", by_alias=True, exclude={"text", "purpose"}),
+        results=len(result.moments), model=prov.preset, weights_sha256=prov.weights_sha256,
+        k=prov.k, moments=audited_moments(result), **extra)
     ctx.commit()
-    return result
+    return SearchResultPublic.from_result(result, search_id=entry.seq)
 
 
-__all__ = ["SearchQuery", "run_search"]
+__all__ = ["SearchQuery", "audited_moments", "run_search"]

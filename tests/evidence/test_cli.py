@@ -47,19 +47,17 @@ def test_case_lifecycle_export_verify_transfer_receive(oko, tmp_path: Path,  # t
     code, _, err = oko("case", "create", "KV-2", "--title", "t", "--legal-basis", "b",
                        "--investigator", "investigator-police")
     assert code == 1 and "Case KV-2 already exists." in err
-    provenance = tmp_path / "moment.json"
-    provenance.write_text(json.dumps({"query": "red bicycle", "model": "ViT-B-32",
-                                      "weights_sha256": "cd" * 32, "score": 0.29}))
     code, out, _ = oko("case", "add-clip", "KV-2", "--camera", "cam-1",
                        "--start", "2026-11-24T12:00:02+02:00", "--end", "2026-11-24T10:00:04Z",
-                       "--note", "велосипед", "--search-provenance", str(provenance))
-    assert code == 0 and "Added clip" in out
+                       "--note", "велосипед")
+    assert code == 0 and "Added clip" in out and "(added by hand)" in out
     code, _, err = oko("case", "add-clip", "KV-2", "--camera", "cam-1", "--start", "yesterday",
                        "--end", "2026-11-24T10:00:04Z")
     assert code == 2 and "--start 'yesterday' is not an ISO 8601 time." in err
     code, out, _ = oko("case", "show", "KV-2", "--json")
     shown = json.loads(out)
-    assert shown["clips"][0]["provenance"]["query"] == "red bicycle"
+    assert (shown["clips"][0]["origin"], shown["clips"][0]["provenance"]) == (
+        "added by hand", {})
     assert [e["action"] for e in shown["custody"]] == ["clip"]
     code, out, _ = oko("case", "list", "--json")
     assert {c["number"] for c in json.loads(out)} == {"KV-2026-001", "KV-2"}

@@ -26,7 +26,7 @@ Client = Callable[..., TestClient]
 CLIP = {"camera_id": "cam-1", "start_utc": "2026-11-24T10:00:01Z",
         "end_utc": "2026-11-24T10:00:03Z", "note": "велосипед"}
 SEARCH = {"query": "red bicycle", "model": "ViT-B-32", "weights_sha256": "ab" * 32,
-          "score": 0.31}
+          "score": 0.31}  # what a client may no longer send (test_clip_provenance.py)
 
 
 @pytest.fixture
@@ -71,13 +71,16 @@ def _new_case(client: TestClient, number: str = "KV-7") -> int:
 def test_create_add_clips_and_read(act_as: Client, footage: None) -> None:
     investigator = act_as(Role.INVESTIGATOR)
     case_id = _new_case(investigator)
-    assert investigator.post(f"/api/cases/{case_id}/clips", json=CLIP).status_code == 201
-    searched = investigator.post(f"/api/cases/{case_id}/clips",
-                                 json={**CLIP, "search_provenance": SEARCH})
-    assert searched.status_code == 201 and searched.json()["source"] == "search"
+    by_hand = investigator.post(f"/api/cases/{case_id}/clips", json=CLIP)
+    assert by_hand.status_code == 201
+    assert (by_hand.json()["source"], by_hand.json()["origin"]) == ("manual", "added by hand")
+    claimed = investigator.post(f"/api/cases/{case_id}/clips",
+                                json={**CLIP, "search_provenance": SEARCH})
+    assert claimed.status_code == 422
     detail = investigator.get(f"/api/cases/{case_id}").json()
-    assert detail["title"] == "Крадіжка велосипеда" and len(detail["clips"]) == 2
-    assert [e["action"] for e in detail["custody"]] == ["clip", "clip"]
+    assert detail["title"] == "Крадіжка велосипеда" and len(detail["clips"]) == 1
+    assert [e["action"] for e in detail["custody"]] == ["clip"]
+    assert detail["custody"][0]["details"]["origin"] == "added by hand"
     assert [c["number"] for c in investigator.get("/api/cases").json()] == ["KV-7"]
     duplicate = investigator.post("/api/cases", json={"number": "KV-7", "title": "t",
                                                       "legal_basis": "b"})
@@ -95,8 +98,9 @@ def test_access_rule_hides_cases_as_404(act_as: Client, footage: None,
     for name, role in roles.items():
         client = act_as(role, username=name)
         response = client.get(f"/api/cases/{case_id}")
-        assert response.status_code == 404 and response.json() == {
-            "detail": f"Case {case_id} does not exist.", "details": []}
+        assert response.status_code == 404
+        assert (response.json()["detail"], response.json()["details"]) == (
+            f"Case {case_id} does not exist.", [])
         listed = client.get("/api/cases")  # auditors may not list cases at all (403)
         assert (listed.status_code == 403) if role == Role.AUDITOR else (listed.json() == [])
         assert client.get("/api/cases/9999").status_code == 404
@@ -104,10 +108,12 @@ def test_access_rule_hides_cases_as_404(act_as: Client, footage: None,
     assert other.post(f"/api/cases/{case_id}/clips", json=CLIP).status_code == 404
     assert act_as(Role.ADMIN).post("/api/cases", json={"number": "A-1", "title": "t",
                                                        "legal_basis": "b"}).status_code == 403
-    for username in ("prosecutor-police", "auditor-police"):
-        shared = act_as(Role.INVESTIGATOR).post(f"/api/cases/{case_id}/shares",
-                                                json={"username": username})
-        assert shared.status_code == 200
+    shared = act_as(Role.INVESTIGATOR).post(f"/api/cases/{case_id}/shares",
+                                            json={"username": "prosecutor-police"})
+    assert shared.status_code == 200
+    refused = act_as(Role.INVESTIGATOR).post(f"/api/cases/{case_id}/shares",
+                                             json={"username": "auditor-police"})
+    assert refused.status_code == 403  # auditors read no cases: no recipients
     prosecutor = act_as(Role.PROSECUTOR)
     assert prosecutor.get(f"/api/cases/{case_id}").status_code == 200
     assert prosecutor.post(f"/api/cases/{case_id}/clips", json=CLIP).status_code == 403
@@ -136,7 +142,7 @@ def test_export_job_progress_download_transfer_receipt(act_as: Client, footage: 
                                                        state: AppState) -> None:
     investigator = act_as(Role.INVESTIGATOR)
     case_id = _new_case(investigator)
-    investigator.post(f"/api/cases/{case_id}/clips", json={**CLIP, "search_provenance": SEARCH})
+    investigator.post(f"/api/cases/{case_id}/clips", json=CLIP)
     started = investigator.post(f"/api/cases/{case_id}/exports")
     assert started.status_code == 202 and started.json()["status"] == "queued"
     export_id = started.json()["id"]
