@@ -14,7 +14,7 @@ UV := $(LOCK_TOOLS)/bin/uv
 # a plain `make lock` keeps the current pins where they still fit.
 LOCK_FLAGS ?=
 
-.PHONY: demo test lint typecheck venv lock clean
+.PHONY: demo test lint typecheck venv lock clean web-deps
 
 venv: $(VENV)/.installed
 
@@ -43,7 +43,15 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-test: venv
+# axe-core for the browser tests (tests/web), from the npm registry, pinned by its lock
+WEB_TEST_DEPS := tests/web/node_modules/.package-lock.json
+web-deps: $(WEB_TEST_DEPS)
+
+$(WEB_TEST_DEPS): tests/web/package.json tests/web/package-lock.json
+	cd tests/web && npm ci --no-audit --no-fund
+	touch $@
+
+test: venv web-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
