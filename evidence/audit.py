@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
+from evidence.audit_syslog import SYSLOG_TAG
 from evidence.keys import certificate_fingerprint, normalise_fingerprint, verify_signature
 from storage.atomic import write_atomically
 from storage.errors import ConfigurationError, InvalidInputError, OkoError, StorageError
@@ -501,8 +502,9 @@ def parse_checkpoint_log(path: Path, text: str) -> CheckpointLog:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        _, tag, tagged = line.partition(SYSLOG_TAG)  # a syslog collector's copy
         try:
-            records.append(_record(json.loads(line)))
+            records.append(_record(json.loads(tagged if tag else line)))
         except _BAD_RECORD:
             if number == len(lines):  # no newline after it: cut short by a crash
                 torn = True

@@ -44,6 +44,7 @@ from evidence.audit import (
     read_checkpoint_log,
     verify_audit_chain,
 )
+from evidence.audit_syslog import SyslogAddress, send_checkpoint_lines
 from evidence.keys import known_certificates
 from search_api.state import AppState
 from storage.models.access import AuditCheckpoint, AuditEvent
@@ -94,23 +95,23 @@ class _InstallationSigner:
 
 @dataclass
 class _PendingCopies:
-    """Checkpoints signed in one transaction, to append to the log once it commits."""
+    """Checkpoints signed in one transaction, to copy out once it commits: appended to the
+    log file (``path``/``fd``) and sent to ``syslog``, each where set."""
 
-    path: Path
-    fd: int
+    path: Path | None
+    fd: int | None
     new_file: bool
+    syslog: SyslogAddress | None
     lines: list[tuple[AuditCheckpoint, bytes]] = field(default_factory=list)
 
     def close(self) -> None:
-        os.close(self.fd)
+        if self.fd is not None:
+            os.close(self.fd)
 
 
-def _append_after_commit(session: Session) -> None:
-    pending: _PendingCopies | None = session.info.pop(_PENDING, None)
-    if pending is None:
+def _append_to_file(pending: _PendingCopies, data: bytes) -> None:
+    if pending.fd is None or pending.path is None:
         return
-    # a checkpoint whose savepoint was rolled back is no longer persistent
-    data = b"".join(line for row, line in pending.lines if inspect(row).persistent)
     try:
         append_checkpoint_lines(pending.fd, data)
         if pending.new_file:
@@ -123,6 +124,27 @@ def _append_after_commit(session: Session) -> None:
         logger.error("Could not append committed audit checkpoints to %s (%s); the log is"
                      " now behind the database. Lost lines: %s", pending.path, exc,
                      data.decode())
+
+
+def _send_to_syslog(pending: _PendingCopies, lines: list[bytes]) -> None:
+    if pending.syslog is None:
+        return
+    try:
+        send_checkpoint_lines(pending.syslog, lines)
+    except OSError as exc:
+        logger.error("Could not send committed audit checkpoints to syslog %s (%s). Lost"
+                     " lines: %s", pending.syslog.target, exc, b"".join(lines).decode())
+
+
+def _append_after_commit(session: Session) -> None:
+    pending: _PendingCopies | None = session.info.pop(_PENDING, None)
+    if pending is None:
+        return
+    # a checkpoint whose savepoint was rolled back is no longer persistent
+    lines = [line for row, line in pending.lines if inspect(row).persistent]
+    try:
+        _append_to_file(pending, b"".join(lines))
+        _send_to_syslog(pending, lines)
     finally:
         pending.close()
 
@@ -136,19 +158,23 @@ def _drop_uncommitted(session: Session, transaction: SessionTransaction) -> None
 
 def copy_checkpoint_outside(session: Session, *, state: AppState,
                             checkpoint: AuditCheckpoint) -> None:
-    """Stage ``checkpoint`` for the checkpoint log, appended once ``session`` commits;
-    nothing when ``OKO_AUDIT_CHECKPOINT_LOG`` is unset.
+    """Stage ``checkpoint`` for the checkpoint log and syslog, copied once ``session``
+    commits; nothing when neither ``OKO_AUDIT_CHECKPOINT_LOG`` nor
+    ``OKO_AUDIT_CHECKPOINT_SYSLOG`` is set.
 
     Raises ``StorageError`` (so the action fails and rolls back) when the log cannot be
-    opened for appending.
+    opened for appending, ``ConfigurationError`` for a malformed syslog address.
     """
     path = state.settings.audit_checkpoint_log
-    if path is None:
+    syslog_setting = state.settings.audit_checkpoint_syslog
+    if path is None and not syslog_setting:
         return
     pending: _PendingCopies | None = session.info.get(_PENDING)
     if pending is None:
-        fd = open_checkpoint_log(path)
-        pending = _PendingCopies(path=path, fd=fd, new_file=os.fstat(fd).st_size == 0)
+        syslog = SyslogAddress.parse(syslog_setting) if syslog_setting else None
+        fd = open_checkpoint_log(path) if path is not None else None
+        pending = _PendingCopies(path=path, fd=fd, syslog=syslog,
+                                 new_file=fd is not None and os.fstat(fd).st_size == 0)
         if pending.new_file:  # a new log starts with what the database already signed
             older = session.exec(select(AuditCheckpoint)
                                  .where(col(AuditCheckpoint.entry_count)

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     first_admin_agency: str = "city"
     first_admin_password: str | None = None
     full_original_max_bytes: int = 2 * 1024**3
+    scratch_dir: Path | None = Field(default=None, description="Where bundles are extracted"
+                                     " to be verified (may be another filesystem); empty:"
+                                     " tmp/ in the data dir")
 
     # access control
     token_minutes: int = 60
@@ -86,8 +89,11 @@ class Settings(BaseSettings):
                                               " to; empty: none")
     audit_key_file: Path | None = Field(default=None, description="The audit HMAC key;"
                                         " empty: keys/audit-mac.key in the data dir")
+    audit_checkpoint_syslog: str | None = Field(default=None, description="Also send each"
+                                                " checkpoint to syslog: udp://HOST:PORT,"
+                                                " tcp://HOST:PORT or unix:/dev/log")
 
-    @field_validator("audit_checkpoint_log", "audit_key_file", mode="before")
+    @field_validator("audit_checkpoint_log", "audit_key_file", "scratch_dir", mode="before")
     @classmethod
     def _optional_absolute_path(cls, value: object) -> Path | None:
         if value is None or (isinstance(value, str) and not value.strip()):
@@ -169,6 +175,11 @@ class Settings(BaseSettings):
     def tmp_dir(self) -> Path:
         """Scratch space on the same filesystem as the stores, so renames are atomic."""
         return self.home / "tmp"
+
+    @property
+    def verify_scratch_dir(self) -> Path:
+        """Where bundles are extracted for verification: ``OKO_SCRATCH_DIR``, else tmp/."""
+        return self.scratch_dir or self.tmp_dir
 
     def ensure_dirs(self) -> None:
         """Create the data dir and its stores, owner-only (0700) whatever the umask.
