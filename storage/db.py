@@ -27,7 +27,7 @@ HEAD_REVISION = "0009"
 SQLITE_FILE_MODE = 0o600
 
 
-def _private_sqlite_file(url: str) -> None:
+def private_sqlite_file(url: str) -> None:
     """Create the SQLite file (and narrow its WAL and shared-memory files) as mode 0600.
 
     SQLite creates a database with 0644 less the umask and gives its -wal and -shm files
@@ -58,7 +58,7 @@ def make_engine(url: str, *, pool_size: int = 5, pool_timeout: float = 30.0) -> 
     if url.startswith("sqlite"):
         if (make_url(url).database or ":memory:") == ":memory:":
             pool = {}  # one connection per thread (SingletonThreadPool), nothing to size
-        _private_sqlite_file(url)
+        private_sqlite_file(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                                **pool)
 

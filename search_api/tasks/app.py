@@ -15,6 +15,7 @@ from typing import Any
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+from storage.db import private_sqlite_file
 from storage.errors import OkoError
 from storage.settings import Settings
 
@@ -41,6 +42,8 @@ def make_celery(settings: Settings) -> Celery:
     transport_options: dict[str, Any] = {}
     if broker.startswith("sqla+"):
         settings.home.mkdir(parents=True, exist_ok=True)
+        if broker.startswith("sqla+sqlite:"):  # kombu would create it with the umask's mode
+            private_sqlite_file(broker.removeprefix("sqla+"))
         # Passed to SQLAlchemy's create_engine: wait on a locked SQLite file, don't fail.
         transport_options = {"connect_args": {"timeout": 30}}
     elif broker.startswith(("redis://", "rediss://")):

@@ -123,3 +123,14 @@ def test_an_empty_signing_key_or_certificate_is_refused(tmp_path: Path, name: st
     with pytest.raises(ConfigurationError) as caught:
         ensure_signing_identity(keys_dir=keys, organisation="Oko test", passphrase=PASSPHRASE)
     assert str(caught.value) == sentence
+
+
+def test_the_embedded_broker_database_is_owner_only(tmp_path: Path, umask: int) -> None:
+    from search_api.tasks.app import make_celery
+
+    settings = Settings(home=tmp_path / "oko-home", environment="test",
+                        key_passphrase=PASSPHRASE)
+    app = make_celery(settings)
+    with app.connection_for_write() as connection:
+        connection.default_channel  # noqa: B018 (opening the channel creates the tables)
+    assert mode(settings.home / "broker.db") == 0o600
