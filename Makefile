@@ -18,10 +18,13 @@ LOCK_FLAGS ?=
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: $(LOCK) pyproject.toml
+# The standalone verifier (verifier/, the `oko-verify` command) needs only cryptography,
+# which the lock already pins; it is installed editable without touching the lock.
+$(VENV)/.installed: $(LOCK) pyproject.toml verifier/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) is needed (Oko targets Python 3.11)."; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e ./verifier
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 

@@ -122,8 +122,9 @@ def main() -> None:
                 session.rollback()  # keep the custody chain the same for every run
             export_s.append(seconds)
             sizes.append(out.stat().st_size)
-            seconds, report = timed(lambda o=out: verify_bundle(o, work_dir=settings.tmp_dir))
-            assert report.ok, report.failures
+            seconds, report = timed(lambda o=out: verify_bundle(
+                o, scratch_dir=settings.verify_scratch_dir))
+            assert report.intact, report.failures
             verify_s.append(seconds)
             seconds, _ = timed(lambda o=out: subprocess.run(["sha256sum", str(o)], check=True,
                                                             capture_output=True))

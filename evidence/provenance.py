@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # an annotation only: evidence.verify imports this module without the DB
+from oko_verify.provenance import bag_file_hashes  # reading it back: the verifier's part
+
+if TYPE_CHECKING:  # an annotation only: this module loads without the DB
     from storage.models.evidence import Case
 
 CONTEXT = {
@@ -123,26 +125,6 @@ def build_provenance(path: Path, *, case: Case, custody: list[dict[str, Any]],
     document = {"@context": CONTEXT, "@graph": graph}
     path.write_text(json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
                     encoding="utf-8")
-
-
-def bag_file_hashes(document: Any) -> dict[str, str]:
-    """``bag path -> SHA-256`` for every File node with a path in the bag.
-
-    Raises ``ValueError`` when the document is not shaped as written above.
-    """
-    result: dict[str, str] = {}
-    for node in document["@graph"]:
-        if node.get("@type") != "uco-observable:File":
-            continue
-        path = sha = None
-        for facet in node["uco-core:hasFacet"]:
-            if facet.get("@type") == "uco-observable:FileFacet":
-                path = facet.get("uco-observable:filePath")
-            if facet.get("@type") == "uco-observable:ContentDataFacet":
-                sha = facet["uco-observable:hash"][0]["uco-types:hashValue"]["@value"]
-        if isinstance(path, str) and isinstance(sha, str):
-            result[path] = sha
-    return result
 
 
 __all__ = ["CONTEXT", "bag_file_hashes", "build_provenance", "write_jsonl"]

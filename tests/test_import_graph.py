@@ -9,6 +9,7 @@ import each other or ``search_api``.
 from __future__ import annotations
 
 import ast
+import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -229,3 +230,25 @@ def test_a_cycle_is_reported_with_its_path() -> None:
     cycles = find_cycles(graph, ("indexer",))
     assert [describe(c) for c in cycles] == [
         "indexer.a (line 3) -> indexer.b (line 7) -> indexer.a"]
+
+
+VERIFIER = ROOT / "verifier" / "oko_verify"
+
+
+def test_the_standalone_verifier_imports_only_the_standard_library_and_cryptography() -> None:
+    """``oko_verify`` is installed alone on a prosecutor's laptop: no Oko package, no
+    third-party library but ``cryptography``."""
+    allowed = set(sys.stdlib_module_names) | {"cryptography", "oko_verify"}
+    modules = sorted(VERIFIER.rglob("*.py"))
+    assert len(modules) >= 5
+    wrong = []
+    for path in modules:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in _runtime_imports(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                continue  # relative: inside oko_verify
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""])
+            wrong += [f"{path.relative_to(ROOT)} (line {node.lineno}) imports {name}"
+                      for name in names if name.partition(".")[0] not in allowed]
+    assert not wrong, "\n".join(wrong)

@@ -1,7 +1,9 @@
 """CLI command: ``oko verify``, the prosecutor's offline check of a bundle.
 
 It reads no data dir and writes nothing, and its imports stay small: it is the one
-command run on computers outside the installation.
+command run on computers outside the installation. It takes the options of the
+standalone ``oko-verify`` and prints the same report, with the same exit codes:
+0 VALID, 3 INTACT, SIGNER NOT TRUSTED, 1 INVALID, 2 unusable input.
 """
 
 from __future__ import annotations
@@ -10,27 +12,39 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from oko_verify.cli import TRUST_STORE_ENV, report_lines
 
-from search_api.cli.common import print_json, print_report
+from search_api.cli.common import print_json
 from search_api.usecases.verify_offline import verify_offline
 
 
 def verify_command(
     bundle: Annotated[Path, typer.Argument(help="Bundle zip or extracted bag directory.")],
-    fingerprint: Annotated[str | None, typer.Option(
-        help="Expected signer certificate SHA-256 fingerprint.")] = None,
-    trusted_cert: Annotated[Path | None, typer.Option(
-        help="A trusted signer certificate (PEM).")] = None,
+    fingerprint: Annotated[list[str] | None, typer.Option(
+        help="Pinned SHA-256 fingerprint of the signing certificate or its root "
+             "(repeatable).")] = None,
+    trusted_cert: Annotated[list[Path] | None, typer.Option(
+        help="A trusted certificate, e.g. the installation's root (PEM; repeatable).")] = None,
+    trust_store: Annotated[Path | None, typer.Option(
+        envvar=TRUST_STORE_ENV, show_envvar=True,
+        help="Directory of trusted *.pem/*.crt certificates and *.crl CRLs.")] = None,
+    scratch_dir: Annotated[Path | None, typer.Option(
+        envvar="OKO_SCRATCH_DIR",
+        help="Where a zip is extracted (default: the system temp dir).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Verify a bundle offline: exit 0 valid, 1 invalid, 2 unusable input."""
-    report = verify_offline(bundle, fingerprint=fingerprint, trusted_cert=trusted_cert)
+    """Verify a bundle offline: exit 0 VALID, 3 intact but signer not trusted, 1 INVALID,
+    2 unusable input."""
+    report = verify_offline(bundle, fingerprints=fingerprint or (),
+                            trusted_certs=trusted_cert or (), trust_store=trust_store,
+                            scratch_dir=scratch_dir)
     if as_json:
         print_json(report.to_dict())
     else:
-        print_report(report.checks, ok=report.ok)
-    if not report.ok:
-        raise typer.Exit(1)
+        for line in report_lines(report):
+            typer.echo(line)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
 
 
 def register(app: typer.Typer) -> None:

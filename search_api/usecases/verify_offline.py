@@ -1,51 +1,49 @@
 """Use case: verify a bundle offline, the prosecutor's tool.
 
 It needs no data dir, reads no database and writes nothing, so ``oko verify`` runs on
-any computer; it imports only what checking hashes and signatures needs.
+any computer. It is the standalone verifier's code (``oko_verify``, the same the
+``oko-verify`` command runs) with Oko's errors, and imports nothing heavier.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
-from evidence.keys import normalise_fingerprint
-from evidence.verify import (
-    PinnedFingerprint,
-    SignerPolicy,
-    TrustedCertificates,
-    UnpinnedSigner,
-    VerificationReport,
-    load_trusted_certificate,
-    verify_bundle,
-)
-from storage.errors import InvalidInputError
+from oko_verify.cli import build_anchors
+
+from evidence.verify import TrustAnchors, VerificationReport, oko_errors, verify_bundle
+
+
+def trust_anchors(*, fingerprints: Iterable[str] = (), trusted_certs: Iterable[Path] = (),
+                  trust_store: Path | None = None) -> TrustAnchors:
+    """The anchors ``--fingerprint``, ``--trusted-cert`` and ``--trust-store`` name.
+
+    Raises ``InvalidInputError`` subclasses for a malformed fingerprint or an unreadable
+    certificate, CRL or store.
+    """
+    with oko_errors():
+        return build_anchors(fingerprints=tuple(fingerprints),
+                             trusted_certs=tuple(trusted_certs), trust_store=trust_store)
 
 
 def signer_policy(*, fingerprint: str | None = None,
-                  trusted_cert: Path | None = None) -> SignerPolicy:
-    """Pin the signer by certificate fingerprint or by a trusted PEM, or accept any signer
-    (the report then says the signer was not pinned).
-
-    Raises ``InvalidInputError`` for both at once or a malformed fingerprint, and
-    ``evidence.verify``'s errors for an unreadable certificate.
-    """
-    if fingerprint and trusted_cert:
-        raise InvalidInputError("Give --fingerprint or --trusted-cert, not both.")
-    if fingerprint:
-        return PinnedFingerprint(normalise_fingerprint(fingerprint))
-    if trusted_cert:
-        return TrustedCertificates((load_trusted_certificate(trusted_cert),))
-    return UnpinnedSigner()
+                  trusted_cert: Path | None = None) -> TrustAnchors:
+    """The old single-option form of ``trust_anchors``."""
+    return trust_anchors(fingerprints=(fingerprint,) if fingerprint else (),
+                         trusted_certs=(trusted_cert,) if trusted_cert else ())
 
 
-def verify_offline(bundle: Path, *, fingerprint: str | None = None,
-                   trusted_cert: Path | None = None) -> VerificationReport:
+def verify_offline(bundle: Path, *, fingerprints: Iterable[str] = (),
+                   trusted_certs: Iterable[Path] = (), trust_store: Path | None = None,
+                   scratch_dir: Path | None = None) -> VerificationReport:
     """Every check on a bundle zip or bag directory, with no data dir and no audit entry.
 
-    Raises ``BundleInvalidError`` (exit 2) for input that is no usable bundle.
+    Raises ``UnusableBundleError`` (exit 2) for input that is no usable bundle.
     """
-    return verify_bundle(bundle, signer_policy(fingerprint=fingerprint,
-                                               trusted_cert=trusted_cert))
+    anchors = trust_anchors(fingerprints=fingerprints, trusted_certs=trusted_certs,
+                            trust_store=trust_store)
+    return verify_bundle(bundle, anchors, scratch_dir=scratch_dir)
 
 
-__all__ = ["signer_policy", "verify_offline"]
+__all__ = ["signer_policy", "trust_anchors", "verify_offline"]

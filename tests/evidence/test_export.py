@@ -90,7 +90,7 @@ def test_original_over_the_size_limit_is_carried_by_hash(world: EvidenceWorld,
     hashed = [n for n in names if "/data/originals/" in n]
     assert hashed == [f"{BAG}/data/originals/{world.original.sha256}.sha256"]
     assert names[hashed[0]].decode().startswith(world.original.sha256 + "  ")
-    assert verify_bundle(result.bundle_path).ok
+    assert verify_bundle(result.bundle_path).intact
 
 
 def test_export_of_empty_case_fails_cleanly(world: EvidenceWorld, tmp_path: Path) -> None:

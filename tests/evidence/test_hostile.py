@@ -31,7 +31,7 @@ def test_zip_slip_is_refused(tmp_path: Path, name: str) -> None:
                                           name: b"owned"})
     work = tmp_path / "work"
     with pytest.raises(UnusableBundleError, match=r"unsafe path|escapes the bag"):
-        verify_bundle(bundle, work_dir=work)
+        verify_bundle(bundle, scratch_dir=work)
     assert not (tmp_path / "evil.txt").exists()
     assert _leftovers(work) == []
 
@@ -45,7 +45,7 @@ def test_symlink_entry_is_refused(tmp_path: Path) -> None:
         link.external_attr = (stat.S_IFLNK | 0o777) << 16
         archive.writestr(link, "/etc/passwd")
     with pytest.raises(UnusableBundleError, match="symlink or special file; refused"):
-        verify_bundle(bundle, work_dir=tmp_path / "work")
+        verify_bundle(bundle, scratch_dir=tmp_path / "work")
     assert _leftovers(tmp_path / "work") == []
 
 
@@ -63,7 +63,7 @@ def test_zip_bomb_ratio_is_refused(tmp_path: Path) -> None:
                                           "bag/data/zeros.bin": bytes(20 * 1024 * 1024)},
                   compress=zipfile.ZIP_DEFLATED)
     with pytest.raises(UnusableBundleError, match="likely zip bomb"):
-        verify_bundle(bundle, work_dir=tmp_path / "work")
+        verify_bundle(bundle, scratch_dir=tmp_path / "work")
     assert _leftovers(tmp_path / "work") == []
 
 

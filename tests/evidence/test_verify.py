@@ -11,15 +11,20 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from evidence.bundle import TAG_MANIFEST
-from evidence.keys import ensure_signing_identity
 from evidence.verify import (
-    UNPINNED,
+    BundleInvalidError,
     PinnedFingerprint,
+    SignerNotTrustedError,
     TrustedCertificates,
+    Verdict,
     VerificationReport,
+    raise_for_failure,
     verify_bundle,
 )
+from storage.errors import OkoError
 from tests.evidence.conftest import EvidenceWorld
+from tests.verifier.bags import resign
+from tests.verifier.pki import self_signed_leaf
 
 BAG = "oko-KV-2026-001"
 
@@ -43,24 +48,35 @@ def flip_byte(path: Path, offset: int | None = None) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_round_trip_zip_is_valid_and_unpinned(bundle_zip: Path) -> None:
+def test_round_trip_zip_without_an_anchor_is_intact_but_not_trusted(bundle_zip: Path) -> None:
     report = verify_bundle(bundle_zip)
-    assert report.ok, failed(report)
-    signer = [c for c in report.checks if c.name == "signer"]
-    assert signer[0].passed and UNPINNED in signer[0].detail
+    assert report.verdict is Verdict.INTACT_SIGNER_NOT_TRUSTED, failed(report)
+    assert (report.ok, report.intact, report.exit_code) == (False, True, 3)
+    assert [c.name for c in report.failures] == ["trust"]
     assert report.case_number == "KV-2026-001"
+    assert f"compare root fingerprint {report.root_fingerprint}" in report.summary
+    assert report.to_dict()["verdict"] == "INTACT_SIGNER_NOT_TRUSTED"
     names = {c.name for c in report.checks}
     assert {"bag structure", "payload hash", "payload completeness", "tag manifest",
-            "signature", "signer", "custody chain", "provenance", "evidence digest"} <= names
+            "signature", "certificate chain", "trust", "custody chain", "provenance",
+            "evidence digest"} <= names
+    with pytest.raises(SignerNotTrustedError) as raised:
+        raise_for_failure(report)
+    assert isinstance(raised.value, OkoError) and raised.value.exit_code == 3
 
 
 def test_pinned_fingerprint_and_trusted_cert(bundle_zip: Path, shared_world: EvidenceWorld,
                                              tmp_path: Path) -> None:
     fingerprint = shared_world.signer.fingerprint_sha256
-    assert verify_bundle(bundle_zip, PinnedFingerprint(fingerprint.upper())).ok
+    pinned = verify_bundle(bundle_zip, PinnedFingerprint(fingerprint.upper()))
+    assert pinned.verdict is Verdict.VALID and pinned.exit_code == 0, failed(pinned)
     wrong = verify_bundle(bundle_zip, PinnedFingerprint("00" * 32))
-    assert failed(wrong) == [f"signer: signer.pem fingerprint {fingerprint} is not the "
-                             f"pinned {'00' * 32}"]
+    assert wrong.verdict is Verdict.INVALID
+    [problem] = failed(wrong)
+    assert problem.startswith(f"trust: no certificate of signer.pem has the pinned "
+                              f"fingerprint {'00' * 32}")
+    with pytest.raises(BundleInvalidError, match="1 check"):
+        raise_for_failure(wrong)
     trusted = TrustedCertificates((shared_world.signer.certificate,))
     assert verify_bundle(bundle_zip, trusted).ok
 
@@ -82,8 +98,8 @@ def test_standard_tools_sha256sum_and_openssl(bag: Path) -> None:
     assert run.returncode != 0
 
 
-def test_extracted_directory_verifies(bag: Path) -> None:
-    assert verify_bundle(bag).ok
+def test_extracted_directory_verifies(bag: Path, shared_world: EvidenceWorld) -> None:
+    assert verify_bundle(bag, PinnedFingerprint(shared_world.signer.fingerprint_sha256)).ok
 
 
 @pytest.mark.parametrize(("target", "expected"), [
@@ -125,30 +141,28 @@ def test_one_flipped_byte_is_named(bag: Path, target: str, expected: list[str]) 
         assert any(p.startswith(needle) for p in problems), (needle, problems)
 
 
-def test_certificate_swapped_for_another_keys(bag: Path, tmp_path: Path) -> None:
-    other = ensure_signing_identity(keys_dir=tmp_path / "other-keys", organisation="Mallory",
-                                    passphrase="x")
-    (bag / "signer.pem").write_bytes(other.certificate_pem)
+def test_certificate_swapped_for_another_keys(bag: Path) -> None:
+    other = self_signed_leaf("Mallory evidence authority")
+    (bag / "signer.pem").write_bytes(other.chain_pem)
     problems = failed(verify_bundle(bag))
     assert "tag manifest: signer.pem: SHA-256 mismatch" in problems[0]
     assert any(p.startswith("signature: signature.sig: does not verify") for p in problems)
 
 
-def test_bundle_resigned_by_another_key_fails_only_the_pin(
-        bag: Path, tmp_path: Path, shared_world: EvidenceWorld) -> None:
-    other = ensure_signing_identity(keys_dir=tmp_path / "other-keys", organisation="Mallory",
-                                    passphrase="x")
-    (bag / "signer.pem").write_bytes(other.certificate_pem)
-    from evidence.bundle import TAG_FILES, manifest_text
-    from storage.blobstore import sha256_file
-
-    tags = manifest_text((n, sha256_file(bag / n)) for n in TAG_FILES).encode()
-    (bag / TAG_MANIFEST).write_bytes(tags)
-    (bag / "signature.sig").write_bytes(other.sign(tags))
-    assert verify_bundle(bag).ok  # self-consistent: only a pin can catch it
+def test_bundle_resigned_by_a_stranger_under_the_same_subject(
+        bag: Path, shared_world: EvidenceWorld) -> None:
+    stranger = self_signed_leaf(shared_world.signer.certificate.subject)
+    (bag / "signer.pem").write_bytes(stranger.chain_pem)
+    resign(bag, stranger)
+    unanchored = verify_bundle(bag)  # self-consistent: hashes and signature all check out
+    assert unanchored.verdict is Verdict.INTACT_SIGNER_NOT_TRUSTED and not unanchored.ok
+    assert unanchored.signer_fingerprint != shared_world.signer.fingerprint_sha256
     pinned = verify_bundle(bag, PinnedFingerprint(shared_world.signer.fingerprint_sha256))
-    assert [c.name for c in pinned.failures] == ["signer"]
-    assert other.private_key.public_key().public_bytes(
+    assert pinned.verdict is Verdict.INVALID and pinned.exit_code == 1
+    assert [c.name for c in pinned.failures] == ["trust"]
+    trusted = verify_bundle(bag, TrustedCertificates((shared_world.signer.certificate,)))
+    assert trusted.verdict is Verdict.INTACT_SIGNER_NOT_TRUSTED
+    assert stranger.key.public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw) != b""
 
 
@@ -189,4 +203,4 @@ def test_report_has_no_truth_value(bundle_zip: Path) -> None:
 def test_copy_of_bundle_zip_in_dir_with_one_top_folder(bundle_zip: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy.zip"
     shutil.copy(bundle_zip, copy)
-    assert verify_bundle(copy).ok
+    assert verify_bundle(copy).intact

@@ -155,7 +155,7 @@ def test_export_job_progress_download_transfer_receipt(act_as: Client, footage: 
     assert download.status_code == 200
     bundle = state.settings.tmp_dir / "downloaded.zip"
     bundle.write_bytes(download.content)
-    assert verify_bundle(bundle).ok
+    assert verify_bundle(bundle).intact
     transfer = investigator.post(f"/api/cases/{case_id}/transfers",
                                  json={"recipient": "Прокурор Іваненко", "export_id": export_id})
     assert transfer.status_code == 201

@@ -40,4 +40,4 @@ def test_export_runs_in_a_real_worker(state: AppState, tmp_path: Path,
     done = _job(state, job.id)
     assert done.status == "done", (done.message, worker.log())
     assert done.bundle_path is not None and done.progress == 1.0
-    assert verify_bundle(Path(done.bundle_path)).ok
+    assert verify_bundle(Path(done.bundle_path)).intact
