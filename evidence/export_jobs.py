@@ -3,28 +3,44 @@
 ``run_export_job`` is what the worker's task and the CLI's in-process run both call:
 
 1. claim the job with one conditional UPDATE (queued -> running) in its own committed
-   transaction, so a worker and a CLI can never run the same job twice at once;
-2. build, sign and zip the bundle (``evidence.exports.export_case``), writing progress
-   through their own short transactions so readers see it while the export runs. The
-   export writes nothing in the caller's session until its bundle is complete: only
-   then does it append the custody entry (see ``evidence.exports`` for why and how);
-3. record the result on the row; the caller commits it with the custody entry at once,
-   which ends the short write transaction (on SQLite, the database's write lock).
+   transaction, naming this process (``worker``, ``host:pid``), so a worker and a CLI
+   can never run the same job twice at once;
+2. build, sign and zip the bundle (``evidence.exports.export_case``) to a ``.part``,
+   writing progress through their own short transactions so readers see it while the
+   export runs. The export writes nothing in the caller's session until its bundle is
+   complete: only then does it append the custody entry (see ``evidence.exports``);
+3. record the bundle's path and hashes on the row (still running, stage "publishing")
+   and commit them with the custody entry, in one short write transaction;
+4. the ``.part`` is renamed into place and the row marked done; the caller commits.
+
+A process killed on the way leaves a running row whose ``worker`` no longer exists.
+``recover_export_jobs`` (run by every worker as it starts) settles it: one stopped
+before step 3 failed, with nothing in custody; one stopped after it is finished by
+moving its ``.part`` into place once its hash is the one recorded.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import and_, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from evidence.exports import export_case
+from evidence.exports import (
+    BundleNotPublishedError,
+    ExportResult,
+    export_case,
+    pending_parts,
+    publish_bundle,
+)
 from evidence.keys import Signer
-from storage.blobstore import BlobStore
+from storage.blobstore import BlobStore, sha256_file
 from storage.db import session_scope
 from storage.errors import ConflictError, NotFoundError, PermissionDeniedError
 from storage.models.access import User
@@ -34,8 +50,27 @@ from storage.types import utcnow
 AWAITING_APPROVAL = "awaiting_approval"
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 STALE_RUNNING_AFTER = timedelta(hours=1)
-"""A running export with no progress for this long is presumed to have lost its process
-(a killed worker or CLI) and may be claimed again."""
+"""A running export with no progress for this long whose process cannot be checked (no
+``worker`` recorded, or one on another host) is presumed to have lost it."""
+PUBLISHING = "publishing"
+INTERRUPTED = ("The export stopped when the process running it ended before its bundle "
+               "was recorded; nothing was added to the custody log, so request it again.")
+LOST = ("The export was recorded in the custody log but its bundle file was lost when the "
+        "process running it ended; request the export again.")
+FINISHED_BY_RECOVERY = "done (finished by a worker after its process ended)"
+WorkerAlive = Callable[[str, datetime], bool | None]
+"""``worker_alive(worker, seen_at)``: whether the ``host:pid`` process that last wrote
+the row at ``seen_at`` still runs; None when it cannot be checked (another host)."""
+
+
+def worker_name() -> str:
+    """The ``host:pid`` an export job records for the process running it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def bundle_path_for(exports_dir: Path, *, case: Case, job_id: int) -> Path:
+    """Where export job ``job_id`` of ``case`` puts its bundle."""
+    return exports_dir / f"{case.number}-export-{job_id}.zip"
 
 
 @dataclass(frozen=True)
@@ -100,17 +135,20 @@ def claim_export_job(engine: Engine, *, job_id: int) -> bool:
     """Mark a queued job (or a stale running one) running; False if someone else has it.
 
     One conditional UPDATE in its own committed transaction, so of two processes that
-    try at once exactly one wins; done, failed and unapproved jobs are never claimed.
+    try at once exactly one wins; the row names this process (``worker_name``). Done,
+    failed and unapproved jobs are never claimed, nor a running one whose custody entry
+    is committed (it is published, never exported twice: ``recover_export_jobs``).
     """
     now = utcnow()
     claimable = or_(col(ExportJob.status) == QUEUED,
                     and_(col(ExportJob.status) == RUNNING,
+                         col(ExportJob.bundle_sha256).is_(None),
                          col(ExportJob.updated_at) < now - STALE_RUNNING_AFTER))
     with session_scope(engine) as session:
         result = session.execute(
             update(ExportJob).where(and_(col(ExportJob.id) == job_id, claimable))
             .values(status=RUNNING, stage="starting", progress=0.0, message="",
-                    updated_at=now)
+                    worker=worker_name(), updated_at=now)
             .execution_options(synchronize_session=False))
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
@@ -125,9 +163,12 @@ def _record_progress(engine: Engine, job_id: int, stage: str, fraction: float) -
 
 
 def run_export_job(session: Session, *, engine: Engine, job_id: int, env: ExportEnvironment,
-                   exporter_if_no_requester: str = "system") -> ExportJob | None:
-    """Claim and run a queued export; the caller commits the result with the custody entry.
+                   exporter_if_no_requester: str = "system",
+                   commit: Callable[[], None] | None = None) -> ExportJob | None:
+    """Claim and run a queued export; the caller commits the row's "done" at the end.
 
+    ``commit`` (by default ``session.commit``) makes the custody entry durable together
+    with the bundle's path and hashes on the row, before the zip gets its final name.
     The bundle names the requester as its exporter (``exporter_if_no_requester`` for an
     export the CLI's operator requested). Returns None, doing nothing, for a job that is
     missing, done, failed, not yet approved or running in another process. Raises what
@@ -141,19 +182,28 @@ def run_export_job(session: Session, *, engine: Engine, job_id: int, env: Export
     if case is None:
         raise NotFoundError(f"Case {job.case_id} of export {job_id} does not exist.")
     requester = session.get(User, job.requested_by_id) if job.requested_by_id else None
-    out = env.exports_dir / f"{case.number}-export-{job_id}.zip"
-    result = export_case(
+    out = bundle_path_for(env.exports_dir, case=case, job_id=job_id)
+
+    def record_bundle(result: ExportResult) -> None:
+        session.refresh(job)
+        job.stage, job.bundle_path = PUBLISHING, str(result.bundle_path)
+        job.bundle_sha256, job.size_bytes = result.bundle_sha256, result.size_bytes
+        job.tag_manifest_sha256, job.updated_at = result.tag_manifest_sha256, utcnow()
+        session.add(job)
+        session.flush()
+        (commit or session.commit)()
+
+    export_case(
         session, case=case,
         exporter=requester.username if requester else exporter_if_no_requester,
         signer=env.signer, originals=env.originals, derived=env.derived,
         tmp_dir=env.tmp_dir, out_path=out, organisation=env.organisation,
         full_original_max_bytes=env.full_original_max_bytes,
         progress=lambda stage, fraction: _record_progress(engine, job_id, stage, fraction),
+        commit=record_bundle,
     )
     session.refresh(job)
     job.status, job.stage, job.progress, job.message = DONE, "done", 1.0, ""
-    job.bundle_path, job.bundle_sha256 = str(result.bundle_path), result.bundle_sha256
-    job.tag_manifest_sha256, job.size_bytes = result.tag_manifest_sha256, result.size_bytes
     job.updated_at = utcnow()
     session.add(job)
     session.flush()
@@ -167,19 +217,107 @@ def fail_export_job(session: Session, *, job_id: int, message: str) -> None:
         session.add(job)
 
 
+@dataclass(frozen=True)
+class RecoveredExports:
+    """What ``recover_export_jobs`` did with exports whose process had ended."""
+
+    failed: list[int] = field(default_factory=list)
+    finished: list[int] = field(default_factory=list)
+
+
+def _process_gone(job: ExportJob, worker_alive: WorkerAlive, now: datetime) -> bool:
+    alive = worker_alive(job.worker, job.updated_at) if job.worker else None
+    if alive is None:  # no process to check: judged by its progress alone
+        return job.updated_at < now - STALE_RUNNING_AFTER
+    return not alive
+
+
+def _publish_recorded(session: Session, job: ExportJob) -> bool:
+    """Put a recorded bundle under its final name from its ``.part``; True when it is."""
+    assert job.bundle_path is not None and job.bundle_sha256 is not None
+    out = Path(job.bundle_path)
+    if out.is_file():  # moved already; the process ended before marking the job done
+        return sha256_file(out) == job.bundle_sha256
+    case = session.get(Case, job.case_id)
+    number = case.number if case is not None else str(job.case_id)
+    for part in pending_parts(out):
+        try:
+            publish_bundle(part, out, sha256=job.bundle_sha256, case_number=number)
+            return True
+        except BundleNotPublishedError:
+            continue  # not this bundle (left to the sweep), or not movable: try the next
+    return False
+
+
+def recover_export_jobs(session: Session, *, worker_alive: WorkerAlive,
+                        now: datetime | None = None) -> RecoveredExports:
+    """Settle the running exports whose process has ended (killed or crashed).
+
+    An export whose custody entry was not committed is marked failed (``INTERRUPTED``);
+    nothing of it is in custody, and its ``.part`` and temp bag are left to the sweep. One
+    whose entry was committed is finished: its ``.part`` is moved into place after its
+    hash is checked against the row, and it is done; failed (``LOST``) when no such file
+    is left. A process is gone when ``worker_alive`` says so, or, when it cannot tell,
+    after ``STALE_RUNNING_AFTER`` without progress. Each row is changed only if nobody
+    wrote it meanwhile. Flushes; the caller commits.
+    """
+    now = now or utcnow()
+    recovered = RecoveredExports()
+    running = session.exec(select(ExportJob).where(ExportJob.status == RUNNING)
+                           .execution_options(populate_existing=True)).all()
+    for job in running:
+        assert job.id is not None
+        if not _process_gone(job, worker_alive, now):
+            continue
+        values: dict[str, object]
+        if job.bundle_sha256 is None or job.bundle_path is None:
+            values = {"status": FAILED, "message": INTERRUPTED}
+        elif _publish_recorded(session, job):
+            values = {"status": DONE, "stage": FINISHED_BY_RECOVERY, "progress": 1.0,
+                      "message": ""}
+        else:
+            values = {"status": FAILED, "message": LOST}
+        unchanged = and_(col(ExportJob.id) == job.id, col(ExportJob.status) == RUNNING,
+                         col(ExportJob.updated_at) == job.updated_at)
+        result = session.execute(update(ExportJob).where(unchanged)
+                                 .values(updated_at=now, **values)
+                                 .execution_options(synchronize_session=False))
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            (recovered.finished if values["status"] == DONE else recovered.failed).append(job.id)
+    session.flush()
+    return recovered
+
+
+def unpublished_bundles(session: Session) -> list[Path]:
+    """The final paths of bundles recorded in custody but not (yet) marked done; their
+    ``.part`` files must survive any sweep."""
+    paths = session.exec(select(ExportJob.bundle_path).where(
+        col(ExportJob.bundle_sha256).is_not(None), ExportJob.status != DONE)).all()
+    return [Path(path) for path in paths if path]
+
+
 __all__ = [
     "AWAITING_APPROVAL",
     "DONE",
     "FAILED",
+    "FINISHED_BY_RECOVERY",
+    "INTERRUPTED",
+    "LOST",
+    "PUBLISHING",
     "QUEUED",
     "RUNNING",
     "STALE_RUNNING_AFTER",
     "ExportEnvironment",
+    "RecoveredExports",
     "approve_export",
+    "bundle_path_for",
     "claim_export_job",
     "done_export_with_bundle",
     "fail_export_job",
     "get_export_job",
+    "recover_export_jobs",
     "request_export",
     "run_export_job",
+    "unpublished_bundles",
+    "worker_name",
 ]

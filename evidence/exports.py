@@ -2,8 +2,9 @@
 
 ``export_case`` cuts every clip from its original, writes stills, originals (or their
 hash), the custody log, the CASE/UCO provenance and the PDF report into a temp bag under
-the data dir, signs, zips deterministically, appends the ``export`` custody entry
-(flushed, the caller commits) and renames the zip into place.
+the data dir, signs, zips deterministically to a hidden ``.part`` next to the bundle,
+appends the ``export`` custody entry, has it committed and only then renames the zip
+into place.
 
 The bundle carries its own export entry (the last line of ``custody.jsonl``, the export
 time in the PDF and ``bag-info.txt``), yet none of the slow work may run inside the write
@@ -23,8 +24,14 @@ PDF and the zip, and fail after the busy timeout. So the export works in three s
 3. *Append* (the short write): ``append_custody_entry`` with the planned time. It locks
    the head as always, so the chain can never fork; if its entry is not the planned one
    (the head moved in the instant between the last check and the lock), the export fails
-   with ``ConflictError`` and the caller rolls back. Otherwise the zip is renamed into
-   place and the caller commits at once.
+   with ``ConflictError`` and the caller rolls back. Otherwise the caller's ``commit``
+   makes the entry durable (with, for a job, the bundle's path and hash on its row).
+4. *Publish*: only now is the ``.part`` renamed to the bundle's name. A crash before the
+   commit leaves a ``.part`` and no entry: it is deleted once its process is gone
+   (``part_path`` names the process), and a retry plans the same sequence number again,
+   so no two bundles ever carry one. A crash after the commit leaves the entry and the
+   ``.part``: ``publish_bundle`` finishes it, after checking the hash recorded. A bundle
+   under its final name therefore always has its committed custody entry.
 
 The entry's ``recorded_at`` is thus when the bundle's custody log was written, not when
 the transaction commits, a few seconds earlier than before for large bundles.
@@ -32,7 +39,9 @@ the transaction commits, a few seconds earlier than before for large bundles.
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 import re
 import tempfile
 from collections.abc import Callable
@@ -55,7 +64,8 @@ from evidence.clips import CutResult, StillResult, cut_clip, still_frame
 from evidence.keys import Signer
 from evidence.provenance import build_provenance, write_jsonl
 from evidence.report import ClipReport, ReportData, build_report
-from storage.blobstore import BlobStore
+from storage.atomic import OWNER_PREFIX, fsync_dir, owner_tag
+from storage.blobstore import BlobStore, sha256_file
 from storage.custody import (
     GENESIS_HASH,
     append_custody_entry,
@@ -65,7 +75,7 @@ from storage.custody import (
     entry_record,
     format_time,
 )
-from storage.errors import ConflictError, InvalidInputError, NotFoundError
+from storage.errors import ConflictError, InvalidInputError, NotFoundError, StorageError
 from storage.models.access import User
 from storage.models.evidence import Case, CaseClip, CustodyChainHead
 from storage.models.media import Camera, Original
@@ -73,6 +83,11 @@ from storage.types import utcnow
 
 OKO_VERSION = "0.1.0"
 Progress = Callable[[str, float], None]
+PART_SUFFIX = ".part"
+
+
+class BundleNotPublishedError(StorageError):
+    """The export's custody entry is committed but its zip is not under its final name."""
 
 
 @dataclass(frozen=True)
@@ -178,16 +193,21 @@ def _copy_payload(bag: Path, artefacts: list[_ClipArtefacts], *, originals: Blob
 def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
                 originals: BlobStore, derived: BlobStore, tmp_dir: Path, out_path: Path,
                 organisation: str, full_original_max_bytes: int,
-                progress: Progress | None = None) -> ExportResult:
+                progress: Progress | None = None,
+                commit: Callable[[ExportResult], None] | None = None) -> ExportResult:
     """Build, sign and zip the case's bundle at ``out_path``; log the export.
 
     Every slow step runs before anything is written: the export's custody entry is
     planned (``_plan_export_entry``), the bundle that carries it is written and zipped
-    next to ``out_path``, and only then is the entry appended, in a short write (see the
-    module docstring). The entry is flushed, not committed. Raises ``InvalidInputError``
-    for a case without clips, ``NotFoundError`` when footage has gone missing and
-    ``ConflictError`` when the case's custody chain keeps changing under the export;
-    the temp bag is removed and ``out_path`` is untouched on any failure.
+    to ``part_path(out_path)``, and only then is the entry appended, in a short write
+    (see the module docstring). ``commit(result)`` must make the entry durable (by
+    default ``session.commit()``); the zip is renamed to ``out_path`` only after it
+    returns. Raises ``InvalidInputError`` for a case without clips, ``NotFoundError``
+    when footage has gone missing and ``ConflictError`` when the case's custody chain
+    keeps changing under the export: then, or when ``commit`` raises, the temp bag and
+    the ``.part`` are removed and ``out_path`` is untouched. Raises
+    ``BundleNotPublishedError`` when the committed bundle cannot be renamed; its
+    ``.part`` stays for ``publish_bundle``.
     """
     report_progress = progress or (lambda _stage, _fraction: None)
     clips = case_clips(session, case=case)
@@ -195,14 +215,16 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
         raise InvalidInputError(f"Case {case.number} has no clips to export.")
     tmp_dir.mkdir(parents=True, exist_ok=True)
     top_dir = f"oko-{_safe_name(case.number)}"
-    staged = out_path.with_name(f".{out_path.name}-staged")
+    staged = part_path(out_path)
+    committed = False
     try:
-        with tempfile.TemporaryDirectory(dir=tmp_dir, prefix="bundle-") as work:
+        # Named after this process, like the .part: a sweep removes it once we are gone.
+        with tempfile.TemporaryDirectory(dir=tmp_dir, prefix=f"bundle-{owner_tag()}-") as work:
             bag = Path(work) / top_dir
             (bag / "data").mkdir(parents=True)
             report_progress("cutting clips", 0.1)
             artefacts = _cut_all(session, clips, originals=originals, derived=derived,
-                                 tmp_dir=tmp_dir, progress=report_progress)
+                                 tmp_dir=Path(work), progress=report_progress)
             originals_facts = _copy_payload(bag, artefacts, originals=originals,
                                             derived=derived,
                                             full_original_max_bytes=full_original_max_bytes)
@@ -231,14 +253,57 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
                 details=details, recorded_at=planned.recorded_at)
             if entry.entry_hash != planned.entry_hash:
                 raise ConflictError(_CHAIN_MOVED.format(number=case.number))
-            staged.replace(out_path)
+            result = ExportResult(bundle_path=out_path, bundle_sha256=written.bundle_sha256,
+                                  tag_manifest_sha256=written.tag_manifest_sha256,
+                                  evidence_digest=written.evidence_digest,
+                                  size_bytes=staged.stat().st_size,
+                                  clip_sha256s=[a.cut.sha256 for a in artefacts])
+            (commit or (lambda _result: session.commit()))(result)
+            committed = True
     finally:
-        staged.unlink(missing_ok=True)
-    return ExportResult(bundle_path=out_path, bundle_sha256=written.bundle_sha256,
-                        tag_manifest_sha256=written.tag_manifest_sha256,
-                        evidence_digest=written.evidence_digest,
-                        size_bytes=out_path.stat().st_size,
-                        clip_sha256s=[a.cut.sha256 for a in artefacts])
+        if not committed:
+            staged.unlink(missing_ok=True)
+    _move_into_place(staged, out_path, case_number=case.number)
+    return result
+
+
+def part_path(out_path: Path) -> Path:
+    """Where ``export_case`` writes the zip until its custody entry commits: a hidden
+    sibling of ``out_path`` that names this process (``storage.atomic.owner_tag``)."""
+    return out_path.with_name(f".{out_path.name}.{owner_tag()}{PART_SUFFIX}")
+
+
+def pending_parts(out_path: Path) -> list[Path]:
+    """The ``.part`` zips of ``out_path`` that any process left, oldest name first."""
+    pattern = f".{glob.escape(out_path.name)}.{OWNER_PREFIX}*{PART_SUFFIX}"
+    return sorted(out_path.parent.glob(pattern))
+
+
+def publish_bundle(part: Path, out_path: Path, *, sha256: str, case_number: str) -> None:
+    """Finish an export whose custody entry committed: move its ``.part`` into place.
+
+    The recovery of an interrupted export calls this. Raises ``BundleNotPublishedError``
+    when ``part`` is not the bundle recorded (``sha256``) or cannot be moved; a file
+    already at ``out_path`` is never replaced.
+    """
+    if sha256_file(part) != sha256:
+        raise BundleNotPublishedError(
+            f"The unfinished bundle {part.name} of case {case_number} is not the one its "
+            "custody entry records.")
+    _move_into_place(part, out_path, case_number=case_number)
+
+
+def _move_into_place(part: Path, out_path: Path, *, case_number: str) -> None:
+    """``part`` to ``out_path`` without ever replacing a file there, durably."""
+    try:
+        os.link(part, out_path)
+        part.unlink()
+        fsync_dir(out_path.parent)
+    except OSError as exc:
+        raise BundleNotPublishedError(
+            f"The bundle of case {case_number} is recorded in its custody log but could "
+            f"not be moved into place ({exc.strerror or exc}); a worker finishes it when it "
+            "next starts.") from exc
 
 
 EXPORT_ATTEMPTS = 3
@@ -389,4 +454,5 @@ def _clip_report(number: int, a: _ClipArtefacts, bag: Path) -> ClipReport:
     )
 
 
-__all__ = ["OKO_VERSION", "ExportResult", "export_case", "verify_instructions"]
+__all__ = ["OKO_VERSION", "BundleNotPublishedError", "ExportResult", "export_case",
+           "part_path", "pending_parts", "publish_bundle", "verify_instructions"]

@@ -15,16 +15,27 @@ them into their own ``OkoError``.
 Files appear with mode 0600 unless ``mode`` says otherwise, and every directory these
 functions create is 0700, whatever the process's umask; existing directories are left
 as they are.
+
+Temp files a crash leaves behind are swept by ``sweep_stale_temp``. A writer that puts
+``owner_tag()`` (``owner-HOST-PID-START``) in a temp name lets the sweep tell its
+leftovers from live work exactly: they go once that process is gone, never while it
+runs. Names without a tag (or another host's) go only after ``max_age`` untouched.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import socket
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+import psutil
 
 TEMP_SUFFIX = ".part"
 PRIVATE_DIR_MODE = 0o700
@@ -139,5 +150,88 @@ def write_atomically(destination: Path, data: bytes, *, overwrite: bool = True,
         handle.write(data)
 
 
-__all__ = ["PRIVATE_DIR_MODE", "TEMP_SUFFIX", "PendingFile", "atomic_write", "fsync_dir",
-           "make_private_dirs", "pending_file", "write_atomically"]
+OWNER_PREFIX = "owner-"
+_OWNER_TAG = re.compile(r"owner-([A-Za-z0-9_]+)-(\d+)-(\d+)")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())
+
+
+def process_alive(pid: int, started: int) -> bool:
+    """True when process ``pid`` runs (not a zombie) and started at ``started`` (whole
+    seconds since the epoch), which rules out a recycled pid."""
+    try:
+        process = psutil.Process(pid)
+        return (int(process.create_time()) == started
+                and process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
+def owner_tag() -> str:
+    """``owner-HOST-PID-START`` naming this process, for temp names a sweep may judge."""
+    process = psutil.Process(os.getpid())
+    return f"{OWNER_PREFIX}{_host()}-{process.pid}-{int(process.create_time())}"
+
+
+def owner_alive(name: str) -> bool | None:
+    """Whether the process named by the owner tag in ``name`` still runs: None when the
+    name has no tag or names another host (only a process here can be checked)."""
+    match = _OWNER_TAG.search(name)
+    if match is None or match[1] != _host():
+        return None
+    return process_alive(int(match[2]), int(match[3]))
+
+
+def _newest_mtime(path: Path) -> float:
+    """The latest modification time of ``path`` and, for a directory, of anything in it
+    (links are not followed)."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for root, dirs, files in os.walk(path):
+            for name in (*dirs, *files):
+                try:
+                    newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+                except FileNotFoundError:
+                    continue
+    return newest
+
+
+def sweep_stale_temp(directory: Path, patterns: Sequence[str], *, max_age_s: float,
+                     keep: Collection[Path] = (), now: float | None = None) -> list[Path]:
+    """Delete what a crashed writer left in ``directory``; returns the removed paths.
+
+    An entry matching one of the glob ``patterns`` goes when the process its owner tag
+    names is gone, and is kept while it runs, however old. An entry without a tag (or
+    with another host's) goes once nothing in it changed for ``max_age_s`` seconds.
+    Paths in ``keep`` stay; links are removed, never followed. A missing directory is
+    empty.
+    """
+    if not directory.is_dir():
+        return []
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    candidates = {path for pattern in patterns for path in directory.glob(pattern)}
+    for path in sorted(candidates):
+        if path in keep:
+            continue
+        try:
+            alive = owner_alive(path.name)
+            if alive is None:
+                alive = now - _newest_mtime(path) < max_age_s
+            if alive:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError:
+            continue  # gone meanwhile (its writer finished, another sweep), or not ours
+        removed.append(path)
+    return removed
+
+
+__all__ = ["OWNER_PREFIX", "PRIVATE_DIR_MODE", "TEMP_SUFFIX", "PendingFile", "atomic_write",
+           "fsync_dir", "make_private_dirs", "owner_alive", "owner_tag", "pending_file",
+           "process_alive", "sweep_stale_temp", "write_atomically"]

@@ -178,8 +178,10 @@ def run_export(ctx: UseCaseContext, *, export_id: int) -> ExportJobPublic | None
     try:
         require_case_footage_visible(ctx, case=case, user=ctx.user, action="Exporting")
         _require_requester_may_export(ctx, job, case)
+        # ctx.commit makes the custody entry durable before the zip gets its final name.
         done = jobs.run_export_job(ctx.session, engine=ctx.state.engine, job_id=export_id,
-                                   env=env, exporter_if_no_requester=ctx.actor.name)
+                                   env=env, exporter_if_no_requester=ctx.actor.name,
+                                   commit=ctx.commit)
         ctx.commit()
     except Exception as exc:
         ctx.session.rollback()
