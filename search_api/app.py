@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import Depends, FastAPI
-from fastapi.staticfiles import StaticFiles
 
 from search_api.deps import get_current_user
 from search_api.docs_page import install_docs
@@ -14,9 +11,8 @@ from search_api.jobqueue import CeleryJobQueue
 from search_api.middleware import install_security
 from search_api.routes import PUBLIC_ROUTERS, ROUTERS
 from search_api.state import AppState, build_state
+from search_api.web_ui import WEB_DIR, install_web_ui
 from storage.settings import Settings
-
-WEB_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
 def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
@@ -38,6 +34,8 @@ def create_app(settings: Settings, *, state: AppState | None = None) -> FastAPI:
             Depends(get_current_user), Depends(note_signed_in_user)])
     for router in PUBLIC_ROUTERS:
         app.include_router(router, prefix="/api")
-    if WEB_DIR.is_dir():
-        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    install_web_ui(app)
     return app
+
+
+__all__ = ["WEB_DIR", "create_app"]

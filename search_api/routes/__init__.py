@@ -6,7 +6,19 @@ signed-in-user guard. ``PUBLIC_ROUTERS`` is the one declared exemption (sign-in)
 
 from fastapi import APIRouter
 
-from search_api.routes import audit, auth, cameras, cases, jobs, media, search, users, verify
+from search_api.routes import (
+    audit,
+    auth,
+    cameras,
+    case_exports,
+    cases,
+    jobs,
+    media,
+    models,
+    search,
+    users,
+    verify,
+)
 
 ROUTERS: list[APIRouter] = [
     auth.router,
@@ -16,6 +28,8 @@ ROUTERS: list[APIRouter] = [
     search.router,
     media.router,
     cases.router,
+    case_exports.router,
+    models.router,
     verify.router,
     audit.router,
 ]

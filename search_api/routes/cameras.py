@@ -1,10 +1,14 @@
-"""Routes for cameras: list and read the cameras a user may see, register new ones."""
+"""Routes for cameras: list and read the cameras a user may see, register new ones (one,
+or a CSV file of them: all or none)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, UploadFile, status
 
 from search_api.deps import UseCaseDep, requires
+from search_api.routes.verify import receive_upload
 from search_api.usecases import cameras as usecases
 from storage.cameras import CameraCreate, CameraPublic
 from storage.permissions import Permission
@@ -28,3 +32,15 @@ def read_camera(camera_id: str, ctx: UseCaseDep) -> CameraPublic:
              dependencies=[Depends(requires(Permission.MANAGE_CAMERAS))])
 def create_camera(body: CameraCreate, ctx: UseCaseDep) -> CameraPublic:
     return CameraPublic.of(usecases.register_camera(ctx, camera=body))
+
+
+@router.post("/cameras/import", response_model=list[CameraPublic],
+             status_code=status.HTTP_201_CREATED,
+             dependencies=[Depends(requires(Permission.MANAGE_CAMERAS))])
+def import_cameras_csv(ctx: UseCaseDep, file: Annotated[UploadFile, File(description=(
+        "CSV with the columns id,name,district,latitude,longitude,agency,timezone "
+        "and optionally allowed_agencies (separated by ;)"))],
+        ) -> list[CameraPublic]:
+    """Register every camera of an uploaded CSV, or none (the first bad row is named)."""
+    with receive_upload(file, settings=ctx.settings) as (path, _sha256):
+        return [CameraPublic.of(c) for c in usecases.import_cameras(ctx, path=path)]

@@ -211,6 +211,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/cameras"): Rule(frozenset({A}), _post("/api/cameras", json=lambda w, d: {
         "id": f"cam-new-{next(w.counter)}", "name": "New", "latitude": 50.4,
         "longitude": 30.5, "agency": "police"})),
+    ("POST", "/api/cameras/import"): Rule(frozenset({A}), _post(
+        "/api/cameras/import", files=lambda w, d: {"file": ("cameras.csv", (
+            "id,name,district,latitude,longitude,agency,timezone\n"
+            f"csv-{next(w.counter)},CSV,Podil,50.46,30.51,police,Europe/Kyiv\n").encode(),
+            "text/csv")})),
+    ("GET", "/api/models"): Rule(frozenset({A}), _get("/api/models")),
     ("GET", "/api/jobs"): Rule(frozenset({A}), _get("/api/jobs")),
     ("GET", "/api/jobs/{job_id}"): Rule(frozenset({A}), _get("/api/jobs/{job_id}")),
     ("POST", "/api/ingest"): Rule(frozenset({A}), _post("/api/ingest", json=lambda w, d: {
@@ -234,6 +240,8 @@ RULES: dict[tuple[str, str], Rule] = {
                                     idor=True),
     ("POST", CASE + "/shares"): Rule(frozenset({INV, S}), _post(
         CASE + "/shares", json=lambda w, d: {"username": "prosecutor"}), idor=True),
+    ("GET", CASE + "/exports"): Rule(frozenset({INV, S, P}), _get(CASE + "/exports"),
+                                     idor=True),
     ("POST", CASE + "/exports"): Rule(frozenset({INV, S}), _post(CASE + "/exports"), idor=True),
     ("POST", EXPORT + "/approve"): Rule(frozenset({S}), _post(EXPORT + "/approve"), idor=True),
     ("GET", EXPORT): Rule(frozenset({INV, S, P}), _get(EXPORT), idor=True),
