@@ -30,7 +30,7 @@ from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from oko_verify.errors import InvalidFingerprintError, TrustAnchorError
@@ -155,7 +155,8 @@ def merge(*anchors: TrustAnchors) -> TrustAnchors:
         if fingerprint not in seen:
             seen.add(fingerprint)
             certificates.append(certificate)
-    crls = tuple(dict.fromkeys(c for a in anchors for c in a.crls))
+    crls = tuple({c.public_bytes(serialization.Encoding.DER): c
+                  for a in anchors for c in a.crls}.values())
     sources = tuple(dict.fromkeys(s for a in anchors for s in a.sources))
     return TrustAnchors(fingerprints=fingerprints, certificates=tuple(certificates),
                         crls=crls, sources=sources)
