@@ -1,4 +1,17 @@
-"""The worker process: its state, scratch-dir clean-up and the recovery of dead jobs."""
+"""The worker process: its state, the recovery of dead jobs and the sweep of their files.
+
+When a worker starts, and then every half lease, its recovery loop:
+
+1. deletes the scratch dirs of worker processes that are gone (``sweep_dead_scratch``);
+2. settles export jobs whose process is gone (``recover_exports``): failed when their
+   custody entry was never committed, finished from their ``.part`` when it was;
+3. sweeps stale temp files (``sweep_stale_files``): ``tmp/bundle-*``, ``tmp/clip-*``,
+   ``tmp/verify-*``, ``tmp/upload-*``, ``tmp/blob-*.part`` and ``exports/.*.part``. A
+   name that carries its writer's owner tag goes once that process is gone; any other
+   once untouched for ``STALE_TEMP_AGE_S``; a live job's files never go, nor the
+   ``.part`` of a bundle recorded in custody;
+4. puts ingest jobs whose worker died back in the queue (``recover_jobs``).
+"""
 
 from __future__ import annotations
 
@@ -15,10 +28,13 @@ import psutil
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
+from evidence.export_jobs import RecoveredExports, recover_export_jobs, unpublished_bundles
+from evidence.exports import pending_parts
 from indexer.jobs import requeue_stale_jobs
 from search_api.jobqueue import CeleryJobQueue
 from search_api.state import AppState, build_state
 from search_api.tasks.app import enqueue_ingest
+from storage.atomic import process_alive, sweep_stale_temp
 from storage.blobstore import BlobStore
 from storage.db import session_scope
 from storage.settings import Settings
@@ -29,6 +45,11 @@ _state_lock = threading.Lock()
 
 
 SCRATCH_PREFIX = "worker-"
+STALE_TEMP_AGE_S = 6 * 3600.0
+"""A temp file without an owner tag is swept once nothing in it changed for this long:
+far longer than any upload or verification takes between two writes."""
+TMP_PATTERNS = ("bundle-*", "clip-*", "verify-*", "upload-*", "blob-*.part")
+EXPORT_PART_PATTERNS = (".*.part",)
 
 
 def _scratch_name(process: psutil.Process) -> str:
@@ -50,11 +71,7 @@ def sweep_dead_scratch(tmp_dir: Path) -> list[Path]:
         _host, pid_text, started_text = parts
         if not (pid_text.isdigit() and started_text.isdigit()):
             continue
-        try:
-            alive = int(psutil.Process(int(pid_text)).create_time()) == int(started_text)
-        except psutil.Error:
-            alive = False
-        if not alive:
+        if not process_alive(int(pid_text), int(started_text)):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
@@ -91,10 +108,49 @@ def local_worker_alive(worker: str, seen_at: datetime) -> bool:
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
     try:
-        started = psutil.Process(int(pid_text)).create_time()
+        process = psutil.Process(int(pid_text))
+        started = process.create_time()
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False  # it has exited; only its parent has not reaped it yet
     except psutil.Error:
         return False
     return started <= seen_at.timestamp() + 1
+
+
+def worker_alive_here(worker: str, seen_at: datetime) -> bool | None:
+    """``local_worker_alive``, but None for a worker on another host (not checkable)."""
+    if worker.rpartition(":")[0] != socket.gethostname():
+        return None
+    return local_worker_alive(worker, seen_at)
+
+
+def recover_exports(app: Celery) -> RecoveredExports:
+    """Settle export jobs whose process is gone (``evidence.export_jobs``); committed."""
+    state = worker_state(app)
+    with session_scope(state.engine) as session:
+        recovered = recover_export_jobs(session, worker_alive=worker_alive_here)
+    if recovered.failed or recovered.finished:
+        logger.warning("exports whose process ended: failed %s, finished %s",
+                       recovered.failed, recovered.finished)
+    return recovered
+
+
+def sweep_stale_files(app: Celery) -> list[Path]:
+    """Delete the temp and ``.part`` files that crashed writers left; returns them.
+
+    The ``.part`` of a bundle already recorded in custody is kept for its recovery.
+    """
+    state = worker_state(app)
+    settings = state.settings
+    with session_scope(state.engine) as session:
+        keep = {part for out in unpublished_bundles(session) for part in pending_parts(out)}
+    removed = sweep_stale_temp(settings.tmp_dir, TMP_PATTERNS, max_age_s=STALE_TEMP_AGE_S)
+    removed += sweep_stale_temp(settings.exports_dir, EXPORT_PART_PATTERNS,
+                                max_age_s=STALE_TEMP_AGE_S, keep=keep)
+    if removed:
+        logger.info("swept %d stale temp files: %s", len(removed),
+                    ", ".join(path.name for path in removed[:20]))
+    return removed
 
 
 def recover_jobs(app: Celery, *, include_queued: bool) -> list[int]:
@@ -125,6 +181,8 @@ class _RecoveryLoop:
         while not self.stop.is_set():
             try:
                 sweep_dead_scratch(settings.tmp_dir)
+                recover_exports(self.app)  # before the sweep: it may publish a .part
+                sweep_stale_files(self.app)
                 recover_jobs(self.app, include_queued=include_queued)
                 include_queued = False
             except Exception:
@@ -152,4 +210,13 @@ def _stop_recovery(**_kwargs: Any) -> None:
         loop.stop.set()
 
 
-__all__ = ["local_worker_alive", "recover_jobs", "sweep_dead_scratch", "worker_state"]
+__all__ = [
+    "STALE_TEMP_AGE_S",
+    "local_worker_alive",
+    "recover_exports",
+    "recover_jobs",
+    "sweep_dead_scratch",
+    "sweep_stale_files",
+    "worker_alive_here",
+    "worker_state",
+]
