@@ -49,10 +49,24 @@ from evidence.verify import verify_bundle
 from storage.atomic import owner_tag
 from storage.blobstore import sha256_file
 from storage.models.evidence import Case, CustodyEntry, ExportJob
+from storage.settings import Settings
 from storage.types import utcnow
 from tests.evidence.conftest import EvidenceWorld
+from tests.services import DATABASE_BACKENDS, database_url_for
 
 BAG = "oko-KV-2026-001"
+
+
+@pytest.fixture(params=DATABASE_BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return database_url_for(request, tmp_path, migrated=True)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Both backends: recovery's conditional UPDATEs compare the row's time as read."""
+    return Settings(home=tmp_path / "oko-home", database_url=database_url,
+                    environment="test", key_passphrase="test-passphrase")
 
 
 class _Crash(BaseException):
