@@ -6,7 +6,8 @@ When a worker starts, and then every half lease, its recovery loop:
 2. settles export jobs whose process is gone (``recover_exports``): failed when their
    custody entry was never committed, finished from their ``.part`` when it was;
 3. sweeps stale temp files (``sweep_stale_files``): ``tmp/bundle-*``, ``tmp/clip-*``,
-   ``tmp/verify-*``, ``tmp/upload-*``, ``tmp/blob-*.part`` and ``exports/.*.part``. A
+   ``tmp/verify-*`` (and ``verify-*`` in ``OKO_SCRATCH_DIR``), ``tmp/upload-*``,
+   ``tmp/blob-*.part`` and ``exports/.*.part``. A
    name that carries its writer's owner tag goes once that process is gone; any other
    once untouched for ``STALE_TEMP_AGE_S``; a live job's files never go, nor the
    ``.part`` of a bundle recorded in custody;
@@ -147,6 +148,9 @@ def sweep_stale_files(app: Celery) -> list[Path]:
     removed = sweep_stale_temp(settings.tmp_dir, TMP_PATTERNS, max_age_s=STALE_TEMP_AGE_S)
     removed += sweep_stale_temp(settings.exports_dir, EXPORT_PART_PATTERNS,
                                 max_age_s=STALE_TEMP_AGE_S, keep=keep)
+    if settings.scratch_dir is not None and settings.scratch_dir != settings.tmp_dir:
+        removed += sweep_stale_temp(settings.scratch_dir, ("verify-*",),
+                                    max_age_s=STALE_TEMP_AGE_S)
     if removed:
         logger.info("swept %d stale temp files: %s", len(removed),
                     ", ".join(path.name for path in removed[:20]))

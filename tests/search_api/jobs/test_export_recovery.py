@@ -307,6 +307,18 @@ def test_files_without_an_owner_go_only_after_the_safe_age(
     assert not any(p.exists() for p in stale) and all(p.exists() for p in fresh)
 
 
+def test_old_verify_folders_in_the_scratch_dir_go_and_nothing_else_there(
+        app: Celery, settings: Settings, tmp_path: Path) -> None:
+    settings.scratch_dir = tmp_path / "scratch"
+    old = STALE_TEMP_AGE_S + 60
+    stale = _make(settings.scratch_dir / "verify-q1w2e3", directory=True, age_s=old)
+    fresh = _make(settings.scratch_dir / "verify-r4t5y6", directory=True)
+    other = _make(settings.scratch_dir / "upload-u7i8o9.zip", age_s=old)
+
+    assert sweep_stale_files(app) == [stale]
+    assert not stale.exists() and fresh.exists() and other.exists()
+
+
 def test_a_link_is_removed_and_never_followed(app: Celery, settings: Settings,
                                               tmp_path: Path) -> None:
     outside = _make(tmp_path / "outside" / "keep.bin")
