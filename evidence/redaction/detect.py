@@ -226,5 +226,26 @@ class PlateDetector:
         return result
 
 
+def check_models(recorded: list[dict[str, Any]], *,
+                 paths: dict[str, Path] | None = None) -> None:
+    """Each model a redaction was proposed with is still the same file, unchanged.
+
+    Raises ``RedactionModelError`` when one is missing or its SHA-256 differs (corrupt
+    or replaced): a bundle names the models it was made with, so it is not made then.
+    """
+    defaults = {"face": default_face_model, "plate": default_plate_model}
+    for record in recorded:
+        kind = str(record.get("kind"))
+        chosen = (paths or {}).get(kind)
+        path = chosen if chosen is not None else defaults[kind]()
+        what = "face detector" if kind == "face" else "plate detector"
+        if _hash_model(path, what) != record.get("model_sha256"):
+            raise RedactionModelError(
+                f"The {what} model file {path} is not the one this redaction was proposed "
+                "with (its SHA-256 differs): it is corrupt or was replaced; reinstall "
+                "Oko's dependencies, or propose the redaction again.")
+
+
 __all__ = ["Detection", "Detector", "FaceDetector", "Frame", "ModelInfo", "PlateDetector",
-           "RedactionModelError", "default_face_model", "default_plate_model", "nms"]
+           "RedactionModelError", "check_models", "default_face_model", "default_plate_model",
+           "nms"]
