@@ -2,8 +2,9 @@
 
 Nothing inside a bundle is trusted. Before anything is written:
 
-1. entry names are checked: no absolute paths, ``..``, backslashes, drive letters, NUL
-   or empty names, no duplicates, and no name that is both a file and a folder;
+1. entry names are checked: no absolute paths, ``..``, backslashes, drive letters, NUL,
+   empty or non-canonical names (``a//b``, ``./a``), no duplicates, and no name that is
+   both a file and a folder;
 2. symlinks and special files are refused;
 3. entries may not overlap (their compressed sizes add up to at most the file's size);
 4. the declared sizes must fit the limits below.
@@ -22,10 +23,13 @@ afterwards whatever happens.
 
 from __future__ import annotations
 
+import lzma
 import os
 import stat
+import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,7 +77,7 @@ def _check_member_name(name: str) -> PurePosixPath:
     if path.is_absolute() or ".." in path.parts:
         raise UnusableBundleError(
             f"The bundle holds a path '{shown(name)}' that escapes the bag.")
-    if not path.parts:
+    if not path.parts or path.as_posix() != name.removesuffix("/"):  # "a//b", "./a", ""
         raise UnusableBundleError(f"The bundle holds an unsafe path '{shown(name)}'.")
     return path
 
@@ -149,7 +153,7 @@ def _extract_zip(source: Path, target: Path, limits: BundleLimits,
         archive = zipfile.ZipFile(source)
         source_size = source.stat().st_size
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
-            NotImplementedError) as exc:
+            NotImplementedError, struct.error) as exc:
         raise UnusableBundleError(f"{shown(source.name)} is not a readable zip file.") from exc
     with archive:
         planned = _plan(archive, source_size, limits)
@@ -166,8 +170,10 @@ def _extract_zip(source: Path, target: Path, limits: BundleLimits,
             except UnusableBundleError:
                 raise
             except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
-                    NotImplementedError, RuntimeError) as exc:
-                # RuntimeError: an encrypted entry; NotImplementedError: unknown compression
+                    NotImplementedError, RuntimeError, zlib.error, lzma.LZMAError,
+                    struct.error) as exc:
+                # RuntimeError: an encrypted entry; NotImplementedError: unknown compression;
+                # zlib.error, LZMAError: corrupt compressed data
                 raise UnusableBundleError(
                     f"'{shown(info.filename)}' cannot be extracted "
                     f"({shown(type(exc).__name__ + ': ' + str(exc), 120)}).") from exc
