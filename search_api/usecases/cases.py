@@ -234,7 +234,8 @@ def _search_entry(ctx: UseCaseContext, search_id: int) -> AuditEvent:
 
 
 def _query_words(details: dict[str, Any]) -> str:
-    filters = details.get("filters") if isinstance(details.get("filters"), dict) else {}
+    """What was searched for, in words: the text, an image, a similar frame, or several."""
+    filters = details.get("filters")
     parts = [str(details["text"])] if details.get("text") else []
     if details.get("image_sha256"):
         parts.append(f"an image (SHA-256 {details['image_sha256']})")
