@@ -4,7 +4,9 @@ A bag directory is filled with ``data/`` by the exporter; ``finish_bag`` then wr
 tag files in this order, so each can cover the ones before it:
 
 1. ``manifest-sha256.txt``: ``<sha256>  <path>`` for every payload file, sorted by path;
-2. ``bagit.txt``, ``bag-info.txt`` (with ``Payload-Oxum``), ``VERIFY.txt``, ``signer.pem``;
+2. ``bagit.txt``, ``bag-info.txt`` (with ``Payload-Oxum`` and ``Oko-Signed-At``, the
+   signing time a verifier checks the certificate chain at), ``VERIFY.txt``,
+   ``signer.pem`` (the signing certificate first, then its issuers up to the root);
 3. ``tagmanifest-sha256.txt`` over the files of step 1 and 2;
 4. ``signature.sig``: raw 64-byte Ed25519 over the exact bytes of the tag manifest.
 
@@ -17,11 +19,13 @@ from __future__ import annotations
 import hashlib
 import zipfile
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from evidence.keys import Signer
 from storage.atomic import atomic_write
 from storage.blobstore import sha256_file
+from storage.errors import ConfigurationError
 
 BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 PAYLOAD_MANIFEST = "manifest-sha256.txt"
@@ -30,6 +34,7 @@ SIGNATURE = "signature.sig"
 SIGNER_CERT = "signer.pem"
 REPORT_PATH = "data/report.pdf"
 TAG_FILES = ("bagit.txt", "bag-info.txt", PAYLOAD_MANIFEST, "VERIFY.txt", SIGNER_CERT)
+SIGNED_AT = "Oko-Signed-At"
 ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 STORED_SUFFIXES = (".mp4", ".jpg", ".pdf", ".mkv", ".avi", ".mov", ".ts")
 
@@ -63,17 +68,35 @@ def bag_info_text(fields: list[tuple[str, str]]) -> str:
     return "".join(f"{label}: {' '.join(value.split())}\n" for label, value in fields)
 
 
+def signed_at_text(when: datetime) -> str:
+    """``Oko-Signed-At``'s value: ISO 8601 UTC to the second, e.g. 2026-12-01T14:00:05Z."""
+    return f"{when.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
 def finish_bag(bag_dir: Path, *, bag_info: list[tuple[str, str]], verify_text: str,
-               signer: Signer) -> str:
-    """Write manifests, tag files and the signature; return the tag manifest's SHA-256."""
+               signer: Signer, signed_at: datetime | None = None) -> str:
+    """Write manifests, tag files and the signature; return the tag manifest's SHA-256.
+
+    ``signed_at`` (default: now) goes into bag-info as ``Oko-Signed-At``; the chain in
+    ``signer.pem`` is checked at that time, so a certificate revoked or expired later
+    does not undo this signature. Raises ``ConfigurationError`` when the signing
+    certificate is not valid at ``signed_at`` (nothing is signed then).
+    """
+    when = (signed_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    certificate = signer.certificate
+    if not certificate.not_valid_before_utc <= when <= certificate.not_valid_after_utc:
+        raise ConfigurationError(
+            f"The signing certificate {signer.fingerprint_sha256} is not valid at "
+            f"{signed_at_text(when)}; run `oko keys rotate` before signing again.")
     payload = hash_payload(bag_dir)
     (bag_dir / PAYLOAD_MANIFEST).write_text(manifest_text(payload.items()), encoding="utf-8")
     octets = sum((bag_dir / p).stat().st_size for p in payload)
-    info = [*bag_info, ("Payload-Oxum", f"{octets}.{len(payload)}")]
+    info = [*bag_info, ("Payload-Oxum", f"{octets}.{len(payload)}"),
+            (SIGNED_AT, signed_at_text(when))]
     (bag_dir / "bagit.txt").write_bytes(BAGIT_TXT)
     (bag_dir / "bag-info.txt").write_text(bag_info_text(info), encoding="utf-8")
     (bag_dir / "VERIFY.txt").write_text(verify_text, encoding="utf-8")
-    (bag_dir / SIGNER_CERT).write_bytes(signer.certificate_pem)
+    (bag_dir / SIGNER_CERT).write_bytes(signer.chain_pem)
     tags = manifest_text((name, sha256_file(bag_dir / name)) for name in TAG_FILES)
     tag_bytes = tags.encode("utf-8")
     (bag_dir / TAG_MANIFEST).write_bytes(tag_bytes)
@@ -108,6 +131,7 @@ __all__ = [
     "PAYLOAD_MANIFEST",
     "REPORT_PATH",
     "SIGNATURE",
+    "SIGNED_AT",
     "SIGNER_CERT",
     "TAG_FILES",
     "TAG_MANIFEST",
@@ -116,5 +140,6 @@ __all__ = [
     "finish_bag",
     "hash_payload",
     "manifest_text",
+    "signed_at_text",
     "zip_bag",
 ]

@@ -115,29 +115,63 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "file"
 
 
-def verify_instructions(*, fingerprint: str, top_dir: str) -> str:
-    return f"""How to verify this evidence bundle with standard tools
-=======================================================
-
-Unzip the bundle and change into the bag directory ({top_dir}/), then:
-
-1. Every payload file is unchanged (prints OK for each file):
-     sha256sum -c manifest-sha256.txt
-2. The tag files (including manifest-sha256.txt and signer.pem) are unchanged:
-     sha256sum -c tagmanifest-sha256.txt
-3. The signature over tagmanifest-sha256.txt is valid:
-     openssl x509 -in signer.pem -pubkey -noout > signer-pubkey.pem
-     openssl pkeyutl -verify -pubin -inkey signer-pubkey.pem -rawin \\
-         -in tagmanifest-sha256.txt -sigfile signature.sig
-4. The signer is who you expect: compare this with the fingerprint you received
+def verify_instructions(*, fingerprint: str, top_dir: str,
+                        root_fingerprint: str | None = None) -> str:
+    """VERIFY.txt: how to check the bundle with sha256sum and openssl alone, then with
+    ``oko-verify``. ``root_fingerprint`` is the evidence authority's root (None for a
+    self-signed signing certificate of old: the signer itself is then compared)."""
+    if root_fingerprint is None:
+        who = f"""4. The signer is who you expect: compare this with the fingerprint you received
    out of band from the exporting organisation:
      openssl x509 -in signer.pem -noout -fingerprint -sha256
    Expected at export time: {fingerprint}
-5. The evidence digest printed in the footer of data/report.pdf is:
+"""
+        pin = fingerprint
+    else:
+        who = f"""4. The root is the exporting organisation's evidence authority. signer.pem holds
+   the signing certificate first, then the root; write the root out and compare
+   its fingerprint with the one you received out of band from the organisation
+   (or use the root.pem they gave you in its place):
+     awk '/-BEGIN CERTIFICATE-/{{n++}} n>1' signer.pem > ../root.pem
+     openssl x509 -in ../root.pem -noout -fingerprint -sha256
+   Expected at export time: {root_fingerprint}
+5. The signing certificate ({fingerprint})
+   was issued by that root (openssl checks the first certificate of signer.pem):
+     openssl verify -CAfile ../root.pem signer.pem
+   openssl checks validity now. For a bundle whose certificate has expired since,
+   check at the signing time in bag-info.txt (Oko-Signed-At; GNU date):
+     openssl verify -CAfile ../root.pem -attime \\
+         "$(date -u -d "$(sed -n 's/^Oko-Signed-At: //p' bag-info.txt)" +%s)" signer.pem
+   With the organisation's CRL (evidence-authority.crl in their trust store):
+     openssl verify -crl_check -CRLfile ../evidence-authority.crl -CAfile ../root.pem signer.pem
+   openssl calls a revoked certificate revoked whenever it signed; oko-verify
+   compares the revocation time with Oko-Signed-At.
+"""
+        pin = root_fingerprint
+    digest_step = "5" if root_fingerprint is None else "6"
+    return f"""How to verify this evidence bundle with standard tools
+=======================================================
+
+Unzip the bundle and change into the bag directory ({top_dir}/). Helper files go
+one level up (../), so the bag stays exactly as it was signed. Then:
+
+1. Every payload file is unchanged (prints OK for each file):
+     sha256sum -c manifest-sha256.txt
+2. The tag files (manifest-sha256.txt, bag-info.txt, signer.pem ...) are unchanged:
+     sha256sum -c tagmanifest-sha256.txt
+3. The signature over tagmanifest-sha256.txt is valid:
+     openssl x509 -in signer.pem -pubkey -noout > ../signer-pubkey.pem
+     openssl pkeyutl -verify -pubin -inkey ../signer-pubkey.pem -rawin \\
+         -in tagmanifest-sha256.txt -sigfile signature.sig
+{who}{digest_step}. The evidence digest printed in the footer of data/report.pdf is:
      grep -v '  data/report.pdf$' manifest-sha256.txt | sha256sum
 
-Or, with Oko installed, all of the above plus custody-chain and provenance checks:
-     oko verify BUNDLE.zip --fingerprint {fingerprint}
+All of the above plus the custody chain and provenance, with the stand-alone Oko
+verifier (Python 3.11+ and the cryptography package; no Oko installation needed):
+     pip install ./verifier          (the verifier/ folder of the Oko source)
+     oko-verify BUNDLE.zip --fingerprint {pin}
+It prints VALID (exit 0), INTACT, SIGNER NOT TRUSTED (exit 3) or INVALID (exit 1).
+On an Oko installation, `oko verify` runs the same checks.
 """
 
 
@@ -383,8 +417,9 @@ def _write_bundle(session: Session, bag: Path, staged: Path, *, case: Case,
         evidence_digest=digest, clips=[_clip_report(n, a, bag) for n, a in
                                        enumerate(artefacts, start=1)],
         custody=custody,
-        verify_text=verify_instructions(fingerprint=signer.fingerprint_sha256,
-                                        top_dir=top_dir),
+        verify_text=verify_instructions(
+            fingerprint=signer.fingerprint_sha256, top_dir=top_dir,
+            root_fingerprint=signer.root_fingerprint_sha256),
     ), bag / REPORT_PATH)
     tag_sha = finish_bag(bag, bag_info=[
         ("Source-Organization", organisation), ("Contact-Name", exporter),
@@ -397,8 +432,9 @@ def _write_bundle(session: Session, bag: Path, staged: Path, *, case: Case,
         ("Oko-Version", OKO_VERSION),
         ("Oko-Signer-Fingerprint-SHA256", signer.fingerprint_sha256),
         ("Oko-Evidence-Digest", digest),
-    ], verify_text=verify_instructions(fingerprint=signer.fingerprint_sha256,
-                                       top_dir=top_dir), signer=signer)
+    ], verify_text=verify_instructions(
+        fingerprint=signer.fingerprint_sha256, top_dir=top_dir,
+        root_fingerprint=signer.root_fingerprint_sha256), signer=signer)
     bundle_sha = zip_bag(bag, staged, top_dir=top_dir)
     return _Written(bundle_sha256=bundle_sha, tag_manifest_sha256=tag_sha,
                     evidence_digest=digest)

@@ -11,16 +11,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.engine import Engine
 
 from evidence.audit import MAC_KEY_FILENAME, load_audit_mac_key_file
-from evidence.keys import KEY_FILE, Signer, load_signer
+from evidence.keys import CERT_FILE, CRL_FILE, KEY_FILE, Signer, load_signer
 from search_api.security import load_token_secret
 from storage.blobstore import BlobStore
 from storage.db import make_engine, migrate
 from storage.settings import Settings
+from storage.types import utcnow
 
 if TYPE_CHECKING:
     from indexer.search.engine import QueryEmbedder
@@ -52,7 +54,7 @@ class AppState:
     _token_secret: bytes | None = field(default=None, repr=False)
     _audit_mac_key: bytes | None = field(default=None, repr=False)
     _signer: Signer | None = field(default=None, repr=False)
-    _signer_stamp: int | None = field(default=None, repr=False)
+    _signer_stamp: tuple[int | None, ...] | None = field(default=None, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def query_embedder(self) -> QueryEmbedder:
@@ -101,15 +103,18 @@ class AppState:
     def signer(self) -> Signer:
         """The installation's evidence-signing key (needs OKO_KEY_PASSPHRASE).
 
-        Read again whenever the key file changed, so a long-running worker signs with
-        the new key from the first export after ``oko keys rotate``.
+        Read again whenever the key, its certificate chain or the CRL changed, so a
+        long-running worker signs with the new key from the first export after
+        ``oko keys rotate`` and never with one ``oko keys revoke`` revoked. Raises
+        ``ConfigurationError`` when the key is missing, does not decrypt, or its
+        certificate has expired or been revoked.
         """
-        key_file = self.settings.keys_dir / KEY_FILE
+        keys_dir = self.settings.keys_dir
         with self._lock:
-            try:
-                stamp = key_file.stat().st_mtime_ns
-            except FileNotFoundError:
-                stamp = None  # load_signer says how to create one
+            stamp = tuple(_mtime(keys_dir / name) for name in (KEY_FILE, CERT_FILE, CRL_FILE))
+            if self._signer is not None and self._signer.certificate.not_valid_after_utc \
+                    < utcnow():
+                self._signer = None  # expired while cached: load_signer says so
             if self._signer is None or stamp != self._signer_stamp:
                 self._signer = load_signer(keys_dir=self.settings.keys_dir,
                                            passphrase=self.settings.key_passphrase)
@@ -121,6 +126,13 @@ class AppState:
         if self.job_queue is None:
             raise RuntimeError("This process was built without a job queue.")
         return self.job_queue
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None  # load_signer says how to create what is missing
 
 
 def build_state(settings: Settings, *, run_migrations: bool = True,

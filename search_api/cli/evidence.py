@@ -1,4 +1,5 @@
-"""CLI commands: ``oko case ...``, ``oko keys show|rotate`` and ``oko verify``.
+"""CLI commands: ``oko case ...``, ``oko keys show|rotate|revoke|export-trust`` and
+``oko verify``.
 
 ``oko case`` commands call the same use cases as the API (``search_api.usecases``), so
 they authorize, audit and follow the export approval flow the same way. The local
@@ -18,14 +19,13 @@ import typer
 from rich.table import Table
 
 from evidence.export_jobs import AWAITING_APPROVAL, QUEUED, RUNNING
-from evidence.keys import KEY_FILE
+from evidence.keys import KEY_FILE, ROOT_KEY_FILE
 from search_api.cli.common import (
     CliContext,
     cli_context,
     console,
     operator_usecase,
     print_json,
-    print_report,
 )
 from search_api.state import AppState
 from search_api.usecases import cases, exports, keys
@@ -34,7 +34,8 @@ from storage.atomic import atomic_write
 from storage.errors import InvalidInputError, StorageError
 
 case_app = typer.Typer(help="Cases: create, add clips, export, transfer.", no_args_is_help=True)
-keys_app = typer.Typer(help="The evidence-signing key.", no_args_is_help=True)
+keys_app = typer.Typer(help="The evidence authority (root) and the signing certificate.",
+                       no_args_is_help=True)
 
 
 def passphrase(context: CliContext) -> str:
@@ -54,8 +55,17 @@ def create_signing_identity(state: AppState) -> str:
             "Evidence key passphrase", hide_input=True, confirmation_prompt=creating))
     with operator_usecase(state) as operator:
         identity = keys.ensure_signing_key(operator)
-    return (f"Evidence-signing certificate {identity.subject}; SHA-256 fingerprint"
-            f" {identity.fingerprint_sha256} (give it to prosecutors out of band).")
+    if identity.root_fingerprint_sha256 is None:
+        return (f"Evidence-signing certificate {identity.subject}, SHA-256 fingerprint"
+                f" {identity.fingerprint_sha256}, is self-signed (from before the evidence"
+                " authority); run `oko keys rotate` to create the authority's root.")
+    offline = (f" Move {settings.keys_dir / ROOT_KEY_FILE} offline; rotation and revocation"
+               " need it back." if identity.root_key_present else "")
+    return (f"Evidence authority {identity.root_subject}: root SHA-256 fingerprint"
+            f" {identity.root_fingerprint_sha256} (give it to prosecutors out of band;"
+            f" `oko keys export-trust DIR` writes the root and its CRL). Signing certificate"
+            f" {identity.fingerprint_sha256}, valid until {identity.valid_until:%Y-%m-%d}."
+            + offline)
 
 
 def _time(value: str, option: str) -> datetime:
@@ -234,41 +244,108 @@ def transfer(ctx: typer.Context, number: Number,
 @case_app.command("receive")
 def receive(ctx: typer.Context, number: Number,
             bundle: Annotated[Path, typer.Option(help="The bundle received.")],
-            fingerprint: Annotated[str | None, typer.Option()] = None) -> None:
-    """Verify a received bundle and record the receipt (exit 1 if it is invalid)."""
+            fingerprint: Annotated[str | None, typer.Option(
+                help="Check against this root or signer fingerprint, not this "
+                     "installation's certificates.")] = None) -> None:
+    """Verify a received bundle and record the receipt (exit 0 VALID, 1 INVALID, 3
+    intact but not trusted); a bundle of another case or never transferred is refused."""
     with cli_context(ctx).usecase() as usecase:
         case = cases.get_visible_case_by_number(usecase, number)
         receipt = receive_bundle(usecase, case_id=case.id or 0, bundle=bundle,
                                  fingerprint=fingerprint)
     console.print(f"Recorded receipt of case {number} (custody #{receipt.custody.seq}).",
                   highlight=False)
-    print_report(receipt.verification.checks, ok=receipt.verification.ok)
-    if not receipt.verification.ok:
-        raise typer.Exit(1)
+    verification = receipt.verification
+    for check in verification.checks:
+        typer.echo(f"{'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
+    typer.echo(verification.summary)
+    if verification.exit_code:
+        raise typer.Exit(verification.exit_code)
+
+
+def _identity_lines(identity: keys.SigningIdentity) -> list[str]:
+    if identity.root_fingerprint_sha256 is None:
+        lines = ["evidence authority: none yet (the signing certificate is self-signed); "
+                 "`oko keys rotate` creates it"]
+    else:
+        where = "here" if identity.root_key_present else "offline (not in the keys folder)"
+        lines = [f"evidence authority (root): {identity.root_subject}",
+                 f"root fingerprint (SHA-256): {identity.root_fingerprint_sha256}",
+                 f"root key: {where}"]
+    revoked = (f"; REVOKED {identity.revoked_at:%Y-%m-%d %H:%M} UTC, run `oko keys rotate`"
+               if identity.revoked_at else "")
+    lines += [f"signing certificate: {identity.subject}",
+              f"fingerprint (SHA-256): {identity.fingerprint_sha256}",
+              f"valid until: {identity.valid_until:%Y-%m-%d}{revoked}"]
+    for previous in identity.previous:
+        notes = [f"valid from {previous.valid_from:%Y-%m-%d} to {previous.valid_until:%Y-%m-%d}"]
+        if previous.self_signed:
+            notes.append("self-signed, from before the authority")
+        if previous.revoked_at is not None:
+            notes.append(f"revoked {previous.revoked_at:%Y-%m-%d %H:%M} UTC "
+                         f"({previous.revocation_reason})")
+        lines.append(f"previous: {previous.fingerprint_sha256} ({'; '.join(notes)})")
+    return lines
 
 
 @keys_app.command("show")
 def keys_show(ctx: typer.Context) -> None:
-    """Print the signing certificate's SHA-256 fingerprint (hand it over out of band)."""
-    context = cli_context(ctx)
-    passphrase(context)
-    with context.usecase() as usecase:
+    """Print the root's and the signing certificate's SHA-256 fingerprints, and how to
+    publish the root (hand its fingerprint over out of band)."""
+    with cli_context(ctx).usecase() as usecase:
         identity = keys.signing_identity(usecase)
-    console.print(f"subject: {identity.subject}\nfingerprint (SHA-256): "
-                  f"{identity.fingerprint_sha256}")
-    for previous in identity.previous:
-        console.print(f"previous: {previous.fingerprint_sha256} "
-                      f"(valid from {previous.valid_from:%Y-%m-%d})")
+    for line in _identity_lines(identity):
+        typer.echo(line)
+    if identity.root_fingerprint_sha256 is not None:
+        typer.echo("publish the root: oko keys export-trust DIR writes the root and its CRL"
+                   " into DIR for prosecutors (oko-verify BUNDLE --trust-store DIR); give them"
+                   " the root fingerprint above by another channel to compare")
 
 
 @keys_app.command("rotate")
 def keys_rotate(ctx: typer.Context) -> None:
-    """Make a new signing key; old certificates are kept so old bundles still verify."""
+    """Issue a new signing certificate from the root (creating the root on an old
+    installation); old certificates are kept, so old bundles stay VALID."""
     context = cli_context(ctx)
     passphrase(context)
     with context.usecase() as usecase:
         identity = keys.rotate_signing_key(usecase)
-    console.print(f"New signing key; fingerprint (SHA-256): {identity.fingerprint_sha256}")
+    typer.echo(f"New signing key and certificate; fingerprint (SHA-256): "
+               f"{identity.fingerprint_sha256}"
+               f"\nroot fingerprint (SHA-256): {identity.root_fingerprint_sha256}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    ctx: typer.Context,
+    fingerprint: Annotated[str, typer.Argument(help="The signing certificate's SHA-256.")],
+    reason: Annotated[str, typer.Option("--reason", help=(
+        "key-compromise, superseded, cessation-of-operation, affiliation-changed, "
+        "privilege-withdrawn or unspecified."))],
+) -> None:
+    """Revoke a signing certificate as of now in the root's CRL: bundles it signs later
+    are INVALID. Revoking the current one issues its replacement first."""
+    context = cli_context(ctx)
+    passphrase(context)
+    with context.usecase() as usecase:
+        result = keys.revoke_certificate(usecase, fingerprint=fingerprint, reason=reason)
+    typer.echo(f"Revoked {result.fingerprint_sha256} at "
+               f"{result.revoked_at:%Y-%m-%dT%H:%M:%SZ} ({result.reason}).\n"
+               f"Signing certificate now: {result.identity.fingerprint_sha256}\n"
+               "Publish the new CRL: oko keys export-trust DIR")
+
+
+@keys_app.command("export-trust")
+def keys_export_trust(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Argument(help="The trust-store folder to write.")],
+) -> None:
+    """Write the root certificate and its CRL (and any self-signed certificate of old)
+    into a folder prosecutors use as a trust store."""
+    with cli_context(ctx).usecase() as usecase:
+        written = keys.export_trust(usecase, out_dir=out)
+    for path in written:
+        typer.echo(f"wrote {path}")
 
 
 def register(app: typer.Typer) -> None:

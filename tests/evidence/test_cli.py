@@ -136,6 +136,9 @@ def test_keys_show_and_rotate_keep_old_bundles_verifiable(oko, tmp_path: Path,  
     assert f"previous: {world.signer.fingerprint_sha256}" in out
     code, out, _ = oko("verify", str(old), "--trusted-cert", str(old_cert))
     assert code == 0
+    code, _, _ = oko("case", "transfer", "KV-2026-001", "--to", "Прокуратура",
+                     "--bundle", str(old))
+    assert code == 0  # a receipt is recorded only for a bundle the case transferred
     code, out, _ = oko("case", "receive", "KV-2026-001", "--bundle", str(old))
     assert code == 0 and "chains to your trusted" in out
 

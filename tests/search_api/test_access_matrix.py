@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlmodel import Session, func, select
 
-from evidence.cases import add_clip, create_case, share_case
+from evidence.cases import add_clip, create_case, share_case, transfer_case
 from evidence.export_jobs import request_export, run_export_job
 from evidence.keys import ensure_signing_identity
 from indexer.embeddings import build_unsafe_random_embedder
@@ -156,6 +156,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         job = session.get(ExportJob, police.export_id)
         assert job is not None and job.status == "done" and job.bundle_path
         bundle = Path(job.bundle_path).read_bytes()
+        police_case = session.get(Case, police.case_id)
+        assert police_case is not None and job.bundle_sha256
+        transfer_case(session, case=police_case, actor="investigator",  # receipts need it
+                      recipient="prosecutor", bundle_sha256=job.bundle_sha256)
+        session.commit()
     yield World(create_app(settings, state=state), state, users, police, dsns, bundle,
                 tmp / "police.mp4", load_token_secret(settings.keys_dir))
     state.engine.dispose()
