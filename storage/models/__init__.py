@@ -1,6 +1,6 @@
 """All database tables. Importing this package registers every table on SQLModel.metadata."""
 
-from storage.models import access, evidence, redaction, search, search_index
+from storage.models import access, evidence, plates, redaction, search, search_index
 from storage.models.media import Camera, CameraBase, Frame, IngestJob, Original, Segment
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "Segment",
     "access",
     "evidence",
+    "plates",
     "redaction",
     "search",
     "search_index",

@@ -1,0 +1,62 @@
+"""The plate queue on real footage with the real PP-OCRv4 models: reads become sightings."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image
+from sqlmodel import Session, col, select
+
+from indexer.plates.reader import PlateReader
+from indexer.plates.sightings import pending_plate_frames, read_pending_plates
+from search_api.state import AppState
+from storage.models.media import Frame
+from storage.models.plates import PlateFrameScan, PlateSighting
+from tests.indexer.plates.conftest import add_camera, ingest_clip
+
+
+def test_reads_of_one_plate_over_frames_become_one_sighting(
+        state: AppState, reader: PlateReader, plate_clip: Path) -> None:
+    add_camera(state)
+    frames = ingest_clip(state, plate_clip)
+    assert frames == 6
+    with Session(state.engine) as session:
+        assert pending_plate_frames(session=session, reader_key=reader.key) == 6
+
+    report = read_pending_plates(engine=state.engine, derived=state.derived, reader=reader,
+                                 motion_threshold=state.settings.motion_threshold)
+
+    assert report.frames == 6
+    with Session(state.engine) as session:
+        sightings = session.exec(select(PlateSighting).order_by(
+            col(PlateSighting.first_seen_utc))).all()
+        assert [s.plate for s in sightings] == ["AE1234KX", "BC0815AA"]
+        first = sightings[0]
+        # frames at 0, 2, 4 s show the first car (0.5-5.5 s): seen in the 2 and 4 s frames
+        assert first.frames >= 2 and first.votes >= 2
+        assert first.last_seen_utc > first.first_seen_utc
+        assert 0.5 < first.confidence <= 1.0
+        assert first.plate_format == "national"
+        assert [max(pos, key=pos.get) for pos in first.alternatives] == list("AE1234KX")
+        best = session.get(Frame, first.best_frame_id)
+        assert best is not None and best.camera_id == "CAM-P01"
+        assert first.segment_id == best.segment_id
+        # the crop is a derived blob whose provenance names frame, models and parameters
+        prov = first.crop_provenance
+        assert prov["source_frame_id"] == best.id
+        assert prov["source_frame_sha256"] == best.thumbnail_sha256
+        assert prov["models"]["recogniser"]["sha256"] == reader.identity["recogniser"]["sha256"]
+        assert prov["parameters"]["det_max_side"] == reader.config.det_max_side
+        with state.derived.open(first.crop_sha256) as handle:
+            crop = Image.open(io.BytesIO(handle.read()))
+            assert crop.height >= reader.config.rec_height
+        assert pending_plate_frames(session=session, reader_key=reader.key) == 0
+        assert len(session.exec(select(PlateFrameScan)).all()) == 6
+
+    # a rerun finds nothing pending and writes nothing
+    again = read_pending_plates(engine=state.engine, derived=state.derived, reader=reader,
+                                motion_threshold=state.settings.motion_threshold)
+    assert again.frames == 0 and again.touched == []
+    with Session(state.engine) as session:
+        assert len(session.exec(select(PlateSighting)).all()) == 2
