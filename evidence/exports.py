@@ -281,7 +281,7 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
             else:
                 raise ConflictError(_CHAIN_MOVED.format(number=case.number))
             # The short write: on SQLite the database's write lock is taken here and held
-            # until the caller commits; the bundle is complete and only needs renaming.
+            # until ``commit``; the bundle is complete in its .part and only needs renaming.
             entry = append_custody_entry(
                 session, action="export", actor=exporter, case_id=case.id,
                 details=details, recorded_at=planned.recorded_at)
