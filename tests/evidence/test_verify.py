@@ -204,3 +204,17 @@ def test_copy_of_bundle_zip_in_dir_with_one_top_folder(bundle_zip: Path, tmp_pat
     copy = tmp_path / "copy.zip"
     shutil.copy(bundle_zip, copy)
     assert verify_bundle(copy).intact
+
+
+def test_the_exporter_and_the_verifier_share_the_bag_layout() -> None:
+    """evidence.bundle writes with the names and digest oko_verify.bag reads with."""
+    import oko_verify.bag as bag
+
+    import evidence.bundle as bundle
+
+    for name in ("BAGIT_TXT", "PAYLOAD_MANIFEST", "TAG_MANIFEST", "SIGNATURE", "SIGNER_CERT",
+                 "REPORT_PATH", "TAG_FILES"):
+        assert getattr(bundle, name) == getattr(bag, name), name
+    hashes = {"data/report.pdf": "aa" * 32, "data/custody.jsonl": "bb" * 32}
+    assert bundle.evidence_digest(hashes) == bag.evidence_digest(hashes)
+    assert bundle.manifest_text(hashes.items()) == bag.manifest_text(hashes.items())
