@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import zipfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,8 +29,9 @@ from evidence.keys import (
     root_certificate,
     rotate_signing_identity,
 )
+from search_api.state import AppState
 from storage.errors import ConfigurationError, ConflictError, InvalidInputError, NotFoundError
-from tests.evidence.conftest import EvidenceWorld
+from tests.evidence.conftest import EvidenceWorld, build_world
 from tests.evidence.resign import extract, resign
 from tests.evidence.test_keys import make_legacy_identity
 
@@ -309,3 +311,28 @@ def test_verify_txt_of_an_old_self_signed_installation_names_the_signer(tmp_path
     assert f"Expected at export time: {'ab' * 32}" in text
     assert f"oko-verify BUNDLE.zip --fingerprint {'ab' * 32}" in text
     assert "root.pem" not in text
+
+
+def test_bundles_of_an_old_self_signed_installation_stay_valid_after_rotation(
+    state: AppState, footage_file: Path, tmp_path: Path,
+) -> None:
+    keys_dir = state.settings.keys_dir
+    legacy = make_legacy_identity(keys_dir, organisation="Old", passphrase=PASSPHRASE)
+    world = build_world(state, tmp_path, footage=footage_file)
+    assert world.signer.fingerprint_sha256 == legacy and world.signer.issuers == ()
+    old = world.export(tmp_path / "old.zip").bundle_path
+    with zipfile.ZipFile(old) as archive:
+        text = archive.read("oko-KV-2026-001/VERIFY.txt").decode()
+    assert f"oko-verify BUNDLE.zip --fingerprint {legacy}" in text
+    assert verify_bundle(old, installation_anchors(keys_dir)).verdict is Verdict.VALID
+    world.signer = rotate_signing_identity(keys_dir=keys_dir, organisation="Old",
+                                           passphrase=PASSPHRASE)
+    new = world.export(tmp_path / "new.zip").bundle_path
+    anchors = installation_anchors(keys_dir)
+    for bundle in (old, new):
+        report = verify_bundle(bundle, anchors)
+        assert report.verdict is Verdict.VALID, report.summary
+    # a prosecutor who imported only the new root: the old bundle needs its old pin
+    root_only = TrustAnchors(certificates=(root_certificate(keys_dir),))  # type: ignore[arg-type]
+    assert verify_bundle(old, root_only).verdict is Verdict.INTACT_SIGNER_NOT_TRUSTED
+    assert verify_bundle(old, TrustAnchors(fingerprints=(legacy,))).verdict is Verdict.VALID
