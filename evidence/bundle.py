@@ -18,30 +18,30 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+
+# The layout and the digest are the verifier's, so writer and reader cannot drift.
+from oko_verify.bag import (
+    BAGIT_TXT,
+    PAYLOAD_MANIFEST,
+    REPORT_PATH,
+    SIGNATURE,
+    SIGNER_CERT,
+    TAG_FILES,
+    TAG_MANIFEST,
+    evidence_digest,
+    manifest_text,
+)
+from oko_verify.bag import SIGNED_AT_FIELD as SIGNED_AT
 
 from evidence.keys import Signer
 from storage.atomic import atomic_write
 from storage.blobstore import sha256_file
 from storage.errors import ConfigurationError
 
-BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
-PAYLOAD_MANIFEST = "manifest-sha256.txt"
-TAG_MANIFEST = "tagmanifest-sha256.txt"
-SIGNATURE = "signature.sig"
-SIGNER_CERT = "signer.pem"
-REPORT_PATH = "data/report.pdf"
-TAG_FILES = ("bagit.txt", "bag-info.txt", PAYLOAD_MANIFEST, "VERIFY.txt", SIGNER_CERT)
-SIGNED_AT = "Oko-Signed-At"
 ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 STORED_SUFFIXES = (".mp4", ".jpg", ".pdf", ".mkv", ".avi", ".mov", ".ts")
-
-
-def manifest_text(entries: Iterable[tuple[str, str]]) -> str:
-    """``<hash>  <path>`` lines (what ``sha256sum`` prints), sorted by path."""
-    return "".join(f"{digest}  {path}\n" for path, digest in sorted(entries))
 
 
 def hash_payload(bag_dir: Path, *, exclude: frozenset[str] = frozenset()) -> dict[str, str]:
@@ -52,15 +52,6 @@ def hash_payload(bag_dir: Path, *, exclude: frozenset[str] = frozenset()) -> dic
         if path.is_file() and rel not in exclude:
             result[rel] = sha256_file(path)
     return result
-
-
-def evidence_digest(payload_hashes: dict[str, str]) -> str:
-    """SHA-256 of the payload manifest minus ``data/report.pdf``.
-
-    Equals ``grep -v '  data/report.pdf$' manifest-sha256.txt | sha256sum``.
-    """
-    text = manifest_text((p, h) for p, h in payload_hashes.items() if p != REPORT_PATH)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def bag_info_text(fields: list[tuple[str, str]]) -> str:
