@@ -20,6 +20,7 @@ COMMAND_MODULES: dict[str, str] = {
     "models": "models", "reindex": "models",
     "search": "search", "index": "search",
     "case": "evidence", "keys": "evidence", "verify": "verify",
+    "redact": "redaction",
     "users": "access", "audit": "access",
 }
 

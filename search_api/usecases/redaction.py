@@ -344,5 +344,20 @@ def export_disclosure(ctx: UseCaseContext, *, case_id: int, redact: str | list[s
 
 
 __all__ = ["TARGETS", "DecisionPublic", "DisclosurePublic", "RedactionPublic", "TrackPublic",
-           "add_manual_box", "approve_redaction", "exclude_track", "export_disclosure",
-           "list_redactions", "preview_redaction", "propose_redaction", "read_redaction"]
+           "add_manual_box", "approve_redaction", "disclosure_file", "exclude_track",
+           "export_disclosure", "list_redactions", "preview_redaction", "propose_redaction",
+           "read_redaction"]
+
+
+def disclosure_file(ctx: UseCaseContext, *, case_id: int, name: str) -> Path:
+    """A disclosure bundle of the case in the exports dir, handed out (a ``download``
+    audit entry). Raises ``NotFoundError`` for any other name."""
+    case = _exportable_case(ctx, case_id, "Downloading a disclosure of")
+    folder = ctx.settings.exports_dir
+    path = folder / name
+    if (not name.startswith(f"{case.number}-redacted-") or not name.endswith(".zip")
+            or "/" in name or path.parent != folder or not path.is_file()):
+        raise NotFoundError(f"Case {case.number} has no disclosure bundle {name!r}.")
+    ctx.audit(AuditAction.DOWNLOAD, case_id=case.id, disclosure=name)
+    ctx.commit()
+    return path

@@ -265,6 +265,70 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/audit/checkpoints"): Rule(frozenset({AU}), _get("/api/audit/checkpoints")),
     ("GET", "/api/audit/export"): Rule(frozenset({AU}), _get("/api/audit/export?format=jsonl")),
 }
+def _redaction(w: World, d: AgencyData) -> int:
+    """A proposed redaction of the agency's case clip (rows only: no detector runs)."""
+    from storage.models.evidence import CaseClip
+    from storage.models.redaction import Redaction
+
+    with Session(w.state.engine) as session:
+        clip = session.exec(select(CaseClip).where(CaseClip.case_id == d.case_id)).first()
+        assert clip is not None and clip.id is not None
+        row = Redaction(case_id=d.case_id, clip_id=clip.id, targets="faces,plates",
+                        source_clip_sha256="0" * 64, width=160, height=90, fps="10",
+                        frame_count=20, created_by="matrix")
+        session.add(row)
+        session.commit()
+        assert row.id is not None
+        return row.id
+
+
+def _disclosure(w: World, d: AgencyData) -> str:
+    """A disclosure bundle's file name in the exports dir (its content is not read)."""
+    with Session(w.state.engine) as session:
+        case = session.get(Case, d.case_id)
+        assert case is not None
+        name = f"{case.number}-redacted-matrix.zip"
+    w.state.settings.exports_dir.mkdir(parents=True, exist_ok=True)
+    (w.state.settings.exports_dir / name).write_bytes(b"PK matrix")
+    return name
+
+
+def _one_redaction(suffix: str = "") -> Builder:
+    return lambda w, d: {"method": "GET",
+                         "url": f"/api/cases/{d.case_id}/redactions/{_redaction(w, d)}{suffix}"}
+
+
+# Redaction: EXPORT-permission roles only. Bodies are refused after the access checks
+# (an unknown target, a box outside the frame, a time past the clip) so no detector runs.
+RULES.update({
+    ("GET", CASE + "/redactions"): Rule(frozenset({INV, S}), _get(CASE + "/redactions"),
+                                        idor=True),
+    ("POST", CASE + "/redactions"): Rule(frozenset({INV, S}), _post(
+        CASE + "/redactions", json=lambda w, d: {"clip_number": 1, "targets": "tattoos"}),
+        idor=True),
+    ("GET", CASE + "/redactions/{redaction_id}"): Rule(frozenset({INV, S}), _one_redaction(),
+                                                       idor=True),
+    ("GET", CASE + "/redactions/{redaction_id}/preview"): Rule(
+        frozenset({INV, S}), _one_redaction("/preview?at_s=99"), idor=True),
+    ("POST", CASE + "/redactions/{redaction_id}/decisions"): Rule(
+        frozenset({INV, S}), lambda w, d: {
+            "method": "POST",
+            "url": f"/api/cases/{d.case_id}/redactions/{_redaction(w, d)}/decisions",
+            "json": {"kind": "manual_box", "reason": "matrix", "box": {
+                "x": 150, "y": 0, "w": 40, "h": 40, "start_s": 0, "end_s": 1}}}, idor=True),
+    ("POST", CASE + "/redactions/{redaction_id}/approve"): Rule(
+        frozenset({INV, S}), lambda w, d: {
+            "method": "POST",
+            "url": f"/api/cases/{d.case_id}/redactions/{_redaction(w, d)}/approve"},
+        idor=True),
+    ("POST", CASE + "/disclosures"): Rule(frozenset({INV, S}), _post(
+        CASE + "/disclosures", json=lambda w, d: {"redact": "tattoos"}), idor=True),
+    ("GET", CASE + "/disclosures/{name}"): Rule(frozenset({INV, S}), lambda w, d: {
+        "method": "GET", "url": f"/api/cases/{d.case_id}/disclosures/{_disclosure(w, d)}"},
+        idor=True),
+})
+
+
 PUBLIC = {("POST", "/api/auth/token"), ("POST", "/api/auth/login")}
 ACTORS = {A: "admin", INV: "investigator", S: "supervisor", P: "prosecutor", AU: "auditor"}
 

@@ -1,0 +1,107 @@
+"""Redaction over the API and the CLI: the same use cases, the same refusals; one
+proposal on generated footage with skimage faces serves the whole module."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from search_api.app import create_app
+from search_api.deps import get_current_user
+from search_api.state import build_state
+from storage.models.access import User
+from storage.models.redaction import Redaction, RedactionDecision
+from storage.settings import Settings
+from tests.evidence.redaction.world import RedactionWorld, build_redaction_world
+from tests.search_api.access_helpers import oko_runner
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedactionWorld]:
+    root = tmp_path_factory.mktemp("redaction-api")
+    state = build_state(Settings(home=root / "oko-home", environment="test",
+                                 key_passphrase="test-passphrase"))
+    yield build_redaction_world(state, root)
+    state.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def client(world: RedactionWorld) -> Iterator[TestClient]:
+    app = create_app(world.state.settings, state=world.state)
+    with Session(world.state.engine) as session:
+        user = session.exec(select(User).where(User.username == "investigator-police")).one()
+    app.dependency_overrides[get_current_user] = lambda: user
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def _counts(world: RedactionWorld) -> tuple[int, int]:
+    with Session(world.state.engine) as session:
+        return (len(session.exec(select(Redaction)).all()),
+                len(session.exec(select(RedactionDecision)).all()))
+
+
+def test_propose_review_and_export_over_the_api(world: RedactionWorld,
+                                                client: TestClient) -> None:
+    base = f"/api/cases/{world.case_id}"
+    proposed = client.post(f"{base}/redactions", json={"clip_number": 1})
+    assert proposed.status_code == 201, proposed.text
+    body = proposed.json()
+    assert sorted(t["kind"] for t in body["tracks"]) == ["face", "face", "plate"]
+    rid = body["id"]
+    before = _counts(world)
+    no_reason = client.post(f"{base}/redactions/{rid}/decisions",
+                            json={"kind": "exclude_track", "track_id": "face-1"})
+    assert no_reason.status_code == 422 and "needs a reason" in no_reason.json()["detail"]
+    outside = client.post(f"{base}/redactions/{rid}/decisions", json={
+        "kind": "manual_box", "reason": "tattoo",
+        "box": {"x": 0, "y": 260, "w": 30, "h": 30, "start_s": 0, "end_s": 1}})
+    assert outside.status_code == 422 and "outside the 480x272 frame" in outside.text
+    assert _counts(world) == before
+    excluded = client.post(f"{base}/redactions/{rid}/decisions", json={
+        "kind": "exclude_track", "track_id": "face-2", "reason": "the suspect"})
+    assert excluded.status_code == 201
+    assert [t["excluded"] for t in excluded.json()["tracks"] if t["id"] == "face-2"] == [True]
+    preview = client.get(f"{base}/redactions/{rid}/preview", params={"at_s": 0.5})
+    assert preview.status_code == 200 and preview.content[:2] == b"\xff\xd8"
+    assert client.post(f"{base}/redactions/{rid}/approve").json()["status"] == "approved"
+    exported = client.post(f"{base}/disclosures", json={"redact": "faces,plates"})
+    assert exported.status_code == 201, exported.text
+    name = Path(exported.json()["bundle_path"]).name
+    download = client.get(f"{base}/disclosures/{name}")
+    assert download.status_code == 200, (download.status_code, download.text[:300])
+    assert exported.json()["bundle_sha256"] == __import__("hashlib").sha256(
+        download.content).hexdigest()
+    assert client.get(f"{base}/disclosures/OTHER-redacted-x.zip").status_code == 404
+
+
+def test_the_cli_refuses_what_the_api_refuses(world: RedactionWorld,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    oko = oko_runner(world.state.settings, monkeypatch)
+    with Session(world.state.engine) as session:
+        rid = session.exec(select(Redaction.id)).first()
+    before = _counts(world)
+    refused = oko("redact", "exclude", world.case_number, str(rid), "face-1")
+    assert refused.code != 0 and "Reviewing" not in refused.out
+    assert "approved; it takes no more decisions" in refused.err or "needs a reason" in \
+        refused.err, refused.err
+    prosecutor = oko("--as", "prosecutor", "redact", "export", world.case_number,
+                     "--out", str(tmp_path / "p.zip"))
+    assert prosecutor.code != 0 and not (tmp_path / "p.zip").exists()
+    bad = oko("redact", "export", world.case_number, "--redact", "tattoos", "--out",
+              str(tmp_path / "t.zip"))
+    assert bad.code == 2 and "faces, plates" in bad.err
+    assert _counts(world) == before
+    shown = oko("redact", "show", world.case_number, str(rid))
+    assert shown.code == 0 and "face-2" in shown.out and "EXCLUDED" in shown.out
+    out = tmp_path / "cli.zip"
+    written = oko("redact", "export", world.case_number, "--out", str(out))
+    assert written.code == 0, written.err
+    assert "1 face track(s) masked, 1 plate track(s) masked" in written.out
+    assert zipfile.ZipFile(out).testzip() is None
