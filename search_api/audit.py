@@ -77,6 +77,8 @@ class AuditAction(StrEnum):
     CASE_READ = "case_read"
     ACCESS_DENIED = "access_denied"
     NOT_FOUND = "not_found"
+    WATCHLIST_CHANGE = "watchlist_change"
+    PLATE_ALERT = "plate_alert"
 
 
 class _InstallationSigner:

@@ -29,12 +29,15 @@ class Permission(StrEnum):
     MANAGE_KEYS = "manage_keys"
     SHARE_AGENCY_CASES = "share_agency_cases"
     """Share any case of one's own agency, not only one's own (supervisors)."""
+    MANAGE_WATCHLIST = "manage_watchlist"
+    """Keep the list of plates whose new sightings raise an event (administrators)."""
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset({Permission.MANAGE_USERS, Permission.MANAGE_CAMERAS,
                           Permission.LIST_CAMERAS, Permission.INGEST,
-                          Permission.MANAGE_MODELS, Permission.MANAGE_KEYS}),
+                          Permission.MANAGE_MODELS, Permission.MANAGE_KEYS,
+                          Permission.MANAGE_WATCHLIST}),
     Role.INVESTIGATOR: frozenset({Permission.SEARCH, Permission.VIEW_FOOTAGE,
                                   Permission.MANAGE_CASES, Permission.READ_CASES,
                                   Permission.EXPORT,

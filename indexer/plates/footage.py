@@ -75,4 +75,24 @@ def write_plate_clip(path: Path, *, passes: list[PlatePass], seconds: float,
     return path
 
 
-__all__ = ["PlatePass", "compose_frame", "write_plate_clip"]
+DEMO_PLATES: dict[str, list[PlatePass]] = {
+    # one car passes both cameras five minutes apart: its journey in `oko plates track`
+    "CAM-001_20260125T130000.mp4": [PlatePass("AE1234KX", 1.0, 9.0, plate_width=150),
+                                    PlatePass("BC0815AA", 12.0, 21.0, plate_width=140)],
+    "CAM-002_20260125T130500.mp4": [PlatePass("AE1234KX", 1.0, 9.0, plate_width=160),
+                                    PlatePass("KA7777MM", 12.0, 21.0, plate_width=150)],
+}
+
+
+def demo_plate_clips(folder: Path) -> list[tuple[str, Path]]:
+    """The demo's plate clips (640x360, 24 s each), written once; (camera id, path)."""
+    clips: list[tuple[str, Path]] = []
+    for name, passes in DEMO_PLATES.items():
+        path = folder / name
+        if not path.is_file():
+            write_plate_clip(path, passes=passes, seconds=24, width=640, height=360)
+        clips.append((name.split("_")[0], path))
+    return clips
+
+
+__all__ = ["DEMO_PLATES", "PlatePass", "compose_frame", "demo_plate_clips", "write_plate_clip"]

@@ -92,7 +92,8 @@ def reindex(
     limit: Annotated[int | None, typer.Option(min=1, help="Embed at most N frames.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Embed every frame waiting for the current model, then update the search index."""
+    """Read plates in waiting frames; embed every frame waiting for the current model, then
+    update the search index."""
     bar = Progress("embedding", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    console=err_console, disable=as_json)
     task = bar.add_task("embedding", total=None)
@@ -101,6 +102,13 @@ def reindex(
         bar.start()  # only once the model has loaded: a missing model is one clean line
         bar.update(task, completed=done, total=total)
 
+    from search_api.usecases.plate_watch import read_plates  # plates first: need no CLIP
+
+    with cli_context(ctx).usecase() as usecase:
+        plates, events = read_plates(usecase, limit=limit)
+    if not as_json:
+        console.print(f"Read plates in {plates.frames_read} frame(s): {plates.reads} read(s), "
+                      f"{plates.new_sightings} new sighting(s), {len(events)} event(s).")
     try:
         with cli_context(ctx).usecase() as usecase:
             report, synced = embed_waiting_frames(usecase, limit=limit, progress=progress)
@@ -108,7 +116,8 @@ def reindex(
         bar.stop()
     if as_json:
         print_json({**report.as_dict(), "frames_indexed": synced.frames_indexed,
-                    "shards_written": synced.shards_written})
+                    "shards_written": synced.shards_written,
+                    "plates": {**plates.as_dict(), "events": events}})
     else:
         console.print(f"Embedded {report.embedded} frame(s) and linked {report.linked} static "
                       f"frame(s) ({report.skipped_fraction:.0%} skipped by motion gating); "

@@ -98,8 +98,16 @@ def search_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     purpose: Annotated[str | None, typer.Option(
         "--purpose", help="Required: the case number or reason (audited).")] = None,
+    plate: Annotated[str | None, typer.Option(
+        "--plate", help="A licence plate, whole or with * and ?, e.g. 'AE 12?? KX' "
+        "(needs no CLIP model).")] = None,
 ) -> None:
     """Search footage in plain words and/or by image; filters apply before ranking."""
+    if plate is not None:
+        _plate_search(ctx, plate=plate, text=text, camera=camera, district=district,
+                      start=start, end=end, phase=_phase(night, day, dusk), limit=limit,
+                      purpose=purpose, as_json=as_json)
+        return
     query = SearchQuery(text=text, similar_to_frame_id=similar, cameras=camera or [],
                         districts=district or [], from_=_time(start, "from"),
                         to=_time(end, "to"), day_phase=_phase(night, day, dusk), k=limit,
@@ -111,6 +119,24 @@ def search_command(
         print_json(public.model_dump(mode="json"))
     else:
         _print_result(public)
+
+
+def _plate_search(ctx: typer.Context, *, plate: str, text: str | None,
+                  camera: list[str] | None, district: list[str] | None, start: str | None,
+                  end: str | None, phase: DayPhase | None, limit: int, purpose: str | None,
+                  as_json: bool) -> None:
+    from search_api.cli.plates import print_plate_result
+    from search_api.usecases.plates import PlateSearchQuery, search_plates
+
+    query = PlateSearchQuery(plate=plate, cameras=camera or [], districts=district or [],
+                             from_=_time(start, "from"), to=_time(end, "to"),
+                             day_phase=phase, limit=min(limit, 500), purpose=purpose)
+    with cli_context(ctx).usecase() as usecase:
+        public = search_plates(usecase, query=query, text=text)
+    if as_json:
+        print_json(public.model_dump(mode="json"))
+    else:
+        print_plate_result(public)
 
 
 def _report(report: SyncReport, verb: str) -> None:

@@ -233,6 +233,13 @@ def ingest_demo_footage(cli: CliContext, *, profile: str) -> bool:
         paths = [clip.path for clip in samples.clips if clip.camera_id == camera_id]
         with cli.usecase() as usecase:
             job_ids += submit_footage(usecase, paths=paths, camera_id=camera_id, start=None)
+    if profile != "test":  # cars with plates (plate search works without CLIP weights)
+        from indexer.plates.footage import demo_plate_clips
+
+        for camera_id, path in demo_plate_clips(samples_dir):
+            with cli.usecase() as usecase:
+                job_ids += submit_footage(usecase, paths=[path], camera_id=camera_id,
+                                          start=None)
     with cli.usecase() as usecase:
         board = JobProgressBoard(job_reports(usecase, job_ids=job_ids))
     with board.progress:

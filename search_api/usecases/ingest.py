@@ -35,7 +35,7 @@ from indexer.reindex import ReindexSettings, reindex
 from search_api.audit import AuditAction
 from search_api.state import AppState
 from search_api.usecases.context import UseCaseContext
-from storage.errors import PermissionDeniedError
+from storage.errors import OkoError, PermissionDeniedError
 from storage.models.media import IngestJob
 from storage.permissions import Permission
 from storage.settings import Settings
@@ -130,10 +130,22 @@ def run_ingest(state: AppState, *, job_id: int,
 
 
 def embed_pending(state: AppState) -> str:
-    """Embed every pending frame and sync the shards; one line saying what happened.
+    """Embed every pending frame and sync the shards, and read plates in every frame
+    waiting for it; one line saying what happened.
 
-    Without installed weights the frames simply keep waiting, and the line says why.
+    Without installed weights the frames simply keep waiting for embedding, and the
+    line says why; plate reading needs no model download and runs first.
     """
+    from search_api.usecases.plate_watch import plates_pending_line
+
+    try:
+        plates = plates_pending_line(state)
+    except OkoError as exc:
+        plates = f"Frames wait for plate reading: {exc.message}"
+    return f"{_embed_line(state)} {plates}"
+
+
+def _embed_line(state: AppState) -> str:
     try:
         report, _synced = reindex(engine=state.engine, derived=state.derived,
                                   config=ReindexSettings.from_settings(state.settings))

@@ -38,6 +38,7 @@ from search_api.usecases.exports import export_environment
 from storage.models.access import AuditEvent, Role, User
 from storage.models.evidence import Case, ExportJob
 from storage.models.media import Camera, Frame, IngestJob, Segment
+from storage.models.plates import PlateSighting, WatchlistEntry
 from storage.settings import Settings
 from storage.types import utcnow
 from tests.evidence.conftest import RECORDING_START, make_footage, store_original
@@ -264,7 +265,55 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/audit/verify"): Rule(frozenset({AU}), _post("/api/audit/verify")),
     ("GET", "/api/audit/checkpoints"): Rule(frozenset({AU}), _get("/api/audit/checkpoints")),
     ("GET", "/api/audit/export"): Rule(frozenset({AU}), _get("/api/audit/export?format=jsonl")),
+    ("POST", "/api/plates/search"): Rule(frozenset({INV, S}), _post(
+        "/api/plates/search", json=lambda w, d: {"plate": "AE*", "purpose": PURPOSE})),
+    ("GET", "/api/plates/{plate}/journey"): Rule(
+        frozenset({INV, S}), _get(f"/api/plates/AE1234KX/journey?purpose={PURPOSE}")),
+    ("GET", "/api/plates/events"): Rule(frozenset({INV, S}), _get("/api/plates/events")),
+    ("GET", "/api/plates/sightings/{sighting_id}/crop"): Rule(
+        frozenset({INV, S}), lambda w, d: {
+            "method": "GET", "url": f"/api/plates/sightings/{_sighting(w, d)}/crop"},
+        idor=True),
+    ("GET", "/api/plates/watchlist"): Rule(frozenset({A}), _get("/api/plates/watchlist")),
+    ("POST", "/api/plates/watchlist"): Rule(frozenset({A}), _post(
+        "/api/plates/watchlist", json=lambda w, d: {
+            "plate": f"AA{next(w.counter) % 10000:04d}BB", "reason": "matrix",
+            "expires_at": (utcnow() + timedelta(days=1)).isoformat()})),
+    ("DELETE", "/api/plates/watchlist/{watch_id}"): Rule(frozenset({A}), lambda w, d: {
+        "method": "DELETE", "url": f"/api/plates/watchlist/{_watch(w)}"}),
 }
+
+
+def _sighting(w: World, d: AgencyData) -> int:
+    """A plate sighting on the agency's frame (made on first use), with a crop blob."""
+    with Session(w.state.engine) as session:
+        found = session.exec(select(PlateSighting.id).where(
+            PlateSighting.best_frame_id == d.frame_id)).first()
+        if found is not None:
+            return found
+        crop = w.state.derived.put_bytes(_png() + b"crop" + d.camera_id.encode())
+        at = RECORDING_START + timedelta(seconds=1)
+        row = PlateSighting(
+            camera_id=d.camera_id, plate="AE1234KX", plate_format="national", confidence=0.9,
+            votes=1, frames=1, first_seen_utc=at, last_seen_utc=at, first_frame_id=d.frame_id,
+            last_frame_id=d.frame_id, best_frame_id=d.frame_id, segment_id=d.segment_id,
+            offset_in_segment_s=1.0, day_phase="day", best_confidence=0.9,
+            crop_sha256=crop.sha256, reader_key="matrix")
+        session.add(row)
+        session.commit()
+        assert row.id is not None
+        return row.id
+
+
+def _watch(w: World) -> int:
+    """A fresh watch-list entry for each request, so every delete has one to remove."""
+    with Session(w.state.engine) as session:
+        row = WatchlistEntry(plate=f"KA{next(w.counter) % 10000:04d}MM", reason="matrix",
+                             expires_at=utcnow() + timedelta(days=1), added_by="matrix")
+        session.add(row)
+        session.commit()
+        assert row.id is not None
+        return row.id
 def _redaction(w: World, d: AgencyData) -> int:
     """A proposed redaction of the agency's case clip (rows only: no detector runs)."""
     from storage.models.evidence import CaseClip
