@@ -21,6 +21,7 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,9 +39,9 @@ from indexer.media import (
     SegmentRun,
     cut_segments,
     probe,
-    sample_frames,
     tool_version,
 )
+from indexer.sampling import choose_sampling, sample_recording
 from storage.blobstore import BlobExistsError, BlobStore
 from storage.cameras import get_camera_or_raise
 from storage.custody import acquisition_entry, append_custody_entry
@@ -56,6 +57,8 @@ DAMAGE_TOLERANCE_S = 0.5
 MAX_WALK_FILES = 10_000
 MAX_WALK_ENTRIES = 200_000
 MAX_WALK_DEPTH = 32
+# derived blobs are fsynced one by one; a few at once keep the disk's queue busy
+STORE_THREADS = 4
 
 Progress = Callable[[str, float], None]
 
@@ -88,6 +91,7 @@ class IngestOutcome:
     recording_start_utc: datetime
     start_source: str
     message: str
+    sampling: str = ""
 
 
 def parse_start(text: str, tz: str | ZoneInfo = "Europe/Kyiv") -> datetime:
@@ -196,12 +200,16 @@ def _walk_entry(child: os.DirEntry[str], *, depth: int, top: Path, files: list[P
 
 
 def recording_start(*, path: Path, info: MediaInfo, camera: Camera,
-                    start: datetime | None) -> tuple[datetime, str]:
-    """The recording start in UTC and where it came from: cli, container or filename."""
+                    start: datetime | None, given_source: str = "cli") -> tuple[datetime, str]:
+    """The recording start in UTC and where it came from: cli, container or filename.
+
+    A ``start`` passed in wins and is recorded as ``given_source`` (``cli``, or
+    ``stream_clock`` for a file the recorder wrote).
+    """
     zone = ZoneInfo(camera.timezone)
     if start is not None:
         aware = start if start.tzinfo is not None else start.replace(tzinfo=zone)
-        return aware.astimezone(UTC), "cli"
+        return aware.astimezone(UTC), given_source
     if info.creation_time_utc is not None:
         return info.creation_time_utc, "container"
     match = FILENAME_START.search(path.stem)
@@ -225,7 +233,7 @@ def _store(store: BlobStore, *, path: Path | None = None, data: bytes | None = N
 
 def _register_original(engine: Engine, *, sha256: str, path: Path, size_bytes: int,
                        camera: Camera, info: MediaInfo, start_utc: datetime,
-                       start_source: str) -> Original:
+                       start_source: str, sampling: str) -> Original:
     """The Original row for ``sha256``, created as ``processing`` unless it exists."""
     with session_scope(engine) as session:
         existing = session.exec(select(Original).where(Original.sha256 == sha256)).first()
@@ -238,6 +246,7 @@ def _register_original(engine: Engine, *, sha256: str, path: Path, size_bytes: i
             variable_frame_rate=info.variable_frame_rate, duration_s=info.duration_s,
             creation_time_utc=info.creation_time_utc, recording_start_utc=start_utc,
             timezone=camera.timezone, start_source=start_source, status="processing",
+            sampling=sampling,
         )
         session.add(row)
         try:
@@ -257,7 +266,7 @@ def _outcome(original: Original, *, duplicate: bool, segments: int, frames: int,
         damaged=original.damaged, decodable_duration_s=original.decodable_duration_s,
         damage_reason=original.damage_reason, segment_count=segments, frame_count=frames,
         recording_start_utc=original.recording_start_utc, start_source=original.start_source,
-        message=message,
+        message=message, sampling=original.sampling,
     )
 
 
@@ -310,8 +319,13 @@ def _process_alive(pid: int) -> bool:
 
 def ingest_file(*, engine: Engine, originals: BlobStore, derived: BlobStore, path: Path,
                 camera_id: str, start: datetime | None, options: IngestOptions,
-                progress: Progress | None = None, actor: str = "system") -> IngestOutcome:
+                progress: Progress | None = None, actor: str = "system",
+                start_source: str = "cli") -> IngestOutcome:
     """Ingest one recording for ``camera_id``; safe to re-run after any crash.
+
+    A given ``start`` is recorded with ``start_source`` as where it came from. Frames are
+    sampled from keyframes alone when every sample interval holds one, else by threaded
+    reduced-size decoding (``indexer.sampling``); the path taken is kept on the original.
 
     Raises ``NotFoundError`` (missing path, unknown camera), ``InvalidInputError``
     (not a video, no decodable video stream, empty file, no recording start) and
@@ -324,17 +338,21 @@ def ingest_file(*, engine: Engine, originals: BlobStore, derived: BlobStore, pat
         camera = get_camera_or_raise(session, camera_id)
     report_progress("probing", 0.0)
     # refuse bad input before anything is written; the stored copy is probed again below
-    recording_start(path=path, info=probe(path), camera=camera, start=start)
+    recording_start(path=path, info=probe(path, scan=False), camera=camera, start=start,
+                    given_source=start_source)
 
     report_progress("hashing", 0.0)
     sha256 = _store(originals, path=path)
     # from here on, work from the stored copy: exactly the bytes that were hashed
     stored_path = originals.path_for(sha256)
     info = _probe_stored(stored_path, name=path.name)
-    start_utc, start_source = recording_start(path=path, info=info, camera=camera, start=start)
+    start_utc, source = recording_start(path=path, info=info, camera=camera, start=start,
+                                        given_source=start_source)
+    sampling = choose_sampling(info, interval_s=options.sample_interval_seconds)
     original = _register_original(engine, sha256=sha256, path=path,
                                   size_bytes=stored_path.stat().st_size, camera=camera,
-                                  info=info, start_utc=start_utc, start_source=start_source)
+                                  info=info, start_utc=start_utc, start_source=source,
+                                  sampling=sampling)
     assert original.id is not None
     if original.status == "ready":
         with Session(engine) as session:
@@ -344,23 +362,11 @@ def ingest_file(*, engine: Engine, originals: BlobStore, derived: BlobStore, pat
                                 f"camera {original.camera_id}); nothing changed.")
 
     work_dir = _work_dir(originals.tmp_dir, sha256)
+    report = DecodeReport()
     try:
-        report_progress("segmenting", 0.0)
-        run = cut_segments(stored_path, work_dir, seconds=options.segment_seconds,
-                           info=info)
-        segment_blobs = [(_store(derived, path=f.path), f.path.stat().st_size)
-                         for f in run.files]
-        report_progress("sampling", 0.0)
-        report = DecodeReport()
-        frames: list[tuple[float, int, int, str]] = []
-        for sampled in sample_frames(
-                stored_path, origin_s=info.start_time_s,
-                interval_s=options.sample_interval_seconds, max_side=options.frame_max_side,
-                jpeg_quality=options.jpeg_quality, report=report,
-                duration_s=info.duration_s,
-                progress=lambda fraction: report_progress("sampling", fraction)):
-            frames.append((sampled.offset_s, sampled.width, sampled.height,
-                           _store(derived, data=sampled.jpeg)))
+        run, segment_blobs, frames = _segment_and_sample(
+            stored_path, work_dir=work_dir, info=info, derived=derived, options=options,
+            sampling=original.sampling or sampling, report=report, progress=report_progress)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -387,6 +393,40 @@ def ingest_file(*, engine: Engine, originals: BlobStore, derived: BlobStore, pat
     return _outcome(original, duplicate=False, segments=len(run.files), frames=len(frames),
                     message=f"Ingested {path.name} as original {original.id}: "
                             f"{len(run.files)} segment(s), {len(frames)} frame(s).{note}")
+
+
+def _segment_and_sample(stored_path: Path, *, work_dir: Path, info: MediaInfo,
+                        derived: BlobStore, options: IngestOptions, sampling: str,
+                        report: DecodeReport, progress: Progress,
+                        ) -> tuple[SegmentRun, list[tuple[str, int]],
+                                   list[tuple[float, int, int, str]]]:
+    """Cut segments (an ffmpeg process) while frames are sampled, and store both.
+
+    The two overlap: ffmpeg copies the stream in its own process while this one decodes,
+    and derived blobs are stored (each one fsynced) from a few threads. Raises what
+    ``cut_segments`` or the blob store raise, after every thread has finished.
+    """
+    def segments() -> tuple[SegmentRun, list[tuple[str, int]]]:
+        run = cut_segments(stored_path, work_dir, seconds=options.segment_seconds, info=info)
+        return run, [(_store(derived, path=f.path), f.path.stat().st_size) for f in run.files]
+
+    with ThreadPoolExecutor(max_workers=STORE_THREADS + 1,
+                            thread_name_prefix="ingest") as pool:
+        progress("segmenting", 0.0)
+        cutting = pool.submit(segments)
+        progress("sampling", 0.0)
+        stored: list[tuple[float, int, int, Future[str]]] = []
+        for sampled in sample_recording(
+                stored_path, sampling=sampling, origin_s=info.start_time_s,
+                interval_s=options.sample_interval_seconds, max_side=options.frame_max_side,
+                jpeg_quality=options.jpeg_quality, report=report, duration_s=info.duration_s,
+                progress=lambda fraction: progress("sampling", fraction)):
+            stored.append((sampled.offset_s, sampled.width, sampled.height,
+                           pool.submit(_store, derived, data=sampled.jpeg)))
+        frames = [(offset, width, height, blob.result())
+                  for offset, width, height, blob in stored]
+        run, segment_blobs = cutting.result()
+    return run, segment_blobs, frames
 
 
 def _probe_stored(stored_path: Path, *, name: str) -> MediaInfo:

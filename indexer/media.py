@@ -115,8 +115,12 @@ def _open(path: Path) -> Any:
         raise NotVideoError(path) from exc
 
 
-def _scan_packets(container: Any, stream: Any) -> tuple[list[float], list[float], str]:
-    """Presentation times of every video packet (sorted) and of keyframes; stops at damage."""
+def _scan_packets(container: Any, stream: Any,
+                  limit: int | None = None) -> tuple[list[float], list[float], str]:
+    """Presentation times of every video packet (sorted) and of keyframes; stops at damage.
+
+    With ``limit`` it stops after that many packets.
+    """
     times: list[float] = []
     keys: list[float] = []
     error = ""
@@ -130,6 +134,8 @@ def _scan_packets(container: Any, stream: Any) -> tuple[list[float], list[float]
             times.append(seconds)
             if packet.is_keyframe:
                 keys.append(seconds)
+            if limit is not None and len(times) >= limit:
+                break
     except av.error.FFmpegError as exc:
         error = str(exc)
     times.sort()
@@ -153,8 +159,12 @@ def _duration(container: Any, stream: Any, fallback: float) -> float:
     return fallback
 
 
-def probe(path: Path) -> MediaInfo:
+def probe(path: Path, *, scan: bool = True) -> MediaInfo:
     """Describe ``path``'s container and first video stream without changing it.
+
+    ``scan=False`` reads only up to the first video packet: enough to refuse what is no
+    recording and to read the container time, but frame and keyframe times, duration
+    and damage are then not known.
 
     Raises ``EmptyFileError``, ``NotVideoError`` or ``NoVideoStreamError`` (all
     ``InvalidInputError``) when the file is not a usable recording.
@@ -174,7 +184,7 @@ def probe(path: Path) -> MediaInfo:
         if not _first_frame_decodes(container, stream):
             raise NoVideoStreamError(path, "has a video stream that cannot be decoded")
         container.seek(0)
-        times, keys, demux_error = _scan_packets(container, stream)
+        times, keys, demux_error = _scan_packets(container, stream, None if scan else 1)
         if not times:
             raise NoVideoStreamError(path, "has a video stream without any frames")
         origin = times[0]
@@ -186,13 +196,13 @@ def probe(path: Path) -> MediaInfo:
         variable = bool(deltas) and (max(deltas) - min(deltas)) > 0.5 * typical
         duration = _duration(container, stream, frame_times[-1] + typical)
         declared = int(stream.frames or 0)
-        if declared > len(times):
+        if scan and declared > len(times):
             # an index or header promising more frames than the file holds: cut short
             demux_error = demux_error or (f"the container lists {declared} frames but only "
                                           f"{len(times)} are present")
             if rate:
                 duration = max(duration, declared / float(rate))
-        if format_name == "mpegts" and path.stat().st_size % TS_PACKET_BYTES:
+        if scan and format_name == "mpegts" and path.stat().st_size % TS_PACKET_BYTES:
             demux_error = demux_error or "the MPEG-TS stream ends in the middle of a packet"
         fps = float(rate) if rate else (len(deltas) / frame_times[-1] if frame_times[-1] else 0.0)
         created = _parse_creation_time(dict(container.metadata)) or _parse_creation_time(

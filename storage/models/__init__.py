@@ -1,6 +1,14 @@
 """All database tables. Importing this package registers every table on SQLModel.metadata."""
 
-from storage.models import access, evidence, plates, redaction, search, search_index
+from storage.models import (
+    access,
+    evidence,
+    plates,
+    recording,
+    redaction,
+    search,
+    search_index,
+)
 from storage.models.media import Camera, CameraBase, Frame, IngestJob, Original, Segment
 
 __all__ = [
@@ -13,6 +21,7 @@ __all__ = [
     "access",
     "evidence",
     "plates",
+    "recording",
     "redaction",
     "search",
     "search_index",

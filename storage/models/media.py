@@ -31,6 +31,9 @@ class Camera(CameraBase, table=True):
         description="Agencies besides the owner that may search this camera",
     )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    stream_url: str | None = Field(
+        default=None, description="Where the recorder reads the live stream; it may hold "
+        "credentials, so it is never shown except redacted (storage.stream_urls)")
 
 
 class Original(SQLModel, table=True):
@@ -56,6 +59,8 @@ class Original(SQLModel, table=True):
     decodable_duration_s: float = 0.0
     damage_reason: str = ""
     status: str = Field(default="processing", description="processing or ready")
+    sampling: str = Field(default="", sa_column_kwargs={"server_default": ""},
+                          description="keyframes or reduced_decode; empty before 0010")
     ingested_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -104,9 +104,9 @@ def test_a_walk_past_its_limits_stops_with_one_sentence(
 def _tracking_probe(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     probed: list[Path] = []
 
-    def tracking(path: Path) -> MediaInfo:
+    def tracking(path: Path, *, scan: bool = True) -> MediaInfo:
         probed.append(path)
-        return probe(path)
+        return probe(path, scan=scan)
 
     monkeypatch.setattr(indexer.ingest, "probe", tracking)
     return probed
@@ -147,8 +147,8 @@ def test_a_file_replaced_between_probe_and_hashing_is_described_by_what_was_stor
     other = samples.by_name(OTHER).path
     assert probe(other).duration_s != pytest.approx(probe(source).duration_s)
 
-    def probe_then_swap(path: Path) -> MediaInfo:
-        info = probe(path)
+    def probe_then_swap(path: Path, *, scan: bool = True) -> MediaInfo:
+        info = probe(path, scan=scan)
         if path == source:
             os.replace(shutil.copyfile(other, tmp_path / "swap"), source)
         return info
