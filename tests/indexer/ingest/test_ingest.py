@@ -237,3 +237,28 @@ def test_quicktime_mov_ingests(ingest: Ingest, registered: AppState, samples: Sa
     original, segments, frames = _rows(registered, outcome.original_id)
     assert (original.container, original.video_codec) == ("mov", "h264")
     assert (len(segments), len(frames)) == (2, 6)
+
+
+@pytest.mark.parametrize(("name", "sampling"), [
+    ("CAM-001_20260125T100000.mp4", "keyframes"),  # a keyframe every 2 s
+    ("CAM-003_20260125T150000.mp4", "reduced_decode"),  # stretched: 2.65 s between them
+])
+def test_the_sampling_path_follows_the_keyframe_spacing_and_is_recorded(
+        ingest: Ingest, registered: AppState, samples: SampleSet, name: str,
+        sampling: str) -> None:
+    outcome = ingest(samples.by_name(name).path)
+    original, _, frames = _rows(registered, outcome.original_id)
+    assert outcome.sampling == original.sampling == sampling
+    assert [round(f.offset_s) for f in frames][:3] == [0, 2, 4]
+
+
+def test_keyframe_sampling_takes_the_first_keyframe_of_each_interval(
+        ingest: Ingest, registered: AppState, tmp_path: Path) -> None:
+    """A keyframe every second, sampled every 2 s: only the even ones are decoded."""
+    path = tmp_path / "CAM-002_20260125T090000.mp4"
+    _encode(out=path, graph=day_scene(160, 90, 9),
+            codec_args=[arg if arg != "50" else "25" for arg in H264])
+    outcome = ingest(path)
+    _, _, frames = _rows(registered, outcome.original_id)
+    assert outcome.sampling == "keyframes"
+    assert [f.offset_s for f in frames] == [0.0, 2.0, 4.0, 6.0, 8.0]
