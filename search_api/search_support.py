@@ -43,6 +43,12 @@ class MomentPublic(BaseModel):
     offset_in_segment_s: float
     video_url: str
     frame_ids: list[int]
+    # set by plate searches (search_api.usecases.plates), absent from CLIP ones
+    plate: str | None = Field(default=None, description="Plate search: the normalised read")
+    plate_confidence: float | None = None
+    plate_match: str | None = Field(default=None, description="exact, wildcard or fuzzy")
+    crop_url: str | None = Field(default=None, description="Plate search: the plate's crop")
+    sighting_id: int | None = None
 
     @classmethod
     def from_moment(cls, moment: Moment) -> MomentPublic:

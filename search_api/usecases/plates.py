@@ -35,7 +35,14 @@ from indexer.plates.grammar import (
 from indexer.plates.sightings import pending_plate_frames
 from search_api.audit import AuditAction
 from search_api.policy import require_search_purpose
-from search_api.search_support import MomentPublic, thumbnail_url, video_url
+from search_api.search_support import (
+    AppliedFilterPublic,
+    MomentPublic,
+    ProvenancePublic,
+    SearchResultPublic,
+    thumbnail_url,
+    video_url,
+)
 from search_api.usecases.context import UseCaseContext
 from storage.errors import InvalidInputError, NotFoundError
 from storage.models.media import Camera
@@ -255,6 +262,26 @@ def search_plates(ctx: UseCaseContext, *, query: PlateSearchQuery,
             searched_at=utcnow()))
 
 
+def plate_search_result(ctx: UseCaseContext, *, query: PlateSearchQuery,
+                        text: str | None) -> SearchResultPublic:
+    """``search_plates`` in the shape of ``POST /api/search`` (its ``plate`` field)."""
+    result = search_plates(ctx, query=query, text=text)
+    prov = result.provenance
+    applied = [AppliedFilterPublic(name=name, value=value if isinstance(value, list)
+                                   else str(value), source="request")
+               for name, value in prov.filters.items()
+               if value not in (None, [], True) and name not in ("limit", "fuzzy")]
+    return SearchResultPublic(
+        moments=list(result.moments), search_id=result.search_id,
+        provenance=ProvenancePublic(
+            preset=prov.reader, weights_sha256=prov.models["recogniser"]["sha256"], dim=0,
+            clip_text=None, image_supplied=False, similar_to_frame_id=None,
+            filters=applied, shards_searched=[], frames_scored_from_database=0,
+            frames_waiting_for_embedding=0, k=query.limit, candidates=prov.candidates,
+            truncated=prov.truncated, elapsed_ms=prov.elapsed_ms,
+            searched_at=prov.searched_at))
+
+
 def _waiting(ctx: UseCaseContext) -> int:
     from indexer.plates.reader import ReaderConfig, reader_key
 
@@ -342,6 +369,7 @@ __all__ = [
     "PlateSearchResultPublic",
     "full_plate",
     "plate_journey",
+    "plate_search_result",
     "search_plates",
     "sighting_crop",
 ]

@@ -53,6 +53,9 @@ class SearchQuery(BaseModel):
     moment_gap_s: float = Field(default=DEFAULT_MOMENT_GAP_S, ge=0.0, le=3600.0)
     purpose: str | None = Field(default=None, description=(
         "Required: the case number or the reason for this search; recorded in the audit log"))
+    plate: str | None = Field(default=None, description=(
+        "A licence plate, whole or with * and ? ('AE 12?? KX'): searches plate sightings "
+        "with the same filters; needs no CLIP model"))
 
     def to_request(self, image: bytes | None = None) -> SearchRequest:
         return SearchRequest(
@@ -81,6 +84,8 @@ def run_search(ctx: UseCaseContext, *, query: SearchQuery,
     """
     ctx.require(Permission.SEARCH)
     purpose = require_search_purpose(query.purpose)
+    if query.plate is not None:
+        return _plate_search(ctx, query=query)
     state = ctx.state
     result = search(session=ctx.session, get_embedder=state.query_embedder,
                     shards=state.shard_store(), request=query.to_request(image=image),
@@ -96,6 +101,21 @@ def run_search(ctx: UseCaseContext, *, query: SearchQuery,
         k=prov.k, moments=audited_moments(result), **extra)
     ctx.commit()
     return SearchResultPublic.from_result(result, search_id=entry.seq)
+
+
+def _plate_search(ctx: UseCaseContext, *, query: SearchQuery) -> SearchResultPublic:
+    """The ``plate`` field: plate sightings under the same filters (``usecases.plates``)."""
+    from search_api.usecases.plates import (
+        MAX_PLATE_RESULTS,
+        PlateSearchQuery,
+        plate_search_result,
+    )
+
+    plates = PlateSearchQuery(plate=query.plate or "", cameras=query.cameras,
+                              districts=query.districts, from_=query.from_, to=query.to,
+                              day_phase=query.day_phase, purpose=query.purpose,
+                              limit=max(1, min(query.k, MAX_PLATE_RESULTS)))
+    return plate_search_result(ctx, query=plates, text=query.text)
 
 
 __all__ = ["SearchQuery", "audited_moments", "run_search"]

@@ -259,3 +259,23 @@ def test_cli_plate_search_and_track(oko_cli: AppState,
     assert main(["search", "--plate", "***", "--purpose", PURPOSE]) == 2
     assert "only wildcards" in capsys.readouterr().err
     assert _audit_count(oko_cli) == before
+
+
+def test_the_search_route_takes_a_plate_field_without_clip(
+        state: AppState, investigator: TestClient) -> None:
+    assert state.embedder is None  # no CLIP model in this data dir
+    response = investigator.post("/api/search", json={
+        "plate": "AE 1234 KX", "text": "blue car", "cameras": ["CAM-P01"], "purpose": PURPOSE})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [m["camera_id"] for m in body["moments"]] == ["CAM-P01"]
+    moment = body["moments"][0]
+    assert (moment["plate"], moment["plate_match"]) == ("AE1234KX", "exact")
+    assert moment["crop_url"].endswith("/crop") and moment["plate_confidence"] > 0.5
+    assert body["provenance"]["preset"] == "rapidocr PP-OCRv4"
+    entry = _last_audit(state)
+    assert (entry.details["text"], entry.details["plate"]) == ("blue car", "AE 1234 KX")
+    before = _audit_count(state)
+    refused = investigator.post("/api/search", json={"plate": "", "purpose": PURPOSE})
+    assert refused.status_code == 422 and "empty" in refused.json()["detail"]
+    assert _audit_count(state) == before
