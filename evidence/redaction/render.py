@@ -3,11 +3,11 @@
 Both are irreversible (the box keeps only a few numbers per cell of its own) and
 idempotent: redacting a redacted frame with the same boxes changes nothing.
 
-- ``blur``: the box is cut into a grid of at most ``CELLS`` cells along its shorter side;
-  each cell keeps only its mean colour, quantised to a step of ``LEVEL_STEP``. The cells
-  are smoothed into each other with a Gaussian (sigma half a cell), then each cell is
-  shifted so its mean is its quantised mean again. A second pass therefore finds the
-  same quantised means (pixel rounding moves a cell's mean by at most half a level, and
+- ``blur``: the box is cut into a grid of ``CELLS`` cells along its shorter side; each
+  cell keeps only its mean colour, quantised to a step of ``LEVEL_STEP``. The box is
+  redrawn as the Gaussian-smooth surface (sigma a third of a cell) whose cell means are
+  exactly those levels (a small linear solve per axis). A second pass therefore finds
+  the same quantised means (pixel rounding moves a cell's mean by at most half a unit,
   a level is ``LEVEL_STEP`` wide) and draws the same pixels.
 - ``fill``: the box becomes flat black.
 
@@ -18,6 +18,7 @@ belongs to one mask and the passes cannot disturb each other.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -29,7 +30,9 @@ from storage.errors import InvalidInputError
 STYLES = ("blur", "fill")
 CELLS = 4
 LEVEL_STEP = 8
-TOP_LEVEL = 248  # the highest multiple of LEVEL_STEP that leaves room below 255
+BOTTOM_LEVEL, TOP_LEVEL = 24, 232  # headroom: the smooth surface is rarely clipped
+SIGMA_CELLS = 3  # the Gaussian's sigma is a third of a cell
+FIXED_POINT_TRIES = 4
 
 
 def merge_overlapping(boxes: Iterable[Box]) -> list[Box]:
@@ -57,32 +60,82 @@ def _edges(length: int, cells: int) -> npt.NDArray[np.intp]:
     return np.unique(np.linspace(0, length, cells + 1).round().astype(np.intp))
 
 
-def _cell_means(region: npt.NDArray[np.float64], ys: npt.NDArray[np.intp],
-                xs: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
-    sums = np.add.reduceat(np.add.reduceat(region, ys[:-1], axis=0), xs[:-1], axis=1)
-    counts = np.outer(np.diff(ys), np.diff(xs)).astype(np.float64)
-    result: npt.NDArray[np.float64] = sums / counts[:, :, None]
-    return result
+@lru_cache(maxsize=512)
+def _axis_cached(length: int, cells: int, sigma: float
+                 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64],
+                            npt.NDArray[np.float64]]:
+    up, mean = _axis_matrices(length, _edges(length, cells), sigma)
+    return up, mean, np.asarray(np.linalg.inv(mean @ up), dtype=np.float64)
 
 
-def blur_region(region: Frame) -> Frame:
-    """The blurred box (see the module docstring); same shape, uint8."""
-    import cv2
+def _axis(length: int, edges: npt.NDArray[np.intp], sigma: float
+          ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    up, mean, _inverse = _axis_cached(length, len(edges) - 1, sigma)
+    return up, mean
 
+
+def _axis_matrices(length: int, edges: npt.NDArray[np.intp], sigma: float
+                   ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Along one axis: ``up`` (pixels x cells, nearest upsampling then a Gaussian of
+    ``sigma``) and ``mean`` (cells x pixels, each cell's average)."""
+    cell_of = np.repeat(np.arange(len(edges) - 1), np.diff(edges))
+    nearest = np.zeros((length, len(edges) - 1))
+    nearest[np.arange(length), cell_of] = 1.0
+    offsets = np.arange(length)[:, None] - np.arange(length)[None, :]
+    kernel = np.exp(-(offsets.astype(np.float64) ** 2) / (2 * sigma * sigma))
+    kernel /= kernel.sum(axis=1, keepdims=True)
+    mean = nearest.T / nearest.sum(axis=0)[:, None]
+    return kernel @ nearest, mean
+
+
+def _smooth_levels(region: Frame) -> Frame:
     height, width = region.shape[:2]
     cell = max(1.0, min(height, width) / CELLS)
     ys = _edges(height, max(1, round(height / cell)))
     xs = _edges(width, max(1, round(width / cell)))
-    means = _cell_means(region.astype(np.float64), ys, xs)
-    levels = np.clip(np.round(means / LEVEL_STEP) * LEVEL_STEP, 0, TOP_LEVEL)
+    up_y, mean_y, solve_y = _axis_cached(height, len(ys) - 1, cell / SIGMA_CELLS)
+    up_x, mean_x, solve_x = _axis_cached(width, len(xs) - 1, cell / SIGMA_CELLS)
+    pixels = region.astype(np.float64)
+    means = np.einsum("ch,hwk,dw->cdk", mean_y, pixels, mean_x)
+    levels = np.clip(np.round(means / LEVEL_STEP) * LEVEL_STEP, BOTTOM_LEVEL, TOP_LEVEL)
+    # grid values whose smooth surface has exactly these cell means: A_y G A_x^T = L
+    grid = np.einsum("ab,bdk,ed->aek", solve_y, levels, solve_x)
+    out = np.einsum("ha,aek,we->hwk", up_y, grid, up_x)
+    result: Frame = np.clip(np.round(out), 0, 255).astype(np.uint8)
+    return result
+
+
+def _mosaic(region: Frame) -> Frame:
+    """Each cell flat at its quantised mean: exactly idempotent, used as the last resort."""
+    height, width = region.shape[:2]
+    cell = max(1.0, min(height, width) / CELLS)
+    ys = _edges(height, max(1, round(height / cell)))
+    xs = _edges(width, max(1, round(width / cell)))
+    _up_y, mean_y = _axis(height, ys, 1.0)
+    _up_x, mean_x = _axis(width, xs, 1.0)
+    means = np.einsum("ch,hwk,dw->cdk", mean_y, region.astype(np.float64), mean_x)
+    levels = np.clip(np.round(means / LEVEL_STEP) * LEVEL_STEP, 0, 248).astype(np.uint8)
     rows = np.repeat(np.arange(len(ys) - 1), np.diff(ys))
     cols = np.repeat(np.arange(len(xs) - 1), np.diff(xs))
-    flat = levels[rows][:, cols].astype(np.float32)
-    smooth = cv2.GaussianBlur(flat, (0, 0), sigmaX=cell / 2, sigmaY=cell / 2,
-                              borderType=cv2.BORDER_REPLICATE).astype(np.float64)
-    shift = levels - _cell_means(smooth, ys, xs)
-    out = smooth + shift[rows][:, cols]
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    result: Frame = levels[rows][:, cols]
+    return result
+
+
+def blur_region(region: Frame) -> Frame:
+    """The blurred box (see the module docstring); same shape, uint8.
+
+    Where the smooth surface had to be clipped to 0-255 (strong contrast), its cell means
+    can round to other levels; the surface is then redrawn from itself until it is a
+    fixed point (so blurring it again changes nothing), at most ``FIXED_POINT_TRIES``
+    times, else the flat mosaic of the cells is used.
+    """
+    current = _smooth_levels(region)
+    for _ in range(FIXED_POINT_TRIES):
+        again = _smooth_levels(current)
+        if np.array_equal(again, current):
+            return current
+        current = again
+    return _mosaic(region)
 
 
 def redact_frame(frame: Frame, boxes: Iterable[Box], *, style: str = "blur") -> Frame:
@@ -105,5 +158,13 @@ def redact_frame(frame: Frame, boxes: Iterable[Box], *, style: str = "blur") -> 
     return out
 
 
-__all__ = ["CELLS", "LEVEL_STEP", "STYLES", "blur_region", "merge_overlapping",
-           "redact_frame"]
+__all__ = [
+    "BOTTOM_LEVEL",
+    "CELLS",
+    "LEVEL_STEP",
+    "STYLES",
+    "TOP_LEVEL",
+    "blur_region",
+    "merge_overlapping",
+    "redact_frame",
+]
