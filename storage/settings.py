@@ -43,6 +43,23 @@ class Settings(BaseSettings):
         default_factory=list, description="Absolute folders (comma- or os.pathsep-separated)"
         " that POST /api/ingest may read; empty: the API ingests no server path")
 
+    # recording (see docs/operations.md, "Recording" and "Watch folders")
+    record_segment_seconds: float = Field(default=60.0, gt=0, description="Length of each"
+                                          " file the recorder writes from a stream")
+    record_spool_dir: Path | None = Field(default=None, description="Where recordings are"
+                                          " written before ingest; empty: spool/ in home")
+    record_min_free_mb: int = Field(default=1024, ge=0, description="Below this much free"
+                                    " space in the spool dir recording pauses")
+    record_backoff_seconds: float = Field(default=1.0, gt=0, description="First wait"
+                                          " before reconnecting; doubles each failure")
+    record_backoff_max_seconds: float = Field(default=60.0, gt=0)
+    record_timeout_seconds: float = Field(default=10.0, gt=0, description="A stream silent"
+                                          " this long counts as dropped")
+    watch_settle_seconds: float = Field(default=5.0, ge=0, description="A watched file is"
+                                        " ingested once its size held still this long")
+    serve_recorders: bool = Field(default=True, description="oko serve also records every"
+                                  " camera with a stream URL")
+
     # jobs (see docs/operations.md, "Jobs and workers")
     job_lease_seconds: float = Field(default=30.0, gt=0, description="A running job whose"
                                      " heartbeat is older than this is re-queued")
@@ -170,6 +187,10 @@ class Settings(BaseSettings):
     def exports_dir(self) -> Path:
         """Evidence bundles built by export jobs, served for download."""
         return self.home / "exports"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.record_spool_dir or self.home / "spool"
 
     @property
     def tmp_dir(self) -> Path:

@@ -1,0 +1,178 @@
+"""Use cases: record camera streams and watch folders, and report each camera's health.
+
+``build_recorder_pool`` wires ``indexer.recording`` to this install's store and
+settings (``oko recorder`` and ``oko serve`` run it); ``build_watcher`` does the same for
+``oko watch``. Every file either ingests is an original with an acquisition custody
+entry, its actor ``recorder`` or ``watch``. ``camera_status`` is what ``oko cameras
+status`` and ``GET /api/cameras/{id}/status`` show: state, last file time, ingest lag,
+bitrate, fps and the gaps of the last 24 hours, with the stream URL redacted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from indexer.ingest import IngestOutcome, ingest_file
+from indexer.recording.pool import RecorderPool
+from indexer.recording.recorder import CameraRecorder, Clock, FreeBytes, RecorderConfig
+from indexer.recording.watch import FolderWatcher
+from search_api.state import AppState
+from search_api.usecases.context import UseCaseContext
+from search_api.usecases.ingest import ingest_options
+from storage.cameras import list_cameras
+from storage.gaps import recent_gaps
+from storage.models.media import Camera
+from storage.models.recording import RecorderState
+from storage.permissions import Permission
+from storage.settings import Settings
+from storage.stream_urls import redact_stream_url
+from storage.types import utcnow
+
+# a recorder that has not written its state for this long is taken for gone
+STALE_AFTER = timedelta(minutes=5)
+
+
+def recorder_config(settings: Settings) -> RecorderConfig:
+    return RecorderConfig(
+        spool_dir=settings.spool_dir, segment_seconds=settings.record_segment_seconds,
+        timeout_s=settings.record_timeout_seconds, backoff_s=settings.record_backoff_seconds,
+        backoff_max_s=settings.record_backoff_max_seconds,
+        min_free_bytes=settings.record_min_free_mb * 2**20)
+
+
+class RecordedFileIngest:
+    """Ingests one file the recorder finished, its start from the stream's clock."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    def __call__(self, path: Path, *, camera_id: str, start: datetime) -> IngestOutcome:
+        return ingest_file(engine=self.state.engine, originals=self.state.originals,
+                           derived=self.state.derived, path=path, camera_id=camera_id,
+                           start=start, options=ingest_options(self.state.settings),
+                           actor="recorder", start_source="stream_clock")
+
+
+def build_recorder(state: AppState, *, camera_id: str, url: str,
+                   clock: Clock | None = None,
+                   free_bytes: FreeBytes | None = None) -> CameraRecorder:
+    """A recorder of ``camera_id``; ``clock`` and ``free_bytes`` replace the real ones."""
+    recorder = CameraRecorder(camera_id=camera_id, url=url, engine=state.engine,
+                              ingest=RecordedFileIngest(state),
+                              config=recorder_config(state.settings))
+    if clock is not None:
+        recorder.clock = clock
+    if free_bytes is not None:
+        recorder.free_bytes = free_bytes
+    return recorder
+
+
+def build_recorder_pool(state: AppState, *, camera_ids: list[str] | None = None,
+                        refresh_s: float = 10.0) -> RecorderPool:
+    """A pool recording every camera with a stream URL (or only ``camera_ids``)."""
+    return RecorderPool(engine=state.engine, camera_ids=camera_ids, refresh_s=refresh_s,
+                        factory=lambda camera_id, url: build_recorder(
+                            state, camera_id=camera_id, url=url))
+
+
+def build_watcher(ctx: UseCaseContext, *, folder: Path, camera_id: str | None,
+                  mapping: Sequence[tuple[str, str]] = (),
+                  poll_s: float = 1.0) -> FolderWatcher:
+    """A watcher of ``folder`` for ``camera_id`` (or the cameras ``mapping`` names).
+
+    Raises ``PermissionDeniedError`` unless the actor may ingest and ``NotFoundError``
+    for a camera it cannot see.
+    """
+    ctx.require(Permission.INGEST)
+    for camera in [camera_id] if camera_id else sorted({c for _, c in mapping}):
+        ctx.visible_camera(camera)
+    state = ctx.state
+
+    def ingest(path: Path, camera: str) -> IngestOutcome:
+        return ingest_file(engine=state.engine, originals=state.originals,
+                           derived=state.derived, path=path, camera_id=camera, start=None,
+                           options=ingest_options(state.settings), actor="watch")
+
+    return FolderWatcher(folder=folder, engine=state.engine, ingest=ingest,
+                         camera_id=camera_id, mapping=mapping,
+                         settle_s=state.settings.watch_settle_seconds, poll_s=poll_s)
+
+
+class GapPublic(BaseModel):
+    start_utc: datetime
+    end_utc: datetime | None
+    seconds: float | None
+    reason: str
+
+
+class CameraStatus(BaseModel):
+    """A camera's recording health; the stream URL only ever redacted."""
+
+    camera_id: str
+    stream_url: str | None
+    state: str
+    message: str
+    updated_at: datetime | None
+    last_file_end_utc: datetime | None
+    ingest_lag_s: float | None
+    bitrate_bps: float | None
+    fps: float | None
+    files_recorded: int
+    gaps_last_24h: list[GapPublic]
+    gap_seconds_last_24h: float
+
+
+def _status(ctx: UseCaseContext, camera: Camera) -> CameraStatus:
+    row = ctx.session.get(RecorderState, camera.id)
+    gaps = recent_gaps(ctx.session, camera_id=camera.id)
+    now = utcnow()
+    state = row.state if row else ("idle" if camera.stream_url else "no_stream")
+    message = row.message if row else ("No recorder has run for this camera yet."
+                                       if camera.stream_url else "No stream URL is set.")
+    if row and row.state not in ("idle", "watching") and now - row.updated_at > STALE_AFTER:
+        state, message = "stale", (f"The recorder ({row.worker}) has not reported since "
+                                   f"{row.updated_at.isoformat()}.")
+    day_ago = now - timedelta(hours=24)
+    covered = sum(((g.end_utc or now) - max(g.start_utc, day_ago)).total_seconds()
+                  for g in gaps)
+    return CameraStatus(
+        camera_id=camera.id,
+        stream_url=redact_stream_url(camera.stream_url) if camera.stream_url else None,
+        state=state, message=message, updated_at=row.updated_at if row else None,
+        last_file_end_utc=row.last_file_end_utc if row else None,
+        ingest_lag_s=row.ingest_lag_s if row else None,
+        bitrate_bps=row.bitrate_bps if row else None, fps=row.fps if row else None,
+        files_recorded=row.files_recorded if row else 0,
+        gaps_last_24h=[GapPublic(start_utc=g.start_utc, end_utc=g.end_utc, seconds=g.seconds,
+                                 reason=g.reason) for g in gaps],
+        gap_seconds_last_24h=round(max(covered, 0.0), 3))
+
+
+def camera_status(ctx: UseCaseContext, *, camera_id: str) -> CameraStatus:
+    """Raises ``NotFoundError`` for a missing camera or one the actor may not see."""
+    ctx.require(Permission.LIST_CAMERAS)
+    return _status(ctx, ctx.visible_camera(camera_id))
+
+
+def cameras_status(ctx: UseCaseContext) -> list[CameraStatus]:
+    """The status of every camera the actor may see, by id."""
+    ctx.require(Permission.LIST_CAMERAS)
+    visible = ctx.visible_camera_ids()
+    return [_status(ctx, c) for c in list_cameras(ctx.session) if c.id in visible]
+
+
+__all__ = [
+    "CameraStatus",
+    "GapPublic",
+    "RecordedFileIngest",
+    "build_recorder",
+    "build_recorder_pool",
+    "build_watcher",
+    "camera_status",
+    "cameras_status",
+    "recorder_config",
+]
