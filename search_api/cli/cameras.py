@@ -1,4 +1,4 @@
-"""CLI commands: ``oko cameras add | import | list | show``.
+"""CLI commands: ``oko cameras add | import | list | show | set | status``.
 
 They call the same use cases as ``/api/cameras``, so every registration writes the API's
 ``camera_change`` entry in the same transaction, with the operator (or ``--as USER``)
@@ -8,7 +8,7 @@ as actor.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -16,6 +16,10 @@ from rich.table import Table
 from search_api.cli.common import cli_context, console, print_json
 from search_api.usecases import cameras as usecases
 from storage.cameras import CameraPublic, validate_camera
+from storage.stream_urls import redact_stream_url
+
+if TYPE_CHECKING:
+    from search_api.usecases.recording import CameraStatus
 
 cameras_app = typer.Typer(help="Register and list cameras.", no_args_is_help=True)
 
@@ -32,14 +36,73 @@ def add(
     timezone: Annotated[str, typer.Option(help="IANA time zone.")] = "Europe/Kyiv",
     allow: Annotated[list[str] | None, typer.Option(
         "--allow", help="Another agency that may search this camera (repeatable).")] = None,
+    stream_url: Annotated[str | None, typer.Option(
+        "--stream-url", help="Record this stream continuously (rtsp://, http://, srt://...;"
+        " rtsp+listen:// for a camera that pushes).")] = None,
 ) -> None:
     """Register one camera."""
     camera = validate_camera(id=camera_id, name=name, district=district, latitude=lat,
                              longitude=lon, agency=agency, timezone=timezone,
                              allowed_agencies=allow or [])
     with cli_context(ctx).usecase() as usecase:
-        row = usecases.register_camera(usecase, camera=camera)
-    console.print(f"Registered camera {row.id} ({row.name}, {row.timezone}).")
+        row = usecases.register_camera(usecase, camera=camera, stream_url=stream_url)
+    recorded = (f"; recorded from {redact_stream_url(row.stream_url)}" if row.stream_url
+                else "")
+    console.print(f"Registered camera {row.id} ({row.name}, {row.timezone}){recorded}.")
+
+
+@cameras_app.command("set")
+def set_command(
+    ctx: typer.Context, camera_id: Annotated[str, typer.Argument(help="Camera id.")],
+    stream_url: Annotated[str | None, typer.Option(
+        "--stream-url", help="The stream to record; the recorders pick it up.")] = None,
+    no_stream: Annotated[bool, typer.Option(
+        "--no-stream", help="Stop recording this camera (its URL is removed).")] = False,
+) -> None:
+    """Change a camera's stream URL (shown only with its password hidden)."""
+    if (stream_url is None) == (not no_stream):
+        raise typer.BadParameter("give --stream-url URL or --no-stream")
+    with cli_context(ctx).usecase() as usecase:
+        row = usecases.set_stream_url(usecase, camera_id=camera_id,
+                                      stream_url=None if no_stream else stream_url)
+    if row.stream_url:
+        console.print(f"Camera {row.id} is recorded from {redact_stream_url(row.stream_url)}.")
+    else:
+        console.print(f"Camera {row.id} has no stream URL; it is not recorded.")
+
+
+def _print_status(rows: list[CameraStatus]) -> None:
+    table = Table("id", "state", "last file (UTC)", "lag s", "kbit/s", "fps", "gaps 24 h",
+                  "message")
+    for row in rows:
+        gaps = (f"{len(row.gaps_last_24h)} ({row.gap_seconds_last_24h:.0f} s)"
+                if row.gaps_last_24h else "0")
+        table.add_row(
+            row.camera_id, row.state,
+            row.last_file_end_utc.strftime("%Y-%m-%d %H:%M:%S") if row.last_file_end_utc
+            else "-", f"{row.ingest_lag_s:.1f}" if row.ingest_lag_s is not None else "-",
+            f"{row.bitrate_bps / 1000:.0f}" if row.bitrate_bps else "-",
+            f"{row.fps:.1f}" if row.fps else "-", gaps, row.message)
+    console.print(table)
+
+
+@cameras_app.command("status")
+def status_command(
+    ctx: typer.Context,
+    camera_id: Annotated[str | None, typer.Argument(help="Camera id (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Recording health: state, last file, ingest lag, bitrate, fps, gaps in 24 h."""
+    from search_api.usecases import recording  # loads the recorder only when asked
+
+    with cli_context(ctx).usecase() as usecase:
+        rows = ([recording.camera_status(usecase, camera_id=camera_id)] if camera_id
+                else recording.cameras_status(usecase))
+    if as_json:
+        data = [row.model_dump(mode="json") for row in rows]
+        print_json(data[0] if camera_id else data)
+    else:
+        _print_status(rows)
 
 
 @cameras_app.command("import")

@@ -22,6 +22,7 @@ COMMAND_MODULES: dict[str, str] = {
     "case": "evidence", "keys": "evidence", "verify": "verify",
     "redact": "redaction",
     "users": "access", "audit": "access",
+    "recorder": "recording", "watch": "recording",
     "plates": "plates",
 }
 

@@ -1,4 +1,5 @@
-"""The uvicorn server ``oko serve`` runs, with a deterministic exit status after a signal."""
+"""The uvicorn server ``oko serve`` runs, with a deterministic exit status after a signal,
+and the camera recorders it runs beside it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Iterator
 from types import FrameType
 
 import uvicorn
+
+from search_api.state import AppState
 
 
 class SignalAwareServer(uvicorn.Server):
@@ -40,4 +43,20 @@ class SignalAwareServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-__all__ = ["SignalAwareServer"]
+@contextlib.contextmanager
+def running_recorders(state: AppState) -> Iterator[None]:
+    """Record every camera with a stream URL while serving (unless OKO_SERVE_RECORDERS=0)."""
+    if not state.settings.serve_recorders:
+        yield
+        return
+    from search_api.usecases.recording import build_recorder_pool
+
+    pool = build_recorder_pool(state)
+    pool.start()
+    try:
+        yield
+    finally:
+        pool.stop()
+
+
+__all__ = ["SignalAwareServer", "running_recorders"]

@@ -190,7 +190,7 @@ def serve(state: AppState, *, host: str, port: int) -> int:
     """
     # the web stack loads only for the commands that serve
     from search_api.app import create_app
-    from search_api.cli.server import SignalAwareServer
+    from search_api.cli.server import SignalAwareServer, running_recorders
 
     _check_port_free(host, port)
     supervisor = WorkerSupervisor(state.settings)
@@ -200,7 +200,8 @@ def serve(state: AppState, *, host: str, port: int) -> int:
                                                  state.settings, host=host, port=port))
         console.print(f"Oko is serving on [bold]http://{host}:{port}[/] (Ctrl-C to stop)",
                       highlight=False)
-        server.run()
+        with running_recorders(state):
+            server.run()
     finally:
         supervisor.stop()
     return 0 if server.stop_signal is None else 128 + server.stop_signal

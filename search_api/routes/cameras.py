@@ -1,15 +1,19 @@
 """Routes for cameras: list and read the cameras a user may see, register new ones (one,
-or a CSV file of them: all or none)."""
+or a CSV file of them: all or none), set a camera's stream URL and read its recording
+status. A stream URL goes in but only ever comes out redacted."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, UploadFile, status
+from pydantic import BaseModel, Field
 
 from search_api.deps import UseCaseDep, requires
 from search_api.routes.verify import receive_upload
 from search_api.usecases import cameras as usecases
+from search_api.usecases import recording
+from search_api.usecases.recording import CameraStatus
 from storage.cameras import CameraCreate, CameraPublic
 from storage.permissions import Permission
 
@@ -44,3 +48,24 @@ def import_cameras_csv(ctx: UseCaseDep, file: Annotated[UploadFile, File(descrip
     """Register every camera of an uploaded CSV, or none (the first bad row is named)."""
     with receive_upload(file, settings=ctx.settings) as (path, _sha256):
         return [CameraPublic.of(c) for c in usecases.import_cameras(ctx, path=path)]
+
+
+class StreamUrlUpdate(BaseModel):
+    """The stream the recorder reads this camera from; null stops recording it."""
+
+    stream_url: str | None = Field(default=None, max_length=2048)
+
+
+@router.put("/cameras/{camera_id}/stream", response_model=CameraStatus,
+            dependencies=[Depends(requires(Permission.MANAGE_CAMERAS))])
+def update_stream_url(camera_id: str, body: StreamUrlUpdate, ctx: UseCaseDep) -> CameraStatus:
+    """Set the stream URL; the answer is the camera's status, with the URL redacted."""
+    usecases.set_stream_url(ctx, camera_id=camera_id, stream_url=body.stream_url)
+    return recording.camera_status(ctx, camera_id=camera_id)
+
+
+@router.get("/cameras/{camera_id}/status", response_model=CameraStatus,
+            dependencies=[Depends(requires(Permission.LIST_CAMERAS))])
+def read_camera_status(camera_id: str, ctx: UseCaseDep) -> CameraStatus:
+    """State, last file time, ingest lag, bitrate, fps and the gaps of the last 24 h."""
+    return recording.camera_status(ctx, camera_id=camera_id)

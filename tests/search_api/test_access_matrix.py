@@ -217,6 +217,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/cameras"): Rule(frozenset({A}), _post("/api/cameras", json=lambda w, d: {
         "id": f"cam-new-{next(w.counter)}", "name": "New", "latitude": 50.4,
         "longitude": 30.5, "agency": "police"})),
+    ("GET", "/api/cameras/{camera_id}/status"): Rule(
+        frozenset({A, INV, S}), _get("/api/cameras/{camera_id}/status"), idor=True),
+    ("PUT", "/api/cameras/{camera_id}/stream"): Rule(frozenset({A}), lambda w, d: {
+        "method": "PUT", "url": f"/api/cameras/{d.camera_id}/stream",
+        "json": {"stream_url": "rtsp://viewer:pw@127.0.0.1:9/cam"}}),
     ("POST", "/api/cameras/import"): Rule(frozenset({A}), _post(
         "/api/cameras/import", files=lambda w, d: {"file": ("cameras.csv", (
             "id,name,district,latitude,longitude,agency,timezone\n"
