@@ -3,7 +3,8 @@
 Both are irreversible (the box keeps only a few numbers per cell of its own) and
 idempotent: redacting a redacted frame with the same boxes changes nothing.
 
-- ``blur``: the box is cut into a grid of ``CELLS`` cells along its shorter side; each
+- ``blur``: the box is cut into ``CELLS`` x ``CELLS`` cells (a plate into 4 wide cells
+  of two or three characters each, so no character survives alone); each
   cell keeps only its mean colour, quantised to a step of ``LEVEL_STEP``. The box is
   redrawn as the Gaussian-smooth surface (sigma a third of a cell) whose cell means are
   exactly those levels (a small linear solve per axis). A second pass therefore finds
@@ -90,11 +91,11 @@ def _axis_matrices(length: int, edges: npt.NDArray[np.intp], sigma: float
 
 def _smooth_levels(region: Frame) -> Frame:
     height, width = region.shape[:2]
-    cell = max(1.0, min(height, width) / CELLS)
-    ys = _edges(height, max(1, round(height / cell)))
-    xs = _edges(width, max(1, round(width / cell)))
-    up_y, mean_y, solve_y = _axis_cached(height, len(ys) - 1, cell / SIGMA_CELLS)
-    up_x, mean_x, solve_x = _axis_cached(width, len(xs) - 1, cell / SIGMA_CELLS)
+    ys = _edges(height, min(CELLS, height))
+    xs = _edges(width, min(CELLS, width))
+    cell_y, cell_x = height / (len(ys) - 1), width / (len(xs) - 1)
+    up_y, mean_y, solve_y = _axis_cached(height, len(ys) - 1, max(0.5, cell_y / SIGMA_CELLS))
+    up_x, mean_x, solve_x = _axis_cached(width, len(xs) - 1, max(0.5, cell_x / SIGMA_CELLS))
     pixels = region.astype(np.float64)
     means = np.einsum("ch,hwk,dw->cdk", mean_y, pixels, mean_x)
     levels = np.clip(np.round(means / LEVEL_STEP) * LEVEL_STEP, BOTTOM_LEVEL, TOP_LEVEL)
@@ -108,9 +109,8 @@ def _smooth_levels(region: Frame) -> Frame:
 def _mosaic(region: Frame) -> Frame:
     """Each cell flat at its quantised mean: exactly idempotent, used as the last resort."""
     height, width = region.shape[:2]
-    cell = max(1.0, min(height, width) / CELLS)
-    ys = _edges(height, max(1, round(height / cell)))
-    xs = _edges(width, max(1, round(width / cell)))
+    ys = _edges(height, min(CELLS, height))
+    xs = _edges(width, min(CELLS, width))
     _up_y, mean_y = _axis(height, ys, 1.0)
     _up_x, mean_x = _axis(width, xs, 1.0)
     means = np.einsum("ch,hwk,dw->cdk", mean_y, region.astype(np.float64), mean_x)
