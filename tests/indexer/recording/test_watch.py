@@ -144,3 +144,27 @@ def test_a_watch_needs_a_camera_or_a_mapping(recording: AppState, tmp_path: Path
                       ingest=lambda _p, _c: None)  # type: ignore[arg-type,return-value]
     with session_scope(recording.engine) as session:
         assert session.exec(select(WatchedFile)).all() == []
+
+
+def test_oko_watch_once_ingests_what_settled_and_refuses_a_watch_without_a_camera(
+        tmp_path: Path, footage: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from search_api.cli import main
+
+    monkeypatch.setenv("OKO_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("OKO_DATABASE_URL", raising=False)
+    monkeypatch.setenv("OKO_WATCH_SETTLE_SECONDS", "0")
+    folder = tmp_path / "nvr"
+    folder.mkdir()
+    shutil.copyfile(footage, folder / f"{CAMERA}_20260125T210000.ts")
+    assert main(["cameras", "add", "--id", CAMERA, "--name", "NVR", "--lat", "50.4",
+                 "--lon", "30.5", "--agency", "police"]) == 0
+    assert main(["watch", str(folder)]) == 2
+    assert "Give either --camera ID or one or more --map PATTERN=CAMERA." in (
+        capsys.readouterr().err)
+    assert main(["watch", str(folder), "--map", "nonsense"]) == 2
+    assert "'nonsense' is not PATTERN=CAMERA" in capsys.readouterr().err
+    assert main(["watch", str(folder), "--camera", CAMERA, "--once"]) == 0
+    assert f"{CAMERA}_20260125T210000.ts: ingested." in capsys.readouterr().out
+    assert main(["watch", str(folder), "--camera", CAMERA, "--once"]) == 0
+    assert capsys.readouterr().out == ""  # remembered: nothing ingested a second time
