@@ -261,3 +261,20 @@ def test_an_unparsable_signing_time_is_invalid(tmp_path: Path, signer: Leaf,
     report = verify_bundle(bag, anchors_for(signer))
     assert report.verdict is Verdict.INVALID
     assert any(p.startswith("signing time: bag-info Oko-Signed-At") for p in failed(report))
+
+
+@pytest.mark.parametrize("manifest", ["manifest-sha256.txt", "tagmanifest-sha256.txt"])
+def test_a_manifest_naming_a_file_too_long_for_the_filesystem_is_invalid(
+        tmp_path: Path, signer: Leaf, manifest: str) -> None:
+    """Found by the 20,000-mutation fuzz run: is_file() raised ENAMETOOLONG."""
+    bag = make_bag(tmp_path, signer)
+    with (bag / manifest).open("a", encoding="utf-8") as handle:
+        handle.write(f"{'ab' * 32}  data/{'n' * 300}\n")
+    report = verify_bundle(zip_dir(bag, tmp_path / "long.zip"), anchors_for(signer))
+    assert report.verdict is Verdict.INVALID
+    assert any(f"data/{'n' * 100}" in p and "listed in" in p for p in failed(report))
+
+
+def test_a_bundle_path_too_long_to_probe_is_unusable(tmp_path: Path) -> None:
+    with pytest.raises(UnusableBundleError, match="cannot be read"):
+        verify_bundle(tmp_path / ("x" * 300) / "b.zip")

@@ -47,6 +47,15 @@ def evidence_digest(payload_hashes: dict[str, str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def is_file(path: Path) -> bool:
+    """``path.is_file()`` that is False, not an ``OSError``, for a name the filesystem
+    refuses (too long, a NUL byte) or cannot reach."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def read_text(path: Path) -> str | None:
     """A tag file's UTF-8 text, or None when it is missing, not a file or not UTF-8."""
     try:
@@ -77,6 +86,7 @@ __all__ = [
     "TAG_FILES",
     "TAG_MANIFEST",
     "evidence_digest",
+    "is_file",
     "manifest_text",
     "parse_bag_info",
     "read_text",

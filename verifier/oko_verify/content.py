@@ -10,7 +10,14 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from oko_verify.bag import REPORT_PATH, evidence_digest, parse_bag_info, read_text, sha256_file
+from oko_verify.bag import (
+    REPORT_PATH,
+    evidence_digest,
+    is_file,
+    parse_bag_info,
+    read_text,
+    sha256_file,
+)
 from oko_verify.custody import GENESIS_HASH, compute_entry_hash
 from oko_verify.provenance import bag_file_hashes
 from oko_verify.report import VerificationReport
@@ -35,7 +42,7 @@ def bag_path(root: Path, rel: Any, *, under_data: bool = False) -> Path | None:
     if pure.is_absolute() or ".." in pure.parts or (under_data and pure.parts[:1] != ("data",)):
         return None
     path = root.joinpath(*pure.parts)
-    return path if path.is_file() else None
+    return path if is_file(path) else None
 
 
 def safe_hash(path: Path) -> str | None:

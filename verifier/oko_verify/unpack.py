@@ -211,13 +211,18 @@ def open_bundle(path: Path, *, limits: BundleLimits | None = None,
     """
     limits = limits or BundleLimits()
     stats = stats if stats is not None else ExtractionStats()
-    if path.is_symlink():
+    try:
+        kind = "link" if path.is_symlink() else "dir" if path.is_dir() else (
+            "file" if path.is_file() else None)
+    except (OSError, ValueError) as exc:
+        raise UnusableBundleError(f"{shown(str(path))} cannot be read.") from exc
+    if kind == "link":
         raise UnusableBundleError(f"{shown(str(path))} is a symlink; pass the bundle itself.")
-    if path.is_dir():
+    if kind == "dir":
         _refuse_links(path)
         yield _bag_root(path)
         return
-    if not path.is_file():
+    if kind is None:
         raise UnusableBundleError(f"{shown(str(path))} does not exist.")
     try:
         if scratch_dir is not None:

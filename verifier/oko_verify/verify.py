@@ -42,6 +42,7 @@ from oko_verify.bag import (
     SIGNER_CERT,
     TAG_FILES,
     TAG_MANIFEST,
+    is_file,
     parse_bag_info,
     read_text,
 )
@@ -92,7 +93,7 @@ def _check_structure(root: Path, report: VerificationReport) -> None:
     report.add("bag structure", good, "bagit.txt declares BagIt 1.0, UTF-8" if good
                else "bagit.txt: missing or not BagIt-Version 1.0 / UTF-8")
     for name in (BAG_INFO, PAYLOAD_MANIFEST, TAG_MANIFEST, SIGNATURE, SIGNER_CERT):
-        present = (root / name).is_file()
+        present = is_file(root / name)
         report.add("bag structure", present, f"{name}: " + ("present" if present else "missing"))
     has_data = (root / "data").is_dir()
     report.add("bag structure", has_data, "data/: " + ("present" if has_data else "missing"))
@@ -162,7 +163,7 @@ def _check_tag_manifest(root: Path, report: VerificationReport) -> None:
             report.add("tag manifest", False, f"{name}: not listed in {TAG_MANIFEST}")
     for name, digest in sorted(listed.items()):
         path = root / name
-        if not path.is_file():
+        if not is_file(path):
             report.add("tag manifest", False,
                        f"{shown(name)}: listed in {TAG_MANIFEST} but missing")
             continue
