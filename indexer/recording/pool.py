@@ -88,6 +88,9 @@ class RecorderPool:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        for running in self.running.values():  # all at once: each ffmpeg closes its file
+            running.stop.set()
+            running.recorder.stop_process()
         for camera_id in list(self.running):
             self._stop_one(camera_id)
 
