@@ -94,3 +94,22 @@ def test_duplicate_entries_are_refused(tmp_path: Path) -> None:
         archive.writestr("bag/bagit.txt", b"two")
     with pytest.raises(UnusableBundleError, match="twice"):
         verify_bundle(bundle)
+
+
+def test_the_verifiers_errors_are_oko_errors_here(tmp_path: Path) -> None:
+    """evidence.verify gives oko_verify's errors Oko's hierarchy: the CLI prints one
+    sentence with exit 2, the API answers 422."""
+    import oko_verify
+
+    from evidence.verify import PinnedFingerprint, TrustAnchorError, load_trusted_certificate
+    from storage.errors import InvalidInputError
+
+    with pytest.raises(UnusableBundleError) as unusable:
+        verify_bundle(tmp_path / "missing.zip")
+    assert isinstance(unusable.value, InvalidInputError)
+    assert isinstance(unusable.value, oko_verify.UnusableBundleError)
+    assert (unusable.value.exit_code, unusable.value.http_status) == (2, 422)
+    with pytest.raises(InvalidInputError, match="is not a SHA-256 certificate fingerprint"):
+        PinnedFingerprint("nope")
+    with pytest.raises(TrustAnchorError, match="is not a readable PEM certificate"):
+        load_trusted_certificate(tmp_path / "missing.pem")
