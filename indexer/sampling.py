@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import io
 import itertools
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
 import av.error
+from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from indexer.media import DecodeReport, MediaInfo, SampledFrame, sample_frames
@@ -32,6 +36,8 @@ from indexer.media import DecodeReport, MediaInfo, SampledFrame, sample_frames
 KEYFRAMES = "keyframes"
 REDUCED_DECODE = "reduced_decode"
 SAMPLING_PATHS = (KEYFRAMES, REDUCED_DECODE)
+# samples are scaled and JPEG-encoded beside the decoder (the scaler drops the GIL)
+JPEG_THREADS = 2
 # keyframe times come from container timestamps; allow their rounding
 _TOLERANCE_S = 1e-3
 
@@ -51,10 +57,21 @@ def _scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
 
 
+_scalers = threading.local()
+
+
 def _jpeg(frame: Any, size: tuple[int, int], quality: int) -> bytes:
-    # fast bilinear scaling: a third of the default's cost, alike at thumbnail size
-    image: Image.Image = frame.reformat(width=size[0], height=size[1], format="rgb24",
-                                        interpolation="FAST_BILINEAR").to_image()
+    """``frame`` scaled to ``size`` as JPEG; each thread keeps its own scaler context.
+
+    Fast bilinear scaling costs a third of the default and looks alike at thumbnail
+    size; reusing the scaler saves setting it up for every frame.
+    """
+    scaler = getattr(_scalers, "scaler", None)
+    if scaler is None:
+        scaler = _scalers.scaler = VideoReformatter()
+    image: Image.Image = scaler.reformat(frame, width=size[0], height=size[1],
+                                         format="rgb24",
+                                         interpolation="FAST_BILINEAR").to_image()
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
@@ -70,7 +87,8 @@ def sample_keyframes(source: Path, *, origin_s: float, interval_s: float, max_si
     far packets could be demuxed; a keyframe that fails to decode is noted in
     ``report.errors`` and the next one in its interval is tried.
     """
-    with av.open(str(source)) as container:
+    with av.open(str(source)) as container, ThreadPoolExecutor(
+            max_workers=JPEG_THREADS, thread_name_prefix="jpeg") as pool:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         context = stream.codec_context
@@ -80,9 +98,10 @@ def sample_keyframes(source: Path, *, origin_s: float, interval_s: float, max_si
         base = stream.time_base or Fraction(1, 90_000)
         taken: set[int] = set()  # intervals that already have their sample
         pending: set[int] = set()  # intervals whose keyframe is inside the decoder
+        encoding: deque[tuple[float, Future[bytes]]] = deque()
         packets = container.demux(stream)
 
-        def emit(frames: list[Any]) -> Iterator[SampledFrame]:
+        def emit(frames: list[Any]) -> None:
             for frame in frames:
                 if frame.pts is None:
                     continue
@@ -93,8 +112,14 @@ def sample_keyframes(source: Path, *, origin_s: float, interval_s: float, max_si
                     continue
                 taken.add(slot)
                 report.frames_decoded += 1
+                encoding.append((offset, pool.submit(_jpeg, frame, size, jpeg_quality)))
+
+        def finished(keep: int) -> Iterator[SampledFrame]:
+            """Samples encoded so far, in order, leaving ``keep`` still encoding."""
+            while len(encoding) > keep:
+                offset, jpeg = encoding.popleft()
                 yield SampledFrame(offset_s=round(offset, 6), width=size[0], height=size[1],
-                                   jpeg=_jpeg(frame, size, jpeg_quality))
+                                   jpeg=jpeg.result())
                 if progress and duration_s:
                     progress(min(1.0, offset / duration_s))
 
@@ -120,11 +145,13 @@ def sample_keyframes(source: Path, *, origin_s: float, interval_s: float, max_si
                 report.errors.append(f"corrupt keyframe skipped: {exc}")
                 continue
             pending.add(slot)
-            yield from emit(frames)
+            emit(frames)
+            yield from finished(keep=2 * JPEG_THREADS)
         try:
-            yield from emit(stream.decode(None))  # frames still inside a threaded decoder
+            emit(stream.decode(None))  # frames still inside a threaded decoder
         except av.error.FFmpegError as exc:
             report.errors.append(f"corrupt keyframe skipped: {exc}")
+        yield from finished(keep=0)
 
 
 def sample_recording(source: Path, *, sampling: str, origin_s: float, interval_s: float,
