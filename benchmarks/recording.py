@@ -54,14 +54,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def make_footage(directory: Path, *, height: int, seconds: float = 60.0) -> Path:
-    """``seconds`` of street footage at ``height`` p, 25 fps, 2 s GOP, no B-frames, as TS."""
-    path = directory / f"street-{height}p.ts"
+def make_footage(directory: Path, *, height: int, seconds: float = 60.0,
+                 grain: int = 0) -> Path:
+    """``seconds`` of street footage at ``height`` p, 25 fps, 2 s GOP, no B-frames, as TS.
+
+    ``grain`` adds sensor-like noise of that strength, encoded at a camera's 3 Mbit/s
+    (the flat drawing alone compresses to ~0.1 Mbit/s, far cheaper to decode than real
+    footage).
+    """
+    path = directory / f"street-{height}p-grain{grain}.ts"
     if not path.exists():
         width = height * 16 // 9 // 2 * 2
         small = day_scene(width // 4 // 2 * 2, height // 4 // 2 * 2, seconds)
-        graph = small.removesuffix("[v]") + f",scale={width}:{height}:flags=neighbor[v]"
-        _encode(out=path, graph=graph, codec_args=[*H264[:-2], "-threads", "0", "-bf", "0"])
+        noise = f",noise=alls={grain}:allf=t" if grain else ""
+        graph = small.removesuffix("[v]") + f",scale={width}:{height}:flags=neighbor{noise}[v]"
+        rate = ["-b:v", "3M", "-maxrate", "3M", "-bufsize", "6M"] if grain else []
+        _encode(out=path, graph=graph,
+                codec_args=[*H264[:-2], "-threads", "0", "-bf", "0", *rate])
     return path
 
 
@@ -145,17 +154,19 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=720, choices=(720, 1080))
     parser.add_argument("--segment-seconds", type=float, default=10.0)
     parser.add_argument("--footage-dir", type=Path, default=None)
+    parser.add_argument("--grain", type=int, default=0,
+                        help="Noise strength (e.g. 8) for a realistic bitrate.")
     args = parser.parse_args()
     footage_dir = args.footage_dir or Path(tempfile.mkdtemp(prefix="oko-rec-footage-"))
     footage_dir.mkdir(parents=True, exist_ok=True)
-    footage = make_footage(footage_dir, height=args.height)
+    footage = make_footage(footage_dir, height=args.height, grain=args.grain)
     results = [run_cameras(footage, count=int(n), seconds=args.seconds,
                            segment_seconds=args.segment_seconds)
                for n in args.cameras.split(",")]
     sustained = [r["cameras"] for r in results if r["sustained"]]
     print(json.dumps({
-        "footage": {"height": args.height, "fps": 25, "gop_s": 2,
-                    "size_bytes": footage.stat().st_size},
+        "footage": {"height": args.height, "fps": 25, "gop_s": 2, "grain": args.grain,
+                    "mbit_per_s": round(footage.stat().st_size * 8 / 60 / 1e6, 2)},
         "segment_seconds": args.segment_seconds,
         "seconds_per_run": args.seconds,
         "embedding": False,

@@ -39,16 +39,23 @@ def input_args(url: str, *, timeout_s: float) -> list[str]:
     return ["-rw_timeout", micros, "-i", url]
 
 
-def record_command(url: str, session_dir: Path, *, segment_seconds: float,
+def record_command(url: str, session_dir: Path, *, camera_id: str, segment_seconds: float,
                    timeout_s: float) -> list[str]:
-    """The full ffmpeg command line recording ``url`` into ``session_dir``."""
+    """The full ffmpeg command line recording ``url`` into ``session_dir``.
+
+    Each file names its camera (the MPEG-TS service name) and keeps the stream's own
+    timestamps, so no two files are byte-identical: not two cameras showing the same
+    still scene, nor a looping stream's second pass. Ingest is content-addressed, and
+    identical bytes would be taken for one recording.
+    """
     return [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "info", "-nostats",
         "-progress", "pipe:1", "-stats_period", "0.5",
         *input_args(url, timeout_s=timeout_s),
-        "-map", "0:v:0", "-c", "copy",
+        "-map", "0:v:0", "-c", "copy", "-metadata", f"service_name={camera_id}",
+        "-metadata", "service_provider=Oko",
         "-f", "segment", "-segment_format", "mpegts", "-segment_time", f"{segment_seconds:g}",
-        "-reset_timestamps", "1", "-segment_list", str(session_dir / SEGMENT_LIST),
+        "-segment_list", str(session_dir / SEGMENT_LIST),
         "-segment_list_type", "csv", str(session_dir / SEGMENT_PATTERN),
     ]
 

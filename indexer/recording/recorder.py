@@ -203,7 +203,7 @@ class CameraRecorder:
         directory.mkdir(parents=True)
         session = _Session(directory=directory, spawn_utc=spawn)
         session.save()
-        command = record_command(self.url, directory,
+        command = record_command(self.url, directory, camera_id=self.camera_id,
                                  segment_seconds=self.config.segment_seconds,
                                  timeout_s=self.config.timeout_s)
         self._state("connecting", f"Connecting to {self.shown_url}.")

@@ -84,3 +84,26 @@ def test_a_stream_is_recorded_and_a_drop_becomes_a_gap_then_recording_resumes(
     spool = recording.settings.spool_dir / CAMERA
     assert [p for p in spool.rglob("*") if p.is_file()] == []
     assert "recording" in caplog.text
+
+
+def test_two_cameras_sending_the_same_pictures_keep_their_own_originals(
+        recording: AppState, serve: Serve) -> None:
+    from storage.cameras import add_camera, validate_camera
+    from storage.db import session_scope
+    from storage.models.media import Original
+
+    with session_scope(recording.engine) as session:
+        add_camera(session, camera=validate_camera(
+            id="CAM-TWIN", name="Twin", latitude=50.45, longitude=30.52, agency="police"))
+    first, second = serve("http"), serve("http")  # the same footage, looping
+    with running(build_recorder(recording, camera_id=CAMERA, url=first.url)), \
+            running(build_recorder(recording, camera_id="CAM-TWIN", url=second.url)):
+        def per_camera() -> dict[str, int]:
+            with Session(recording.engine) as session:
+                rows = session.exec(select(Original)).all()
+            return {camera: sum(r.camera_id == camera for r in rows)
+                    for camera in (CAMERA, "CAM-TWIN")}
+        wait_for(lambda: min(per_camera().values()) >= 2, what="files from both cameras")
+    with Session(recording.engine) as session:
+        rows = session.exec(select(Original)).all()
+    assert len({r.sha256 for r in rows}) == len(rows)
