@@ -39,11 +39,11 @@ from evidence.cases import case_clips
 from evidence.clips import cut_clip, ffmpeg_version
 from evidence.exports import (
     OKO_VERSION,
-    _chain_head,
-    _move_into_place,
-    _plan_export_entry,
-    _safe_name,
+    chain_head,
+    move_into_place,
     part_path,
+    plan_export_entry,
+    safe_name,
     verify_instructions,
 )
 from evidence.keys import Signer
@@ -167,7 +167,7 @@ def export_disclosure(session: Session, *, case: Case, redact: list[str], export
     for _clip, redaction in pairs:
         check_models(redaction.detectors, paths=model_paths)
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    top_dir = f"oko-{_safe_name(case.number)}-redacted"
+    top_dir = f"oko-{safe_name(case.number)}-redacted"
     staged = part_path(out_path)
     committed = False
     try:
@@ -182,12 +182,12 @@ def export_disclosure(session: Session, *, case: Case, redact: list[str], export
             details = {"kind": "redacted", "case_number": case.number, "redact": redact,
                        "signer_fingerprint": signer.fingerprint_sha256,
                        "clips": [m["entry"] for m in made]}
-            planned = _plan_export_entry(session, case=case, exporter=exporter,
+            planned = plan_export_entry(session, case=case, exporter=exporter,
                                          details=details)
             written = _write(session, bag, staged, case=case, planned_record=planned.record,
                              made=made, redact=redact, exporter=exporter, signer=signer,
                              organisation=organisation, top_dir=top_dir)
-            if _chain_head(session, planned.chain) != planned.previous:
+            if chain_head(session, planned.chain) != planned.previous:
                 raise ConflictError(_CHAIN_MOVED.format(number=case.number))
             entry = append_custody_entry(session, action="export", actor=exporter,
                                          case_id=case.id, details=details,
@@ -203,7 +203,7 @@ def export_disclosure(session: Session, *, case: Case, redact: list[str], export
     finally:
         if not committed:
             staged.unlink(missing_ok=True)
-    _move_into_place(staged, out_path, case_number=case.number)
+    move_into_place(staged, out_path, case_number=case.number)
     return result
 
 
@@ -226,7 +226,7 @@ def _redact_clip(session: Session, bag: Path, work: Path, number: int, clip: Cas
                             "was proposed on; propose it again.")
     decisions = decisions_of(session, redaction.id)
     boxes, summary = masked_boxes(redaction, decisions, redact=redact)
-    stem = f"clip-{number:03d}-{_safe_name(camera.id)}-redacted"
+    stem = f"clip-{number:03d}-{safe_name(camera.id)}-redacted"
     clip_rel, still_rel = f"data/clips/{stem}.mp4", f"data/stills/{stem}.jpg"
     render_clip(derived.path_for(cut.sha256), bag / clip_rel, facts=facts_of(redaction),
                 boxes=boxes, style=redaction.style, mute_audio=redaction.mute_audio)

@@ -111,7 +111,7 @@ class _ClipArtefacts:
     still_path: str
 
 
-def _safe_name(text: str) -> str:
+def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "file"
 
 
@@ -191,7 +191,7 @@ def _cut_all(session: Session, clips: list[CaseClip], *, originals: BlobStore,
         cut = cut_clip(original_path=source, start_s=start_s, end_s=end_s, derived=derived,
                        tmp_dir=tmp_dir)
         still = still_frame(original_path=source, offset_s=start_s, derived=derived)
-        stem = f"clip-{number:03d}-{_safe_name(camera.id)}"
+        stem = f"clip-{number:03d}-{safe_name(camera.id)}"
         result.append(_ClipArtefacts(clip, original, camera, cut, still,
                                      f"data/clips/{stem}.mp4", f"data/stills/{stem}.jpg"))
         progress("cutting clips", 0.1 + 0.5 * number / len(clips))
@@ -210,14 +210,14 @@ def _copy_payload(bag: Path, artefacts: list[_ClipArtefacts], *, originals: Blob
         sha = art.original.sha256
         if sha in seen:
             continue
-        suffix = _safe_name(Path(art.original.filename).suffix.lstrip(".")) or "bin"
+        suffix = safe_name(Path(art.original.filename).suffix.lstrip(".")) or "bin"
         if art.original.size_bytes <= full_original_max_bytes:
             path = f"data/originals/{sha}.{suffix}"
             originals.copy_out(sha, bag / path)
             included = True
         else:
             path = f"data/originals/{sha}.sha256"
-            (bag / path).write_text(f"{sha}  {_safe_name(art.original.filename)}\n",
+            (bag / path).write_text(f"{sha}  {safe_name(art.original.filename)}\n",
                                     encoding="utf-8")
             included = False
         seen[sha] = {"original": art.original, "path": path, "included": included}
@@ -232,7 +232,7 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
     """Build, sign and zip the case's bundle at ``out_path``; log the export.
 
     Every slow step runs before anything is written: the export's custody entry is
-    planned (``_plan_export_entry``), the bundle that carries it is written and zipped
+    planned (``plan_export_entry``), the bundle that carries it is written and zipped
     to ``part_path(out_path)``, and only then is the entry appended, in a short write
     (see the module docstring). ``commit(result)`` must make the entry durable (by
     default ``session.commit()``); the zip is renamed to ``out_path`` only after it
@@ -248,7 +248,7 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
     if not clips:
         raise InvalidInputError(f"Case {case.number} has no clips to export.")
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    top_dir = f"oko-{_safe_name(case.number)}"
+    top_dir = f"oko-{safe_name(case.number)}"
     staged = part_path(out_path)
     committed = False
     try:
@@ -270,13 +270,13 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
                                   "still_sha256": a.still.sha256,
                                   "original_sha256": a.original.sha256} for a in artefacts]}
             for _attempt in range(EXPORT_ATTEMPTS):
-                planned = _plan_export_entry(session, case=case, exporter=exporter,
+                planned = plan_export_entry(session, case=case, exporter=exporter,
                                              details=details)
                 written = _write_bundle(session, bag, staged, case=case, planned=planned,
                                         artefacts=artefacts, originals_facts=originals_facts,
                                         exporter=exporter, signer=signer,
                                         organisation=organisation, top_dir=top_dir)
-                if _chain_head(session, planned.chain) == planned.previous:
+                if chain_head(session, planned.chain) == planned.previous:
                     break
             else:
                 raise ConflictError(_CHAIN_MOVED.format(number=case.number))
@@ -297,7 +297,7 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
     finally:
         if not committed:
             staged.unlink(missing_ok=True)
-    _move_into_place(staged, out_path, case_number=case.number)
+    move_into_place(staged, out_path, case_number=case.number)
     return result
 
 
@@ -324,10 +324,10 @@ def publish_bundle(part: Path, out_path: Path, *, sha256: str, case_number: str)
         raise BundleNotPublishedError(
             f"The unfinished bundle {part.name} of case {case_number} is not the one its "
             "custody entry records.")
-    _move_into_place(part, out_path, case_number=case_number)
+    move_into_place(part, out_path, case_number=case_number)
 
 
-def _move_into_place(part: Path, out_path: Path, *, case_number: str) -> None:
+def move_into_place(part: Path, out_path: Path, *, case_number: str) -> None:
     """``part`` to ``out_path`` without ever replacing a file there, durably."""
     try:
         os.link(part, out_path)
@@ -368,18 +368,18 @@ class _Written:
     evidence_digest: str
 
 
-def _chain_head(session: Session, chain: str) -> tuple[int, str] | None:
+def chain_head(session: Session, chain: str) -> tuple[int, str] | None:
     """The chain head's (last seq, last hash) as committed now; a read, no lock."""
     head = session.exec(select(CustodyChainHead).where(CustodyChainHead.chain == chain)
                         .execution_options(populate_existing=True)).first()
     return (head.last_seq, head.last_hash) if head is not None else None
 
 
-def _plan_export_entry(session: Session, *, case: Case, exporter: str,
+def plan_export_entry(session: Session, *, case: Case, exporter: str,
                        details: dict[str, Any]) -> _PlannedEntry:
     """The entry ``append_custody_entry`` would append now, with its hash, unwritten."""
     chain = chain_key(case_id=case.id, original_id=None)
-    previous = _chain_head(session, chain)
+    previous = chain_head(session, chain)
     seq, prev_hash = (previous[0] + 1, previous[1]) if previous else (0, GENESIS_HASH)
     when = utcnow().astimezone(UTC)
     fields: dict[str, Any] = {
@@ -490,5 +490,6 @@ def _clip_report(number: int, a: _ClipArtefacts, bag: Path) -> ClipReport:
     )
 
 
-__all__ = ["OKO_VERSION", "BundleNotPublishedError", "ExportResult", "export_case",
-           "part_path", "pending_parts", "publish_bundle", "verify_instructions"]
+__all__ = ["OKO_VERSION", "BundleNotPublishedError", "ExportResult", "chain_head",
+           "export_case", "move_into_place", "part_path", "pending_parts",
+           "plan_export_entry", "publish_bundle", "safe_name", "verify_instructions"]

@@ -83,7 +83,7 @@ class ReportData:
     verify_text: str
 
 
-def _register_fonts() -> None:
+def register_fonts() -> None:
     registered = set(pdfmetrics.getRegisteredFontNames())
     for name, filename in ((FONT, DEJAVU_SANS), (FONT_BOLD, DEJAVU_SANS_BOLD),
                            (FONT_MONO, DEJAVU_SANS_MONO)):
@@ -103,7 +103,7 @@ def both_times(value: datetime, timezone: str) -> str:
             + f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()} (UTC{offset[:3]}:{offset[3:]})")
 
 
-class _Styles:
+class ReportStyles:
     def __init__(self) -> None:
         self.body = ParagraphStyle("body", fontName=FONT, fontSize=9.5, leading=12.5)
         self.h1 = ParagraphStyle("h1", fontName=FONT_BOLD, fontSize=17, leading=22,
@@ -114,12 +114,13 @@ class _Styles:
         self.small = ParagraphStyle("small", fontName=FONT, fontSize=8, leading=10)
 
 
-def _p(text: str, style: ParagraphStyle) -> Paragraph:
+def para(text: str, style: ParagraphStyle) -> Paragraph:
     return Paragraph(escape(text).replace("\n", "<br/>"), style)
 
 
-def _table(rows: list[tuple[str, str]], s: _Styles, mono_keys: frozenset[str]) -> Table:
-    data = [[_p(k, s.small), _p(v, s.mono if k in mono_keys else s.body)] for k, v in rows]
+def key_value_table(rows: list[tuple[str, str]], s: ReportStyles,
+                    mono_keys: frozenset[str]) -> Table:
+    data = [[para(k, s.small), para(v, s.mono if k in mono_keys else s.body)] for k, v in rows]
     table = Table(data, colWidths=[42 * mm, 128 * mm])
     table.setStyle(TableStyle([
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
@@ -128,7 +129,7 @@ def _table(rows: list[tuple[str, str]], s: _Styles, mono_keys: frozenset[str]) -
     return table
 
 
-def _footer_canvas(case_number: str, digest: str) -> type[Canvas]:
+def footer_canvas(case_number: str, digest: str) -> type[Canvas]:
     class FooterCanvas(Canvas):
         """Defers pages so the footer can say "page N of M"."""
 
@@ -157,11 +158,11 @@ def _footer_canvas(case_number: str, digest: str) -> type[Canvas]:
 
 def build_report(data: ReportData, out_path: Path) -> None:
     """Write the PDF report to ``out_path``."""
-    _register_fonts()
-    s = _Styles()
-    story: list[Any] = [_p(f"Evidence report — case {data.case_number}", s.h1),
-                        _p(data.case_title, s.h2)]
-    story.append(_table([
+    register_fonts()
+    s = ReportStyles()
+    story: list[Any] = [para(f"Evidence report — case {data.case_number}", s.h1),
+                        para(data.case_title, s.h2)]
+    story.append(key_value_table([
         ("Case number", data.case_number), ("Title", data.case_title),
         ("Legal basis", data.legal_basis), ("Investigator", data.investigator),
         ("Agency", data.agency), ("Organisation", data.organisation),
@@ -173,7 +174,7 @@ def build_report(data: ReportData, out_path: Path) -> None:
         ("Evidence digest", data.evidence_digest),
     ], s, frozenset({"Signer certificate SHA-256 fingerprint", "Evidence digest"})))
     story.append(Spacer(1, 6 * mm))
-    story.append(_p("The evidence digest in every footer is the SHA-256 of manifest-sha256.txt"
+    story.append(para("The evidence digest in every footer is the SHA-256 of manifest-sha256.txt"
                     " without the line for data/report.pdf; a report cannot contain its own"
                     " hash. The signature in signature.sig covers tagmanifest-sha256.txt,"
                     " which covers manifest-sha256.txt and so this report.", s.small))
@@ -181,14 +182,14 @@ def build_report(data: ReportData, out_path: Path) -> None:
         story += [PageBreak(), *_clip_section(clip, s)]
     story += [PageBreak(), *_provenance_section(data, s), PageBreak(),
               *_custody_section(data, s), PageBreak(),
-              _p("Verification instructions", s.h2), _p(data.verify_text, s.mono)]
+              para("Verification instructions", s.h2), para(data.verify_text, s.mono)]
     doc = SimpleDocTemplate(str(out_path), pagesize=A4, leftMargin=18 * mm,
                             rightMargin=18 * mm, topMargin=16 * mm, bottomMargin=22 * mm,
                             title=f"Evidence report {data.case_number}", author=data.exporter)
-    doc.build(story, canvasmaker=_footer_canvas(data.case_number, data.evidence_digest))
+    doc.build(story, canvasmaker=footer_canvas(data.case_number, data.evidence_digest))
 
 
-def _clip_section(clip: ClipReport, s: _Styles) -> list[Any]:
+def _clip_section(clip: ClipReport, s: ReportStyles) -> list[Any]:
     tz = clip.timezone
     duration = (clip.actual_end_utc - clip.actual_start_utc).total_seconds()
     rows = [
@@ -209,14 +210,14 @@ def _clip_section(clip: ClipReport, s: _Styles) -> list[Any]:
         ("Origin", "from a search (see Search provenance)" if clip.provenance
          else "added by hand"),
     ]
-    story: list[Any] = [_p(f"Clip {clip.number}", s.h2),
-                        _table(rows, s, frozenset({"Original SHA-256 (acquisition)",
+    story: list[Any] = [para(f"Clip {clip.number}", s.h2),
+                        key_value_table(rows, s, frozenset({"Original SHA-256 (acquisition)",
                                                    "Clip SHA-256"})),
                         Spacer(1, 4 * mm)]
     image = Image(str(clip.still_path))
     scale = min(1.0, (120 * mm) / image.imageWidth)
     image.drawWidth, image.drawHeight = image.imageWidth * scale, image.imageHeight * scale
-    story += [image, _p(f"Still frame at the requested start of clip {clip.number}.", s.small)]
+    story += [image, para(f"Still frame at the requested start of clip {clip.number}.", s.small)]
     return story
 
 
@@ -227,15 +228,15 @@ _SEARCH_RECORD = (("Frame", "frame_id"), ("Frame time (UTC)", "frame_utc"),
 """What the server copied from the audited search, shown when the clip carries it."""
 
 
-def _provenance_section(data: ReportData, s: _Styles) -> list[Any]:
-    story: list[Any] = [_p("Search provenance", s.h2), _p(LEAD_STATEMENT, s.body),
+def _provenance_section(data: ReportData, s: ReportStyles) -> list[Any]:
+    story: list[Any] = [para("Search provenance", s.h2), para(LEAD_STATEMENT, s.body),
                         Spacer(1, 3 * mm)]
     searched = [c for c in data.clips if c.provenance]
     if not searched:
-        story.append(_p("No clip in this case came from an automated search.", s.body))
+        story.append(para("No clip in this case came from an automated search.", s.body))
     for clip in searched:
         p = clip.provenance
-        story += [_p(f"Clip {clip.number}", s.body), _table([
+        story += [para(f"Clip {clip.number}", s.body), key_value_table([
             ("Query", str(p.get("query", ""))), ("Model", str(p.get("model", ""))),
             ("Weights SHA-256", str(p.get("weights_sha256", ""))),
             ("Score", str(p.get("score", ""))),
@@ -244,11 +245,11 @@ def _provenance_section(data: ReportData, s: _Styles) -> list[Any]:
     return story
 
 
-def _custody_section(data: ReportData, s: _Styles) -> list[Any]:
-    story: list[Any] = [_p("Chain of custody", s.h2)]
+def _custody_section(data: ReportData, s: ReportStyles) -> list[Any]:
+    story: list[Any] = [para("Chain of custody", s.h2)]
     for entry in data.custody:
         when = datetime.fromisoformat(entry["recorded_at"].replace("Z", "+00:00"))
-        story.append(_table([
+        story.append(key_value_table([
             ("When", both_times(when, data.timezone)),
             ("Action", f"{entry['action']} ({entry['chain']} #{entry['seq']})"),
             ("Who", entry["actor"]),
@@ -259,4 +260,16 @@ def _custody_section(data: ReportData, s: _Styles) -> list[Any]:
     return story
 
 
-__all__ = ["LEAD_STATEMENT", "ClipReport", "ReportData", "both_times", "build_report"]
+__all__ = [
+    "FONT_BOLD",
+    "LEAD_STATEMENT",
+    "ClipReport",
+    "ReportData",
+    "ReportStyles",
+    "both_times",
+    "build_report",
+    "footer_canvas",
+    "key_value_table",
+    "para",
+    "register_fonts",
+]

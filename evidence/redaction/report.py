@@ -21,12 +21,12 @@ from reportlab.platypus import Image, PageBreak, SimpleDocTemplate, Spacer
 
 from evidence.report import (
     FONT_BOLD,
-    _footer_canvas,
-    _p,
-    _register_fonts,
-    _Styles,
-    _table,
+    ReportStyles,
     both_times,
+    footer_canvas,
+    key_value_table,
+    para,
+    register_fonts,
 )
 
 STAMP = "ЗНЕОСОБЛЕНА КОПІЯ"
@@ -71,7 +71,7 @@ class DisclosureReportData:
 
 
 def _stamped_canvas(case_number: str, digest: str) -> type[Canvas]:
-    base = _footer_canvas(case_number, digest)
+    base = footer_canvas(case_number, digest)
 
     class StampedCanvas(base):  # type: ignore[valid-type,misc]  # a class made at run time
         def showPage(self) -> None:
@@ -95,10 +95,10 @@ def _masked_text(clip: RedactedClipReport) -> str:
 
 
 def build_disclosure_report(data: DisclosureReportData, out_path: Path) -> None:
-    _register_fonts()
-    s = _Styles()
-    story: list[Any] = [_p(f"{STAMP}: case {data.case_number}", s.h1),
-                        _p(data.case_title, s.h2), _table([
+    register_fonts()
+    s = ReportStyles()
+    story: list[Any] = [para(f"{STAMP}: case {data.case_number}", s.h1),
+                        para(data.case_title, s.h2), key_value_table([
                             ("Case number", data.case_number), ("Agency", data.agency),
                             ("Organisation", data.organisation),
                             ("Exported by", data.exporter),
@@ -109,21 +109,21 @@ def build_disclosure_report(data: DisclosureReportData, out_path: Path) -> None:
                             ("Evidence digest", data.evidence_digest),
                         ], s, frozenset({"Signer certificate SHA-256", "Evidence digest"})),
                         Spacer(1, 4 * mm),
-                        _p("This bundle is a redacted disclosure copy. It holds no "
+                        para("This bundle is a redacted disclosure copy. It holds no "
                            "unredacted footage: the originals, clips and stills stay with "
                            "the exporting organisation; the original's hash and its "
                            "acquisition entry identify them.", s.body)]
     for clip in data.clips:
         story += [PageBreak(), *_clip_section(clip, s)]
-    story += [PageBreak(), _p("Verification instructions", s.h2),
-              _p(data.verify_text, s.mono)]
+    story += [PageBreak(), para("Verification instructions", s.h2),
+              para(data.verify_text, s.mono)]
     doc = SimpleDocTemplate(str(out_path), pagesize=A4, leftMargin=18 * mm,
                             rightMargin=18 * mm, topMargin=18 * mm, bottomMargin=22 * mm,
                             title=f"{STAMP} {data.case_number}", author=data.exporter)
     doc.build(story, canvasmaker=_stamped_canvas(data.case_number, data.evidence_digest))
 
 
-def _clip_section(clip: RedactedClipReport, s: _Styles) -> list[Any]:
+def _clip_section(clip: RedactedClipReport, s: ReportStyles) -> list[Any]:
     rows = [("Camera", clip.camera), ("Original file", clip.original_filename),
             ("Original SHA-256 (acquisition)", clip.original_sha256),
             ("Acquisition entry SHA-256", clip.acquisition_entry_hash or "—"),
@@ -137,21 +137,21 @@ def _clip_section(clip: RedactedClipReport, s: _Styles) -> list[Any]:
                          "resolution kept)")]
     rows += [(f"Detector ({d['kind']})", f"{d['name']}; {d['model_file']} SHA-256 "
                                          f"{d['model_sha256']}") for d in clip.detectors]
-    story: list[Any] = [_p(f"Clip {clip.number} (redacted)", s.h2),
-                        _table(rows, s, frozenset({
+    story: list[Any] = [para(f"Clip {clip.number} (redacted)", s.h2),
+                        key_value_table(rows, s, frozenset({
                             "Original SHA-256 (acquisition)", "Acquisition entry SHA-256",
                             "Source clip SHA-256 (not included)",
                             "Redacted clip SHA-256"})), Spacer(1, 3 * mm)]
     if clip.decisions:
-        story.append(_p("Review decisions", s.body))
-        story.append(_table([(f"{d['kind']} {d.get('track_id') or ''}".strip(),
+        story.append(para("Review decisions", s.body))
+        story.append(key_value_table([(f"{d['kind']} {d.get('track_id') or ''}".strip(),
                               f"{d['actor']} at {d['decided_at']}: {d['reason'] or '—'}")
                              for d in clip.decisions], s, frozenset()))
         story.append(Spacer(1, 3 * mm))
     image = Image(str(clip.still_path))
     scale = min(1.0, (120 * mm) / image.imageWidth)
     image.drawWidth, image.drawHeight = image.imageWidth * scale, image.imageHeight * scale
-    story += [image, _p(f"Redacted still: the first frame of redacted clip {clip.number}.",
+    story += [image, para(f"Redacted still: the first frame of redacted clip {clip.number}.",
                         s.small)]
     return story
 

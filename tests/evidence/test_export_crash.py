@@ -271,7 +271,7 @@ def test_an_export_killed_before_its_commit_fails_and_a_retry_takes_the_same_seq
 def test_an_export_killed_after_its_commit_is_finished_from_its_part(
         world: EvidenceWorld, monkeypatch: pytest.MonkeyPatch) -> None:
     job_id = _queued_job(world)
-    _crash_at(monkeypatch, "_move_into_place")
+    _crash_at(monkeypatch, "move_into_place")
     _run_until_crash(world, job_id)
     monkeypatch.undo()
     killed = _job(world, job_id)
@@ -304,7 +304,7 @@ def test_an_export_killed_after_its_commit_is_finished_from_its_part(
 def test_a_recorded_export_whose_part_was_altered_fails_and_its_part_is_kept(
         world: EvidenceWorld, monkeypatch: pytest.MonkeyPatch) -> None:
     job_id = _queued_job(world)
-    _crash_at(monkeypatch, "_move_into_place")
+    _crash_at(monkeypatch, "move_into_place")
     _run_until_crash(world, job_id)
     monkeypatch.undo()
     out = Path(_job(world, job_id).bundle_path or "")
@@ -324,13 +324,13 @@ def test_a_recorded_export_whose_part_was_altered_fails_and_its_part_is_kept(
 def test_a_bundle_moved_before_the_process_ended_is_marked_done(
         world: EvidenceWorld, monkeypatch: pytest.MonkeyPatch) -> None:
     job_id = _queued_job(world)
-    real_move = exports._move_into_place
+    real_move = exports.move_into_place
 
     def move_then_crash(part: Path, out: Path, *, case_number: str) -> None:
         real_move(part, out, case_number=case_number)
         raise _Crash("after the rename, before the job is marked done")
 
-    monkeypatch.setattr(exports, "_move_into_place", move_then_crash)
+    monkeypatch.setattr(exports, "move_into_place", move_then_crash)
     _run_until_crash(world, job_id)
     monkeypatch.undo()
     out = Path(_job(world, job_id).bundle_path or "")
@@ -374,7 +374,7 @@ def test_an_export_on_another_host_is_judged_by_its_progress(
 def test_a_recorded_export_is_never_claimed_again_however_stale(
         world: EvidenceWorld, monkeypatch: pytest.MonkeyPatch) -> None:
     job_id = _queued_job(world)
-    _crash_at(monkeypatch, "_move_into_place")
+    _crash_at(monkeypatch, "move_into_place")
     _run_until_crash(world, job_id)
     monkeypatch.undo()
     long_ago = utcnow() - export_jobs.STALE_RUNNING_AFTER - timedelta(minutes=1)

@@ -214,7 +214,7 @@ def test_a_worker_killed_after_the_custody_commit(
         state: AppState, settings: Settings, tmp_path: Path,
         workers: Callable[..., WorkerProcess]) -> None:
     world = build_world(state, tmp_path)
-    job_id, _pid = _kill_while_paused(workers, state, world, "_move_into_place", tmp_path)
+    job_id, _pid = _kill_while_paused(workers, state, world, "move_into_place", tmp_path)
     killed = _job(state, job_id)
     assert (killed.status, killed.stage) == (RUNNING, PUBLISHING)
     assert killed.bundle_path is not None and killed.bundle_sha256 is not None
