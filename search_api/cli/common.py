@@ -7,6 +7,7 @@ so the database and application stack load only when a command first asks for th
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -69,6 +70,14 @@ def operator_usecase(state: AppState, *, act_as: str | None = None
                 raise AuthenticationError(f"User '{as_user.username}' is disabled.")
         yield UseCaseContext(session=session, state=state,
                              actor=Actor.local_operator(as_user=as_user))
+
+
+def passphrase(context: CliContext) -> str:
+    """OKO_KEY_PASSPHRASE, else a hidden prompt on a terminal (asked once per command)."""
+    if not context.settings.key_passphrase and sys.stdin.isatty():
+        context.settings.key_passphrase = str(typer.prompt("Evidence key passphrase",
+                                                           hide_input=True))
+    return context.settings.key_passphrase or ""  # load_signer names the setting if empty
 
 
 def cli_context(ctx: typer.Context) -> CliContext:

@@ -21,12 +21,13 @@ from rich.table import Table
 from evidence.export_jobs import AWAITING_APPROVAL, QUEUED, RUNNING
 from evidence.keys import KEY_FILE, ROOT_KEY_FILE
 from search_api.cli.common import (
-    CliContext,
     cli_context,
     console,
     operator_usecase,
+    passphrase,
     print_json,
 )
+from search_api.cli.redaction import propose as propose_redaction
 from search_api.state import AppState
 from search_api.usecases import cases, exports, keys
 from search_api.usecases.verify import receive_bundle
@@ -36,14 +37,6 @@ from storage.errors import InvalidInputError, StorageError
 case_app = typer.Typer(help="Cases: create, add clips, export, transfer.", no_args_is_help=True)
 keys_app = typer.Typer(help="The evidence authority (root) and the signing certificate.",
                        no_args_is_help=True)
-
-
-def passphrase(context: CliContext) -> str:
-    """OKO_KEY_PASSPHRASE, else a hidden prompt on a terminal (asked once per command)."""
-    if not context.settings.key_passphrase and sys.stdin.isatty():
-        context.settings.key_passphrase = str(typer.prompt("Evidence key passphrase",
-                                                           hide_input=True))
-    return context.settings.key_passphrase or ""  # load_signer names the setting if empty
 
 
 def create_signing_identity(state: AppState) -> str:
@@ -77,6 +70,10 @@ def _time(value: str, option: str) -> datetime:
 
 Number = Annotated[str, typer.Argument(help="Case number.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+# `oko case redact CASE --clip N` is `oko redact propose`; review goes on under `oko redact`
+case_app.command("redact")(propose_redaction)
 
 
 @case_app.command("create")

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from search_api.cli.common import cli_context, print_json
+from search_api.cli.common import cli_context, passphrase, print_json
 
 redact_app = typer.Typer(help="Redacted disclosure copies: propose, review, export.",
                          no_args_is_help=True)
@@ -151,7 +151,6 @@ def export(ctx: typer.Context, number: Number,
            out: Annotated[Path | None, typer.Option("--out", help="The bundle zip.")] = None,
            ) -> None:
     """Write the signed redacted disclosure bundle (every clip needs an approved one)."""
-    from search_api.cli.evidence import passphrase
     from search_api.usecases import cases, redaction
 
     context = cli_context(ctx)
