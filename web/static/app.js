@@ -11,12 +11,17 @@ import { route, start, current, navigate, href } from "./router.js";
 const PAGES = [
   ["/signin", () => import("./pages/signin.js"), "public", null],
   ["/search", () => import("./pages/search.js"), "search", "nav.search"],
+  ["/plates", () => import("./pages/plates.js"), "search", "nav.plates"],
+  ["/plates/:plate", () => import("./pages/plates.js"), "search", null],
   ["/moment/:frame", () => import("./pages/moment.js"), "view_footage", null],
   ["/cases", () => import("./pages/cases.js"), "manage_cases", "nav.cases"],
   ["/cases/:id", () => import("./pages/case.js"), "read_cases", null],
+  ["/cases/:id/redact/:clip", () => import("./pages/redaction.js"), "export", null],
   ["/inbox", () => import("./pages/inbox.js"), "receive_bundle", "nav.inbox"],
   ["/audit", () => import("./pages/audit.js"), "read_audit", "nav.audit"],
   ["/admin", () => import("./pages/admin.js"), "manage_users", "nav.admin"],
+  ["/watchlist", () => import("./pages/plates.js").then((m) => ({ render: m.renderWatchlist })),
+    "manage_watchlist", "nav.watchlist"],
   ["/verify", () => import("./pages/verify.js"), "verify", "nav.verify"],
 ];
 for (const [path, load, permission, nav] of PAGES) route(path, load, { permission, nav });

@@ -14,15 +14,18 @@ function clipsTable(detail) {
   if (!detail.clips.length) return h("p", { class: "muted" }, t("case.no_clips"));
   return h("table", {}, h("caption", {}, t("case.clips")),
     h("thead", {}, h("tr", {}, ["case.camera", "case.start", "case.end", "case.note",
-      "case.origin"].map((key) => h("th", { scope: "col" }, t(key))))),
-    h("tbody", {}, detail.clips.map((clip) => {
+      "case.origin", store.may("export") ? "case.redaction" : null].filter(Boolean)
+      .map((key) => h("th", { scope: "col" }, t(key))))),
+    h("tbody", {}, detail.clips.map((clip, index) => {
       const zone = cameraZone(clip.camera_id);
       return h("tr", {}, h("td", { class: "mono" }, clip.camera_id),
         h("td", {}, timeEl(clip.start_utc, zone, { seconds: true })),
         h("td", {}, timeEl(clip.end_utc, zone, { seconds: true })),
         h("td", {}, clip.note || "—"),
         h("td", {}, clip.source === "search" ? t("case.from_search", {
-          id: clip.provenance.search_id ?? "?" }) : t("case.by_hand")));
+          id: clip.provenance.search_id ?? "?" }) : t("case.by_hand")),
+        store.may("export") ? h("td", {}, h("a", { href: `#/cases/${detail.id}/redact/${index + 1}`,
+          class: "redact-link" }, t("case.redact"))) : null);
     })));
 }
 
