@@ -1,4 +1,5 @@
-"""The Celery-backed ``JobQueue``: how use cases hand ingest and export jobs to a worker.
+"""The Celery-backed ``JobQueue``: how use cases hand ingest, export and embedding work to
+a worker.
 
 Celery is imported on the first enqueue, so a command that queues nothing never loads it.
 """
@@ -41,6 +42,11 @@ class CeleryJobQueue:
         from search_api.tasks.app import enqueue_export
 
         enqueue_export(self.app, job_id)
+
+    def enqueue_embed(self) -> None:
+        from search_api.tasks.app import enqueue_embed
+
+        enqueue_embed(self.app)
 
 
 __all__ = ["CeleryJobQueue"]

@@ -35,6 +35,8 @@ class JobQueue(Protocol):
 
     def enqueue_export(self, job_id: int) -> None: ...
 
+    def enqueue_embed(self) -> None: ...
+
 
 @dataclass
 class AppState:

@@ -91,6 +91,17 @@ def enqueue_export(app: Celery, job_id: int) -> None:
             "The job broker cannot be reached; the export stays queued.") from exc
 
 
+def enqueue_embed(app: Celery) -> None:
+    """Ask a worker to embed (and read plates on) every pending frame; idempotent, so a
+    burst of requests costs one pass each and none is lost."""
+    try:
+        app.send_task(EMBED_TASK, queue=QUEUE)
+    except OperationalError as exc:
+        raise BrokerUnavailableError(
+            "The job broker cannot be reached; the frames wait for the next embedding"
+            " run.") from exc
+
+
 __all__ = [
     "EMBED_TASK",
     "EXPORT_TASK",
@@ -98,6 +109,7 @@ __all__ = [
     "QUEUE",
     "TASK_MODULES",
     "BrokerUnavailableError",
+    "enqueue_embed",
     "enqueue_export",
     "enqueue_ingest",
     "make_celery",

@@ -10,6 +10,7 @@ bitrate, fps and the gaps of the last 24 hours, with the stream URL redacted.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from search_api.state import AppState
 from search_api.usecases.context import UseCaseContext
 from search_api.usecases.ingest import ingest_options
 from storage.cameras import list_cameras
+from storage.errors import OkoError
 from storage.gaps import recent_gaps
 from storage.models.media import Camera
 from storage.models.recording import RecorderState
@@ -32,6 +34,7 @@ from storage.settings import Settings
 from storage.stream_urls import redact_stream_url
 from storage.types import utcnow
 
+logger = logging.getLogger(__name__)
 # a recorder that has not written its state for this long is taken for gone
 STALE_AFTER = timedelta(minutes=5)
 
@@ -44,17 +47,31 @@ def recorder_config(settings: Settings) -> RecorderConfig:
         min_free_bytes=settings.record_min_free_mb * 2**20)
 
 
+def queue_embedding(state: AppState, outcome: IngestOutcome) -> None:
+    """Ask the worker to embed and plate-read a new original's frames, as an ingest job's
+    end does; a broker that cannot be reached only delays it (the next run takes them)."""
+    if outcome.duplicate or not outcome.frame_count or state.job_queue is None:
+        return  # no queue: a process built without one (a test) embeds by its own run
+    try:
+        state.jobs().enqueue_embed()
+    except OkoError as exc:
+        logger.warning("%s", exc.message)
+
+
 class RecordedFileIngest:
-    """Ingests one file the recorder finished, its start from the stream's clock."""
+    """Ingests one file the recorder finished, its start from the stream's clock, and
+    queues the embedding of its frames."""
 
     def __init__(self, state: AppState) -> None:
         self.state = state
 
     def __call__(self, path: Path, *, camera_id: str, start: datetime) -> IngestOutcome:
-        return ingest_file(engine=self.state.engine, originals=self.state.originals,
-                           derived=self.state.derived, path=path, camera_id=camera_id,
-                           start=start, options=ingest_options(self.state.settings),
-                           actor="recorder", start_source="stream_clock")
+        outcome = ingest_file(engine=self.state.engine, originals=self.state.originals,
+                              derived=self.state.derived, path=path, camera_id=camera_id,
+                              start=start, options=ingest_options(self.state.settings),
+                              actor="recorder", start_source="stream_clock")
+        queue_embedding(self.state, outcome)
+        return outcome
 
 
 def build_recorder(state: AppState, *, camera_id: str, url: str,
@@ -93,9 +110,12 @@ def build_watcher(ctx: UseCaseContext, *, folder: Path, camera_id: str | None,
     state = ctx.state
 
     def ingest(path: Path, camera: str) -> IngestOutcome:
-        return ingest_file(engine=state.engine, originals=state.originals,
-                           derived=state.derived, path=path, camera_id=camera, start=None,
-                           options=ingest_options(state.settings), actor="watch")
+        outcome = ingest_file(engine=state.engine, originals=state.originals,
+                              derived=state.derived, path=path, camera_id=camera,
+                              start=None, options=ingest_options(state.settings),
+                              actor="watch")
+        queue_embedding(state, outcome)
+        return outcome
 
     return FolderWatcher(folder=folder, engine=state.engine, ingest=ingest,
                          camera_id=camera_id, mapping=mapping,
