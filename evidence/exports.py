@@ -45,7 +45,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,7 @@ from storage.custody import (
     format_time,
 )
 from storage.errors import ConflictError, InvalidInputError, NotFoundError, StorageError
+from storage.gaps import gaps_near
 from storage.models.access import User
 from storage.models.evidence import Case, CaseClip, CustodyChainHead
 from storage.models.media import Camera, Original
@@ -109,6 +110,8 @@ class _ClipArtefacts:
     still: StillResult
     clip_path: str
     still_path: str
+    # recording gaps within ten minutes of the clip: what was not recorded, for the court
+    gaps: list[dict[str, object]] = field(default_factory=list)
 
 
 def safe_name(text: str) -> str:
@@ -192,8 +195,11 @@ def _cut_all(session: Session, clips: list[CaseClip], *, originals: BlobStore,
                        tmp_dir=tmp_dir)
         still = still_frame(original_path=source, offset_s=start_s, derived=derived)
         stem = f"clip-{number:03d}-{safe_name(camera.id)}"
+        gaps = [g.to_dict() for g in gaps_near(session, camera.id, clip.start_utc,
+                                                clip.end_utc)]
         result.append(_ClipArtefacts(clip, original, camera, cut, still,
-                                     f"data/clips/{stem}.mp4", f"data/stills/{stem}.jpg"))
+                                     f"data/clips/{stem}.mp4", f"data/stills/{stem}.jpg",
+                                     gaps))
         progress("cutting clips", 0.1 + 0.5 * number / len(clips))
     return result
 
@@ -268,7 +274,8 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
                        "clips": [{"clip_id": a.clip.id, "path": a.clip_path,
                                   "sha256": a.cut.sha256, "still_path": a.still_path,
                                   "still_sha256": a.still.sha256,
-                                  "original_sha256": a.original.sha256} for a in artefacts]}
+                                  "original_sha256": a.original.sha256,
+                                  "recording_gaps": a.gaps} for a in artefacts]}
             for _attempt in range(EXPORT_ATTEMPTS):
                 planned = plan_export_entry(session, case=case, exporter=exporter,
                                              details=details)
@@ -470,6 +477,7 @@ def _clip_facts(a: _ClipArtefacts) -> dict[str, Any]:
         "actual_start_utc": format_time(_span(a.original, a.cut.actual_start_s)),
         "actual_end_utc": format_time(_span(a.original, a.cut.actual_end_s)),
         "provenance": a.clip.provenance,
+        "recording_gaps": a.gaps,
     }
 
 
@@ -486,7 +494,7 @@ def _clip_report(number: int, a: _ClipArtefacts, bag: Path) -> ClipReport:
         actual_start_utc=_span(a.original, a.cut.actual_start_s).astimezone(UTC),
         actual_end_utc=_span(a.original, a.cut.actual_end_s).astimezone(UTC),
         codec=a.cut.codec, width=a.cut.width, height=a.cut.height, note=a.clip.note,
-        provenance=a.clip.provenance,
+        provenance=a.clip.provenance, recording_gaps=a.gaps,
     )
 
 

@@ -62,6 +62,7 @@ class ClipReport:
     height: int
     note: str
     provenance: dict[str, Any] = field(default_factory=dict)
+    recording_gaps: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,19 @@ def build_report(data: ReportData, out_path: Path) -> None:
     doc.build(story, canvasmaker=footer_canvas(data.case_number, data.evidence_digest))
 
 
+def _gaps_text(gaps: list[dict[str, Any]], tz: str) -> str:
+    if not gaps:
+        return ("none recorded (gaps are recorded for cameras Oko records from their"
+                " stream)")
+    lines = []
+    for gap in gaps:
+        start = both_times(datetime.fromisoformat(gap["start_utc"]), tz)
+        end = (both_times(datetime.fromisoformat(gap["end_utc"]), tz) if gap["end_utc"]
+               else "still open")
+        lines.append(f"not recorded from {start} to {end}: {gap['reason']}")
+    return "; ".join(lines)
+
+
 def _clip_section(clip: ClipReport, s: ReportStyles) -> list[Any]:
     tz = clip.timezone
     duration = (clip.actual_end_utc - clip.actual_start_utc).total_seconds()
@@ -209,6 +223,7 @@ def _clip_section(clip: ClipReport, s: ReportStyles) -> list[Any]:
         ("Note", clip.note or "—"),
         ("Origin", "from a search (see Search provenance)" if clip.provenance
          else "added by hand"),
+        ("Recording gaps (±10 min)", _gaps_text(clip.recording_gaps, tz)),
     ]
     story: list[Any] = [para(f"Clip {clip.number}", s.h2),
                         key_value_table(rows, s, frozenset({"Original SHA-256 (acquisition)",
