@@ -145,6 +145,7 @@ export async function render({ params, query, navigate }) {
         from: isoOrEmpty(values.from) || null, to: isoOrEmpty(values.to) || null,
         day_phase: values.phase || null };
       const answer = await api.post("/api/plates/search", body);
+      store.set("lastSearch", answer); // the moment view's strip and previous/next
       status.textContent = t("plates.found", { n: answer.moments.length,
         candidates: answer.provenance.candidates });
       clear(results, answer.moments.map((m, i) => hitCard(m, i, answer.search_id, values.purpose)));
