@@ -36,10 +36,11 @@ from sqlmodel import Session, col, select
 
 from evidence.bundle import REPORT_PATH, evidence_digest, finish_bag, hash_payload, zip_bag
 from evidence.cases import case_clips
-from evidence.clips import cut_clip, ffmpeg_version
+from evidence.clips import ffmpeg_version
 from evidence.exports import (
     OKO_VERSION,
     chain_head,
+    cut_case_clip,
     move_into_place,
     part_path,
     plan_export_entry,
@@ -61,9 +62,8 @@ from evidence.redaction.video import VideoFacts
 from storage.atomic import owner_tag
 from storage.blobstore import BlobStore, sha256_file
 from storage.custody import append_custody_entry, chain_entries, entry_record, format_time
-from storage.errors import ConflictError, InvalidInputError, NotFoundError
+from storage.errors import ConflictError, InvalidInputError
 from storage.models.evidence import Case, CaseClip
-from storage.models.media import Camera, Original
 from storage.models.redaction import Redaction, RedactionDecision
 
 KIND_OF = {"faces": "face", "plates": "plate"}
@@ -210,17 +210,8 @@ def export_disclosure(session: Session, *, case: Case, redact: list[str], export
 def _redact_clip(session: Session, bag: Path, work: Path, number: int, clip: CaseClip,
                  redaction: Redaction, *, redact: list[str], originals: BlobStore,
                  derived: BlobStore) -> dict[str, Any]:
-    original = session.get(Original, clip.original_id)
-    camera = session.get(Camera, clip.camera_id)
-    if original is None or camera is None:
-        raise NotFoundError(f"Clip {clip.id} refers to footage that no longer exists.")
-    source = originals.path_for(original.sha256)
-    if not source.is_file():
-        raise NotFoundError(f"The original {original.sha256} is missing from the store.")
-    start_s = (clip.start_utc - original.recording_start_utc).total_seconds()
-    end_s = (clip.end_utc - original.recording_start_utc).total_seconds()
-    cut = cut_clip(original_path=source, start_s=start_s, end_s=end_s, derived=derived,
-                   tmp_dir=work)
+    made = cut_case_clip(session, clip, originals=originals, derived=derived, tmp_dir=work)
+    original, camera, cut = made.original, made.camera, made.cut
     if cut.sha256 != redaction.source_clip_sha256:
         raise ConflictError(f"Clip {number} is no longer the clip redaction {redaction.id} "
                             "was proposed on; propose it again.")

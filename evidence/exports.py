@@ -178,22 +178,47 @@ On an Oko installation, `oko verify` runs the same checks.
 """
 
 
+@dataclass(frozen=True)
+class CaseClipCut:
+    """A case clip cut from its stored original by stream copy (``cut_case_clip``)."""
+
+    original: Original
+    camera: Camera
+    source: Path
+    start_s: float
+    cut: CutResult
+
+
+def cut_case_clip(session: Session, clip: CaseClip, *, originals: BlobStore,
+                  derived: BlobStore, tmp_dir: Path) -> CaseClipCut:
+    """Cut ``clip`` from its original in the store, as every export does.
+
+    Raises ``NotFoundError`` when its original, camera or stored file is gone.
+    """
+    original = session.get(Original, clip.original_id)
+    camera = session.get(Camera, clip.camera_id)
+    if original is None or camera is None:
+        raise NotFoundError(f"Clip {clip.id} refers to footage that no longer exists.")
+    source = originals.path_for(original.sha256)
+    if not source.is_file():
+        raise NotFoundError(f"The original {original.sha256} is missing from the store.")
+    start_s = (clip.start_utc - original.recording_start_utc).total_seconds()
+    end_s = (clip.end_utc - original.recording_start_utc).total_seconds()
+    cut = cut_clip(original_path=source, start_s=start_s, end_s=end_s, derived=derived,
+                   tmp_dir=tmp_dir)
+    return CaseClipCut(original=original, camera=camera, source=source, start_s=start_s,
+                       cut=cut)
+
+
 def _cut_all(session: Session, clips: list[CaseClip], *, originals: BlobStore,
              derived: BlobStore, tmp_dir: Path, progress: Progress) -> list[_ClipArtefacts]:
     result: list[_ClipArtefacts] = []
     for number, clip in enumerate(clips, start=1):
-        original = session.get(Original, clip.original_id)
-        camera = session.get(Camera, clip.camera_id)
-        if original is None or camera is None:
-            raise NotFoundError(f"Clip {clip.id} refers to footage that no longer exists.")
-        source = originals.path_for(original.sha256)
-        if not source.is_file():
-            raise NotFoundError(f"The original {original.sha256} is missing from the store.")
-        start_s = (clip.start_utc - original.recording_start_utc).total_seconds()
-        end_s = (clip.end_utc - original.recording_start_utc).total_seconds()
-        cut = cut_clip(original_path=source, start_s=start_s, end_s=end_s, derived=derived,
-                       tmp_dir=tmp_dir)
-        still = still_frame(original_path=source, offset_s=start_s, derived=derived)
+        made = cut_case_clip(session, clip, originals=originals, derived=derived,
+                             tmp_dir=tmp_dir)
+        original, camera, cut = made.original, made.camera, made.cut
+        still = still_frame(original_path=made.source, offset_s=made.start_s,
+                            derived=derived)
         stem = f"clip-{number:03d}-{safe_name(camera.id)}"
         gaps = [g.to_dict() for g in gaps_near(session, camera.id, clip.start_utc,
                                                 clip.end_utc)]
@@ -498,6 +523,7 @@ def _clip_report(number: int, a: _ClipArtefacts, bag: Path) -> ClipReport:
     )
 
 
-__all__ = ["OKO_VERSION", "BundleNotPublishedError", "ExportResult", "chain_head",
+__all__ = ["OKO_VERSION", "BundleNotPublishedError", "CaseClipCut", "ExportResult",
+           "chain_head", "cut_case_clip",
            "export_case", "move_into_place", "part_path", "pending_parts",
            "plan_export_entry", "publish_bundle", "safe_name", "verify_instructions"]
