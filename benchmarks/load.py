@@ -11,7 +11,8 @@ started with ``tests.services.start_postgres``. Then ``python -m search_api.cli 
 runs as a subprocess, and for each of ``--runs`` rounds:
 
 * ``signin``: ``--signins`` concurrent ``POST /api/auth/token``, one per user, right
-  passwords (the login limits count failures, so none is refused);
+  passwords, each from its own workstation address (``X-Forwarded-For`` through
+  ``OKO_TRUSTED_PROXIES=127.0.0.1``), so no login limit refuses them;
 * ``search``: ``--searches`` concurrent ``POST /api/search`` (text and a purpose);
 * ``under_export``: both at once while this process runs exports of the case in a loop
   (``evidence.export_jobs.run_export_job``, the worker's path) against the same
@@ -140,7 +141,11 @@ def prepare(home: Path, database_url: str | None, *, users: int,
     state.engine.dispose()
     env = {key: value for key, value in os.environ.items() if not key.startswith("OKO_")}
     env |= {"OKO_HOME": str(home), "OKO_ENVIRONMENT": "test", "OKO_CLIP_PRESET": "test-tiny",
-            "OKO_KEY_PASSPHRASE": THROWAWAY_PASSPHRASE}
+            "OKO_KEY_PASSPHRASE": THROWAWAY_PASSPHRASE,
+            # each simulated workstation signs in from its own address (X-Forwarded-For
+            # from this loopback "proxy"), as a command post's do; one address for all
+            # would meet the per-address limit, which counts tries still in flight
+            "OKO_TRUSTED_PROXIES": "127.0.0.1"}
     if database_url:
         env["OKO_DATABASE_URL"] = database_url
     return Prepared(settings=settings, env=env, usernames=usernames, case_id=case_id)
@@ -198,11 +203,18 @@ class LockProbe:
             conn.close()
 
 
+def workstation_address(username: str) -> str:
+    """A distinct private address per simulated user (``load-007`` -> 10.0.0.7)."""
+    number = int(username.rsplit("-", 1)[-1])
+    return f"10.0.{number // 250}.{number % 250 + 1}"
+
+
 def sign_in(client: httpx.Client, username: str, phase: Phase) -> str | None:
     began = time.perf_counter()
     try:
         response = client.post("/api/auth/token",
-                               data={"username": username, "password": PASSWORD})
+                               data={"username": username, "password": PASSWORD},
+                               headers={"X-Forwarded-For": workstation_address(username)})
     except httpx.HTTPError as exc:
         phase.add(began, type(exc).__name__, str(exc))
         return None

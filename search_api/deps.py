@@ -91,6 +91,9 @@ def get_current_user(
     if not token:
         raise AuthenticationError("Sign in to use Oko.")
     user, claims = user_for_token(session, token=token, secret=state.token_secret())
+    # end the read: the request may wait for a worker thread before its handler runs,
+    # and must not hold a pooled connection meanwhile (nothing is pending to write)
+    session.commit()
     if bearer is None and request.method not in SAFE_METHODS:
         check_csrf(claims=claims, header_value=request.headers.get(CSRF_HEADER))
     request.state.token_claims = claims

@@ -71,3 +71,33 @@ def test_exhausted_connection_pool_sheds_with_503(tmp_path: Path) -> None:
             assert session.exec(select(AuditEvent)).all() == []
     finally:
         state.engine.dispose()
+
+
+def test_the_signed_in_user_is_loaded_without_holding_a_connection(tmp_path: Path) -> None:
+    """Between its dependencies and its handler a request may wait for a worker thread;
+    it must not keep a pooled connection then, or a burst exhausts the pool."""
+    from starlette.requests import Request
+
+    from search_api.deps import get_current_user
+    from search_api.security import issue_token
+    from storage.models.access import User
+
+    settings = Settings(home=tmp_path / "oko-home", environment="test",
+                        key_passphrase="test-passphrase")
+    state = build_state(settings)
+    try:
+        with Session(state.engine, expire_on_commit=False) as session:
+            user = User(username="ivan", agency="police", role=Role.INVESTIGATOR,
+                        password_hash="!")
+            session.add(user)
+            session.commit()
+        token = issue_token(user=user, secret=state.token_secret(), minutes=5).token
+        request = Request({"type": "http", "method": "GET", "path": "/api/cases",
+                           "headers": [], "query_string": b""})
+        with Session(state.engine, expire_on_commit=False) as session:
+            found = get_current_user(request, session, state, token)
+            assert found.username == "ivan"
+            assert not session.in_transaction()
+            assert state.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        state.engine.dispose()
