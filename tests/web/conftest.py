@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,9 +98,9 @@ def _prepare(home: Path) -> dict[str, str]:
                   "OKO_MAX_UPLOAD_BYTES": str(200 * 1024**2)}
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    home = tmp_path_factory.mktemp("web") / "oko-home"
+@contextmanager
+def running_server(home: Path) -> Iterator[LiveServer]:
+    """A prepared data dir at ``home`` served by ``oko serve`` until the block ends."""
     env = _prepare(home)
     port = free_port()
     log = home.parent / "serve.log"
@@ -128,6 +129,13 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, 9)
             server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The workflow's server; modules that add their own data use their own server."""
+    with running_server(tmp_path_factory.mktemp("web") / "oko-home") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ from storage.cameras import add_camera, validate_camera
 from storage.models.plates import PlateSighting
 from storage.models.redaction import Redaction
 from storage.settings import Settings
-from tests.web.conftest import PASSPHRASE, LiveServer, new_page
+from tests.web.conftest import PASSPHRASE, LiveServer, new_page, running_server
 from tests.web.helpers import check_page, sign_in
 
 PLATE = "AE1234KX"
@@ -43,6 +43,14 @@ def _api(page: Page, server: LiveServer) -> httpx.Client:
     cookies = {c["name"]: c["value"] for c in page.context.cookies()}
     return httpx.Client(base_url=server.url, cookies=cookies,
                         headers={"X-CSRF-Token": cookies.get("oko_csrf", "")}, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """This module's own server: the plates, cases and downloads it adds must not change
+    what the workflow test counts on its server."""
+    with running_server(tmp_path_factory.mktemp("web-plates") / "oko-home") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

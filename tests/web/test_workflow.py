@@ -84,7 +84,9 @@ def test_investigator_prosecutor_auditor_path(browser: Browser, live_server: Liv
     page.evaluate("document.querySelector('#player').pause()")
     check_page(page, "moment")
 
-    # add it to the case with a note; the clip names the search it came from
+    # add it to the case with a note; the clip names the search it came from (other
+    # tests of this live server may have made cases too: choose this one)
+    page.locator("#case-select").select_option(value=case_url.rsplit("/", 1)[-1])
     page.locator("#clip-note").fill("Автомобіль з'являється о 21:00")
     page.get_by_role("button", name="Додати фрагмент").click()
     expect(page.locator("form.card [role=status]")).to_contain_text("додано")
