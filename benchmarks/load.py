@@ -106,6 +106,25 @@ def _percentile(values: list[float], q: float) -> float:
     return round(float(np.percentile(np.array(values), q)), 1) if values else 0.0
 
 
+def index_with_test_model(state: AppState, *, footage: Path, camera_id: str,
+                          start: datetime) -> None:
+    """Ingest ``footage`` and embed its frames with the tiny random test model, imported
+    as ``oko models import`` does (also the browser tests' data)."""
+    settings = state.settings
+    ingest_file(engine=state.engine, originals=state.originals, derived=state.derived,
+                path=footage, camera_id=camera_id, start=start,
+                options=ingest_options(settings))
+    checkpoint = settings.home.parent / "tiny.pt"
+    torch.save(build_unsafe_random_embedder("test-tiny", seed=0).model.state_dict(), checkpoint)
+    with Session(state.engine) as session:
+        import_model(source_file=checkpoint, preset="test-tiny",
+                     models_dir=settings.models_dir, session=session)
+        session.commit()
+    settings.clip_preset = "test-tiny"
+    embedded = embed_pending(state)
+    assert embedded.startswith("Embedded "), embedded
+
+
 def prepare(home: Path, database_url: str | None, *, users: int,
             export_seconds: int) -> Prepared:
     settings = Settings(home=home, environment="test", key_passphrase=THROWAWAY_PASSPHRASE,
@@ -123,18 +142,7 @@ def prepare(home: Path, database_url: str | None, *, users: int,
                               password_hash=password_hash) for name in usernames])
         session.commit()
     footage = make_footage(home.parent / f"{CAMERA}.mp4", seconds=30, size="640x360")
-    ingest_file(engine=state.engine, originals=state.originals, derived=state.derived,
-                path=footage, camera_id=CAMERA, start=CAPTURE_START,
-                options=ingest_options(settings))
-    checkpoint = home.parent / "tiny.pt"
-    torch.save(build_unsafe_random_embedder("test-tiny", seed=0).model.state_dict(), checkpoint)
-    with Session(state.engine) as session:
-        import_model(source_file=checkpoint, preset="test-tiny",
-                     models_dir=settings.models_dir, session=session)
-        session.commit()
-    settings.clip_preset = "test-tiny"
-    embedded = embed_pending(state)
-    assert embedded.startswith("Embedded "), embedded
+    index_with_test_model(state, footage=footage, camera_id=CAMERA, start=CAPTURE_START)
     export_footage = make_footage(home.parent / "export.mp4", seconds=export_seconds,
                                   size="1280x720")
     case_id = build_case(state, export_footage, export_seconds)

@@ -22,18 +22,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-import torch
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 from sqlmodel import Session
 
 from benchmarks.evidence import make_footage
+from benchmarks.load import index_with_test_model
 from evidence.keys import ensure_signing_identity
-from indexer.embeddings import build_unsafe_random_embedder
-from indexer.ingest import ingest_file
-from indexer.model_store import import_model
 from search_api.accounts import create_user
 from search_api.state import build_state
-from search_api.usecases.ingest import embed_pending, ingest_options
 from storage.cameras import add_camera, validate_camera
 from storage.models.access import Role
 from storage.settings import Settings
@@ -80,17 +76,7 @@ def _prepare(home: Path) -> dict[str, str]:
                         role=role, full_name=username.capitalize())
         session.commit()
     footage = make_footage(home.parent / f"{CAMERA}.mp4", seconds=12, size="640x360")
-    ingest_file(engine=state.engine, originals=state.originals, derived=state.derived,
-                path=footage, camera_id=CAMERA, start=CAPTURE_START,
-                options=ingest_options(settings))
-    checkpoint = home.parent / "tiny.pt"
-    torch.save(build_unsafe_random_embedder("test-tiny", seed=0).model.state_dict(), checkpoint)
-    with Session(state.engine) as session:
-        import_model(source_file=checkpoint, preset="test-tiny",
-                     models_dir=settings.models_dir, session=session)
-        session.commit()
-    settings.clip_preset = "test-tiny"
-    assert embed_pending(state).startswith("Embedded ")
+    index_with_test_model(state, footage=footage, camera_id=CAMERA, start=CAPTURE_START)
     state.engine.dispose()
     env = {key: value for key, value in os.environ.items() if not key.startswith("OKO_")}
     return env | {"OKO_HOME": str(home), "OKO_ENVIRONMENT": "test",
