@@ -35,6 +35,12 @@ from reportlab.platypus import (
 from evidence.fonts import DEJAVU_SANS, DEJAVU_SANS_BOLD, DEJAVU_SANS_MONO, font_path
 
 FONT, FONT_BOLD, FONT_MONO = "DejaVuSans", "DejaVuSans-Bold", "DejaVuSansMono"
+SIGNATURE_FIELD_NAME = "OkoEvidenceSignature"
+"""The PDF signature field (PAdES) whose widget sits on ``SIGNATURE_BOX``."""
+SIGNATURE_BOX: tuple[float, float, float, float] = (51.0, 68.0, 544.0, 188.0)
+"""Page 1's signature block (x1, y1, x2, y2) in PDF points, origin bottom-left: the report
+draws organisation, signer fingerprint, signing time and a QR code of the evidence digest
+inside it, and keeps the page's text above it; the signature field's widget covers it."""
 LEAD_STATEMENT = ("An automated match is an investigative lead, not an identification. "
                   "A person must review the footage before any conclusion is drawn.")
 
@@ -63,6 +69,8 @@ class ClipReport:
     note: str
     provenance: dict[str, Any] = field(default_factory=dict)
     recording_gaps: list[dict[str, Any]] = field(default_factory=list)
+    viewing_copy_name: str | None = None
+    viewing_copy_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,8 @@ class ReportData:
     clips: list[ClipReport]
     custody: list[dict[str, Any]]
     verify_text: str
+    trusted_time_note: str = ""
+    report_signer_fingerprint: str = ""
 
 
 def register_fonts() -> None:
@@ -278,6 +288,8 @@ def _custody_section(data: ReportData, s: ReportStyles) -> list[Any]:
 __all__ = [
     "FONT_BOLD",
     "LEAD_STATEMENT",
+    "SIGNATURE_BOX",
+    "SIGNATURE_FIELD_NAME",
     "ClipReport",
     "ReportData",
     "ReportStyles",
