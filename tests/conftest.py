@@ -15,6 +15,8 @@ from tests.services import PostgresServer, service_unavailable, start_postgres
 if TYPE_CHECKING:
     from tests.search_corpus import SearchCorpus
 
+pytest_plugins = ["tests.tsa_fixtures"]
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
