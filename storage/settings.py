@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Annotated
@@ -72,6 +73,17 @@ class Settings(BaseSettings):
     motion_threshold: float = 0.02
     embed_batch_size: int = 32
     approximate_index_min_vectors: int = 50_000
+    # search across machines (see docs/scaling.md, "Adding a search worker")
+    search_workers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated search worker names; empty:"
+        " the API searches its own shards")
+    search_replicas: int = Field(default=1, ge=1, le=3, description="Search workers that"
+                                 " hold each shard")
+    search_deadline_ms: int = Field(default=2000, ge=50, le=60_000, description="How long"
+                                    " a query waits for the search workers; shards of one"
+                                    " that has not answered by then are reported missing")
+    search_worker_concurrency: int = Field(default=4, ge=1, le=32, description="Queries"
+                                           " one search worker runs at once (threads)")
 
     # evidence
     key_passphrase: str | None = None
@@ -133,6 +145,22 @@ class Settings(BaseSettings):
     def trusted_proxy_list(self) -> list[str]:
         """The proxies whose X-Forwarded-For names the client (none by default)."""
         return [entry for entry in self.trusted_proxies.split(",") if entry]
+
+    @field_validator("search_workers", mode="before")
+    @classmethod
+    def _search_workers(cls, value: object) -> list[str]:
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, list | tuple):
+            raise ValueError("OKO_SEARCH_WORKERS must list worker names, comma-separated")
+        names = [str(entry).strip() for entry in value if str(entry).strip()]
+        for name in names:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", name):
+                raise ValueError(f"OKO_SEARCH_WORKERS lists '{name[:64]}', which is not a"
+                                 " worker name (letters, digits, '-' and '_')")
+        if len(set(names)) != len(names):
+            raise ValueError("OKO_SEARCH_WORKERS names a worker twice")
+        return names
 
     @field_validator("ingest_roots", mode="before")
     @classmethod
