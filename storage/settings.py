@@ -12,7 +12,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -73,6 +73,19 @@ class Settings(BaseSettings):
     motion_threshold: float = 0.02
     embed_batch_size: int = 32
     approximate_index_min_vectors: int = 50_000
+    # query encoder in the API process (see docs/operations.md, "Query encoder")
+    text_encoder: Literal["onnx", "torch"] = Field(default="onnx", description="Runtime"
+                                                    " of the CLIP text tower; onnx falls back"
+                                                    " to torch (logged) when export fails")
+    image_encoder: Literal["torch", "onnx"] = Field(default="torch", description="Runtime"
+                                                     " of the CLIP image tower at embedding"
+                                                     " time")
+    onnx_threads: int = Field(default=0, ge=0, description="ONNX Runtime intra-op threads;"
+                              " 0: one per core")
+    query_cache_size: int = Field(default=1024, ge=0, description="Text query embeddings"
+                                  " kept in memory (LRU); 0: no cache")
+    warm_encoder: bool = Field(default=True, description="oko serve loads the query"
+                               " encoder at startup, in the background")
     # search across machines (see docs/scaling.md, "Adding a search worker")
     search_workers: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated search worker names; empty:"
@@ -202,6 +215,11 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def onnx_dir(self) -> Path:
+        """ONNX exports of the CLIP towers, derived from and keyed by the weights' SHA-256."""
+        return self.models_dir / "onnx"
 
     @property
     def index_dir(self) -> Path:
