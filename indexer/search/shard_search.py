@@ -1,0 +1,172 @@
+"""Searching a set of shards with no database: the interface search workers plug into.
+
+``ShardQuery`` is everything a shard needs (the query vector, ``k``, a UTC time range, a
+local hour window and day-phase codes), ``ShardSearchOutcome`` what comes back (merged
+hits, the shards answered and those left out with a reason). ``ShardSearcher`` is the
+one-method protocol; ``LocalShardSearcher`` searches in this process through a
+``ShardStore``, a Celery-backed searcher sends the same ``ShardQuery`` to workers that
+call ``search_loaded_shard`` on their own loaded shards.
+
+A shard row is a (vector, day phase) run of frames in capture order, stamped with the
+run's first capture time (``indexer.shards`` writes them): the row stands for its
+frames from that time until the next row's. A time range therefore starts at the last
+row at or before its start, so a static scene linked to a vector taken a little before
+the range is still found; the engine drops frames outside the range afterwards.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from indexer.shard_files import LoadedShard, ShardMeta, ShardStore
+from storage.errors import StorageError
+
+
+@dataclass(frozen=True)
+class ShardQuery:
+    """What a shard needs to answer a query; no database, no camera list.
+
+    ``time_range_us`` is [start, end] in UTC microseconds (inclusive); ``local_hours``
+    is a [start, end) window of local clock hours at the shard's camera (``end`` may be
+    24); ``phases`` are ``indexer.shard_files.PHASE_CODES`` values.
+    """
+
+    vector: np.ndarray
+    k: int
+    time_range_us: tuple[int, int] | None
+    phases: frozenset[int] | None
+    local_hours: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class ShardSearchOutcome:
+    """Merged hits over the shards searched, best first, and the shards left out."""
+
+    hits: list[tuple[int, float]]
+    searched: list[str]
+    missing: dict[str, str]
+    candidates: int = 0  # rows the filters admitted, over all shards searched
+    index_types: dict[str, str] = field(default_factory=dict)
+
+
+class ShardSearcher(Protocol):
+    """Searches shards for one query; shards that cannot answer go into ``missing``."""
+
+    def search(self, metas: Sequence[ShardMeta], query: ShardQuery) -> ShardSearchOutcome: ...
+
+
+def _us(at: datetime) -> int:
+    return int(at.timestamp() * 1_000_000)
+
+
+def shard_time_range_us(meta: ShardMeta, query: ShardQuery) -> tuple[int, int] | None:
+    """The query's time range within this shard's day, narrowed by its local hour window.
+
+    None means the whole shard. The hour window is converted with the camera's own time
+    zone on the shard's local day, so a DST day still gets its 21:00-23:00 local.
+    An empty intersection gives an empty range (start > end).
+    """
+    start_us, end_us = _us(meta.utc_start), _us(meta.utc_end) - 1
+    narrowed = False
+    if query.time_range_us is not None:
+        start_us, end_us = max(start_us, query.time_range_us[0]), min(end_us,
+                                                                      query.time_range_us[1])
+        narrowed = True
+    if query.local_hours is not None:
+        zone = ZoneInfo(meta.timezone)
+        day = meta.key.local_day
+        first = datetime.combine(day, time(query.local_hours[0]), tzinfo=zone)
+        if query.local_hours[1] >= 24:
+            last = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+        else:
+            last = datetime.combine(day, time(query.local_hours[1]), tzinfo=zone)
+        start_us, end_us = max(start_us, _us(first)), min(end_us, _us(last) - 1)
+        narrowed = True
+    return (start_us, end_us) if narrowed else None
+
+
+def search_loaded_shard(loaded: LoadedShard, query: ShardQuery) -> tuple[list[tuple[int, float]],
+                                                                        int]:
+    """The shard's best ``query.k`` (vector id, score) under the query's filters, and how
+    many rows the filters admitted. Workers call this on their own loaded shards."""
+    time_range = shard_time_range_us(loaded.meta, query)
+    times = loaded.captured_at_us
+    if time_range is not None:
+        start_us, end_us = time_range
+        if start_us > end_us or len(times) == 0:
+            return [], 0
+        # a row stands for its frames up to the next row: start from the one covering start
+        first = int(np.searchsorted(times, start_us, side="right")) - 1
+        start_us = int(times[max(first, 0)])
+        time_range = (min(start_us, end_us), end_us)
+        lo = max(first, 0)
+        hi = int(np.searchsorted(times, end_us, side="right"))
+    else:
+        lo, hi = 0, len(times)
+    if query.phases is not None:
+        admitted = int(np.isin(loaded.phases[lo:hi], np.fromiter(query.phases, dtype=np.uint8))
+                       .sum())
+    else:
+        admitted = hi - lo
+    if admitted == 0:
+        return [], 0
+    hits = loaded.search(query.vector, k=query.k, time_range_us=time_range, phases=query.phases)
+    best: dict[int, float] = {}
+    for hit in hits:  # a vector may have several rows (one per phase run)
+        best[hit.vector_id] = max(hit.score, best.get(hit.vector_id, -2.0))
+    return list(best.items()), admitted
+
+
+def merge_hits(parts: Sequence[Sequence[tuple[int, float]]], k: int) -> list[tuple[int, float]]:
+    """The best ``k`` of several shards' hits, one score per vector id, best first."""
+    best: dict[int, float] = {}
+    for part in parts:
+        for vector_id, score in part:
+            best[vector_id] = max(score, best.get(vector_id, -2.0))
+    return heapq.nsmallest(k, best.items(), key=lambda item: (-item[1], item[0]))
+
+
+class LocalShardSearcher:
+    """Searches shards in this process; a shard that cannot be loaded is left out."""
+
+    def __init__(self, store: ShardStore) -> None:
+        self.store = store
+
+    def search(self, metas: Sequence[ShardMeta], query: ShardQuery) -> ShardSearchOutcome:
+        parts: list[list[tuple[int, float]]] = []
+        searched: list[str] = []
+        missing: dict[str, str] = {}
+        index_types: dict[str, str] = {}
+        candidates = 0
+        for meta in sorted(metas, key=lambda m: m.key):
+            try:
+                loaded = self.store.load(meta)
+            except StorageError as exc:
+                missing[meta.key.name] = str(exc)
+                continue
+            hits, admitted = search_loaded_shard(loaded, query)
+            parts.append(hits)
+            candidates += admitted
+            searched.append(meta.key.name)
+            index_types[meta.key.name] = meta.index_type
+        return ShardSearchOutcome(hits=merge_hits(parts, query.k), searched=searched,
+                                  missing=missing, candidates=candidates,
+                                  index_types=index_types)
+
+
+__all__ = [
+    "LocalShardSearcher",
+    "ShardQuery",
+    "ShardSearchOutcome",
+    "ShardSearcher",
+    "merge_hits",
+    "search_loaded_shard",
+    "shard_time_range_us",
+]
