@@ -134,8 +134,26 @@ class Settings(BaseSettings):
     audit_checkpoint_syslog: str | None = Field(default=None, description="Also send each"
                                                 " checkpoint to syslog: udp://HOST:PORT,"
                                                 " tcp://HOST:PORT or unix:/dev/log")
+    # trusted timestamps (see docs/operations.md, "Trusted timestamps")
+    tsa_url: str | None = Field(default=None, description="RFC 3161 time-stamping"
+                                " authority; each export and audit checkpoint gets a token;"
+                                " empty: no trusted time")
+    tsa_ca_cert: Path | None = Field(default=None, description="PEM of the CA that vouches"
+                                     " for the TSA (required with OKO_TSA_URL)")
+    tsa_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
-    @field_validator("audit_checkpoint_log", "audit_key_file", "scratch_dir", mode="before")
+    @field_validator("tsa_url", mode="before")
+    @classmethod
+    def _tsa_url(cls, value: object) -> str | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        text = str(value).strip()
+        if not text.startswith(("http://", "https://")):
+            raise ValueError(f"OKO_TSA_URL is '{text[:100]}', not an http:// or https:// URL")
+        return text
+
+    @field_validator("audit_checkpoint_log", "audit_key_file", "scratch_dir", "tsa_ca_cert",
+                     mode="before")
     @classmethod
     def _optional_absolute_path(cls, value: object) -> Path | None:
         if value is None or (isinstance(value, str) and not value.strip()):

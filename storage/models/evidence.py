@@ -97,5 +97,7 @@ class ExportJob(SQLModel, table=True):
     size_bytes: int | None = None
     worker: str | None = Field(default=None, description="host:pid of the process that "
                                "claimed it, so a worker can tell when that process died")
+    no_timestamp: bool = Field(default=False, sa_column_kwargs={"server_default": "0"},
+                               description="the requester declined a trusted timestamp")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
