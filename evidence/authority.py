@@ -11,6 +11,9 @@ issues, and the CRL that revokes them. Pure certificate building; files live in
   signs bundles and audit checkpoints: ``ca=False``, key usage ``digitalSignature`` +
   ``contentCommitment`` only, the root's key identifier, valid ``LEAF_VALIDITY`` (never
   past the root).
+- A report-signing certificate, "<organisation> evidence report signing", is the same
+  kind of leaf with an ECDSA P-256 key: it signs the PDF report (PAdES), which PDF
+  readers verify and Ed25519 they do not (``evidence.report_signing_keys``).
 - The CRL lists each revoked signing certificate with its revocation time and reason;
   it is reissued whole, with an increasing CRL number, on every revocation.
 """
@@ -25,7 +28,10 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from cryptography.x509.oid import NameOID
 
 from storage.errors import InvalidInputError
@@ -115,27 +121,44 @@ def issue_signing_certificate(root_key: ec.EllipticCurvePrivateKey, root: x509.C
                               organisation: str, *, now: datetime | None = None
                               ) -> tuple[Ed25519PrivateKey, x509.Certificate]:
     """A new Ed25519 signing key and its certificate, issued by the root."""
-    start = now or datetime.now(UTC)
     key = Ed25519PrivateKey.generate()
+    return key, _issue_leaf(root_key, root, key.public_key(),
+                            f"{organisation} evidence signing", organisation, now=now)
+
+
+def issue_report_certificate(root_key: ec.EllipticCurvePrivateKey, root: x509.Certificate,
+                             organisation: str, *, now: datetime | None = None
+                             ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A new ECDSA P-256 report-signing key (the PDF report's PAdES signature, which PDF
+    readers verify) and its certificate, issued by the root like the signing one."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key, _issue_leaf(root_key, root, key.public_key(),
+                            f"{organisation} evidence report signing", organisation,
+                            now=now)
+
+
+def _issue_leaf(root_key: ec.EllipticCurvePrivateKey, root: x509.Certificate,
+                public_key: Ed25519PublicKey | ec.EllipticCurvePublicKey, common_name: str,
+                organisation: str, *, now: datetime | None) -> x509.Certificate:
+    start = now or datetime.now(UTC)
     name = x509.Name([
-        x509.NameAttribute(NameOID.COMMON_NAME, f"{organisation} evidence signing"),
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
     ])
-    certificate = (
+    return (
         x509.CertificateBuilder()
         .subject_name(name).issuer_name(root.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(_serial())
         .not_valid_before(start - BACKDATE)
         .not_valid_after(min(start + LEAF_VALIDITY, root.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(signing=True), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key),
                        critical=False)
         .add_extension(_authority_key_identifier(root), critical=False)
         .sign(root_key, hashes.SHA256())
     )
-    return key, certificate
 
 
 def build_crl(root_key: ec.EllipticCurvePrivateKey, root: x509.Certificate,
@@ -202,6 +225,7 @@ __all__ = [
     "build_root",
     "crl_entries",
     "crl_number",
+    "issue_report_certificate",
     "issue_signing_certificate",
     "issued_by",
     "parse_reason",

@@ -13,7 +13,10 @@ Layout of ``keys_dir`` (``evidence.authority`` builds the certificates):
   bundle carries);
 - ``certs/<fingerprint>.pem``: every signing certificate ever used, so old bundles and
   audit checkpoints still verify after ``rotate_signing_identity``;
-- ``crl.pem``: the root-signed CRL naming revoked signing certificates.
+- ``crl.pem``: the root-signed CRL naming revoked signing certificates;
+- ``report-key.pem``, ``report-signer.pem``, ``report-certs/``: the ECDSA report-signing
+  key that signs the PDF report, issued, rotated and revoked with the signing key
+  (``evidence.report_signing_keys``).
 
 An installation made before the authority existed has only a self-signed
 "<organisation> evidence authority" signing certificate (no ``root.pem``). It keeps
@@ -26,7 +29,7 @@ Fingerprints are the lowercase hex SHA-256 of the certificate's DER bytes (what
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +39,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.x509.oid import NameOID
 
 from evidence.authority import (
     RevokedEntry,
@@ -47,6 +51,13 @@ from evidence.authority import (
     issued_by,
     parse_reason,
     root_certificate_for,
+)
+from evidence.report_signing_keys import (
+    ReportSigner,
+    current_report_certificate,
+    issue_report_signer,
+    known_report_certificates,
+    load_report_signer,
 )
 from storage.atomic import write_atomically
 from storage.errors import ConfigurationError, ConflictError, InvalidInputError, NotFoundError
@@ -71,6 +82,7 @@ class Signer:
     private_key: Ed25519PrivateKey
     certificate: x509.Certificate
     issuers: tuple[x509.Certificate, ...] = ()  # up to and including the root
+    report: ReportSigner | None = None  # signs the PDF report; None without a root
 
     def sign(self, data: bytes) -> bytes:
         """A raw 64-byte Ed25519 signature over ``data``."""
@@ -303,9 +315,29 @@ def load_signer(*, keys_dir: Path, passphrase: str | None) -> Signer:
     is missing or wrong, the key does not match its certificate, or the certificate has
     expired or been revoked (run ``oko keys rotate``): nothing is signed with it then.
     """
-    signer = _load_current(keys_dir, _require_passphrase(passphrase))
+    secret = _require_passphrase(passphrase)
+    signer = _load_current(keys_dir, secret)
     _refuse_unusable(keys_dir, signer, datetime.now(UTC))
-    return signer
+    return replace(signer, report=_report_signer(keys_dir, secret))
+
+
+def _report_signer(keys_dir: Path, secret: bytes) -> ReportSigner | None:
+    """The report signer, issued now for an installation made before it when the root
+    key is here; None without a root or with its key offline (the export says so)."""
+    root = root_certificate(keys_dir)
+    if root is None:
+        return None
+    crl = load_crl(keys_dir)
+    loaded = load_report_signer(keys_dir, secret=secret, root=root, crl=crl)
+    if loaded is not None or not (keys_dir / ROOT_KEY_FILE).is_file():
+        return loaded
+    names = root.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    organisation = str(names[0].value) if names else "Oko"
+    loaded_root = _load_root(keys_dir, secret, organisation)
+    if loaded_root is None:
+        raise _root_key_missing(keys_dir)
+    return issue_report_signer(keys_dir, root_key=loaded_root[0], root=loaded_root[1],
+                               organisation=organisation, secret=secret, crl=crl)
 
 
 def _install_signer(keys_dir: Path, key: Ed25519PrivateKey, certificate: x509.Certificate,
@@ -323,7 +355,11 @@ def _install_signer(keys_dir: Path, key: Ed25519PrivateKey, certificate: x509.Ce
 def _issue_signer(keys_dir: Path, organisation: str, secret: bytes) -> Signer:
     root_key, root = _ensure_root(keys_dir, organisation, secret)
     key, certificate = issue_signing_certificate(root_key, root, organisation)
-    return _install_signer(keys_dir, key, certificate, (root,), secret)
+    signer = _install_signer(keys_dir, key, certificate, (root,), secret)
+    report = issue_report_signer(keys_dir, root_key=root_key, root=root,
+                                 organisation=organisation, secret=secret,
+                                 crl=load_crl(keys_dir))
+    return replace(signer, report=report)
 
 
 def ensure_signing_identity(*, keys_dir: Path, organisation: str,
@@ -387,7 +423,8 @@ def revoke_signing_certificate(*, keys_dir: Path, fingerprint: str, reason: str,
     if root is not None and certificate_fingerprint(root) == wanted:
         raise InvalidInputError("The root certificate cannot be revoked by its own CRL; "
                                 "a new root means a new evidence authority.")
-    certificate = next((c for c in known_certificates(keys_dir)
+    certificate = next((c for c in [*known_certificates(keys_dir),
+                                    *known_report_certificates(keys_dir)]
                         if certificate_fingerprint(c) == wanted), None)
     if certificate is None:
         raise NotFoundError(f"No signing certificate {wanted} was used by this installation.")
@@ -411,6 +448,10 @@ def revoke_signing_certificate(*, keys_dir: Path, fingerprint: str, reason: str,
     if current.fingerprint_sha256 == wanted:
         key, new_certificate = issue_signing_certificate(root_key, root, organisation)
         replacement = _install_signer(keys_dir, key, new_certificate, (root,), secret)
+    current_report = current_report_certificate(keys_dir)
+    if current_report is not None and certificate_fingerprint(current_report) == wanted:
+        issue_report_signer(keys_dir, root_key=root_key, root=root,
+                            organisation=organisation, secret=secret)
     now = _second_after(datetime.now(UTC))
     entry = RevokedEntry(certificate.serial_number, now, reason_name)
     new_crl = build_crl(root_key, root, [*entries, entry],

@@ -58,6 +58,8 @@ def create_signing_identity(state: AppState) -> str:
             f" {identity.root_fingerprint_sha256} (give it to prosecutors out of band;"
             f" `oko keys export-trust DIR` writes the root and its CRL). Signing certificate"
             f" {identity.fingerprint_sha256}, valid until {identity.valid_until:%Y-%m-%d}."
+            + (f" Report-signing certificate (PDF) {identity.report.fingerprint_sha256}."
+               if identity.report is not None else "")
             + offline)
 
 
@@ -274,6 +276,17 @@ def _identity_lines(identity: keys.SigningIdentity) -> list[str]:
     lines += [f"signing certificate: {identity.subject}",
               f"fingerprint (SHA-256): {identity.fingerprint_sha256}",
               f"valid until: {identity.valid_until:%Y-%m-%d}{revoked}"]
+    report = identity.report
+    if report is None:
+        lines.append("report-signing certificate (PDF): none yet; bring the root key back "
+                     "and run `oko keys rotate`" if identity.root_fingerprint_sha256
+                     else "report-signing certificate (PDF): none (needs the authority)")
+    else:
+        report_revoked = (f"; REVOKED {report.revoked_at:%Y-%m-%d %H:%M} UTC, run `oko keys "
+                          "rotate`" if report.revoked_at else "")
+        lines += [f"report-signing certificate (PDF): {report.subject}",
+                  f"report fingerprint (SHA-256): {report.fingerprint_sha256}",
+                  f"report valid until: {report.valid_until:%Y-%m-%d}{report_revoked}"]
     for previous in identity.previous:
         notes = [f"valid from {previous.valid_from:%Y-%m-%d} to {previous.valid_until:%Y-%m-%d}"]
         if previous.self_signed:
@@ -281,7 +294,8 @@ def _identity_lines(identity: keys.SigningIdentity) -> list[str]:
         if previous.revoked_at is not None:
             notes.append(f"revoked {previous.revoked_at:%Y-%m-%d %H:%M} UTC "
                          f"({previous.revocation_reason})")
-        lines.append(f"previous: {previous.fingerprint_sha256} ({'; '.join(notes)})")
+        kind = "previous report" if previous.report else "previous"
+        lines.append(f"{kind}: {previous.fingerprint_sha256} ({'; '.join(notes)})")
     return lines
 
 
@@ -310,12 +324,16 @@ def keys_rotate(ctx: typer.Context) -> None:
     typer.echo(f"New signing key and certificate; fingerprint (SHA-256): "
                f"{identity.fingerprint_sha256}"
                f"\nroot fingerprint (SHA-256): {identity.root_fingerprint_sha256}")
+    if identity.report is not None:
+        typer.echo("New report-signing certificate (PDF); fingerprint (SHA-256): "
+                   f"{identity.report.fingerprint_sha256}")
 
 
 @keys_app.command("revoke")
 def keys_revoke(
     ctx: typer.Context,
-    fingerprint: Annotated[str, typer.Argument(help="The signing certificate's SHA-256.")],
+    fingerprint: Annotated[str, typer.Argument(
+        help="The signing or report-signing certificate's SHA-256.")],
     reason: Annotated[str, typer.Option("--reason", help=(
         "key-compromise, superseded, cessation-of-operation, affiliation-changed, "
         "privilege-withdrawn or unspecified."))],
@@ -326,9 +344,12 @@ def keys_revoke(
     passphrase(context)
     with context.usecase() as usecase:
         result = keys.revoke_certificate(usecase, fingerprint=fingerprint, reason=reason)
+    report = result.identity.report
     typer.echo(f"Revoked {result.fingerprint_sha256} at "
                f"{result.revoked_at:%Y-%m-%dT%H:%M:%SZ} ({result.reason}).\n"
                f"Signing certificate now: {result.identity.fingerprint_sha256}\n"
+               + (f"Report-signing certificate now: {report.fingerprint_sha256}\n"
+                  if report is not None else "") +
                "Publish the new CRL: oko keys export-trust DIR")
 
 

@@ -1,5 +1,6 @@
-"""Use cases: the installation's evidence authority and signing certificate, created,
-shown, rotated, revoked and published.
+"""Use cases: the installation's evidence authority, signing certificate and
+report-signing certificate (the PDF's PAdES signature), created, shown, rotated, revoked
+and published.
 
 Creating, rotating or revoking changes what every later bundle is signed with, or what
 verifies, so each is audited (``key_change``, with the fingerprints). The passphrase is
@@ -27,6 +28,7 @@ from evidence.keys import (
     root_certificate,
     rotate_signing_identity,
 )
+from evidence.report_signing_keys import current_report_certificate, known_report_certificates
 from search_api.audit import AuditAction
 from search_api.usecases.context import UseCaseContext
 from storage.errors import StorageError
@@ -41,6 +43,17 @@ class PreviousCertificate:
     self_signed: bool  # from before the evidence authority
     revoked_at: datetime | None
     revocation_reason: str | None
+    report: bool = False  # a report-signing certificate (the PDF's PAdES signature)
+
+
+@dataclass(frozen=True)
+class ReportCertificate:
+    """The current report-signing certificate (ECDSA P-256, signs the PDF report)."""
+
+    subject: str
+    fingerprint_sha256: str
+    valid_until: datetime
+    revoked_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,7 @@ class SigningIdentity:
     root_fingerprint_sha256: str | None
     root_key_present: bool  # False once root-key.pem has been moved offline
     previous: list[PreviousCertificate]
+    report: ReportCertificate | None = None  # None until the root issues one
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,17 @@ def signing_identity(ctx: UseCaseContext) -> SigningIdentity:
             self_signed=fingerprint in legacy,
             revoked_at=revoked.revoked_at if revoked else None,
             revocation_reason=revoked.reason if revoked else None))
+    report = current_report_certificate(keys_dir)
+    report_fingerprint = certificate_fingerprint(report) if report is not None else None
+    for cert in known_report_certificates(keys_dir):
+        fingerprint = certificate_fingerprint(cert)
+        if fingerprint != report_fingerprint:
+            revoked = revocation_of(keys_dir, cert)
+            previous.append(PreviousCertificate(
+                fingerprint, cert.not_valid_before_utc, cert.not_valid_after_utc,
+                self_signed=False, revoked_at=revoked.revoked_at if revoked else None,
+                revocation_reason=revoked.reason if revoked else None, report=True))
+    report_revoked = revocation_of(keys_dir, report) if report is not None else None
     revoked = revocation_of(keys_dir, current)
     return SigningIdentity(
         subject=current.subject.rfc4514_string(), fingerprint_sha256=current_fingerprint,
@@ -95,7 +120,12 @@ def signing_identity(ctx: UseCaseContext) -> SigningIdentity:
         revoked_at=revoked.revoked_at if revoked else None,
         root_subject=root.subject.rfc4514_string() if root is not None else None,
         root_fingerprint_sha256=certificate_fingerprint(root) if root is not None else None,
-        root_key_present=(keys_dir / ROOT_KEY_FILE).is_file(), previous=previous)
+        root_key_present=(keys_dir / ROOT_KEY_FILE).is_file(), previous=previous,
+        report=ReportCertificate(
+            report.subject.rfc4514_string(), certificate_fingerprint(report),
+            report.not_valid_after_utc,
+            report_revoked.revoked_at if report_revoked else None)
+        if report is not None else None)
 
 
 def ensure_signing_key(ctx: UseCaseContext) -> SigningIdentity:
@@ -110,7 +140,9 @@ def ensure_signing_key(ctx: UseCaseContext) -> SigningIdentity:
     if creating:
         ctx.audit(AuditAction.KEY_CHANGE, change="create",
                   fingerprint_sha256=signer.fingerprint_sha256,
-                  root_fingerprint_sha256=signer.root_fingerprint_sha256)
+                  root_fingerprint_sha256=signer.root_fingerprint_sha256,
+                  report_fingerprint_sha256=signer.report.fingerprint_sha256
+                  if signer.report is not None else None)
         ctx.commit()
     return signing_identity(ctx)
 
@@ -129,8 +161,10 @@ def rotate_signing_key(ctx: UseCaseContext) -> SigningIdentity:
     new = rotate_signing_identity(keys_dir=settings.keys_dir,
                                   organisation=settings.organisation,
                                   passphrase=settings.key_passphrase)
-    details: dict[str, object] = {"previous_fingerprint_sha256": old,
-                                  "fingerprint_sha256": new.fingerprint_sha256}
+    details: dict[str, object] = {
+        "previous_fingerprint_sha256": old, "fingerprint_sha256": new.fingerprint_sha256,
+        "report_fingerprint_sha256": new.report.fingerprint_sha256
+        if new.report is not None else None}
     if not had_root:
         details["root_fingerprint_sha256"] = new.root_fingerprint_sha256
     ctx.audit(AuditAction.KEY_CHANGE, change="rotate", **details)
@@ -180,6 +214,7 @@ def export_trust(ctx: UseCaseContext, *, out_dir: Path) -> list[Path]:
 
 __all__ = [
     "PreviousCertificate",
+    "ReportCertificate",
     "RevocationResult",
     "SigningIdentity",
     "ensure_signing_key",

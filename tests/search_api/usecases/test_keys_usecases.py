@@ -52,12 +52,16 @@ def test_init_creates_the_authority_once_and_rotation_records_both_fingerprints(
     second = load_signer(keys_dir=keys_dir, passphrase=state.settings.key_passphrase)
     assert second.root_fingerprint_sha256 == root_fp
     created, rotated = _key_changes(state)
+    assert first.report is not None and second.report is not None
+    assert first.report.fingerprint_sha256 != second.report.fingerprint_sha256
     assert created.details == {"change": "create",
                                "fingerprint_sha256": first.fingerprint_sha256,
-                               "root_fingerprint_sha256": root_fp}
+                               "root_fingerprint_sha256": root_fp,
+                               "report_fingerprint_sha256": first.report.fingerprint_sha256}
     assert rotated.details == {"change": "rotate",
                                "previous_fingerprint_sha256": first.fingerprint_sha256,
-                               "fingerprint_sha256": second.fingerprint_sha256}
+                               "fingerprint_sha256": second.fingerprint_sha256,
+                               "report_fingerprint_sha256": second.report.fingerprint_sha256}
     assert rotated.actor.startswith("cli:")
     shown = oko("keys", "show")
     assert shown.code == 0
@@ -65,6 +69,9 @@ def test_init_creates_the_authority_once_and_rotation_records_both_fingerprints(
     assert f"root fingerprint (SHA-256): {root_fp}" in lines
     assert f"fingerprint (SHA-256): {second.fingerprint_sha256}" in lines
     assert "root key: here" in lines
+    assert f"report fingerprint (SHA-256): {second.report.fingerprint_sha256}" in lines
+    assert any(line.startswith(f"previous report: {first.report.fingerprint_sha256} (")
+               for line in lines)
     assert any(line.startswith(f"previous: {first.fingerprint_sha256} (valid from ")
                for line in lines)
     assert "oko keys export-trust DIR" in shown.out
