@@ -149,11 +149,11 @@ def known_report_certificates(keys_dir: Path) -> list[x509.Certificate]:
     return sorted(certificates, key=lambda c: c.not_valid_before_utc)
 
 
-def report_key_missing(keys_dir: Path) -> ConfigurationError:
+def report_key_missing() -> ConfigurationError:
     """The error an export raises when the installation has no report-signing key."""
     return ConfigurationError(
-        f"There is no report-signing key in {keys_dir}; bring the root key (root-key.pem) "
-        "back into the keys folder and run `oko keys rotate`.")
+        "There is no report-signing key in the keys folder; bring the root key "
+        "(root-key.pem) back into it and run `oko keys rotate`.")
 
 
 __all__ = [

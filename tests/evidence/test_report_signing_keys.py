@@ -119,9 +119,9 @@ def test_an_installation_without_a_report_key_gets_one_while_the_root_key_is_her
     signer = load_signer(keys_dir=tmp_path, passphrase=PASSPHRASE)
     assert signer.report is None
     assert _files(tmp_path) == before
-    assert str(report_key_missing(tmp_path)) == (
-        f"There is no report-signing key in {tmp_path}; bring the root key (root-key.pem) "
-        "back into the keys folder and run `oko keys rotate`.")
+    assert str(report_key_missing()) == (
+        "There is no report-signing key in the keys folder; bring the root key "
+        "(root-key.pem) back into it and run `oko keys rotate`.")
     # the root key back: the next load issues the report key under the root's organisation
     offline.rename(tmp_path / "root-key.pem")
     signer = load_signer(keys_dir=tmp_path, passphrase=PASSPHRASE)
