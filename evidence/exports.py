@@ -64,6 +64,8 @@ from evidence.clips import CutResult, StillResult, cut_clip, still_frame
 from evidence.keys import Signer
 from evidence.provenance import build_provenance, write_jsonl
 from evidence.report import ClipReport, ReportData, build_report
+from evidence.report_people import clip_added, custody_people
+from evidence.report_text import DEFAULT_LANGUAGE, check_language
 from storage.atomic import OWNER_PREFIX, fsync_dir, owner_tag
 from storage.blobstore import BlobStore, sha256_file
 from storage.custody import (
@@ -259,7 +261,8 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
                 originals: BlobStore, derived: BlobStore, tmp_dir: Path, out_path: Path,
                 organisation: str, full_original_max_bytes: int,
                 progress: Progress | None = None,
-                commit: Callable[[ExportResult], None] | None = None) -> ExportResult:
+                commit: Callable[[ExportResult], None] | None = None,
+                lang: str = DEFAULT_LANGUAGE) -> ExportResult:
     """Build, sign and zip the case's bundle at ``out_path``; log the export.
 
     Every slow step runs before anything is written: the export's custody entry is
@@ -275,6 +278,7 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
     ``.part`` stays for ``publish_bundle``.
     """
     report_progress = progress or (lambda _stage, _fraction: None)
+    check_language(lang)  # the report's language (uk, en), before anything is written
     clips = case_clips(session, case=case)
     if not clips:
         raise InvalidInputError(f"Case {case.number} has no clips to export.")
@@ -307,7 +311,8 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
                 written = _write_bundle(session, bag, staged, case=case, planned=planned,
                                         artefacts=artefacts, originals_facts=originals_facts,
                                         exporter=exporter, signer=signer,
-                                        organisation=organisation, top_dir=top_dir)
+                                        organisation=organisation, top_dir=top_dir,
+                                        lang=lang)
                 if chain_head(session, planned.chain) == planned.previous:
                     break
             else:
@@ -427,7 +432,7 @@ def plan_export_entry(session: Session, *, case: Case, exporter: str,
 def _write_bundle(session: Session, bag: Path, staged: Path, *, case: Case,
                   planned: _PlannedEntry, artefacts: list[_ClipArtefacts],
                   originals_facts: list[dict[str, Any]], exporter: str, signer: Signer,
-                  organisation: str, top_dir: str) -> _Written:
+                  organisation: str, top_dir: str, lang: str = DEFAULT_LANGUAGE) -> _Written:
     """Custody log, provenance, PDF, tag files and signature into ``bag``, zipped to
     ``staged``; reads only. Rewrites every file it writes, so it can run again."""
     custody = [*_custody_records(session, case, artefacts, before_seq=planned.record["seq"]),
@@ -446,9 +451,9 @@ def _write_bundle(session: Session, bag: Path, staged: Path, *, case: Case,
         export_time_utc=export_time,
         timezone=artefacts[0].camera.timezone,
         signer_fingerprint=signer.fingerprint_sha256, signer_subject=signer.subject,
-        evidence_digest=digest, clips=[_clip_report(n, a, bag) for n, a in
+        evidence_digest=digest, clips=[_clip_report(n, a, bag, custody) for n, a in
                                        enumerate(artefacts, start=1)],
-        custody=custody,
+        custody=custody, lang=lang, people=custody_people(session, custody, exporter),
         verify_text=verify_instructions(
             fingerprint=signer.fingerprint_sha256, top_dir=top_dir,
             root_fingerprint=signer.root_fingerprint_sha256),
@@ -506,8 +511,10 @@ def _clip_facts(a: _ClipArtefacts) -> dict[str, Any]:
     }
 
 
-def _clip_report(number: int, a: _ClipArtefacts, bag: Path) -> ClipReport:
+def _clip_report(number: int, a: _ClipArtefacts, bag: Path,
+                 custody: list[dict[str, Any]]) -> ClipReport:
     cam = a.camera
+    added_by, added_at = clip_added(custody, a.clip.id)
     location = f"{cam.district + ', ' if cam.district else ''}{cam.latitude:.5f}, " \
                f"{cam.longitude:.5f}"
     return ClipReport(
@@ -520,6 +527,7 @@ def _clip_report(number: int, a: _ClipArtefacts, bag: Path) -> ClipReport:
         actual_end_utc=_span(a.original, a.cut.actual_end_s).astimezone(UTC),
         codec=a.cut.codec, width=a.cut.width, height=a.cut.height, note=a.clip.note,
         provenance=a.clip.provenance, recording_gaps=a.gaps,
+        added_by=added_by, added_at_utc=added_at,
     )
 
 

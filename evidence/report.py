@@ -1,5 +1,18 @@
 """The bundle's PDF report (reportlab), with DejaVu Sans embedded so Ukrainian renders.
 
+The report is Ukrainian unless English is asked for (``ReportData.lang``); every label
+comes from ``evidence/report_catalogs`` (``evidence.report_text``). A prosecutor reads,
+in order:
+
+1. page 1: what the case is, the clips at a glance, what the report holds, the measured
+   statement that search results are leads, and the visible signature block
+   (``SIGNATURE_BOX``: organisation, report-signing certificate, signing time, a QR code
+   of the evidence digest) under which ``evidence.pdf_signing`` puts the PAdES field;
+2. one page per clip: its still, camera, place, time, and how it was obtained;
+3. how the clips were obtained (the audited searches) and the chain of custody as a
+   table naming people by full name, role and agency;
+4. how to check the bundle, with the text of VERIFY.txt.
+
 Every page footer carries "page N of M" and the evidence digest: the SHA-256 of the
 payload manifest without the report's own line (see ``evidence.bundle.evidence_digest``).
 The tag manifest's hash cannot be printed in a PDF that the tag manifest covers.
@@ -12,8 +25,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
-from zoneinfo import ZoneInfo
 
+from reportlab.graphics.barcode.qr import QrCodeWidget
+from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
@@ -23,16 +37,17 @@ from reportlab.pdfbase.pdfmetrics import registerFontFamily
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
-    Image,
-    PageBreak,
+    BaseDocTemplate,
+    Frame,
+    NextPageTemplate,
+    PageTemplate,
     Paragraph,
-    SimpleDocTemplate,
-    Spacer,
     Table,
     TableStyle,
 )
 
 from evidence.fonts import DEJAVU_SANS, DEJAVU_SANS_BOLD, DEJAVU_SANS_MONO, font_path
+from evidence.report_text import DEFAULT_LANGUAGE, ReportText, report_text
 
 FONT, FONT_BOLD, FONT_MONO = "DejaVuSans", "DejaVuSans-Bold", "DejaVuSansMono"
 SIGNATURE_FIELD_NAME = "OkoEvidenceSignature"
@@ -41,8 +56,19 @@ SIGNATURE_BOX: tuple[float, float, float, float] = (51.0, 68.0, 544.0, 188.0)
 """Page 1's signature block (x1, y1, x2, y2) in PDF points, origin bottom-left: the report
 draws organisation, signer fingerprint, signing time and a QR code of the evidence digest
 inside it, and keeps the page's text above it; the signature field's widget covers it."""
-LEAD_STATEMENT = ("An automated match is an investigative lead, not an identification. "
-                  "A person must review the footage before any conclusion is drawn.")
+LEAD_STATEMENT = report_text("en").t("lead.statement")
+"""The measured statement in English; the report prints it in its own language."""
+MARGIN_X, MARGIN_TOP, MARGIN_BOTTOM = 18 * mm, 16 * mm, 22 * mm
+CONTENT_WIDTH = A4[0] - 2 * MARGIN_X
+
+
+@dataclass(frozen=True)
+class ReportPerson:
+    """A named Oko user as the custody table shows them."""
+
+    full_name: str
+    role: str
+    agency: str
 
 
 @dataclass(frozen=True)
@@ -71,6 +97,8 @@ class ClipReport:
     recording_gaps: list[dict[str, Any]] = field(default_factory=list)
     viewing_copy_name: str | None = None
     viewing_copy_note: str = ""
+    added_by: str = ""  # the custody actor who added the clip to the case
+    added_at_utc: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +120,9 @@ class ReportData:
     verify_text: str
     trusted_time_note: str = ""
     report_signer_fingerprint: str = ""
+    lang: str = DEFAULT_LANGUAGE
+    people: dict[str, ReportPerson] = field(default_factory=dict)
+    """Custody actors (usernames) who are named Oko users."""
 
 
 def register_fonts() -> None:
@@ -107,11 +138,8 @@ def register_fonts() -> None:
 
 
 def both_times(value: datetime, timezone: str) -> str:
-    """``2026-11-24 10:00:00 UTC / 12:00:00 EET (UTC+02:00)``."""
-    local = value.astimezone(ZoneInfo(timezone))
-    offset = local.strftime("%z")
-    return (f"{value:%Y-%m-%d %H:%M:%S.%f}"[:-3] + " UTC / "
-            + f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()} (UTC{offset[:3]}:{offset[3:]})")
+    """The Ukrainian report's date: ``24.11.2026 12:00:00 EET (UTC+02:00), 10:00:00 UTC``."""
+    return report_text(DEFAULT_LANGUAGE).when(value, timezone)
 
 
 class ReportStyles:
@@ -123,6 +151,14 @@ class ReportStyles:
                                  spaceBefore=6, spaceAfter=6)
         self.mono = ParagraphStyle("mono", fontName=FONT_MONO, fontSize=7.2, leading=9.5)
         self.small = ParagraphStyle("small", fontName=FONT, fontSize=8, leading=10)
+        self.step = ParagraphStyle("step", fontName=FONT, fontSize=9.5, leading=12.5,
+                                   leftIndent=10, firstLineIndent=-10, spaceAfter=3)
+        self.cell = ParagraphStyle("cell", fontName=FONT, fontSize=7.8, leading=9.6)
+        self.head = ParagraphStyle("head", fontName=FONT_BOLD, fontSize=7.8, leading=9.6)
+        self.lead = ParagraphStyle("lead", fontName=FONT_BOLD, fontSize=9.5, leading=12.5,
+                                   borderColor=colors.Color(0.55, 0.4, 0), borderWidth=0.6,
+                                   borderPadding=5, backColor=colors.Color(1, 0.97, 0.85),
+                                   spaceBefore=4, spaceAfter=8)
 
 
 def para(text: str, style: ParagraphStyle) -> Paragraph:
@@ -132,7 +168,7 @@ def para(text: str, style: ParagraphStyle) -> Paragraph:
 def key_value_table(rows: list[tuple[str, str]], s: ReportStyles,
                     mono_keys: frozenset[str]) -> Table:
     data = [[para(k, s.small), para(v, s.mono if k in mono_keys else s.body)] for k, v in rows]
-    table = Table(data, colWidths=[42 * mm, 128 * mm])
+    table = Table(data, colWidths=[46 * mm, CONTENT_WIDTH - 46 * mm])
     table.setStyle(TableStyle([
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.lightgrey),
@@ -140,7 +176,26 @@ def key_value_table(rows: list[tuple[str, str]], s: ReportStyles,
     return table
 
 
-def footer_canvas(case_number: str, digest: str) -> type[Canvas]:
+def grid_table(header: list[str], rows: list[list[str]], widths: list[float],
+               s: ReportStyles, *, mono_columns: frozenset[int] = frozenset()) -> Table:
+    """A table with a shaded header row repeated on every page it spans."""
+    data = [[para(h, s.head) for h in header]]
+    data += [[para(v, s.mono if i in mono_columns else s.cell) for i, v in enumerate(row)]
+             for row in rows]
+    table = Table(data, colWidths=widths, repeatRows=1)
+    table.setStyle(TableStyle([
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
+        ("BACKGROUND", (0, 0), (-1, 0), colors.Color(0.9, 0.9, 0.9)),
+        ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.Color(0.97, 0.97, 0.97)]),
+    ]))
+    return table
+
+
+def footer_canvas(case_number: str, digest: str,
+                  text: ReportText | None = None) -> type[Canvas]:
+    words = text or report_text(DEFAULT_LANGUAGE)
+
     class FooterCanvas(Canvas):
         """Defers pages so the footer can say "page N of M"."""
 
@@ -157,145 +212,110 @@ def footer_canvas(case_number: str, digest: str) -> type[Canvas]:
             for number, page in enumerate(self._pages, start=1):
                 self.__dict__.update(page)
                 self.setFont(FONT, 7)
-                self.drawString(18 * mm, 12 * mm,
-                                f"Case {case_number} — page {number} of {total}")
+                self.drawString(MARGIN_X, 12 * mm, words.t(
+                    "footer.page", case=case_number, number=number, total=total))
                 self.setFont(FONT_MONO, 6.3)
-                self.drawString(18 * mm, 8 * mm, f"Evidence digest (SHA-256): {digest}")
+                self.drawString(MARGIN_X, 8 * mm, words.t("footer.digest", digest=digest))
                 super().showPage()
             super().save()
 
     return FooterCanvas
 
 
+def _draw_signature_block(canvas: Canvas, data: ReportData, words: ReportText) -> None:
+    """Page 1's visible signature: the PAdES field's widget lies over this rectangle."""
+    x1, y1, x2, y2 = SIGNATURE_BOX
+    pad, qr_size = 6.0, y2 - y1 - 18.0
+    canvas.saveState()
+    canvas.setStrokeColor(colors.Color(0.1, 0.2, 0.45))
+    canvas.setLineWidth(0.8)
+    canvas.rect(x1, y1, x2 - x1, y2 - y1)
+    qr = QrCodeWidget(data.evidence_digest, barLevel="M")
+    left, bottom, right, top = qr.getBounds()
+    drawing = Drawing(qr_size, qr_size, transform=[qr_size / (right - left), 0, 0,
+                                                   qr_size / (top - bottom), 0, 0])
+    drawing.add(qr)
+    drawing.drawOn(canvas, x2 - pad - qr_size, y1 + 12.0)
+    canvas.setFont(FONT, 6.2)
+    canvas.drawRightString(x2 - pad, y1 + 5.0, words.t("signature.digest"))
+    canvas.setFillColor(colors.Color(0.1, 0.2, 0.45))
+    canvas.setFont(FONT_BOLD, 10)
+    canvas.drawString(x1 + pad, y2 - pad - 9, words.t("signature.caption"))
+    canvas.setFillColor(colors.black)
+    fingerprint = data.report_signer_fingerprint or words.t("common.none")
+    lines: list[tuple[str, str, str]] = [
+        (words.t("signature.organisation"), data.organisation, FONT),
+        (words.t("signature.fingerprint"), fingerprint[:32], FONT_MONO),
+        ("", fingerprint[32:], FONT_MONO),
+        (words.t("signature.time"), words.when(data.export_time_utc, data.timezone), FONT),
+    ]
+    y = y2 - pad - 27
+    for label, value, font in lines:
+        if label:
+            canvas.setFont(FONT, 7)
+            canvas.setFillColor(colors.Color(0.35, 0.35, 0.35))
+            canvas.drawString(x1 + pad, y, label)
+            y -= 10
+        canvas.setFillColor(colors.black)
+        canvas.setFont(font, 8.5)
+        if value:
+            canvas.drawString(x1 + pad, y, value)
+            y -= 13
+    canvas.restoreState()
+
+
 def build_report(data: ReportData, out_path: Path) -> None:
-    """Write the PDF report to ``out_path``."""
+    """Write the PDF report to ``out_path``; raises ``UnsupportedLanguageError`` for a
+    language without a catalog before anything is written."""
+    from evidence.report_sections import (
+        clip_section,
+        custody_section,
+        overview_section,
+        provenance_section,
+        verify_section,
+    )
+
+    words = report_text(data.lang)
     register_fonts()
     s = ReportStyles()
-    story: list[Any] = [para(f"Evidence report — case {data.case_number}", s.h1),
-                        para(data.case_title, s.h2)]
-    story.append(key_value_table([
-        ("Case number", data.case_number), ("Title", data.case_title),
-        ("Legal basis", data.legal_basis), ("Investigator", data.investigator),
-        ("Agency", data.agency), ("Organisation", data.organisation),
-        ("Exported by", data.exporter),
-        ("Export time", both_times(data.export_time_utc, data.timezone)),
-        ("Clips", str(len(data.clips))),
-        ("Signer", data.signer_subject),
-        ("Signer certificate SHA-256 fingerprint", data.signer_fingerprint),
-        ("Evidence digest", data.evidence_digest),
-    ], s, frozenset({"Signer certificate SHA-256 fingerprint", "Evidence digest"})))
-    story.append(Spacer(1, 6 * mm))
-    story.append(para("The evidence digest in every footer is the SHA-256 of manifest-sha256.txt"
-                    " without the line for data/report.pdf; a report cannot contain its own"
-                    " hash. The signature in signature.sig covers tagmanifest-sha256.txt,"
-                    " which covers manifest-sha256.txt and so this report.", s.small))
+    story: list[Any] = [NextPageTemplate("later"), *overview_section(data, words, s)]
     for clip in data.clips:
-        story += [PageBreak(), *_clip_section(clip, s)]
-    story += [PageBreak(), *_provenance_section(data, s), PageBreak(),
-              *_custody_section(data, s), PageBreak(),
-              para("Verification instructions", s.h2), para(data.verify_text, s.mono)]
-    doc = SimpleDocTemplate(str(out_path), pagesize=A4, leftMargin=18 * mm,
-                            rightMargin=18 * mm, topMargin=16 * mm, bottomMargin=22 * mm,
-                            title=f"Evidence report {data.case_number}", author=data.exporter)
-    doc.build(story, canvasmaker=footer_canvas(data.case_number, data.evidence_digest))
-
-
-def _gaps_text(gaps: list[dict[str, Any]], tz: str) -> str:
-    if not gaps:
-        return ("none recorded (gaps are recorded for cameras Oko records from their"
-                " stream)")
-    lines = []
-    for gap in gaps:
-        start = both_times(datetime.fromisoformat(gap["start_utc"]), tz)
-        end = (both_times(datetime.fromisoformat(gap["end_utc"]), tz) if gap["end_utc"]
-               else "still open")
-        lines.append(f"not recorded from {start} to {end}: {gap['reason']}")
-    return "; ".join(lines)
-
-
-def _clip_section(clip: ClipReport, s: ReportStyles) -> list[Any]:
-    tz = clip.timezone
-    duration = (clip.actual_end_utc - clip.actual_start_utc).total_seconds()
-    rows = [
-        ("Camera", f"{clip.camera_id} — {clip.camera_name}"),
-        ("Location", clip.camera_location),
-        ("Original file", clip.original_filename),
-        ("Original SHA-256 (acquisition)", clip.original_sha256),
-        ("Clip file", clip.clip_path), ("Clip SHA-256", clip.clip_sha256),
-        ("Requested start", both_times(clip.requested_start_utc, tz)),
-        ("Requested end", both_times(clip.requested_end_utc, tz)),
-        ("Clip start (keyframe)", both_times(clip.actual_start_utc, tz)),
-        ("Clip end (keyframe)", both_times(clip.actual_end_utc, tz)),
-        ("Duration", f"{duration:.3f} s"),
-        ("Codec, resolution", f"{clip.codec}, {clip.width}x{clip.height}"),
-        ("How made", "ffmpeg stream copy from the original (not re-encoded), widened to "
-                     "keyframes"),
-        ("Note", clip.note or "—"),
-        ("Origin", "from a search (see Search provenance)" if clip.provenance
-         else "added by hand"),
-        ("Recording gaps (±10 min)", _gaps_text(clip.recording_gaps, tz)),
-    ]
-    story: list[Any] = [para(f"Clip {clip.number}", s.h2),
-                        key_value_table(rows, s, frozenset({"Original SHA-256 (acquisition)",
-                                                   "Clip SHA-256"})),
-                        Spacer(1, 4 * mm)]
-    image = Image(str(clip.still_path))
-    scale = min(1.0, (120 * mm) / image.imageWidth)
-    image.drawWidth, image.drawHeight = image.imageWidth * scale, image.imageHeight * scale
-    story += [image, para(f"Still frame at the requested start of clip {clip.number}.", s.small)]
-    return story
-
-
-_SEARCH_RECORD = (("Frame", "frame_id"), ("Frame time (UTC)", "frame_utc"),
-                  ("Frames ranked (k)", "k"), ("Searched at (UTC)", "searched_at"),
-                  ("Searched by", "searched_by"), ("Audit entry", "search_id"),
-                  ("Audit entry SHA-256", "search_entry_hash"))
-"""What the server copied from the audited search, shown when the clip carries it."""
-
-
-def _provenance_section(data: ReportData, s: ReportStyles) -> list[Any]:
-    story: list[Any] = [para("Search provenance", s.h2), para(LEAD_STATEMENT, s.body),
-                        Spacer(1, 3 * mm)]
-    searched = [c for c in data.clips if c.provenance]
-    if not searched:
-        story.append(para("No clip in this case came from an automated search.", s.body))
-    for clip in searched:
-        p = clip.provenance
-        story += [para(f"Clip {clip.number}", s.body), key_value_table([
-            ("Query", str(p.get("query", ""))), ("Model", str(p.get("model", ""))),
-            ("Weights SHA-256", str(p.get("weights_sha256", ""))),
-            ("Score", str(p.get("score", ""))),
-            *[(label, str(p[key])) for label, key in _SEARCH_RECORD if p.get(key) is not None],
-        ], s, frozenset({"Weights SHA-256", "Audit entry SHA-256"})), Spacer(1, 3 * mm)]
-    return story
-
-
-def _custody_section(data: ReportData, s: ReportStyles) -> list[Any]:
-    story: list[Any] = [para("Chain of custody", s.h2)]
-    for entry in data.custody:
-        when = datetime.fromisoformat(entry["recorded_at"].replace("Z", "+00:00"))
-        story.append(key_value_table([
-            ("When", both_times(when, data.timezone)),
-            ("Action", f"{entry['action']} ({entry['chain']} #{entry['seq']})"),
-            ("Who", entry["actor"]),
-            ("Entry SHA-256", entry["entry_hash"]),
-            ("Previous SHA-256", entry["prev_hash"]),
-        ], s, frozenset({"Entry SHA-256", "Previous SHA-256"})))
-        story.append(Spacer(1, 2 * mm))
-    return story
+        story += clip_section(clip, data, words, s)
+    story += provenance_section(data, words, s)
+    story += custody_section(data, words, s)
+    story += verify_section(data, words, s)
+    doc = BaseDocTemplate(str(out_path), pagesize=A4, leftMargin=MARGIN_X,
+                          rightMargin=MARGIN_X, topMargin=MARGIN_TOP,
+                          bottomMargin=MARGIN_BOTTOM,
+                          title=words.t("title.document", case=data.case_number),
+                          author=data.organisation, lang=data.lang)
+    first_bottom = SIGNATURE_BOX[3] + 4 * mm
+    doc.addPageTemplates([
+        PageTemplate(id="first", frames=[Frame(
+            MARGIN_X, first_bottom, CONTENT_WIDTH, A4[1] - MARGIN_TOP - first_bottom,
+            id="first")], onPage=lambda canvas, _doc: _draw_signature_block(
+                canvas, data, words)),
+        PageTemplate(id="later", frames=[Frame(
+            MARGIN_X, MARGIN_BOTTOM, CONTENT_WIDTH, A4[1] - MARGIN_TOP - MARGIN_BOTTOM,
+            id="later")]),
+    ])
+    doc.build(story, canvasmaker=footer_canvas(data.case_number, data.evidence_digest, words))
 
 
 __all__ = [
+    "CONTENT_WIDTH",
     "FONT_BOLD",
     "LEAD_STATEMENT",
     "SIGNATURE_BOX",
     "SIGNATURE_FIELD_NAME",
     "ClipReport",
     "ReportData",
+    "ReportPerson",
     "ReportStyles",
     "both_times",
     "build_report",
     "footer_canvas",
+    "grid_table",
     "key_value_table",
     "para",
     "register_fonts",

@@ -13,7 +13,7 @@ from sqlmodel import select
 from evidence.bundle import evidence_digest, hash_payload
 from evidence.cases import create_case
 from evidence.exports import export_case
-from evidence.report import LEAD_STATEMENT
+from evidence.report_text import report_text
 from evidence.verify import verify_bundle
 from storage.errors import InvalidInputError
 from storage.models.evidence import Case, CustodyEntry
@@ -72,10 +72,11 @@ def test_pdf_carries_hashes_cyrillic_and_footer(bundle_zip: Path, tmp_path: Path
     assert CASE_TITLE in text and "Ухвала слідчого судді" in text and "Хрещатик" in text
     assert manifest["data/clips/clip-001-cam-1.mp4"] in text
     assert manifest["data/clips/clip-002-cam-1.mp4"] in text
-    assert " ".join(LEAD_STATEMENT.split()[:8]) in " ".join(text.split())
+    lead = report_text("uk").t("lead.statement")  # Ukrainian unless asked otherwise
+    assert " ".join(lead.split()[:8]) in " ".join(text.split())
     assert "person with a red bicycle" in text
     for number, page_text in enumerate(pages, start=1):
-        assert f"page {number} of {len(pages)}" in page_text
+        assert f"сторінка {number} з {len(pages)}" in page_text
         assert digest in page_text
     assert "UTC+02:00" in text  # Kyiv local time with its offset
     fingerprint = (bag / "bag-info.txt").read_text().split("Oko-Signer-Fingerprint-SHA256: ")[1]

@@ -46,7 +46,7 @@ def test_gaps_near_a_clip_are_stated_and_far_ones_are_not(world: EvidenceWorld,
     gap = clips[0]["recording_gaps"][0]  # type: ignore[index]
     assert gap["reason"] == "The stream did not answer." and gap["seconds"] == 60
     text = _pdf_text(bundle)
-    assert "not recorded from" in text and "The stream did not answer." in text
+    assert "не записано з" in text and "The stream did not answer." in text
     assert "far away" not in text
 
 
@@ -54,4 +54,4 @@ def test_a_clip_without_gaps_says_none_were_recorded(world: EvidenceWorld,
                                                     tmp_path: Path) -> None:
     bundle = world.export(tmp_path / "no-gaps.zip").bundle_path
     assert all(c["recording_gaps"] == [] for c in _export_entry_clips(bundle))
-    assert "none recorded (gaps are recorded for cameras Oko records" in _pdf_text(bundle)
+    assert "не зафіксовано (пропуски фіксуються для камер" in _pdf_text(bundle)

@@ -165,8 +165,8 @@ def test_a_search_clip_carries_the_servers_record_into_the_bundle_and_pdf(
     pdf = pypdf.PdfReader(io.BytesIO(files["data/report.pdf"]))
     text = " ".join(" ".join(page.extract_text().split()) for page in pdf.pages)
     assert "red car at night" in text and prov["preset"] in text
-    assert f"Frames ranked (k) {prov['k']}" in text and str(moment["score"]) in text
-    assert "added by hand" in text and "from a search" in text
+    assert f"Кадрів у ранжуванні (k) {prov['k']}" in text and str(moment["score"]) in text
+    assert "додано вручну" in text and "з пошуку «red car at night»" in text
 
 
 @pytest.mark.parametrize("claimed", [
