@@ -41,7 +41,14 @@ from indexer.clip_presets import DEFAULT_PRESET
 from indexer.daynight import sun_elevation_deg
 from indexer.embeddings import build_unsafe_random_embedder
 from indexer.search.engine import SearchFilters, SearchRequest, search
-from indexer.shard_files import ShardKey, ShardStore, local_day_bounds_utc, write_shard
+from indexer.shard_files import (
+    PHASE_CODES,
+    ShardKey,
+    ShardStore,
+    local_day_bounds_utc,
+    utc_microseconds,
+    write_shard,
+)
 from search_api.state import build_state
 from storage.settings import Settings
 
@@ -177,8 +184,13 @@ def build_dataset(home: Path, total: int, weights_sha256: str, preset: str,
         db.commit()
         timings["db_rows_s"] += time.perf_counter() - began
         began = time.perf_counter()
+        offsets_s = np.arange(per_shard) * step
         write_shard(index_dir=settings.index_dir, key=key, timezone=TIMEZONE, vector_ids=ids,
-                    vectors=_vectors(per_shard, centres, rng), frame_ids=ids.tolist(),
+                    vectors=_vectors(per_shard, centres, rng),
+                    captured_at_us=utc_microseconds(start) + (offsets_s * 1e6).astype(np.int64),
+                    phases=np.array([PHASE_CODES[phases[int(o // 60)]] for o in offsets_s],
+                                    dtype=np.uint8),
+                    frame_ids=ids.tolist(),
                     preset=preset, weights_sha256=weights_sha256,
                     approximate_min_vectors=approximate_min_vectors)
         timings["shards_s"] += time.perf_counter() - began
@@ -203,7 +215,7 @@ def measure_scale(total: int, *, embedder: Any, work_dir: Path, queries: int,
     filtered = SearchFilters(camera_ids=(camera,), start=day_start + timedelta(hours=12),
                              end=day_start + timedelta(hours=24))
     results: dict[str, Any] = {"vectors": total, **built,
-                               "index_kinds": sorted({s.meta.kind for s in loaded})}
+                               "index_kinds": sorted({s.meta.index_type for s in loaded})}
     cached = CachedTextEmbedder(embedder)
     with Session(state.engine) as session:
         for name, filters, text_suffix in (("unfiltered", SearchFilters(), ""),
@@ -235,7 +247,7 @@ def measure_scale(total: int, *, embedder: Any, work_dir: Path, queries: int,
         began = time.perf_counter()
         exact: list[tuple[float, int]] = []
         for shard in loaded:
-            scores = shard.vectors @ probe
+            scores = shard.exact @ probe
             top = np.argpartition(-scores, 10)[:10]
             exact += [(float(scores[i]), int(shard.ids[i])) for i in top]
         exact_ids = {i for _s, i in sorted(exact, reverse=True)[:10]}
