@@ -99,5 +99,7 @@ class ExportJob(SQLModel, table=True):
                                "claimed it, so a worker can tell when that process died")
     no_timestamp: bool = Field(default=False, sa_column_kwargs={"server_default": "0"},
                                description="the requester declined a trusted timestamp")
+    lang: str = Field(default="uk", max_length=8, sa_column_kwargs={"server_default": "uk"},
+                      description="the report's language: uk (Ukrainian) or en (English)")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
