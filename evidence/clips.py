@@ -3,7 +3,10 @@
 A clip is cut with ffmpeg stream copy (never re-encoded) from the ORIGINAL, widened to
 the keyframe at or before the requested start and the keyframe at or after the requested
 end, because a stream copy can only start on a keyframe. Bit-exact flags and stripped
-metadata make two cuts of the same span byte-identical.
+metadata make two cuts of the same span byte-identical. The clip is MP4 when MP4 can
+carry its streams, else Matroska (MS-MPEG4v3 from an AVI, PCM audio ...): the codec is
+never changed. A copy that plays everywhere is the viewing copy's job
+(``evidence.viewing_copy``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ from storage.blobstore import BlobExistsError, BlobStore
 from storage.errors import InvalidInputError, StorageError
 
 STILL_JPEG_QUALITY = 90
+# streams (by PyAV's canonical codec name) that ffmpeg's MP4 muxer carries
+MP4_VIDEO_CODECS = {"h264", "hevc", "mpeg4", "av1", "vp9", "mjpeg", "mpeg1video",
+                    "mpeg2video"}
+MP4_AUDIO_CODECS = {"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,7 @@ class CutResult:
     tool: str
     tool_version: str
     command: list[str] = field(default_factory=list)
+    container: str = "mp4"  # "mp4" or "mkv": the file suffix too
 
     @property
     def duration_s(self) -> float:
@@ -82,8 +90,12 @@ def keyframe_times(source: Path) -> tuple[list[float], float, dict[str, Any]]:
                 if packet.is_keyframe:
                     keyframes.append(packet.pts)
                 last_end = max(last_end, packet.pts + (packet.duration or 0))
+            audio = [a.codec_context.codec.canonical_name for a in container.streams.audio]
+            mp4 = stream.codec_context.codec.canonical_name in MP4_VIDEO_CODECS and all(
+                name in MP4_AUDIO_CODECS for name in audio)
             facts = {"codec": stream.codec_context.name, "width": stream.codec_context.width,
-                     "height": stream.codec_context.height}
+                     "height": stream.codec_context.height,
+                     "container": "mp4" if mp4 else "mkv"}
     except av.FFmpegError as exc:
         raise InvalidInputError(f"{source.name} cannot be read as video ({exc}).") from exc
     if first is None or not keyframes:
@@ -125,10 +137,11 @@ def cut_clip(*, original_path: Path, start_s: float, end_s: float, derived: Blob
             "-map", "0:v:0", "-map", "0:a?", "-c", "copy",
             "-map_metadata", "-1", "-map_chapters", "-1",
             "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact",
-            "-avoid_negative_ts", "make_zero", "-f", "mp4", "{clip}"]
+            "-avoid_negative_ts", "make_zero",
+            "-f", "mp4" if facts["container"] == "mp4" else "matroska", "{clip}"]
     tmp_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=tmp_dir, prefix="clip-") as work:
-        out = Path(work) / "clip.mp4"
+        out = Path(work) / f"clip.{facts['container']}"
         real = [str(original_path) if a == "{original}" else str(out) if a == "{clip}" else a
                 for a in args]
         run = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), *real],
@@ -141,6 +154,7 @@ def cut_clip(*, original_path: Path, start_s: float, end_s: float, derived: Blob
         requested_end_s=end_s, actual_start_s=actual_start, actual_end_s=actual_end,
         codec=str(facts["codec"]), width=int(facts["width"]), height=int(facts["height"]),
         tool="ffmpeg", tool_version=ffmpeg_version(), command=["ffmpeg", *args],
+        container=str(facts["container"]),
     )
 
 

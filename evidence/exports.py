@@ -66,6 +66,7 @@ from evidence.provenance import build_provenance, write_jsonl
 from evidence.report import ClipReport, ReportData, build_report
 from evidence.report_people import clip_added, custody_people
 from evidence.report_text import DEFAULT_LANGUAGE, check_language
+from evidence.viewing_copy import ViewingCopy, make_viewing_copy, provenance_facts, report_note
 from storage.atomic import OWNER_PREFIX, fsync_dir, owner_tag
 from storage.blobstore import BlobStore, sha256_file
 from storage.custody import (
@@ -114,6 +115,8 @@ class _ClipArtefacts:
     still_path: str
     # recording gaps within ten minutes of the clip: what was not recorded, for the court
     gaps: list[dict[str, object]] = field(default_factory=list)
+    # an H.264/AAC MP4 beside a clip an office PC may not play; None for H.264 in MP4
+    viewing: ViewingCopy | None = None
 
 
 def safe_name(text: str) -> str:
@@ -222,11 +225,13 @@ def _cut_all(session: Session, clips: list[CaseClip], *, originals: BlobStore,
         still = still_frame(original_path=made.source, offset_s=made.start_s,
                             derived=derived)
         stem = f"clip-{number:03d}-{safe_name(camera.id)}"
+        clip_path = f"data/clips/{stem}.{cut.container}"
         gaps = [g.to_dict() for g in gaps_near(session, camera.id, clip.start_utc,
                                                 clip.end_utc)]
-        result.append(_ClipArtefacts(clip, original, camera, cut, still,
-                                     f"data/clips/{stem}.mp4", f"data/stills/{stem}.jpg",
-                                     gaps))
+        viewing = make_viewing_copy(clip_sha256=cut.sha256, clip_path=clip_path,
+                                    derived=derived, tmp_dir=tmp_dir)
+        result.append(_ClipArtefacts(clip, original, camera, cut, still, clip_path,
+                                     f"data/stills/{stem}.jpg", gaps, viewing))
         progress("cutting clips", 0.1 + 0.5 * number / len(clips))
     return result
 
@@ -240,6 +245,8 @@ def _copy_payload(bag: Path, artefacts: list[_ClipArtefacts], *, originals: Blob
     for art in artefacts:
         derived.copy_out(art.cut.sha256, bag / art.clip_path)
         derived.copy_out(art.still.sha256, bag / art.still_path)
+        if art.viewing is not None:
+            derived.copy_out(art.viewing.sha256, bag / art.viewing.path)
         sha = art.original.sha256
         if sha in seen:
             continue
@@ -304,7 +311,8 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
                                   "sha256": a.cut.sha256, "still_path": a.still_path,
                                   "still_sha256": a.still.sha256,
                                   "original_sha256": a.original.sha256,
-                                  "recording_gaps": a.gaps} for a in artefacts]}
+                                  "recording_gaps": a.gaps, **_viewing_entry(a)}
+                                 for a in artefacts]}
             for _attempt in range(EXPORT_ATTEMPTS):
                 planned = plan_export_entry(session, case=case, exporter=exporter,
                                              details=details)
@@ -508,7 +516,15 @@ def _clip_facts(a: _ClipArtefacts) -> dict[str, Any]:
         "actual_end_utc": format_time(_span(a.original, a.cut.actual_end_s)),
         "provenance": a.clip.provenance,
         "recording_gaps": a.gaps,
+        "viewing_copy": provenance_facts(a.viewing) if a.viewing is not None else None,
     }
+
+
+def _viewing_entry(a: _ClipArtefacts) -> dict[str, str]:
+    """The viewing copy's path and hash in the export entry (signed with the chain)."""
+    if a.viewing is None:
+        return {}
+    return {"viewing_copy_path": a.viewing.path, "viewing_copy_sha256": a.viewing.sha256}
 
 
 def _clip_report(number: int, a: _ClipArtefacts, bag: Path,
@@ -527,6 +543,8 @@ def _clip_report(number: int, a: _ClipArtefacts, bag: Path,
         actual_end_utc=_span(a.original, a.cut.actual_end_s).astimezone(UTC),
         codec=a.cut.codec, width=a.cut.width, height=a.cut.height, note=a.clip.note,
         provenance=a.clip.provenance, recording_gaps=a.gaps,
+        viewing_copy_name=a.viewing.path if a.viewing is not None else None,
+        viewing_copy_note=report_note(a.viewing) if a.viewing is not None else "",
         added_by=added_by, added_at_utc=added_at,
     )
 

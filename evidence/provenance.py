@@ -65,10 +65,34 @@ def _action(node_id: str, *, name: str, when: str | None, performer: str | None,
     return node
 
 
+def _viewing_copy_nodes(clip: dict[str, Any], clip_id: str) -> list[dict[str, Any]]:
+    """The viewing copy's File and its derivation from the clip (not from the original):
+    a transcode for playing, marked as not the evidence."""
+    copy = clip["viewing_copy"]
+    copy_id = f"kb:viewing-copy-{copy['sha256']}"
+    return [
+        _file(copy_id, name=Path(copy["path"]).name, sha256=copy["sha256"],
+              bag_path=copy["path"], size=copy["size_bytes"]),
+        _action(
+            f"kb:derivation-viewing-copy-{clip['clip_id']}",
+            name="derivation: viewing copy (H.264/AAC transcode for playback; the clip "
+                 "is the evidence)",
+            when=None, performer=None, objects=[clip_id], results=[copy_id],
+            instrument={"@type": "uco-tool:Tool", "uco-core:name": copy["tool"],
+                        "uco-tool:version": copy["tool_version"]},
+            command=copy["command"], parameters=copy["parameters"],
+            sourceSha256=copy["source_sha256"], derived=True, isEvidence=False,
+            codec=copy["codec"], width=copy["width"], height=copy["height"],
+            frameRate=copy["frame_rate"],
+        ),
+    ]
+
+
 def build_provenance(path: Path, *, case: Case, custody: list[dict[str, Any]],
                      clips: list[dict[str, Any]], originals: list[dict[str, Any]]) -> None:
     """Write the JSON-LD graph: investigation, originals and their acquisition, each
-    derivation (source hash, tool, version, command) and each custody action."""
+    derivation (source hash, tool, version, command), each clip's viewing copy (derived
+    from the clip) and each custody action."""
     graph: list[dict[str, Any]] = [{
         "@id": f"kb:investigation-{case.number}", "@type": "case-investigation:Investigation",
         "uco-core:name": case.number, "uco-core:description": case.title,
@@ -115,6 +139,8 @@ def build_provenance(path: Path, *, case: Case, custody: list[dict[str, Any]],
                         "uco-tool:version": clip["still_tool_version"]},
             parameters=clip["still_parameters"], sourceSha256=clip["original_sha256"],
         ))
+        if clip.get("viewing_copy"):
+            graph += _viewing_copy_nodes(clip, clip_id)
     for record in custody:
         graph.append(_action(
             f"kb:custody-{record['entry_hash']}", name=f"custody: {record['action']}",
