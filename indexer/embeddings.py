@@ -44,9 +44,11 @@ __all__ = [
     "DEFAULT_PRESET",
     "PRESETS",
     "TEST_PRESET",
+    "TORCH_BACKEND",
     "ClipEmbedder",
     "ModelImportError",
     "NoModelError",
+    "TowerRunner",
     "WeightsSource",
     "build_unsafe_random_embedder",
     "import_model",
@@ -56,6 +58,10 @@ __all__ = [
 ]
 
 DEFAULT_BATCH_SIZE = 32
+TORCH_BACKEND = "torch"
+
+# A tower on another runtime: its input as a numpy array -> L2-normalised float32 rows.
+TowerRunner = Callable[[np.ndarray], np.ndarray]
 
 
 class _ClipTowers(Protocol):
@@ -83,6 +89,12 @@ class ClipEmbedder:
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.dim = preset_dim(preset)
+        # "torch", or what ``use_runner`` was given (an ONNX Runtime session, see
+        # ``indexer.onnx_towers``); the torch model stays loaded either way
+        self.text_backend = TORCH_BACKEND
+        self.image_backend = TORCH_BACKEND
+        self._text_runner: TowerRunner | None = None
+        self._image_runner: TowerRunner | None = None
 
     @property
     def preset(self) -> str:
@@ -92,25 +104,56 @@ class ClipEmbedder:
     def architecture(self) -> str:
         return self._preset.architecture
 
+    def use_runner(self, tower: str, runner: TowerRunner | None, backend: str) -> None:
+        """Run ``tower`` ("text" or "image") through ``runner`` instead of torch.
+
+        ``runner`` maps the tower's input (token ids, or preprocessed pixels) to its
+        L2-normalised output; ``None`` goes back to torch. ``backend`` names it in
+        ``text_backend`` / ``image_backend`` (e.g. "onnx-fp32").
+        """
+        if tower == "text":
+            self._text_runner, self.text_backend = runner, backend if runner else TORCH_BACKEND
+        elif tower == "image":
+            self._image_runner, self.image_backend = runner, backend if runner else TORCH_BACKEND
+        else:
+            raise ValueError(f"unknown tower {tower!r}")
+
+    def preprocess_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """The image tower's input for ``images``: one preprocessed RGB tensor each."""
+        return torch.stack([self.preprocess(image.convert("RGB")) for image in images])
+
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        """The text tower's input for ``texts``: the preset's token ids, one row each."""
+        tokens: torch.Tensor = self.tokenizer(list(texts))
+        return tokens
+
+    def torch_encode_images(self, pixels: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            features = self._towers.encode_image(pixels.to(self.device), normalize=True)
+        return np.ascontiguousarray(features.float().cpu().numpy(), dtype=np.float32)
+
+    def torch_encode_text(self, tokens: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            features = self._towers.encode_text(tokens.to(self.device), normalize=True)
+        return np.ascontiguousarray(features.float().cpu().numpy(), dtype=np.float32)
+
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """One L2-normalised float32 row per image, computed in batches of ``batch_size``."""
         rows: list[np.ndarray] = [np.zeros((0, self.dim), dtype=np.float32)]
         for start in range(0, len(images), self.batch_size):
-            chunk = images[start:start + self.batch_size]
-            pixels = torch.stack([self.preprocess(image.convert("RGB")) for image in chunk])
-            with torch.inference_mode():
-                features = self._towers.encode_image(pixels.to(self.device), normalize=True)
-            rows.append(features.float().cpu().numpy())
+            pixels = self.preprocess_batch(images[start:start + self.batch_size])
+            rows.append(self._image_runner(pixels.numpy()) if self._image_runner
+                        else self.torch_encode_images(pixels))
         return np.ascontiguousarray(np.concatenate(rows), dtype=np.float32)
 
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
         """One L2-normalised float32 row per text, tokenized with the preset's tokenizer."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        tokens = self.tokenizer(list(texts)).to(self.device)
-        with torch.inference_mode():
-            features = self._towers.encode_text(tokens, normalize=True)
-        return np.ascontiguousarray(features.float().cpu().numpy(), dtype=np.float32)
+        tokens = self.tokenize(texts)
+        if self._text_runner is not None:
+            return np.ascontiguousarray(self._text_runner(tokens.numpy()), dtype=np.float32)
+        return self.torch_encode_text(tokens)
 
 
 def _use_all_cores(threads: int | None) -> None:
