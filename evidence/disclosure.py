@@ -48,6 +48,7 @@ from evidence.exports import (
     verify_instructions,
 )
 from evidence.keys import Signer
+from evidence.pdf_signing import sign_bundle_report
 from evidence.provenance import build_provenance, write_jsonl
 from evidence.redaction.detect import check_models
 from evidence.redaction.pipeline import first_frame_jpeg, render_clip
@@ -306,6 +307,8 @@ def _write(session: Session, bag: Path, staged: Path, *, case: Case,
         timezone=made[0]["report"].timezone, redact=redact,
         signer_fingerprint=signer.fingerprint_sha256, evidence_digest=digest,
         clips=[m["report"] for m in made], verify_text=verify), bag / REPORT_PATH)
+    # PAdES like the full export's, before hashing; its report draws no signature block
+    sign_bundle_report(bag / REPORT_PATH, signer=signer, timestamping=None, visible=False)
     tag_sha = finish_bag(bag, bag_info=[
         ("Source-Organization", organisation), ("Contact-Name", exporter),
         ("External-Identifier", case.number),

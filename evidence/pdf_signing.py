@@ -46,12 +46,18 @@ from pyhanko.sign.signers.pdf_signer import DSSContentSettings, SigDSSPlacementP
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimestampRequestError
 from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from evidence.keys import Signer
 from evidence.report import SIGNATURE_BOX, SIGNATURE_FIELD_NAME
 from evidence.report_signing_keys import ReportSigner, report_key_missing
-from evidence.timestamp import TimestampAuthority, TsaRefusedError, TsaUnreachableError
+from evidence.timestamp import (
+    TimestampAuthority,
+    TsaNotTrustedError,
+    TsaRefusedError,
+    TsaUnreachableError,
+)
 from storage.errors import StorageError
 
 LEVEL_B_B, LEVEL_B_T, LEVEL_B_LT = "PAdES-B-B", "PAdES-B-T", "PAdES-B-LT"
@@ -99,7 +105,7 @@ def _validation_context(report: ReportSigner,
 
 
 def _sign(source: Path, target: Path, *, report: ReportSigner,
-          timestamping: TimestampAuthority | None, embed: bool) -> None:
+          timestamping: TimestampAuthority | None, embed: bool, visible: bool) -> None:
     metadata = signers.PdfSignatureMetadata(
         field_name=SIGNATURE_FIELD_NAME, md_algorithm="sha256",
         subfilter=fields.SigSeedSubFilter.PADES,
@@ -114,7 +120,7 @@ def _sign(source: Path, target: Path, *, report: ReportSigner,
     timestamper = HTTPTimeStamper(  # type: ignore[no-untyped-call]
         timestamping.url, timeout=timestamping.timeout_seconds) \
         if timestamping is not None else None
-    x1, y1, x2, y2 = SIGNATURE_BOX
+    x1, y1, x2, y2 = SIGNATURE_BOX if visible else (0, 0, 0, 0)
     field_spec = fields.SigFieldSpec(sig_field_name=SIGNATURE_FIELD_NAME, on_page=0,
                                      box=(int(x1), int(y1), int(x2), int(y2)))
     pdf_signer = signers.PdfSigner(
@@ -129,8 +135,11 @@ def _sign(source: Path, target: Path, *, report: ReportSigner,
 
 def sign_report_pdf(path: Path, *, report: ReportSigner,
                     timestamping: TimestampAuthority | None = None,
-                    now: datetime | None = None) -> PdfSignature:
+                    now: datetime | None = None, visible: bool = True) -> PdfSignature:
     """Sign the PDF at ``path`` in place (see the module docstring for the steps).
+
+    ``visible=False`` puts the field nowhere on the page (a report that draws no signature
+    block, the redacted disclosure's); readers still list the signature.
 
     Raises ``ConfigurationError`` for an expired, not yet valid or revoked report-signing
     certificate (nothing is read or written), ``TsaUnreachableError`` or
@@ -146,18 +155,26 @@ def sign_report_pdf(path: Path, *, report: ReportSigner,
     try:
         level = LEVEL_B_T if timestamping is not None else LEVEL_B_B
         try:
-            _sign(path, temp, report=report, timestamping=timestamping, embed=True)
+            _sign(path, temp, report=report, timestamping=timestamping, embed=True,
+                  visible=visible)
             if timestamping is not None:  # B-LT builds on B-T: no token, no B-LT
                 level = LEVEL_B_LT
         except SigningError as exc:
             # embedding needs the chain and its revocation info to validate now
             note = ("the chain's revocation information could not be embedded "
                     f"({str(exc)[:200]})")
-            _sign(path, temp, report=report, timestamping=timestamping, embed=False)
+            _sign(path, temp, report=report, timestamping=timestamping, embed=False,
+                  visible=visible)
         os.replace(temp, path)
     except TimestampRequestError as exc:
         temp.unlink(missing_ok=True)
         raise _tsa_error(timestamping, exc) from exc
+    except (PathBuildingError, PathValidationError) as exc:  # the TSA's chain (R1)
+        temp.unlink(missing_ok=True)
+        url = timestamping.url if timestamping is not None else "?"
+        raise TsaNotTrustedError(f"The time-stamping authority at {url} is not trusted: "
+                                 f"its certificate does not chain to OKO_TSA_CA_CERT "
+                                 f"({str(exc)[:200]}).") from exc
     except (SigningError, PdfError, OSError) as exc:
         temp.unlink(missing_ok=True)
         where = f" with the time-stamping authority {timestamping.url}" \
@@ -172,7 +189,8 @@ def sign_report_pdf(path: Path, *, report: ReportSigner,
 
 
 def sign_bundle_report(path: Path, *, signer: Signer,
-                       timestamping: TimestampAuthority | None) -> PdfSignature | None:
+                       timestamping: TimestampAuthority | None,
+                       visible: bool = True) -> PdfSignature | None:
     """Sign a bundle's report with the installation's report signer (``sign_report_pdf``).
 
     An installation of old with no evidence authority (a self-signed signing certificate)
@@ -185,7 +203,8 @@ def sign_bundle_report(path: Path, *, signer: Signer,
         if not signer.issuers:
             return None
         raise report_key_missing()
-    return sign_report_pdf(path, report=signer.report, timestamping=timestamping)
+    return sign_report_pdf(path, report=signer.report, timestamping=timestamping,
+                           visible=visible)
 
 
 def _tsa_error(timestamping: TimestampAuthority | None,

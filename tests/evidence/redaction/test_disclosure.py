@@ -29,6 +29,7 @@ from storage.models.evidence import CustodyEntry
 from storage.models.redaction import Redaction, RedactionDecision
 from storage.settings import Settings
 from tests.evidence.redaction.world import RedactionWorld, build_redaction_world
+from tests.evidence.test_pdf_signature import pdfsig
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +166,9 @@ def test_the_disclosure_bundle_is_redacted_reviewed_signed_and_verifies(
     pages = PdfReader(bag / "data/report.pdf").pages
     assert all("ЗНЕОСОБЛЕНА КОПІЯ" in p.extract_text() for p in pages)
     assert "house number" in text and "1 face track(s) masked" in text
+    signed = pdfsig(bag / "data/report.pdf")  # PAdES-signed like the full export's report
+    assert "- Signature Validation: Signature is Valid." in signed
+    assert "- Total document signed" in signed
     with Session(world.state.engine) as session:
         entry = session.exec(select(CustodyEntry).where(CustodyEntry.action == "export")
                              .order_by(CustodyEntry.id.desc())).first()  # type: ignore[union-attr]
