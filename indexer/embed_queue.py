@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import and_, func, or_
+from sqlalchemy import and_, delete, func, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -28,6 +28,7 @@ from storage.db import session_scope
 from storage.errors import OkoError
 from storage.models.media import Frame
 from storage.models.search import FrameEmbedding
+from storage.models.search_index import SearchBacklog
 
 EMBEDDED = "embedded"
 LINKED = "linked"
@@ -37,6 +38,50 @@ def vector_frame_id(*, frame_id: int, status: str, linked_frame_id: int | None) 
     """The frame whose vector stands for this one: itself, or the one a static frame is
     linked to."""
     return frame_id if status == EMBEDDED else linked_frame_id
+
+
+BACKLOG_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class BacklogFrame:
+    """A frame entering (or staying in) the search backlog."""
+
+    frame_id: int
+    camera_id: str
+    captured_at_utc: datetime
+
+
+def add_to_backlog(session: Session, frames: Sequence[BacklogFrame], *, embedded: bool) -> None:
+    """Put ``frames`` in the search backlog (``SearchBacklog``), or mark them embedded.
+
+    Ingest adds new frames (``embedded=False``), the embedding queue marks the frames it
+    embeds or links, and shard sync puts back frames it could not commit to a shard. The
+    caller commits; search then finds these frames with one indexed query.
+    """
+    for start in range(0, len(frames), BACKLOG_CHUNK):
+        part = frames[start:start + BACKLOG_CHUNK]
+        existing = {row.frame_id: row for row in session.exec(
+            select(SearchBacklog).where(
+                col(SearchBacklog.frame_id).in_([f.frame_id for f in part]))).all()}
+        for frame in part:
+            row = existing.get(frame.frame_id)
+            if row is None:
+                session.add(SearchBacklog(frame_id=frame.frame_id, camera_id=frame.camera_id,
+                                          captured_at_utc=frame.captured_at_utc,
+                                          embedded=embedded))
+            elif row.embedded != embedded:
+                row.embedded = embedded
+                session.add(row)
+
+
+def remove_from_backlog(session: Session, frame_ids: Sequence[int]) -> None:
+    """Frames now in a committed shard leave the backlog (in the shard's transaction)."""
+    for start in range(0, len(frame_ids), BACKLOG_CHUNK):
+        session.execute(delete(SearchBacklog).where(
+            col(SearchBacklog.frame_id).in_(list(frame_ids[start:start + BACKLOG_CHUNK]))))
+
+
 # Flush a chunk of links even while nothing moves, so a long static stretch is not held
 # in memory (or lost by a crash) as one huge uncommitted transaction.
 LINKS_PER_FLUSH_FACTOR = 8
@@ -195,19 +240,25 @@ class _CameraBatcher:
     """Collects one camera's decisions and writes them a batch at a time."""
 
     def __init__(self, *, engine: Engine, embedder: ImageEmbedder, batch_size: int,
-                 report: EmbedReport) -> None:
+                 report: EmbedReport, camera_id: str) -> None:
         self.engine = engine
+        self.camera_id = camera_id
+        self.captured: dict[int, datetime] = {}
         self.embedder = embedder
         self.batch_size = batch_size
         self.report = report
         self.to_embed: list[tuple[int, Image.Image, float]] = []
         self.to_link: list[tuple[int, int, float]] = []
 
-    def add_embed(self, frame_id: int, image: Image.Image, score: float) -> None:
+    def add_embed(self, frame_id: int, image: Image.Image, score: float,
+                  at: datetime) -> None:
+        self.captured[frame_id] = at
         self.to_embed.append((frame_id, image, score))
         self._maybe_flush()
 
-    def add_link(self, frame_id: int, reference_id: int, score: float) -> None:
+    def add_link(self, frame_id: int, reference_id: int, score: float,
+                 at: datetime) -> None:
+        self.captured[frame_id] = at
         self.to_link.append((frame_id, reference_id, score))
         self._maybe_flush()
 
@@ -246,9 +297,14 @@ class _CameraBatcher:
                     for name in ("weights_sha256", "preset", "status", "vector",
                                  "linked_frame_id", "motion_score", "created_at"):
                         setattr(old, name, getattr(row, name))
+            # searchable now, exactly from the database, until shard sync commits them
+            add_to_backlog(session, [BacklogFrame(r.frame_id, self.camera_id,
+                                                  self.captured[r.frame_id]) for r in rows],
+                           embedded=True)
         self.report.embedded += len(self.to_embed)
         self.report.linked += len(self.to_link)
         self.to_embed, self.to_link = [], []
+        self.captured.clear()
 
 
 def embed_pending_frames(
@@ -277,7 +333,7 @@ def embed_pending_frames(
         reference_id: int | None = None
         reference_sig: np.ndarray | None = None
         batcher = _CameraBatcher(engine=engine, embedder=embedder, batch_size=batch_size,
-                                 report=report)
+                                 report=report, camera_id=camera_id)
         for number, frame in enumerate(_iter_pending_frames(engine, sha, camera_id)):
             if done >= total:
                 break
@@ -293,9 +349,9 @@ def embed_pending_frames(
             signature = motion_signature(image)
             score = motion_score(signature, reference_sig)
             if reference_id is not None and is_static(score, threshold=motion_threshold):
-                batcher.add_link(frame.id, reference_id, score)
+                batcher.add_link(frame.id, reference_id, score, frame.captured_at_utc)
             else:
-                batcher.add_embed(frame.id, image, score)
+                batcher.add_embed(frame.id, image, score, frame.captured_at_utc)
                 reference_id, reference_sig = frame.id, signature
             if progress is not None:
                 progress(done, total)

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from indexer.embed_queue import BacklogFrame, add_to_backlog
 from indexer.media import (
     DecodeReport,
     MediaError,
@@ -467,13 +468,19 @@ def _save_rows(session: Session, *, original: Original, run: SegmentRun,
         session.add(segment)
         segments.append(segment)
     session.flush()
+    stored: list[Frame] = []
     for offset, width, height, thumb in frames:
         owner = _segment_for(segments, offset)
         assert owner.id is not None
-        session.add(Frame(
+        stored.append(Frame(
             original_id=original.id, segment_id=owner.id, camera_id=original.camera_id,
             offset_s=offset, captured_at_utc=start + timedelta(seconds=offset),
             width=width, height=height, thumbnail_sha256=thumb))
+        session.add(stored[-1])
+    session.flush()
+    # new frames wait in the search backlog until they are embedded and sharded
+    add_to_backlog(session, [BacklogFrame(f.id, f.camera_id, f.captured_at_utc)
+                             for f in stored if f.id is not None], embedded=False)
     session.flush()
 
 

@@ -19,14 +19,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Label, or_, update
+from sqlalchemy import Label, delete, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from indexer.daynight import classify
-from indexer.embed_queue import EMBEDDED, vector_frame_id
+from indexer.embed_queue import (
+    EMBEDDED,
+    BacklogFrame,
+    add_to_backlog,
+    remove_from_backlog,
+    vector_frame_id,
+)
 from indexer.shard_files import (
+    PHASE_CODES,
+    PHASE_UNKNOWN,
     ModelMismatchError,
     ShardKey,
     ShardMeta,
@@ -37,6 +45,7 @@ from indexer.shard_files import (
     read_sidecar,
     remove_shard,
     shard_key_for,
+    utc_microseconds,
     write_shard,
 )
 from indexer.vectors import vector_view
@@ -44,7 +53,7 @@ from storage.blobstore import BlobStore
 from storage.errors import NotFoundError
 from storage.models.media import Camera, Frame
 from storage.models.search import FrameEmbedding
-from storage.models.search_index import FrameIndexEntry
+from storage.models.search_index import FrameIndexEntry, SearchShard
 from storage.types import utcnow
 
 SQL_CHUNK = 5000
@@ -188,7 +197,7 @@ def _write_key(*, session: Session, index_dir: Path, key: ShardKey, derived: Blo
     rows = [_DayFrame(**row._asdict()) for row in session.execute(query)]
     _unmark(session, key)
     if not rows:
-        remove_shard(index_dir=index_dir, key=key)
+        _drop_key(session, index_dir, key)
         report.shards_removed.append(key.name)
         session.commit()
         return
@@ -208,32 +217,80 @@ def _write_key(*, session: Session, index_dir: Path, key: ShardKey, derived: Blo
             report.phases_computed += 1
     weights = {r.weights_sha256 for r in rows}
     if len(weights) > 1:
-        # frames of two models in one day: leave them unindexed; search refuses to mix them
+        # frames of two models in one day: leave them unindexed (in the backlog, scored
+        # from the database, where search ranks only the query's model)
+        _drop_key(session, index_dir, key)
+        _back_to_backlog(session, key, rows)
         session.commit()
         report.mixed_model_shards.append(key.name)
         return
     vector_of = {r.frame_id: r.vector_id for r in rows}
     vectors = _load_vectors(session, sorted({v for v in vector_of.values() if v is not None}))
-    covered = [fid for fid, vid in vector_of.items() if vid in vectors]
+    covered = [r for r in rows if r.vector_id in vectors]
     if not vectors:
-        remove_shard(index_dir=index_dir, key=key)
+        _drop_key(session, index_dir, key)
+        _back_to_backlog(session, key, rows)
         session.commit()
         return
-    ids = np.fromiter(vectors.keys(), dtype=np.int64, count=len(vectors))
-    matrix = np.stack([vectors[int(i)] for i in ids])
+    row_ids, captured, phase_codes = shard_rows(covered, entries)
+    matrix = np.stack([vectors[int(i)] for i in row_ids])
     weights_sha256, preset = rows[0].weights_sha256, rows[0].preset
-    write_shard(index_dir=index_dir, key=key, timezone=camera.timezone, vector_ids=ids,
-                vectors=matrix, frame_ids=covered, preset=preset, weights_sha256=weights_sha256,
-                approximate_min_vectors=approximate_min_vectors)
+    write_shard(index_dir=index_dir, key=key, timezone=camera.timezone, vector_ids=row_ids,
+                vectors=matrix, captured_at_us=captured, phases=phase_codes,
+                frame_ids=[r.frame_id for r in covered], preset=preset,
+                weights_sha256=weights_sha256, approximate_min_vectors=approximate_min_vectors)
     now = utcnow()
-    for frame_id in covered:
-        entry = entries[frame_id]
+    for row in covered:
+        entry = entries[row.frame_id]
         entry.shard_key, entry.weights_sha256, entry.indexed_at = key.name, weights_sha256, now
-        entry.vector_frame_id = vector_of[frame_id]
+        entry.vector_frame_id = vector_of[row.frame_id]
         session.add(entry)
+    remove_from_backlog(session, [r.frame_id for r in covered])
+    _back_to_backlog(session, key, [r for r in rows if r.vector_id not in vectors])
+    session.merge(SearchShard(shard_key=key.name, camera_id=key.camera_id,
+                              local_day=key.local_day, frames=len(covered),
+                              weights_sha256=weights_sha256, committed_at=now))
     session.commit()  # only after the shard's files are committed
     report.shards_written.append(key.name)
     report.frames_indexed += len(covered)
+
+
+def shard_rows(frames: Sequence[_DayFrame],
+               entries: dict[int, FrameIndexEntry]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A shard's rows: vector ids, UTC microseconds and phase codes, in capture order.
+
+    A row is a run of consecutive frames (in capture order) sharing one vector and one
+    day phase, stamped with the run's first capture time: it stands for its frames until
+    the next row. An embedded frame and the static frames linked to it are one row, or
+    one per day phase where the phase changes during the static stretch, so a phase
+    filter inside the shard finds every frame of that phase.
+    """
+    ids: list[int] = []
+    times: list[int] = []
+    codes: list[int] = []
+    last: tuple[int, int] | None = None
+    for frame in sorted(frames, key=lambda f: (f.captured_at_utc, f.frame_id)):
+        vid = frame.vector_id
+        assert vid is not None  # the caller passes only frames whose vector is loaded
+        phase = PHASE_CODES.get(entries[frame.frame_id].day_phase, PHASE_UNKNOWN)
+        if last != (vid, phase):
+            ids.append(vid)
+            times.append(utc_microseconds(frame.captured_at_utc))
+            codes.append(phase)
+            last = (vid, phase)
+    return (np.array(ids, dtype=np.int64), np.array(times, dtype=np.int64),
+            np.array(codes, dtype=np.uint8))
+
+
+def _drop_key(session: Session, index_dir: Path, key: ShardKey) -> None:
+    remove_shard(index_dir=index_dir, key=key)
+    session.execute(delete(SearchShard).where(col(SearchShard.shard_key) == key.name))
+
+
+def _back_to_backlog(session: Session, key: ShardKey, frames: Sequence[_DayFrame]) -> None:
+    """Embedded frames left out of the shard stay searchable from the database."""
+    add_to_backlog(session, [BacklogFrame(f.frame_id, key.camera_id, f.captured_at_utc)
+                             for f in frames], embedded=True)
 
 
 def sync_shards(*, engine: Engine, index_dir: Path, derived: BlobStore | None = None,
@@ -265,8 +322,9 @@ def rebuild_shards(*, engine: Engine, index_dir: Path, derived: BlobStore | None
             keys = _all_keys(session)
             for meta in ShardStore(index_dir).all_meta():
                 if meta.key not in keys:
-                    remove_shard(index_dir=index_dir, key=meta.key)
+                    _drop_key(session, index_dir, meta.key)
                     report.shards_removed.append(meta.key.name)
+            session.commit()
             for key in sorted(keys):
                 _write_key(session=session, index_dir=index_dir, key=key, derived=derived,
                            approximate_min_vectors=approximate_min_vectors,

@@ -63,6 +63,14 @@ class MomentPublic(BaseModel):
         )
 
 
+class ShardLeftOutPublic(BaseModel):
+    """A shard in scope that did not answer: corrupt, of another model, or a worker that
+    did not answer in time."""
+
+    shard: str
+    reason: str
+
+
 class ProvenancePublic(BaseModel):
     """How the answer was produced, precisely enough to reproduce it in court."""
 
@@ -82,6 +90,20 @@ class ProvenancePublic(BaseModel):
     truncated: bool = Field(description="More matching frames exist than k")
     elapsed_ms: float
     searched_at: datetime
+    shard_index_types: dict[str, str] = Field(
+        default_factory=dict, description="Each searched shard's index: flat, ivf_sq8, ivf_pq")
+    shards_left_out: list[ShardLeftOutPublic] = Field(
+        default_factory=list, description="Shards in scope that did not answer, and why")
+    shards_scored_from_database: list[str] = Field(
+        default_factory=list, description="Shards whose files are gone: their frames were "
+        "scored exactly from the database")
+    frames_of_another_model: int = Field(
+        default=0, description="Frames in scope embedded by another model, not ranked")
+    partial: bool = Field(default=False, description=(
+        "True when anything in scope was left out (shards_left_out or "
+        "frames_of_another_model): the answer may miss frames"))
+    timings_ms: dict[str, float] = Field(
+        default_factory=dict, description="encode, shards and database, in milliseconds")
 
 
 class SearchResultPublic(BaseModel):
@@ -109,6 +131,12 @@ class SearchResultPublic(BaseModel):
                 frames_waiting_for_embedding=prov.frames_waiting_for_embedding,
                 k=prov.k, candidates=prov.candidates, truncated=prov.truncated,
                 elapsed_ms=prov.elapsed_ms, searched_at=prov.searched_at,
+                shard_index_types=prov.shard_index_types,
+                shards_left_out=[ShardLeftOutPublic(shard=name, reason=reason)
+                                 for name, reason in prov.shards_left_out.items()],
+                shards_scored_from_database=prov.shards_scored_from_database,
+                frames_of_another_model=prov.frames_of_another_model,
+                partial=prov.partial, timings_ms=prov.timings_ms,
             ),
         )
 
@@ -118,6 +146,7 @@ __all__ = [
     "MomentPublic",
     "ProvenancePublic",
     "SearchResultPublic",
+    "ShardLeftOutPublic",
     "thumbnail_url",
     "video_url",
 ]

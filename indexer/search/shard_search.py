@@ -95,19 +95,25 @@ def shard_time_range_us(meta: ShardMeta, query: ShardQuery) -> tuple[int, int] |
 def search_loaded_shard(loaded: LoadedShard, query: ShardQuery) -> tuple[list[tuple[int, float]],
                                                                         int]:
     """The shard's best ``query.k`` (vector id, score) under the query's filters, and how
-    many rows the filters admitted. Workers call this on their own loaded shards."""
+    many rows the filters admitted. Workers call this on their own loaded shards.
+
+    Where the range starts inside a row's run, that row comes with one spare hit
+    (``k + 1``): the engine drops vectors none of whose frames are in range."""
     time_range = shard_time_range_us(loaded.meta, query)
     times = loaded.captured_at_us
+    k = query.k
     if time_range is not None:
         start_us, end_us = time_range
         if start_us > end_us or len(times) == 0:
             return [], 0
         # a row stands for its frames up to the next row: start from the one covering start
-        first = int(np.searchsorted(times, start_us, side="right")) - 1
-        start_us = int(times[max(first, 0)])
-        time_range = (min(start_us, end_us), end_us)
-        lo = max(first, 0)
+        lo = max(int(np.searchsorted(times, start_us, side="right")) - 1, 0)
         hi = int(np.searchsorted(times, end_us, side="right"))
+        if hi <= lo:
+            return [], 0
+        if int(times[lo]) < start_us:
+            k += 1  # that row's frames may all lie before the range: one spare hit
+        time_range = (int(times[lo]), end_us)
     else:
         lo, hi = 0, len(times)
     if query.phases is not None:
@@ -117,7 +123,7 @@ def search_loaded_shard(loaded: LoadedShard, query: ShardQuery) -> tuple[list[tu
         admitted = hi - lo
     if admitted == 0:
         return [], 0
-    hits = loaded.search(query.vector, k=query.k, time_range_us=time_range, phases=query.phases)
+    hits = loaded.search(query.vector, k=k, time_range_us=time_range, phases=query.phases)
     best: dict[int, float] = {}
     for hit in hits:  # a vector may have several rows (one per phase run)
         best[hit.vector_id] = max(hit.score, best.get(hit.vector_id, -2.0))

@@ -69,7 +69,10 @@ def test_text_search_at_night(investigator: TestClient, state: AppState) -> None
             "source": "query phrase 'at night'"} in prov["filters"]
     assert prov["preset"] == "test-tiny" and len(prov["weights_sha256"]) == 64
     assert prov["k"] == 50 and prov["truncated"] is False and prov["elapsed_ms"] > 0
-    assert prov["shards_searched"] == ["CAM-001/2026-01-25", "CAM-002/2026-01-25"]
+    assert prov["shards_searched"] == ["CAM-001/2026-01-25", "CAM-002/2026-01-25",
+                                       "CAM-003/2026-01-25"]
+    assert prov["shard_index_types"] == dict.fromkeys(prov["shards_searched"], "flat")
+    assert prov["partial"] is False and prov["shards_left_out"] == []
     moment = body["moments"][0]
     assert moment["thumbnail_url"] == f"/api/frames/{moment['best_frame_id']}/thumbnail"
     assert moment["video_url"] == f"/api/segments/{moment['segment_id']}/video"

@@ -12,6 +12,7 @@ import pytest
 from sqlmodel import Session, select
 
 from indexer.daynight import DayPhase
+from indexer.embed_queue import BacklogFrame, add_to_backlog
 from indexer.embeddings import build_unsafe_random_embedder
 from indexer.search.engine import (
     EmbedderFailedError,
@@ -21,7 +22,7 @@ from indexer.search.engine import (
     SearchResult,
     search,
 )
-from indexer.shard_files import ModelMismatchError, ShardStore
+from indexer.shard_files import ShardStore
 from search_api.state import AppState
 from storage.errors import InvalidInputError, NotFoundError
 from storage.models.media import Frame
@@ -55,7 +56,11 @@ def test_text_query_at_night_applies_the_night_filter(
     assert prov.preset == "test-tiny"
     assert prov.weights_sha256 == search_corpus.embedder.weights_sha256
     assert prov.dim == search_corpus.embedder.dim and prov.k == 50 and prov.elapsed_ms > 0
-    assert prov.shards_searched == ["CAM-001/2026-01-25", "CAM-002/2026-01-25"]
+    # every camera's day is searched inside its shard; CAM-003 has no night rows to offer
+    assert prov.shards_searched == ["CAM-001/2026-01-25", "CAM-002/2026-01-25",
+                                    "CAM-003/2026-01-25"]
+    assert prov.shard_index_types == dict.fromkeys(prov.shards_searched, "flat")
+    assert prov.shards_left_out == {} and not prov.partial
     assert prov.frames_scored_from_database == 0 and prov.frames_waiting_for_embedding == 0
     assert result.moments
     for moment in result.moments:
@@ -203,23 +208,36 @@ def test_frames_waiting_for_embedding_are_reported(session: Session, shards: Sha
                                                    search_corpus: SearchCorpus,
                                                    search_state: AppState) -> None:
     waiting = session.exec(select(FrameEmbedding).where(FrameEmbedding.status == "linked")).all()
+    frames = [session.get(Frame, row.frame_id) for row in waiting]
     for row in waiting:
         entry = session.get(FrameIndexEntry, row.frame_id)
         session.delete(entry)
         session.delete(row)
+    # as ingest leaves a new frame: in the backlog, not yet embedded
+    add_to_backlog(session, [BacklogFrame(f.id, f.camera_id, f.captured_at_utc)
+                             for f in frames if f is not None and f.id is not None],
+                   embedded=False)
     session.commit()
     result = run(session, shards, search_corpus, search_state, text="street")
     assert result.provenance.frames_waiting_for_embedding == len(waiting) > 0
+    cam1 = run(session, shards, search_corpus, search_state, text="street",
+               filters=SearchFilters(camera_ids=("CAM-001",)))
+    assert cam1.provenance.frames_waiting_for_embedding == sum(
+        1 for f in frames if f is not None and f.camera_id == "CAM-001")
 
 
-def test_a_query_mixing_models_is_refused(session: Session, shards: ShardStore,
-                                          search_corpus: SearchCorpus,
-                                          search_state: AppState) -> None:
+def test_shards_of_another_model_are_left_out_with_a_reason(
+        session: Session, shards: ShardStore, search_corpus: SearchCorpus,
+        search_state: AppState) -> None:
     other = build_unsafe_random_embedder(seed=1)
     assert other.weights_sha256 != search_corpus.embedder.weights_sha256
-    with pytest.raises(ModelMismatchError, match="will not mix models"):
-        search(session=session, get_embedder=lambda: other, shards=shards,
-               request=SearchRequest(text="car"))
+    result = search(session=session, get_embedder=lambda: other, shards=shards,
+                    request=SearchRequest(text="car"))
+    prov = result.provenance
+    assert result.moments == [] and prov.shards_searched == [] and prov.partial
+    assert sorted(prov.shards_left_out) == ["CAM-001/2026-01-25", "CAM-002/2026-01-25",
+                                            "CAM-003/2026-01-25"]
+    assert all("will not mix models" in reason for reason in prov.shards_left_out.values())
 
 
 def test_embedder_failure_raises_instead_of_returning_nothing(

@@ -13,14 +13,14 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
+from indexer.embed_queue import BacklogFrame, add_to_backlog
 from indexer.search.engine import SearchFilters, SearchRequest, search
 from indexer.shard_files import (
     EXACT_MAX_ALLOWED,
     LoadedShard,
-    ModelMismatchError,
     ShardKey,
     ShardStore,
     local_day_bounds_utc,
@@ -32,7 +32,7 @@ from indexer.shards import rebuild_shards, sync_shards
 from search_api.state import AppState
 from storage.models.media import Frame
 from storage.models.search import FrameEmbedding
-from storage.models.search_index import FrameIndexEntry
+from storage.models.search_index import FrameIndexEntry, SearchBacklog, SearchShard
 from tests.search_corpus import SearchCorpus
 
 KYIV = "Europe/Kyiv"
@@ -160,7 +160,11 @@ def test_index_stays_consistent_after_sigkill_mid_write(
     baseline = similar_frames(search_state, search_corpus, red_frame)
     shutil.rmtree(index_dir)
     index_dir.mkdir()
+    # every frame embedded, none in a shard: the state before the first sync
     session.execute(update(FrameIndexEntry).values(shard_key=None, indexed_at=None))
+    session.execute(delete(SearchShard))
+    add_to_backlog(session, [BacklogFrame(f.id or 0, f.camera_id, f.captured_at_utc)
+                             for f in session.exec(select(Frame))], embedded=True)
     session.commit()
     writer = subprocess.Popen(
         [sys.executable, "-c", CRASH_SCRIPT, search_state.settings.resolved_database_url,
@@ -188,6 +192,7 @@ def test_index_stays_consistent_after_sigkill_mid_write(
                         shards=ShardStore(index_dir),
                         request=SearchRequest(similar_to_frame_id=red_frame))
     assert result.provenance.frames_scored_from_database == 0
+    assert session.exec(select(func.count()).select_from(SearchBacklog)).one() == 0
 
 
 def test_frames_of_two_models_in_one_day_are_not_mixed(search_state: AppState,
@@ -200,9 +205,15 @@ def test_frames_of_two_models_in_one_day_are_not_mixed(search_state: AppState,
     report = sync_shards(engine=search_state.engine, index_dir=search_state.settings.index_dir)
     assert report.mixed_model_shards == ["CAM-003/2026-01-25"]
     shards = ShardStore(search_state.settings.index_dir)
-    with pytest.raises(ModelMismatchError, match="will not rank vectors of two models"):
-        search(session=session, get_embedder=lambda: search_corpus.embedder, shards=shards,
-               request=SearchRequest(text="bus"))
+    assert [m.key.name for m in shards.all_meta()] == ["CAM-001/2026-01-25",
+                                                       "CAM-002/2026-01-25"]
+    mixed = search(session=session, get_embedder=lambda: search_corpus.embedder,
+                   shards=shards, request=SearchRequest(text="bus"))
+    # the day's frames of the query's model are scored from the database, the others not
+    prov = mixed.provenance
+    assert prov.frames_of_another_model == 2 and prov.partial
+    assert prov.frames_scored_from_database > 0
+    assert not {f for m in mixed.moments for f in m.frame_ids} & set(cam3[:2])
     fine = search(session=session, get_embedder=lambda: search_corpus.embedder, shards=shards,
                   request=SearchRequest(text="bus", filters=SearchFilters(
                       camera_ids=("CAM-001", "CAM-002"))))
