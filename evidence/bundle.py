@@ -8,7 +8,10 @@ tag files in this order, so each can cover the ones before it:
    signing time a verifier checks the certificate chain at), ``VERIFY.txt``,
    ``signer.pem`` (the signing certificate first, then its issuers up to the root);
 3. ``tagmanifest-sha256.txt`` over the files of step 1 and 2;
-4. ``signature.sig``: raw 64-byte Ed25519 over the exact bytes of the tag manifest.
+4. ``signature.sig``: raw 64-byte Ed25519 over the exact bytes of the tag manifest;
+5. with a TSA, ``timestamp.tsr``: an RFC 3161 response over the exact bytes of
+   ``signature.sig`` (not in the tag manifest, which the signature covers; bag-info's
+   ``Oko-Trusted-Time``, written in step 2, says a token must be there).
 
 The evidence digest printed in the PDF footer is the SHA-256 of the payload manifest
 text without its ``data/report.pdf`` line (a PDF cannot carry a hash of itself).
@@ -30,12 +33,15 @@ from oko_verify.bag import (
     SIGNER_CERT,
     TAG_FILES,
     TAG_MANIFEST,
+    TIMESTAMP,
+    TRUSTED_TIME_FIELD,
     evidence_digest,
     manifest_text,
 )
 from oko_verify.bag import SIGNED_AT_FIELD as SIGNED_AT
 
 from evidence.keys import Signer
+from evidence.timestamp import Timestamp, TimestampAuthority, fetch_timestamp
 from storage.atomic import atomic_write
 from storage.blobstore import sha256_file
 from storage.errors import ConfigurationError
@@ -65,13 +71,16 @@ def signed_at_text(when: datetime) -> str:
 
 
 def finish_bag(bag_dir: Path, *, bag_info: list[tuple[str, str]], verify_text: str,
-               signer: Signer, signed_at: datetime | None = None) -> str:
+               signer: Signer, signed_at: datetime | None = None,
+               timestamp_authority: TimestampAuthority | None = None) -> str:
     """Write manifests, tag files and the signature; return the tag manifest's SHA-256.
 
     ``signed_at`` (default: now) goes into bag-info as ``Oko-Signed-At``; the chain in
     ``signer.pem`` is checked at that time, so a certificate revoked or expired later
     does not undo this signature. Raises ``ConfigurationError`` when the signing
-    certificate is not valid at ``signed_at`` (nothing is signed then).
+    certificate is not valid at ``signed_at`` (nothing is signed then). With
+    ``timestamp_authority``, step 5 fetches ``timestamp.tsr`` and raises what
+    ``evidence.timestamp.fetch_timestamp`` raises (the caller discards the bag).
     """
     when = (signed_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     certificate = signer.certificate
@@ -92,7 +101,17 @@ def finish_bag(bag_dir: Path, *, bag_info: list[tuple[str, str]], verify_text: s
     tag_bytes = tags.encode("utf-8")
     (bag_dir / TAG_MANIFEST).write_bytes(tag_bytes)
     (bag_dir / SIGNATURE).write_bytes(signer.sign(tag_bytes))
+    if timestamp_authority is not None:
+        timestamp_signature(bag_dir, timestamp_authority)
     return hashlib.sha256(tag_bytes).hexdigest()
+
+
+def timestamp_signature(bag_dir: Path, authority: TimestampAuthority) -> Timestamp:
+    """Step 5: a checked RFC 3161 token over ``signature.sig``, written as
+    ``timestamp.tsr``. Raises ``evidence.timestamp``'s errors, writing nothing then."""
+    stamp = fetch_timestamp((bag_dir / SIGNATURE).read_bytes(), authority)
+    (bag_dir / TIMESTAMP).write_bytes(stamp.response)
+    return stamp
 
 
 def zip_bag(bag_dir: Path, out_path: Path, *, top_dir: str) -> str:
@@ -126,11 +145,14 @@ __all__ = [
     "SIGNER_CERT",
     "TAG_FILES",
     "TAG_MANIFEST",
+    "TIMESTAMP",
+    "TRUSTED_TIME_FIELD",
     "bag_info_text",
     "evidence_digest",
     "finish_bag",
     "hash_payload",
     "manifest_text",
     "signed_at_text",
+    "timestamp_signature",
     "zip_bag",
 ]

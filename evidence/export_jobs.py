@@ -40,6 +40,7 @@ from evidence.exports import (
     publish_bundle,
 )
 from evidence.keys import Signer
+from evidence.timestamp import TimestampAuthority
 from storage.blobstore import BlobStore, sha256_file
 from storage.db import session_scope
 from storage.errors import ConflictError, NotFoundError, PermissionDeniedError
@@ -84,16 +85,19 @@ class ExportEnvironment:
     exports_dir: Path
     organisation: str
     full_original_max_bytes: int
+    timestamp_authority: TimestampAuthority | None = None  # OKO_TSA_URL; None: no TSA
 
 
 def request_export(session: Session, *, case: Case, requested_by: User | None,
-                   needs_approval: bool) -> ExportJob:
+                   needs_approval: bool, no_timestamp: bool = False) -> ExportJob:
     """A queued (or awaiting-approval) export job; flushed, not committed.
 
     ``requested_by`` is None for the CLI's local operator, who is no Oko user.
+    ``no_timestamp``: the requester declines a trusted timestamp (recorded in the bundle).
     """
     assert case.id is not None
     job = ExportJob(case_id=case.id, requested_by_id=requested_by.id if requested_by else None,
+                    no_timestamp=no_timestamp,
                     status=AWAITING_APPROVAL if needs_approval else QUEUED,
                     stage="waiting for a supervisor's approval" if needs_approval else "")
     session.add(job)
@@ -199,6 +203,7 @@ def run_export_job(session: Session, *, engine: Engine, job_id: int, env: Export
         signer=env.signer, originals=env.originals, derived=env.derived,
         tmp_dir=env.tmp_dir, out_path=out, organisation=env.organisation,
         full_original_max_bytes=env.full_original_max_bytes,
+        timestamp_authority=env.timestamp_authority, no_timestamp=job.no_timestamp,
         progress=lambda stage, fraction: _record_progress(engine, job_id, stage, fraction),
         commit=record_bundle,
     )

@@ -54,6 +54,7 @@ from sqlmodel import Session, select
 
 from evidence.bundle import (
     REPORT_PATH,
+    TRUSTED_TIME_FIELD,
     evidence_digest,
     finish_bag,
     hash_payload,
@@ -66,6 +67,7 @@ from evidence.provenance import build_provenance, write_jsonl
 from evidence.report import ClipReport, ReportData, build_report
 from evidence.report_people import clip_added, custody_people
 from evidence.report_text import DEFAULT_LANGUAGE, check_language
+from evidence.timestamp import TimestampAuthority, TrustedTime
 from evidence.viewing_copy import ViewingCopy, make_viewing_copy, provenance_facts, report_note
 from storage.atomic import OWNER_PREFIX, fsync_dir, owner_tag
 from storage.blobstore import BlobStore, sha256_file
@@ -124,7 +126,8 @@ def safe_name(text: str) -> str:
 
 
 def verify_instructions(*, fingerprint: str, top_dir: str,
-                        root_fingerprint: str | None = None) -> str:
+                        root_fingerprint: str | None = None,
+                        tsa_url: str | None = None) -> str:
     """VERIFY.txt: how to check the bundle with sha256sum and openssl alone, then with
     ``oko-verify``. ``root_fingerprint`` is the evidence authority's root (None for a
     self-signed signing certificate of old: the signer itself is then compared)."""
@@ -173,13 +176,27 @@ one level up (../), so the bag stays exactly as it was signed. Then:
          -in tagmanifest-sha256.txt -sigfile signature.sig
 {who}{digest_step}. The evidence digest printed in the footer of data/report.pdf is:
      grep -v '  data/report.pdf$' manifest-sha256.txt | sha256sum
-
+{timestamp_step(tsa_url, int(digest_step) + 1)}
 All of the above plus the custody chain and provenance, with the stand-alone Oko
 verifier (Python 3.11+ and the cryptography package; no Oko installation needed):
      pip install ./verifier          (the verifier/ folder of the Oko source)
      oko-verify BUNDLE.zip --fingerprint {pin}
 It prints VALID (exit 0), INTACT, SIGNER NOT TRUSTED (exit 3) or INVALID (exit 1).
 On an Oko installation, `oko verify` runs the same checks.
+"""
+
+
+def timestamp_step(tsa_url: str | None, number: int) -> str:
+    """VERIFY.txt's step for ``timestamp.tsr`` (empty without a TSA)."""
+    if tsa_url is None:
+        return ""
+    return f"""{number}. The trusted time: timestamp.tsr is an RFC 3161 timestamp from the TSA at
+   {tsa_url} over the exact bytes of signature.sig. Get the TSA's CA
+   certificate from its operator (or the exporting organisation's trust store) as
+   ../tsa-ca.pem, never from the bundle, then:
+     openssl ts -verify -data signature.sig -in timestamp.tsr -CAfile ../tsa-ca.pem
+     openssl ts -reply -in timestamp.tsr -text | grep 'Time stamp:'
+   It prints "Verification: OK"; the second line is the TSA's time of signing.
 """
 
 
@@ -269,8 +286,16 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
                 organisation: str, full_original_max_bytes: int,
                 progress: Progress | None = None,
                 commit: Callable[[ExportResult], None] | None = None,
-                lang: str = DEFAULT_LANGUAGE) -> ExportResult:
+                lang: str = DEFAULT_LANGUAGE,
+                timestamp_authority: TimestampAuthority | None = None,
+                no_timestamp: bool = False) -> ExportResult:
     """Build, sign and zip the case's bundle at ``out_path``; log the export.
+
+    With ``timestamp_authority`` (and not ``no_timestamp``) the signature gets an RFC
+    3161 token (``timestamp.tsr``); a TSA that cannot be reached or is not trusted
+    fails the export with ``evidence.timestamp``'s errors, nothing written. The choice
+    is recorded in bag-info (``Oko-Trusted-Time``), the export custody entry
+    (``trusted_time``) and the report.
 
     Every slow step runs before anything is written: the export's custody entry is
     planned (``plan_export_entry``), the bundle that carries it is written and zipped
@@ -285,6 +310,8 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
     ``.part`` stays for ``publish_bundle``.
     """
     report_progress = progress or (lambda _stage, _fraction: None)
+    trusted = TrustedTime(authority=timestamp_authority,
+                          declined_by=exporter if no_timestamp else None)
     check_language(lang)  # the report's language (uk, en), before anything is written
     clips = case_clips(session, case=case)
     if not clips:
@@ -312,7 +339,8 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
                                   "still_sha256": a.still.sha256,
                                   "original_sha256": a.original.sha256,
                                   "recording_gaps": a.gaps, **_viewing_entry(a)}
-                                 for a in artefacts]}
+                                 for a in artefacts],
+                       "trusted_time": trusted.field}
             for _attempt in range(EXPORT_ATTEMPTS):
                 planned = plan_export_entry(session, case=case, exporter=exporter,
                                              details=details)
@@ -320,7 +348,7 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
                                         artefacts=artefacts, originals_facts=originals_facts,
                                         exporter=exporter, signer=signer,
                                         organisation=organisation, top_dir=top_dir,
-                                        lang=lang)
+                                        lang=lang, trusted=trusted)
                 if chain_head(session, planned.chain) == planned.previous:
                     break
             else:
@@ -440,7 +468,8 @@ def plan_export_entry(session: Session, *, case: Case, exporter: str,
 def _write_bundle(session: Session, bag: Path, staged: Path, *, case: Case,
                   planned: _PlannedEntry, artefacts: list[_ClipArtefacts],
                   originals_facts: list[dict[str, Any]], exporter: str, signer: Signer,
-                  organisation: str, top_dir: str, lang: str = DEFAULT_LANGUAGE) -> _Written:
+                  organisation: str, top_dir: str, lang: str = DEFAULT_LANGUAGE,
+                  trusted: TrustedTime | None = None) -> _Written:
     """Custody log, provenance, PDF, tag files and signature into ``bag``, zipped to
     ``staged``; reads only. Rewrites every file it writes, so it can run again."""
     custody = [*_custody_records(session, case, artefacts, before_seq=planned.record["seq"]),
@@ -451,6 +480,8 @@ def _write_bundle(session: Session, bag: Path, staged: Path, *, case: Case,
     digest = evidence_digest(hash_payload(bag, exclude=frozenset({REPORT_PATH})))
     investigator = session.get(User, case.investigator_id)
     export_time = planned.recorded_at
+    trusted = trusted or TrustedTime()
+    tsa_url = trusted.requested.url if trusted.requested else None
     build_report(ReportData(
         case_number=case.number, case_title=case.title, legal_basis=case.legal_basis,
         investigator=investigator.full_name or investigator.username if investigator
@@ -464,7 +495,8 @@ def _write_bundle(session: Session, bag: Path, staged: Path, *, case: Case,
         custody=custody, lang=lang, people=custody_people(session, custody, exporter),
         verify_text=verify_instructions(
             fingerprint=signer.fingerprint_sha256, top_dir=top_dir,
-            root_fingerprint=signer.root_fingerprint_sha256),
+            root_fingerprint=signer.root_fingerprint_sha256, tsa_url=tsa_url),
+        trusted_time_note=trusted.note(lang),
     ), bag / REPORT_PATH)
     tag_sha = finish_bag(bag, bag_info=[
         ("Source-Organization", organisation), ("Contact-Name", exporter),
@@ -477,9 +509,11 @@ def _write_bundle(session: Session, bag: Path, staged: Path, *, case: Case,
         ("Oko-Version", OKO_VERSION),
         ("Oko-Signer-Fingerprint-SHA256", signer.fingerprint_sha256),
         ("Oko-Evidence-Digest", digest),
+        (TRUSTED_TIME_FIELD, trusted.field),
     ], verify_text=verify_instructions(
         fingerprint=signer.fingerprint_sha256, top_dir=top_dir,
-        root_fingerprint=signer.root_fingerprint_sha256), signer=signer)
+        root_fingerprint=signer.root_fingerprint_sha256, tsa_url=tsa_url), signer=signer,
+        timestamp_authority=trusted.requested)
     bundle_sha = zip_bag(bag, staged, top_dir=top_dir)
     return _Written(bundle_sha256=bundle_sha, tag_manifest_sha256=tag_sha,
                     evidence_digest=digest)

@@ -103,6 +103,53 @@ class Timestamp:
         return self.token.gen_time_text
 
 
+@dataclass(frozen=True)
+class TrustedTime:
+    """An export's choice about a trusted time, as bag-info, custody and the report say it.
+
+    ``authority`` None and ``declined_by`` None: no TSA configured; ``declined_by``: the
+    exporter gave ``--no-timestamp`` (the API's ``no_timestamp``), whatever is configured.
+    """
+
+    authority: TimestampAuthority | None = None
+    declined_by: str | None = None
+
+    @property
+    def requested(self) -> TimestampAuthority | None:
+        """The TSA to ask, or None."""
+        return None if self.declined_by is not None else self.authority
+
+    @property
+    def field(self) -> str:
+        """bag-info's ``Oko-Trusted-Time`` (and the export custody entry's ``trusted_time``).
+
+        ``TSA <url> (...)`` promises ``timestamp.tsr``: the verifier fails a bundle whose
+        signed bag-info says so but carries no token.
+        """
+        if self.declined_by is not None:
+            return f"none (declined: --no-timestamp by {self.declined_by})"
+        if self.authority is None:
+            return "none (no TSA configured)"
+        return (f"TSA {self.authority.url} (RFC 3161 token in timestamp.tsr over "
+                "signature.sig)")
+
+    def note(self, lang: str) -> str:
+        """The report's line under "Trusted time" in ``lang`` (uk, else en)."""
+        uk = lang == "uk"
+        if self.declined_by is not None:
+            return (f"не отримано: експорт без позначки часу (--no-timestamp), "
+                    f"рішення {self.declined_by}" if uk else
+                    f"none obtained: exported without a timestamp (--no-timestamp) by "
+                    f"{self.declined_by}")
+        if self.authority is None:
+            return ("не отримано: службу позначок часу (TSA) не налаштовано" if uk else
+                    "none obtained: no time-stamping authority (TSA) is configured")
+        return (f"позначка часу RFC 3161 від {self.authority.url} над signature.sig "
+                "(timestamp.tsr); час TSA показує oko verify" if uk else
+                f"RFC 3161 timestamp from {self.authority.url} over signature.sig "
+                "(timestamp.tsr); oko verify shows the TSA's time")
+
+
 def authority_from(url: str | None, ca_cert: Path | None, *,
                    timeout_seconds: float = 10.0) -> TimestampAuthority | None:
     """The TSA ``OKO_TSA_URL`` and ``OKO_TSA_CA_CERT`` configure, or None without a URL.
@@ -200,6 +247,7 @@ __all__ = [
     "Timestamp",
     "TimestampAuthority",
     "TimestampMismatchError",
+    "TrustedTime",
     "TsaNotTrustedError",
     "TsaRefusedError",
     "TsaUnreachableError",

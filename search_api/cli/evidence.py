@@ -177,6 +177,9 @@ def export(ctx: typer.Context, number: Number,
            out: Annotated[Path, typer.Option("--out", help="The bundle zip to write.")],
            export_id: Annotated[int | None, typer.Option(
                "--export", min=1, help="Run (once approved) or fetch this export.")] = None,
+           no_timestamp: Annotated[bool, typer.Option(
+               "--no-timestamp", help="Export without the TSA's trusted timestamp (recorded "
+               "in the bundle); otherwise an unreachable TSA fails the export.")] = False,
            ) -> None:
     """Export the case as a signed BagIt bundle, through the approval flow if required.
 
@@ -189,7 +192,8 @@ def export(ctx: typer.Context, number: Number,
         case = cases.get_visible_case_by_number(usecase, number)
         case_id = case.id or 0
         if export_id is None:
-            job = exports.request_export(usecase, case_id=case_id, run_in_worker=False)
+            job = exports.request_export(usecase, case_id=case_id, run_in_worker=False,
+                                         no_timestamp=no_timestamp)
             export_id = job.id
             if job.status == AWAITING_APPROVAL:
                 typer.echo(  # unwrapped: the commands are meant to be copied

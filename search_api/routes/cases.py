@@ -71,6 +71,16 @@ class ShareCreate(BaseModel):
     username: str
 
 
+class ExportCreate(BaseModel):
+    """Options of a new export; the body may be left out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    no_timestamp: bool = Field(default=False, description=(
+        "Export without the TSA's trusted timestamp (recorded in the bundle); otherwise a "
+        "configured TSA that cannot be reached fails the export"))
+
+
 class TransferCreate(BaseModel):
     recipient: str
     export_id: int = Field(ge=1, le=MAX_DB_ID)
@@ -116,8 +126,10 @@ def share_case_route(case_id: DbId, body: ShareCreate, ctx: UseCaseDep) -> CaseP
 
 @router.post("/cases/{case_id}/exports", response_model=ExportJobPublic,
              status_code=status.HTTP_202_ACCEPTED, dependencies=_requires(Permission.EXPORT))
-def start_export(case_id: DbId, ctx: UseCaseDep) -> ExportJobPublic:
-    return exports.request_export(ctx, case_id=case_id)
+def start_export(case_id: DbId, ctx: UseCaseDep,
+                 body: ExportCreate | None = None) -> ExportJobPublic:
+    options = body or ExportCreate()
+    return exports.request_export(ctx, case_id=case_id, no_timestamp=options.no_timestamp)
 
 
 @router.post("/cases/{case_id}/exports/{export_id}/approve", response_model=ExportJobPublic,

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from evidence import export_jobs as jobs
 from evidence.cases import transfer_case as record_transfer
+from evidence.timestamp import authority_from
 from search_api.audit import AuditAction
 from search_api.state import AppState
 from search_api.usecases.cases import (
@@ -53,6 +54,8 @@ class ExportJobPublic(BaseModel):
     message: str
     bundle_sha256: str | None
     tag_manifest_sha256: str | None
+    no_timestamp: bool = Field(default=False, description="the requester declined a "
+                               "trusted timestamp")
     size_bytes: int | None
     created_at: datetime
     updated_at: datetime
@@ -79,6 +82,8 @@ def export_environment(state: AppState) -> jobs.ExportEnvironment:
         tmp_dir=settings.tmp_dir, exports_dir=settings.exports_dir,
         organisation=settings.organisation,
         full_original_max_bytes=settings.full_original_max_bytes,
+        timestamp_authority=authority_from(settings.tsa_url, settings.tsa_ca_cert,
+                                           timeout_seconds=settings.tsa_timeout_seconds),
     )
 
 
@@ -100,9 +105,13 @@ def _finished_bundle(job: ExportJob) -> Path:
     return Path(job.bundle_path)
 
 
-def request_export(ctx: UseCaseContext, *, case_id: int,
-                   run_in_worker: bool = True) -> ExportJobPublic:
+def request_export(ctx: UseCaseContext, *, case_id: int, run_in_worker: bool = True,
+                   no_timestamp: bool = False) -> ExportJobPublic:
     """Ask for a signed bundle of the case; it waits for approval when the settings say so.
+
+    ``no_timestamp`` declines the TSA's trusted timestamp (``--no-timestamp``): the
+    export then goes ahead when the TSA is down, and the bundle and this request's audit
+    entry say so.
 
     A job that needs no approval is handed to the worker after the commit, unless
     ``run_in_worker`` is False (the CLI then runs it itself with ``run_export``).
@@ -116,9 +125,9 @@ def request_export(ctx: UseCaseContext, *, case_id: int,
     require_case_footage_visible(ctx, case=case, user=ctx.user, action="Exporting")
     needs_approval = ctx.settings.exports_need_approval
     job = jobs.request_export(ctx.session, case=case, requested_by=ctx.user,
-                              needs_approval=needs_approval)
+                              needs_approval=needs_approval, no_timestamp=no_timestamp)
     ctx.audit(AuditAction.EXPORT, change="request", case_id=case.id, export_id=job.id,
-              needs_approval=needs_approval)
+              needs_approval=needs_approval, no_timestamp=no_timestamp)
     ctx.commit()
     assert job.id is not None
     if not needs_approval and run_in_worker:

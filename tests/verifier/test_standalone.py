@@ -1,5 +1,6 @@
 """The prosecutor's install: ``oko_verify`` runs with nothing but the standard library,
-the verifier's own folder and ``cryptography`` (with what cryptography itself needs).
+the verifier's own folder, ``cryptography`` (with what cryptography itself needs) and
+``asn1crypto`` (pure Python, for RFC 3161 timestamp tokens).
 
 The check runs ``python -I -S``: no site-packages at all, only a folder holding links to
 cryptography's distribution and its requirements, so an import of anything else fails
@@ -73,7 +74,7 @@ def test_verifies_with_only_the_standard_library_and_cryptography(tmp_path: Path
     root = make_root()
     bundle = make_zip(tmp_path, root.issue())
     deps = tmp_path / "deps"
-    closure = requirement_closure("cryptography")
+    closure = requirement_closure("cryptography") | requirement_closure("asn1crypto")
     link_distributions(closure, deps)
     code = PROBE.format(verifier=str(VERIFIER_DIR), deps=str(deps), bundle=str(bundle),
                         pin=certificate_fingerprint(root.certificate))
@@ -85,7 +86,7 @@ def test_verifies_with_only_the_standard_library_and_cryptography(tmp_path: Path
     assert not set(result["modules"]) & set(NEVER)
     assert set(result["modules"]) <= {"__main__", "oko_verify", "cryptography", "cffi",
                                       "_cffi_backend", "_openssl",  # cryptography's own
-                                      "pycparser"}, result["modules"]
+                                      "pycparser", "asn1crypto"}, result["modules"]
     assert {"cryptography", "cffi"} <= closure  # the links were really needed
 
 

@@ -20,6 +20,13 @@ REPORT_PATH = "data/report.pdf"
 BAG_INFO = "bag-info.txt"
 TAG_FILES = ("bagit.txt", BAG_INFO, PAYLOAD_MANIFEST, "VERIFY.txt", SIGNER_CERT)
 SIGNED_AT_FIELD = "Oko-Signed-At"
+# An RFC 3161 TimeStampResp over the exact bytes of signature.sig. Like the signature it
+# stands beside, it cannot be listed in the tag manifest the signature covers; it is
+# self-authenticating (the TSA's signature and its imprint of signature.sig), and
+# bag-info's Oko-Trusted-Time (signed) says whether one must be there.
+TIMESTAMP = "timestamp.tsr"
+TRUSTED_TIME_FIELD = "Oko-Trusted-Time"
+TRUSTED_TIME_TSA = "TSA "  # Oko-Trusted-Time: TSA <url> (...): a token must be present
 MANIFEST_LINE = re.compile(r"^([0-9a-f]{64})  (.+)$")
 CHUNK = 1024 * 1024
 
@@ -85,6 +92,9 @@ __all__ = [
     "SIGNER_CERT",
     "TAG_FILES",
     "TAG_MANIFEST",
+    "TIMESTAMP",
+    "TRUSTED_TIME_FIELD",
+    "TRUSTED_TIME_TSA",
     "evidence_digest",
     "is_file",
     "manifest_text",

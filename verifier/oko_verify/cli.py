@@ -39,6 +39,16 @@ def build_anchors(*, fingerprints: Iterable[str] = (), trusted_certs: Iterable[P
     return merge(*parts)
 
 
+def tsa_anchors(anchors: TrustAnchors, tsa_certs: Iterable[Path] = ()) -> TrustAnchors:
+    """Who may vouch for a timestamp's TSA: each ``--tsa-ca`` PEM, and every certificate
+    (and CRL) of ``anchors`` (a trust store may hold the TSA's CA beside the root).
+    Raises ``TrustAnchorError`` (exit 2) for an unreadable file."""
+    parts = [TrustAnchors(certificates=tuple(load_certificate_file(path)),
+                          sources=(f"TSA CA {path}",)) for path in tsa_certs]
+    return merge(*parts, TrustAnchors(certificates=anchors.certificates, crls=anchors.crls,
+                                      sources=anchors.sources))
+
+
 def default_trust_store(given: Path | None) -> Path | None:
     """``--trust-store``, else ``$OKO_TRUST_STORE`` when set and not empty."""
     if given is not None:
@@ -87,6 +97,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--trust-store", type=Path, metavar="DIR",
                         help=f"directory of trusted *.pem/*.crt and *.crl files "
                              f"(default: ${TRUST_STORE_ENV})")
+    parser.add_argument("--tsa-ca", action="append", default=[], type=Path,
+                        metavar="PEM", help="the CA certificate of a time-stamping "
+                                            "authority you trust (repeatable; the trust "
+                                            "store's certificates count too)")
     parser.add_argument("--scratch-dir", type=Path, metavar="DIR",
                         help="where a zip is extracted (default: the system temp dir)")
     parser.add_argument("--json", action="store_true", dest="as_json", help="print JSON")
@@ -105,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         anchors = build_anchors(fingerprints=args.fingerprint, trusted_certs=args.trusted_cert,
                                 trust_store=default_trust_store(args.trust_store))
-        report = verify_bundle(args.bundle, anchors, scratch_dir=args.scratch_dir)
+        report = verify_bundle(args.bundle, anchors, scratch_dir=args.scratch_dir,
+                               tsa_anchors=tsa_anchors(anchors, args.tsa_ca))
     except VerifierError as exc:
         sys.stderr.write(f"error: {exc.diagnostics()}\n")
         return exc.exit_code
@@ -120,4 +135,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     return report.exit_code
 
 
-__all__ = ["build_anchors", "default_trust_store", "main", "print_report", "report_lines"]
+__all__ = ["build_anchors", "default_trust_store", "main", "print_report", "report_lines",
+           "tsa_anchors"]

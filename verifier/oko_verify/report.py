@@ -40,8 +40,9 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One check. ``fatal=False`` marks the one failure that leaves a bundle intact:
-    nobody vouching for its signer."""
+    """One check. ``fatal=False`` marks a failure that leaves a bundle intact: nobody
+    vouching for its signer (``trust``, the verdict INTACT), or for the TSA of its
+    timestamp (``timestamp trust``, a warning: the verdict stands, no trusted time)."""
 
     name: str
     passed: bool
@@ -60,6 +61,8 @@ class VerificationReport:
     tag_manifest_sha256: str | None = None
     signed_at: datetime | None = None
     trust_hint: str = ""  # for INTACT: why no anchor vouched
+    trusted_time: datetime | None = None  # the TSA's genTime, when a trusted TSA vouches
+    timestamp_authority: str | None = None  # the TSA of timestamp.tsr, in words
 
     def __bool__(self) -> bool:
         raise TypeError("Use report.ok or report.verdict, not the report's truth value.")
@@ -80,7 +83,7 @@ class VerificationReport:
     def verdict(self) -> Verdict:
         if not self.intact:
             return Verdict.INVALID
-        if all(c.passed for c in self.checks):
+        if all(c.passed or c.name != TRUST_CHECK for c in self.checks):
             return Verdict.VALID
         return Verdict.INTACT_SIGNER_NOT_TRUSTED
 
@@ -99,7 +102,7 @@ class VerificationReport:
         verdict = self.verdict
         if verdict is Verdict.VALID:
             return (f"VALID: the bundle is intact and signed by {self.signer_subject}, "
-                    f"which chains to your trusted {self.anchor}.")
+                    f"which chains to your trusted {self.anchor}." + self.time_sentence)
         if verdict is Verdict.INTACT_SIGNER_NOT_TRUSTED:
             root = self.root_fingerprint or "unknown"
             return (f"INTACT, SIGNER NOT TRUSTED: the bundle is intact and signed by "
@@ -111,6 +114,16 @@ class VerificationReport:
         return (f"INVALID: {len(failures)} check(s) failed: "
                 + "; ".join(f"{c.name}: {c.detail}" for c in failures[:20])
                 + ("; …" if len(failures) > 20 else "") + ".")
+
+    @property
+    def time_sentence(self) -> str:
+        """`` Trusted time (TSA ...): ...`` or why there is none; empty without a token."""
+        if self.trusted_time is not None:
+            return (f" Trusted time (TSA {self.timestamp_authority}): "
+                    f"{self.trusted_time:%Y-%m-%dT%H:%M:%SZ}.")
+        if self.timestamp_authority is not None:
+            return f" The timestamp's TSA {self.timestamp_authority} is not trusted."
+        return ""
 
     def raise_for_failure(self) -> None:
         """Raises ``BundleInvalidError`` (exit 1) listing every failed check for INVALID,
@@ -132,6 +145,9 @@ class VerificationReport:
             "tag_manifest_sha256": self.tag_manifest_sha256,
             "signed_at": (self.signed_at.strftime("%Y-%m-%dT%H:%M:%SZ")
                           if self.signed_at else None),
+            "trusted_time": (self.trusted_time.strftime("%Y-%m-%dT%H:%M:%SZ")
+                             if self.trusted_time else None),
+            "timestamp_authority": self.timestamp_authority,
             "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail,
                         "fatal": c.fatal} for c in self.checks],
         }

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from asn1crypto import cms, tsp  # type: ignore[import-untyped]
@@ -34,9 +35,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from oko_verify.bag import SIGNATURE, TIMESTAMP, TRUSTED_TIME_FIELD, TRUSTED_TIME_TSA, is_file
+from oko_verify.report import VerificationReport
+from oko_verify.text import shown
 from oko_verify.trust import ChainResult, TrustAnchors, describe, evaluate_chain
 
-TIMESTAMP = "timestamp.tsr"
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 
@@ -260,5 +263,63 @@ def token_chain_result(token: TimestampToken, anchors: TrustAnchors) -> ChainRes
     return evaluate_chain(token.chain, anchors, token.gen_time)
 
 
-__all__ = ["TIMESTAMP", "TimestampToken", "TimestampTokenError", "check_token",
-           "token_chain_result"]
+TIMESTAMP_CHECK = "timestamp"
+TIMESTAMP_TRUST_CHECK = "timestamp trust"
+
+
+def check_timestamp(root: Path, info: dict[str, str], anchors: TrustAnchors,
+                    report: VerificationReport) -> None:
+    """Step 13 of ``verify_bundle``: ``timestamp.tsr`` over ``signature.sig``.
+
+    A token that does not hold (other data, a broken signature or chain), or one that
+    the signed bag-info promises (``Oko-Trusted-Time: TSA ...``) but is missing, fails
+    the bundle. A token whose TSA nobody the caller trusts vouches for is a warning
+    ("timestamp not trusted"): the bundle's own verdict stands, the time is not shown
+    as trusted. No token and no promise: one passing line saying there is no trusted
+    time.
+    """
+    promised = info.get(TRUSTED_TIME_FIELD, "")
+    path = root / TIMESTAMP
+    if not is_file(path):
+        if promised.startswith(TRUSTED_TIME_TSA):
+            report.add(TIMESTAMP_CHECK, False, f"{TIMESTAMP}: missing, though bag-info "
+                       f"{TRUSTED_TIME_FIELD} says {shown(promised, 120)}")
+        else:
+            report.add(TIMESTAMP_CHECK, True, "no trusted time: the bundle carries no "
+                       f"{TIMESTAMP} (bag-info {TRUSTED_TIME_FIELD}: "
+                       f"{shown(promised or 'not stated', 120)})")
+        return
+    try:
+        token = check_token(path.read_bytes(), (root / SIGNATURE).read_bytes())
+    except OSError:
+        report.add(TIMESTAMP_CHECK, False, f"{TIMESTAMP} or {SIGNATURE} cannot be read")
+        return
+    except TimestampTokenError as exc:
+        report.add(TIMESTAMP_CHECK, False, f"{TIMESTAMP} does not hold for {SIGNATURE}: {exc}")
+        return
+    report.add(TIMESTAMP_CHECK, True, f"{TIMESTAMP}: RFC 3161 token by {token.tsa} over "
+               f"{SIGNATURE} ({token.digest_algorithm}), time {token.gen_time_text}")
+    report.timestamp_authority = token.tsa
+    try:
+        chain = token_chain_result(token, anchors)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        report.add(TIMESTAMP_TRUST_CHECK, False, f"the TSA's chain cannot be read "
+                   f"({shown(str(exc), 80)})")
+        return
+    for problem in chain.problems:
+        report.add(TIMESTAMP_TRUST_CHECK, False, f"TSA {token.tsa}: {problem}")
+    if chain.problems:
+        return
+    if chain.anchor is None:
+        report.add(TIMESTAMP_TRUST_CHECK, False,
+                   f"timestamp not trusted: nothing you gave vouches for the TSA {token.tsa} "
+                   f"(root {describe(chain.root)}); pass its CA with --tsa-ca PEM",
+                   fatal=False)
+        return
+    report.trusted_time = token.gen_time
+    report.add(TIMESTAMP_TRUST_CHECK, True, f"the TSA {token.tsa} chains to your trusted "
+               f"{describe(chain.anchor)}; trusted time {token.gen_time_text}")
+
+
+__all__ = ["TIMESTAMP", "TIMESTAMP_CHECK", "TIMESTAMP_TRUST_CHECK", "TimestampToken",
+           "TimestampTokenError", "check_timestamp", "check_token", "token_chain_result"]

@@ -17,7 +17,11 @@
    nothing fails the bundle; no anchor at all leaves it intact but not trusted);
 10. custody chain continuity (hashes, sequence, links, acquisitions, export clip hashes);
 11. provenance: every file hash in ``provenance.jsonld`` matches the file in the bag;
-12. the evidence digest in bag-info (printed in the PDF footer) matches the manifest.
+12. the evidence digest in bag-info (printed in the PDF footer) matches the manifest;
+13. ``timestamp.tsr`` (``oko_verify.timestamp.check_timestamp``): an RFC 3161 token over
+    ``signature.sig`` whose TSA chains to ``tsa_anchors`` (default: ``anchors``); a
+    token for other data, or one bag-info promises but is missing, fails the bundle;
+    an untrusted TSA is a warning and the report names no trusted time.
 
 Input that cannot be checked at all raises ``UnusableBundleError`` (exit code 2); no
 other exception escapes for anything a bundle holds.
@@ -42,6 +46,7 @@ from oko_verify.bag import (
     SIGNER_CERT,
     TAG_FILES,
     TAG_MANIFEST,
+    TIMESTAMP,
     is_file,
     parse_bag_info,
     read_text,
@@ -49,6 +54,7 @@ from oko_verify.bag import (
 from oko_verify.content import check_custody, check_digest, check_provenance, safe_hash
 from oko_verify.report import TRUST_CHECK, VerificationReport
 from oko_verify.text import shown
+from oko_verify.timestamp import check_timestamp
 from oko_verify.trust import (
     ChainResult,
     TrustAnchors,
@@ -64,7 +70,8 @@ CHAIN_CHECK = "certificate chain"
 
 def verify_bundle(path: Path, anchors: TrustAnchors | None = None, *,
                   limits: BundleLimits | None = None, scratch_dir: Path | None = None,
-                  stats: ExtractionStats | None = None) -> VerificationReport:
+                  stats: ExtractionStats | None = None,
+                  tsa_anchors: TrustAnchors | None = None) -> VerificationReport:
     """Run every check on the bundle at ``path`` (zip or directory); see the module doc.
 
     A zip is extracted into ``scratch_dir`` (default: the system temp dir) within
@@ -84,6 +91,7 @@ def verify_bundle(path: Path, anchors: TrustAnchors | None = None, *,
         check_custody(root, report)
         check_provenance(root, report)
         check_digest(root, listed, report)
+        check_timestamp(root, info, tsa_anchors or anchors, report)
     return report
 
 
@@ -172,7 +180,7 @@ def _check_tag_manifest(root: Path, report: VerificationReport) -> None:
         report.add("tag manifest", good, f"{shown(name)}: " + (
             "SHA-256 ok" if good else f"SHA-256 mismatch (tag manifest {digest}, file "
                                       f"{actual or 'unreadable'})"))
-    expected_top = set(listed) | {TAG_MANIFEST, SIGNATURE, "data"}
+    expected_top = set(listed) | {TAG_MANIFEST, SIGNATURE, TIMESTAMP, "data"}
     for extra in sorted(p.name for p in root.iterdir() if p.name not in expected_top):
         report.add("tag manifest", False,
                    f"{shown(extra)}: present but not covered by {TAG_MANIFEST}")
