@@ -24,6 +24,7 @@ COMMAND_MODULES: dict[str, str] = {
     "users": "access", "audit": "access",
     "recorder": "recording", "watch": "recording",
     "plates": "plates",
+    "search-worker": "search_worker",
 }
 
 

@@ -16,7 +16,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from storage.db import private_sqlite_file
-from storage.errors import OkoError
+from storage.errors import ConfigurationError, OkoError
 from storage.settings import Settings
 
 TASK_MODULES = ["search_api.tasks.ingest", "search_api.tasks.evidence"]
@@ -24,6 +24,10 @@ QUEUE = "oko"
 INGEST_TASK = "oko.ingest"
 EMBED_TASK = "oko.embed"
 EXPORT_TASK = "oko.export_case"
+# search fan-out (search_api.search_fanout): its own app, one queue per named search worker
+SEARCH_TASK = "oko.search_shards"
+SEARCH_TASK_MODULES = ["search_api.tasks.search"]
+SEARCH_QUEUE_PREFIX = "search."
 
 
 class BrokerUnavailableError(OkoError):
@@ -67,6 +71,35 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
+def search_queue(worker: str) -> str:
+    """The queue only search worker ``worker`` consumes: a query for its shards reaches it."""
+    return f"{SEARCH_QUEUE_PREFIX}{worker}"
+
+
+def make_search_celery(settings: Settings) -> Celery:
+    """The Celery app of search fan-out: Redis as broker and result backend, JSON only.
+
+    A query is never redelivered (no late ack): its sender has stopped waiting by then.
+    Raises ``ConfigurationError`` when the broker is not Redis.
+    """
+    broker = settings.resolved_broker_url
+    if not broker.startswith(("redis://", "rediss://")):
+        raise ConfigurationError("Search workers need a Redis broker; set OKO_BROKER_URL to"
+                                 " redis://HOST:PORT/DB where OKO_SEARCH_WORKERS is set.")
+    app = Celery("oko-search", broker=broker, backend=broker, include=SEARCH_TASK_MODULES,
+                 set_as_current=False)
+    app.conf.update(
+        task_serializer="json", result_serializer="json", accept_content=["json"],
+        task_acks_late=False, worker_prefetch_multiplier=1, task_ignore_result=False,
+        result_expires=300, result_extended=False,
+        broker_connection_retry_on_startup=True,
+        worker_concurrency=settings.search_worker_concurrency,
+        task_default_queue=f"{SEARCH_QUEUE_PREFIX}default", timezone="UTC", enable_utc=True,
+    )
+    app.oko_settings_search = settings
+    return app
+
+
 def enqueue_ingest(app: Celery, job_ids: Iterable[int]) -> None:
     """Send one ingest task per job id (after the job rows are committed).
 
@@ -107,10 +140,15 @@ __all__ = [
     "EXPORT_TASK",
     "INGEST_TASK",
     "QUEUE",
+    "SEARCH_QUEUE_PREFIX",
+    "SEARCH_TASK",
+    "SEARCH_TASK_MODULES",
     "TASK_MODULES",
     "BrokerUnavailableError",
     "enqueue_embed",
     "enqueue_export",
     "enqueue_ingest",
     "make_celery",
+    "make_search_celery",
+    "search_queue",
 ]

@@ -1,0 +1,284 @@
+"""Fan-out benchmark: one machine's shard search against 2 and 3 local search workers.
+
+Run from the repository root: ``python -m benchmarks.search_fanout`` (prints JSON).
+
+Synthetic shards (``write_synthetic_shards``: per camera a few scenes, each row a
+near-duplicate of its scene, as static CCTV gives) are written with
+``indexer.shard_files.write_shard`` into one data dir. Then, for the same query set:
+
+* ``local``: ``LocalShardSearcher`` in this process (the shards preloaded);
+* ``workers_2`` / ``workers_3``: ``CeleryShardSearcher`` over that many real
+  ``oko search-worker`` processes on a redis-server on 127.0.0.1, each holding the
+  shards rendezvous hashing gives it.
+
+Per configuration: p50/p95 per query (ms), whether every answer equals the local top-k,
+and the fan-out overhead per query: the query's wall time minus the slowest worker's own
+search time (sending, queueing, JSON, result backend and merge). ``empty_round_trip_ms``
+is the same round trip with no shards to search. The goal is an overhead under 30 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from celery import group
+
+from indexer.search.shard_search import LocalShardSearcher, ShardQuery, ShardSearcher
+from indexer.shard_files import ShardKey, ShardMeta, ShardStore, local_day_bounds_utc, write_shard
+from search_api.search_fanout import CeleryShardSearcher, encode_query
+from search_api.tasks.app import SEARCH_TASK, make_search_celery, search_queue
+from storage.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TIMEZONE = "Europe/Kyiv"
+WEIGHTS = "b" * 64
+READY_TIMEOUT_S = 120.0
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    normed: np.ndarray = (rows / np.linalg.norm(rows, axis=-1, keepdims=True)).astype(np.float32)
+    return normed
+
+
+def write_synthetic_shards(index_dir: Path, *, cameras: int, days: int, rows: int, dim: int,
+                           seed: int = 0, scenes: int = 6,
+                           first_day: date = date(2026, 11, 1)) -> list[ShardMeta]:
+    """``cameras`` x ``days`` flat shards of ``rows`` near-duplicate vectors each.
+
+    Vector ids are unique across shards; capture times spread over each local day, day
+    phases cycle night-day-dusk by hour. Returns the shards' metadata.
+    """
+    rng = np.random.default_rng(seed)
+    metas: list[ShardMeta] = []
+    next_id = 1
+    for camera in range(cameras):
+        centres = _unit(rng.normal(size=(scenes, dim)))
+        for day_index in range(days):
+            day = first_day + timedelta(days=day_index)
+            start, end = local_day_bounds_utc(day, TIMEZONE)
+            start_us, end_us = int(start.timestamp() * 1e6), int(end.timestamp() * 1e6)
+            scene = rng.integers(0, scenes, size=rows)
+            vectors = _unit(centres[scene] + 0.15 * rng.normal(size=(rows, dim)))
+            ids = np.arange(next_id, next_id + rows, dtype=np.int64)
+            next_id += rows
+            times = np.linspace(start_us, end_us - 1, rows).astype(np.int64)
+            hours = ((times - start_us) // 3_600_000_000) % 24
+            phases = np.where((hours < 6) | (hours >= 21), 2,
+                              np.where((hours == 6) | (hours == 20), 1, 0)).astype(np.uint8)
+            metas.append(write_shard(
+                index_dir=index_dir, key=ShardKey(f"CAM-{camera:03d}", day), timezone=TIMEZONE,
+                vector_ids=ids, vectors=vectors, captured_at_us=times, phases=phases,
+                frame_ids=[int(i) for i in ids], preset="synthetic", weights_sha256=WEIGHTS))
+    return metas
+
+
+def synthetic_queries(*, count: int, dim: int, k: int, seed: int = 1) -> list[ShardQuery]:
+    """Random unit query vectors, unfiltered (every shard is searched whole)."""
+    rng = np.random.default_rng(seed)
+    return [ShardQuery(vector=_unit(rng.normal(size=dim)), k=k, time_range_us=None,
+                       phases=None) for _ in range(count)]
+
+
+@dataclass
+class SearchWorkerProcess:
+    """One ``oko search-worker`` process in its own process group."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def signal(self, sig: int) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+
+    def kill(self) -> None:
+        """SIGKILL the whole group and reap it."""
+        self.signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+def worker_env(*, home: Path, broker_url: str, workers: Sequence[str],
+               replicas: int = 1) -> dict[str, str]:
+    """The environment of a search worker (none of the caller's ``OKO_*`` settings)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OKO_")}
+    env.update(OKO_HOME=str(home), OKO_BROKER_URL=broker_url,
+               OKO_SEARCH_WORKERS=",".join(workers), OKO_SEARCH_REPLICAS=str(replicas),
+               OKO_ENVIRONMENT="test", PYTHONPATH=str(REPO_ROOT))
+    return env
+
+
+def start_search_worker(name: str, *, home: Path, broker_url: str, workers: Sequence[str],
+                        log_dir: Path, replicas: int = 1) -> SearchWorkerProcess:
+    """Start ``oko search-worker --name NAME`` (its log in ``log_dir``)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"search-worker-{name}.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "search_api.cli", "search-worker", "--name", name],
+            env=worker_env(home=home, broker_url=broker_url, workers=workers,
+                           replicas=replicas),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=log_dir)
+    return SearchWorkerProcess(name=name, process=process, log_path=log_path)
+
+
+@contextmanager
+def search_workers(names: Sequence[str], *, home: Path, broker_url: str,
+                   workers: Sequence[str] | None = None, log_dir: Path,
+                   replicas: int = 1) -> Iterator[dict[str, SearchWorkerProcess]]:
+    """Run the named workers until the block ends; every one is killed afterwards."""
+    listed = list(workers or names)
+    started: dict[str, SearchWorkerProcess] = {}
+    try:
+        for name in names:
+            started[name] = start_search_worker(name, home=home, broker_url=broker_url,
+                                                workers=listed, log_dir=log_dir,
+                                                replicas=replicas)
+        yield started
+    finally:
+        for worker in started.values():
+            worker.kill()
+
+
+def wait_until_answering(searcher: ShardSearcher, metas: Sequence[ShardMeta],
+                         query: ShardQuery, *, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Query until no shard is missing (every worker up and answering)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        outcome = searcher.search(metas, query)
+        if not outcome.missing:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"search workers not answering: {outcome.missing}")
+        time.sleep(0.2)
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {"p50": round(statistics.median(ordered), 2), "p95": round(p95, 2)}
+
+
+def _empty_round_trip_ms(searcher: CeleryShardSearcher, query: ShardQuery,
+                         repeats: int) -> list[float]:
+    """One task per worker with no shards, through the same group/result path."""
+    times: list[float] = []
+    wire = encode_query(query)
+    for _ in range(repeats):
+        started = time.perf_counter()
+        signatures = [searcher.app.signature(
+            SEARCH_TASK, kwargs={"worker": worker, "shards": {}, **wire},
+            queue=search_queue(worker), expires=searcher.deadline_s)
+            for worker in searcher.workers]
+        pending = group(signatures, app=searcher.app).apply_async()
+        for result in pending.results:
+            result.get(timeout=searcher.deadline_s)
+        times.append((time.perf_counter() - started) * 1000.0)
+    return times
+
+
+def _measure(searcher: ShardSearcher, metas: Sequence[ShardMeta], queries: list[ShardQuery],
+             reference: list[list[tuple[int, float]]] | None) -> dict[str, Any]:
+    times: list[float] = []
+    overheads: list[float] = []
+    identical = True
+    for index, query in enumerate(queries):
+        started = time.perf_counter()
+        outcome = searcher.search(metas, query)
+        wall = (time.perf_counter() - started) * 1000.0
+        times.append(wall)
+        if outcome.missing:
+            raise RuntimeError(f"shards missing during the benchmark: {outcome.missing}")
+        if reference is not None:
+            identical &= outcome.hits == reference[index]
+        if isinstance(searcher, CeleryShardSearcher):
+            slowest = max((t.search_ms or 0.0) for t in searcher.last_timings)
+            overheads.append(wall - slowest)
+    result: dict[str, Any] = {"per_query_ms": _percentiles(times)}
+    if overheads:
+        result["fanout_overhead_ms"] = _percentiles(overheads)
+    if reference is not None:
+        result["identical_to_local"] = identical
+    return result
+
+
+def run(*, cameras: int, days: int, rows: int, dim: int, queries: int, k: int,
+        redis_url: str | None, work_dir: Path) -> dict[str, Any]:
+    home = work_dir / "home"
+    metas = write_synthetic_shards(home / "index", cameras=cameras, days=days, rows=rows,
+                                   dim=dim)
+    query_set = synthetic_queries(count=queries, dim=dim, k=k)
+    store = ShardStore(home / "index")
+    local = LocalShardSearcher(store)
+    for meta in metas:
+        store.load(meta)
+    local.search(metas, query_set[0])
+    local_result = _measure(local, metas, query_set, None)
+    reference = [local.search(metas, query).hits for query in query_set]
+    report: dict[str, Any] = {
+        "shards": len(metas), "vectors": len(metas) * rows, "dim": dim, "k": k,
+        "queries": queries, "cpu_count": os.cpu_count(),
+        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+        "local": local_result,
+    }
+    with ExitStack() as stack:
+        if redis_url is None:
+            from tests.services_redis import redis_server
+
+            redis_url = stack.enter_context(redis_server(work_dir / "redis"))
+        for count in (2, 3):
+            names = [f"w{i + 1}" for i in range(count)]
+            settings = Settings(home=home, broker_url=redis_url, search_workers=names,
+                                search_deadline_ms=10_000)
+            searcher = CeleryShardSearcher(make_search_celery(settings), workers=names,
+                                           deadline_ms=settings.search_deadline_ms)
+            with search_workers(names, home=home, broker_url=redis_url,
+                                log_dir=work_dir / f"logs-{count}"):
+                wait_until_answering(searcher, metas, query_set[0])
+                for query in query_set[:3]:  # warm: connections, subscriptions
+                    searcher.search(metas, query)
+                measured = _measure(searcher, metas, query_set, reference)
+                measured["empty_round_trip_ms"] = _percentiles(
+                    _empty_round_trip_ms(searcher, query_set[0], queries))
+                report[f"workers_{count}"] = measured
+    report["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cameras", type=int, default=12)
+    parser.add_argument("--days", type=int, default=4)
+    parser.add_argument("--rows", type=int, default=4000, help="vectors per shard")
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--queries", type=int, default=40)
+    parser.add_argument("--k", type=int, default=50)
+    parser.add_argument("--redis-url", default=None,
+                        help="an existing Redis (default: start redis-server on 127.0.0.1)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="oko-fanout-") as tmp:
+        report = run(cameras=args.cameras, days=args.days, rows=args.rows, dim=args.dim,
+                     queries=args.queries, k=args.k, redis_url=args.redis_url,
+                     work_dir=Path(tmp))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

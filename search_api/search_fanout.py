@@ -1,0 +1,275 @@
+"""Search across machines: the API's ``ShardSearcher`` that fans a query out over Celery.
+
+Enabled by ``OKO_SEARCH_WORKERS=w1,w2,...`` (and a Redis broker). For one query:
+
+1. the shards the filters selected are routed to their workers by rendezvous hashing of
+   ``camera/day`` (``indexer.search.assignment``); a worker that recently missed a
+   deadline is passed over for a shard's next holder when ``OKO_SEARCH_REPLICAS`` > 1;
+2. one ``oko.search_shards`` task per worker goes out in a ``celery.group``, each on the
+   queue only that worker consumes (``search.<name>``), the query vector as base64
+   float32 and the expected version (data SHA-256) of every shard; the tasks expire at
+   the deadline, so a worker that comes back later does not answer stale queries;
+3. the answers are awaited until ``OKO_SEARCH_DEADLINE_MS`` after sending, all
+   together; every shard of a worker that did not answer in time, or failed, goes into
+   ``missing`` with the reason, so the answer is partial and says so, never silently
+   short;
+4. the workers' hits are merged into one top-k (best score per frame, ties by frame id,
+   as the local search ranks them).
+
+The wire format (``encode_query``/``decode_query``, ``encode_reply``/``decode_reply``)
+lives here too, so the sender never imports the task bodies and the worker imports
+nothing of the API.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from celery import Celery, group
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+from kombu.exceptions import OperationalError
+
+from indexer.search.assignment import check_worker_names, route_shards
+from indexer.search.shard_search import ShardQuery, ShardSearchOutcome, merge_hits
+from indexer.shard_files import ShardMeta
+from search_api.tasks.app import SEARCH_TASK, make_search_celery, search_queue
+from storage.errors import InvalidInputError, OkoError
+from storage.settings import Settings
+
+SUSPECT_SECONDS = 30.0
+"""How long a worker that missed a deadline is passed over for its shards' next holder."""
+MAX_WIRE_DIM = 4096
+
+
+class SearchWorkersUnavailableError(OkoError):
+    """The broker that carries queries to the search workers cannot be reached."""
+
+    exit_code = 4
+    http_status = 503
+
+
+class BadSearchMessageError(InvalidInputError):
+    """A search task's arguments or a worker's reply are not in the wire format."""
+
+
+def encode_vector(vector: np.ndarray) -> str:
+    """A query vector as base64 little-endian float32 (2.7 KB for 512 dimensions)."""
+    raw = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+    return base64.b64encode(raw).decode("ascii")
+
+
+def decode_vector(text: str) -> np.ndarray:
+    """Raises ``BadSearchMessageError`` for text that is not a finite float32 vector."""
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise BadSearchMessageError("The query vector is not base64.") from exc
+    if not raw or len(raw) % 4 or len(raw) // 4 > MAX_WIRE_DIM:
+        raise BadSearchMessageError("The query vector is not 1 to 4096 float32 values.")
+    vector = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+    if not np.isfinite(vector).all():
+        raise BadSearchMessageError("The query vector is not finite.")
+    return vector
+
+
+def encode_query(query: ShardQuery) -> dict[str, Any]:
+    """The JSON-safe fields of ``query`` (task kwargs, beside the shard list)."""
+    return {
+        "vector": encode_vector(query.vector), "k": int(query.k),
+        "time_range_us": (None if query.time_range_us is None
+                          else [int(query.time_range_us[0]), int(query.time_range_us[1])]),
+        "phases": None if query.phases is None else sorted(int(p) for p in query.phases),
+        "local_hours": (None if query.local_hours is None
+                        else [int(query.local_hours[0]), int(query.local_hours[1])]),
+    }
+
+
+def decode_query(raw: dict[str, Any]) -> ShardQuery:
+    """Raises ``BadSearchMessageError`` for a malformed query."""
+    try:
+        k = int(raw["k"])
+        span = raw.get("time_range_us")
+        time_range = None if span is None else (int(span[0]), int(span[1]))
+        phases = raw.get("phases")
+        phase_set = None if phases is None else frozenset(int(p) for p in phases)
+        hours = raw.get("local_hours")
+        local_hours = None if hours is None else (int(hours[0]), int(hours[1]))
+        vector = decode_vector(str(raw["vector"]))
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise BadSearchMessageError("The search task's query is malformed.") from exc
+    if k < 1:
+        raise BadSearchMessageError("The search task asks for fewer than one hit.")
+    return ShardQuery(vector=vector, k=k, time_range_us=time_range, phases=phase_set,
+                      local_hours=local_hours)
+
+
+def encode_reply(outcome: ShardSearchOutcome, *, worker: str, search_ms: float) -> dict[str, Any]:
+    return {"worker": worker, "hits": [[int(fid), float(score)] for fid, score in outcome.hits],
+            "searched": list(outcome.searched), "missing": dict(outcome.missing),
+            "candidates": int(outcome.candidates), "index_types": dict(outcome.index_types),
+            "search_ms": round(search_ms, 3)}
+
+
+def decode_reply(raw: object) -> tuple[ShardSearchOutcome, float]:
+    """A worker's reply and its own search time in ms; raises ``BadSearchMessageError``."""
+    try:
+        assert isinstance(raw, dict)
+        hits = [(int(fid), float(score)) for fid, score in raw["hits"]]
+        searched = [str(name) for name in raw["searched"]]
+        missing = {str(name): str(reason) for name, reason in dict(raw["missing"]).items()}
+        candidates = int(raw.get("candidates", 0))
+        index_types = {str(name): str(kind)
+                       for name, kind in dict(raw.get("index_types", {})).items()}
+        search_ms = float(raw.get("search_ms", 0.0))
+    except (AssertionError, KeyError, TypeError, ValueError) as exc:
+        raise BadSearchMessageError("A search worker's reply is malformed.") from exc
+    outcome = ShardSearchOutcome(hits=hits, searched=searched, missing=missing,
+                                 candidates=candidates, index_types=index_types)
+    return outcome, search_ms
+
+
+@dataclass(frozen=True)
+class WorkerTiming:
+    """One worker's part of the last query: its own search time, or why it gave none."""
+
+    worker: str
+    shards: int
+    search_ms: float | None
+    failure: str | None = None
+
+
+class CeleryShardSearcher:
+    """A ``ShardSearcher`` whose shards are searched by named Celery search workers.
+
+    Thread-safe: the API's request threads share one. ``last_timings`` (per thread) says
+    how long each worker took, for benchmarks and logs.
+    """
+
+    def __init__(self, app: Celery, *, workers: Sequence[str], replicas: int = 1,
+                 deadline_ms: int = 2000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        check_worker_names(workers)
+        self.app = app
+        self.workers = list(workers)
+        self.replicas = replicas
+        self.deadline_s = deadline_ms / 1000.0
+        self._clock = clock
+        self._suspects: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    @property
+    def last_timings(self) -> list[WorkerTiming]:
+        timings: list[WorkerTiming] = getattr(self._local, "timings", [])
+        return timings
+
+    def _avoid(self, now: float) -> frozenset[str]:
+        with self._lock:
+            return frozenset(w for w, until in self._suspects.items() if until > now)
+
+    def _suspect(self, worker: str, now: float) -> None:
+        with self._lock:
+            self._suspects[worker] = now + SUSPECT_SECONDS
+
+    def _clear(self, worker: str) -> None:
+        with self._lock:
+            self._suspects.pop(worker, None)
+
+    def search(self, metas: Sequence[ShardMeta], query: ShardQuery) -> ShardSearchOutcome:
+        """Search ``metas`` on their workers within the deadline; see the module docstring.
+
+        Raises ``SearchWorkersUnavailableError`` when the broker cannot be reached.
+        """
+        self._local.timings = []
+        if not metas:
+            return ShardSearchOutcome(hits=[], searched=[], missing={})
+        versions = {meta.key.name: meta.data_sha256 for meta in metas}
+        started = self._clock()
+        routed = route_shards(versions, self.workers, replicas=self.replicas,
+                              avoid=self._avoid(started))
+        wire = encode_query(query)
+        order = sorted(routed)
+        signatures = [
+            self.app.signature(SEARCH_TASK, kwargs={
+                "worker": worker, "shards": {name: versions[name] for name in routed[worker]},
+                **wire}, queue=search_queue(worker), expires=self.deadline_s)
+            for worker in order]
+        try:
+            pending = group(signatures, app=self.app).apply_async()
+        except OperationalError as exc:
+            raise SearchWorkersUnavailableError(
+                "The search workers' broker cannot be reached; no search was run.") from exc
+        deadline = started + self.deadline_s
+        parts: list[list[tuple[int, float]]] = []
+        searched: list[str] = []
+        index_types: dict[str, str] = {}
+        candidates = 0
+        missing: dict[str, str] = {}
+        timings: list[WorkerTiming] = []
+        for worker, result in zip(order, pending.results, strict=True):
+            shards = routed[worker]
+            failure: str | None = None
+            try:
+                raw = result.get(timeout=max(deadline - self._clock(), 0.001),
+                                 propagate=True, interval=0.005)
+                outcome, search_ms = decode_reply(raw)
+            except CeleryTimeoutError:
+                failure = (f"search worker {worker} did not answer within "
+                           f"{round(self.deadline_s * 1000)} ms")
+                self._suspect(worker, self._clock())
+            except OperationalError as exc:
+                raise SearchWorkersUnavailableError(
+                    "The search workers' broker stopped answering mid-query; no search"
+                    " result was kept.") from exc
+            except Exception as exc:  # the worker raised: its shards are missing, not fatal
+                failure = f"search worker {worker} failed ({type(exc).__name__})"
+            if failure is not None:
+                missing.update({name: failure for name in shards})
+                timings.append(WorkerTiming(worker, len(shards), None, failure))
+                continue
+            self._clear(worker)
+            parts.append(outcome.hits)
+            searched += outcome.searched
+            candidates += outcome.candidates
+            index_types.update(outcome.index_types)
+            missing.update({name: f"{reason} (search worker {worker})"
+                            for name, reason in outcome.missing.items()})
+            timings.append(WorkerTiming(worker, len(shards), search_ms))
+        self._local.timings = timings
+        return ShardSearchOutcome(hits=merge_hits(parts, query.k), searched=sorted(searched),
+                                  missing=dict(sorted(missing.items())),
+                                  candidates=candidates, index_types=index_types)
+
+
+def build_shard_searcher(settings: Settings) -> CeleryShardSearcher | None:
+    """The fan-out searcher when ``OKO_SEARCH_WORKERS`` is set, else None (search locally).
+
+    Raises ``ConfigurationError`` when workers are named but the broker is not Redis.
+    """
+    if not settings.search_workers:
+        return None
+    return CeleryShardSearcher(make_search_celery(settings), workers=settings.search_workers,
+                               replicas=settings.search_replicas,
+                               deadline_ms=settings.search_deadline_ms)
+
+
+__all__ = [
+    "SUSPECT_SECONDS",
+    "BadSearchMessageError",
+    "CeleryShardSearcher",
+    "SearchWorkersUnavailableError",
+    "WorkerTiming",
+    "build_shard_searcher",
+    "decode_query",
+    "decode_reply",
+    "decode_vector",
+    "encode_query",
+    "encode_reply",
+    "encode_vector",
+]
