@@ -40,6 +40,7 @@ from evidence.exports import (
     publish_bundle,
 )
 from evidence.keys import Signer
+from evidence.report_text import DEFAULT_LANGUAGE, check_language
 from evidence.timestamp import TimestampAuthority
 from storage.blobstore import BlobStore, sha256_file
 from storage.db import session_scope
@@ -89,15 +90,18 @@ class ExportEnvironment:
 
 
 def request_export(session: Session, *, case: Case, requested_by: User | None,
-                   needs_approval: bool, no_timestamp: bool = False) -> ExportJob:
+                   needs_approval: bool, no_timestamp: bool = False,
+                   lang: str = DEFAULT_LANGUAGE) -> ExportJob:
     """A queued (or awaiting-approval) export job; flushed, not committed.
 
     ``requested_by`` is None for the CLI's local operator, who is no Oko user.
     ``no_timestamp``: the requester declines a trusted timestamp (recorded in the bundle).
+    ``lang``: the report's language (uk, en); raises ``UnsupportedLanguageError`` for
+    another, before anything is added.
     """
     assert case.id is not None
     job = ExportJob(case_id=case.id, requested_by_id=requested_by.id if requested_by else None,
-                    no_timestamp=no_timestamp,
+                    no_timestamp=no_timestamp, lang=check_language(lang),
                     status=AWAITING_APPROVAL if needs_approval else QUEUED,
                     stage="waiting for a supervisor's approval" if needs_approval else "")
     session.add(job)
@@ -204,6 +208,7 @@ def run_export_job(session: Session, *, engine: Engine, job_id: int, env: Export
         tmp_dir=env.tmp_dir, out_path=out, organisation=env.organisation,
         full_original_max_bytes=env.full_original_max_bytes,
         timestamp_authority=env.timestamp_authority, no_timestamp=job.no_timestamp,
+        lang=job.lang,
         progress=lambda stage, fraction: _record_progress(engine, job_id, stage, fraction),
         commit=record_bundle,
     )

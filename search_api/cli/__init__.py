@@ -32,9 +32,10 @@ app = typer.Typer(
 
 @app.callback()
 def _root(ctx: typer.Context, act_as: Annotated[str | None, typer.Option(
-        "--as", metavar="USER",
-        help="Act as this Oko user, with their role (default: the local operator, "
-             "cli:<os user>, with every right of the data dir).")] = None) -> None:
+        "--as", metavar="USER", envvar="OKO_OPERATOR",
+        help="Act as this Oko user, with their role; default OKO_OPERATOR, else the local "
+             "operator (cli:<os user>, every right of the data dir), who may not add clips, "
+             "export or hand over evidence: custody names a person.")] = None) -> None:
     if ctx.obj is None:
         ctx.obj = CliContext(settings=Settings())
     ctx.obj.act_as = act_as

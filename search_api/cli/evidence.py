@@ -180,6 +180,9 @@ def export(ctx: typer.Context, number: Number,
            no_timestamp: Annotated[bool, typer.Option(
                "--no-timestamp", help="Export without the TSA's trusted timestamp (recorded "
                "in the bundle); otherwise an unreachable TSA fails the export.")] = False,
+           lang: Annotated[str, typer.Option(
+               "--lang", metavar="uk|en",
+               help="The report's language: uk (Ukrainian, default) or en.")] = "uk",
            ) -> None:
     """Export the case as a signed BagIt bundle, through the approval flow if required.
 
@@ -193,7 +196,7 @@ def export(ctx: typer.Context, number: Number,
         case_id = case.id or 0
         if export_id is None:
             job = exports.request_export(usecase, case_id=case_id, run_in_worker=False,
-                                         no_timestamp=no_timestamp)
+                                         no_timestamp=no_timestamp, lang=lang)
             export_id = job.id
             if job.status == AWAITING_APPROVAL:
                 typer.echo(  # unwrapped: the commands are meant to be copied

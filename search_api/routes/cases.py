@@ -79,6 +79,9 @@ class ExportCreate(BaseModel):
     no_timestamp: bool = Field(default=False, description=(
         "Export without the TSA's trusted timestamp (recorded in the bundle); otherwise a "
         "configured TSA that cannot be reached fails the export"))
+    lang: str = Field(default="uk", max_length=8, description=(
+        "The report's language: uk (Ukrainian, the default) or en (English); another "
+        "value is refused with 422 unsupported_language"))
 
 
 class TransferCreate(BaseModel):
@@ -129,7 +132,8 @@ def share_case_route(case_id: DbId, body: ShareCreate, ctx: UseCaseDep) -> CaseP
 def start_export(case_id: DbId, ctx: UseCaseDep,
                  body: ExportCreate | None = None) -> ExportJobPublic:
     options = body or ExportCreate()
-    return exports.request_export(ctx, case_id=case_id, no_timestamp=options.no_timestamp)
+    return exports.request_export(ctx, case_id=case_id, no_timestamp=options.no_timestamp,
+                                  lang=options.lang)
 
 
 @router.post("/cases/{case_id}/exports/{export_id}/approve", response_model=ExportJobPublic,

@@ -293,6 +293,7 @@ def add_clip(ctx: UseCaseContext, *, case_id: int, camera_id: str, start_utc: da
     reverse) and a frame the search did not return for this camera and span.
     """
     ctx.require(Permission.MANAGE_CASES)
+    actor = ctx.custody_actor("Adding a clip to a case")
     case = get_visible_case(ctx, case_id)
     ctx.visible_camera(camera_id)
     provenance: dict[str, Any] | None = None
@@ -306,7 +307,7 @@ def add_clip(ctx: UseCaseContext, *, case_id: int, camera_id: str, start_utc: da
                                        camera_id=camera_id, start_utc=start_utc,
                                        end_utc=end_utc)
     clip = domain.add_clip(ctx.session, case=case, camera_id=camera_id, start_utc=start_utc,
-                           end_utc=end_utc, note=note, actor=ctx.actor.name,
+                           end_utc=end_utc, note=note, actor=actor,
                            added_by_id=ctx.user.id if ctx.user else None,
                            provenance=provenance)
     ctx.audit(AuditAction.CASE_CHANGE, change="add_clip", case_id=case.id, clip_id=clip.id,

@@ -24,13 +24,19 @@ from search_api.policy import (
     visible_camera_ids,
 )
 from search_api.state import AppState
-from storage.errors import PermissionDeniedError
+from storage.errors import InvalidInputError, PermissionDeniedError
 from storage.models.access import AuditEvent, User
 from storage.models.media import Camera
 from storage.permissions import Permission
 from storage.settings import Settings
 
 MAX_ACTOR_CHARS = 64
+OPERATOR_ENV = "OKO_OPERATOR"
+"""The Oko user the CLI's operator acts as when ``oko --as USER`` is not given."""
+
+
+class OperatorNotNamedError(InvalidInputError):
+    """The CLI's operator acts as nobody, for an action the custody log records."""
 
 
 def os_account_name() -> str:
@@ -51,7 +57,9 @@ class Actor:
 
     The operator runs with the data dir's own rights and appears in the audit log as
     ``cli:<os user>`` (the real uid's account, ``os_account_name``); with
-    ``oko --as USER`` the operator acts as that user instead, with that user's role.
+    ``oko --as USER`` (or ``OKO_OPERATOR=USER``) the operator acts as that user instead,
+    with that user's role. Actions the custody log records need the named user
+    (``UseCaseContext.custody_actor``): a court reads who handled the evidence.
     """
 
     name: str
@@ -105,6 +113,18 @@ class UseCaseContext:
                 f"{action} needs a named Oko user: run the command with --as USERNAME.")
         return self.actor.user
 
+    def custody_actor(self, action: str) -> str:
+        """The name a custody entry records for this action: the user's username.
+
+        Raises ``OperatorNotNamedError`` (exit 2) for the CLI's operator acting as
+        nobody; the worker (which acts for the requester) is not asked.
+        """
+        if self.actor.user is None and self.actor.ip == "cli":
+            raise OperatorNotNamedError(
+                f"{action} is recorded in the custody log, which names a person: run the "
+                f"command with --as USERNAME or set {OPERATOR_ENV}=USERNAME.")
+        return self.actor.name
+
     def visible_camera_ids(self) -> set[str]:
         return visible_camera_ids(self.session, self.actor.user)
 
@@ -122,4 +142,5 @@ class UseCaseContext:
         self.session.commit()
 
 
-__all__ = ["Actor", "UseCaseContext", "os_account_name"]
+__all__ = ["OPERATOR_ENV", "Actor", "OperatorNotNamedError", "UseCaseContext",
+           "os_account_name"]

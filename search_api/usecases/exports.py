@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from evidence import export_jobs as jobs
 from evidence.cases import transfer_case as record_transfer
+from evidence.report_text import check_language
 from evidence.timestamp import authority_from
 from search_api.audit import AuditAction
 from search_api.state import AppState
@@ -56,6 +57,7 @@ class ExportJobPublic(BaseModel):
     tag_manifest_sha256: str | None
     no_timestamp: bool = Field(default=False, description="the requester declined a "
                                "trusted timestamp")
+    lang: str = Field(default="uk", description="the report's language: uk or en")
     size_bytes: int | None
     created_at: datetime
     updated_at: datetime
@@ -106,28 +108,34 @@ def _finished_bundle(job: ExportJob) -> Path:
 
 
 def request_export(ctx: UseCaseContext, *, case_id: int, run_in_worker: bool = True,
-                   no_timestamp: bool = False) -> ExportJobPublic:
+                   no_timestamp: bool = False, lang: str = "uk") -> ExportJobPublic:
     """Ask for a signed bundle of the case; it waits for approval when the settings say so.
 
     ``no_timestamp`` declines the TSA's trusted timestamp (``--no-timestamp``): the
     export then goes ahead when the TSA is down, and the bundle and this request's audit
-    entry say so.
+    entry say so. ``lang`` is the report's language, Ukrainian unless ``en``.
 
     A job that needs no approval is handed to the worker after the commit, unless
     ``run_in_worker`` is False (the CLI then runs it itself with ``run_export``).
     Raises ``PermissionDeniedError`` for a role that may not export, ``NotFoundError``
     for an invisible case, ``FootageNotVisibleError`` when the actor's agency may not
-    search a camera of the case, and ``BrokerUnavailableError`` when the job cannot be
+    search a camera of the case, ``UnsupportedLanguageError`` for a language other than
+    uk or en, ``OperatorNotNamedError`` for the CLI's operator acting as nobody (the
+    export's custody entry names a person), and
+    ``BrokerUnavailableError`` when the job cannot be
     queued (the request itself is then committed and stays queued).
     """
     ctx.require(Permission.EXPORT)
+    check_language(lang)
+    ctx.custody_actor("Exporting a case")
     case = get_visible_case(ctx, case_id)
     require_case_footage_visible(ctx, case=case, user=ctx.user, action="Exporting")
     needs_approval = ctx.settings.exports_need_approval
     job = jobs.request_export(ctx.session, case=case, requested_by=ctx.user,
-                              needs_approval=needs_approval, no_timestamp=no_timestamp)
+                              needs_approval=needs_approval, no_timestamp=no_timestamp,
+                              lang=lang)
     ctx.audit(AuditAction.EXPORT, change="request", case_id=case.id, export_id=job.id,
-              needs_approval=needs_approval, no_timestamp=no_timestamp)
+              needs_approval=needs_approval, no_timestamp=no_timestamp, lang=lang)
     ctx.commit()
     assert job.id is not None
     if not needs_approval and run_in_worker:
@@ -228,6 +236,7 @@ def transfer_case(ctx: UseCaseContext, *, case_id: int, recipient: str, note: st
     export and ``InvalidInputError`` without a recipient or without a bundle.
     """
     ctx.require(Permission.EXPORT)
+    actor = ctx.custody_actor("Handing over a bundle")
     case = get_visible_case(ctx, case_id)
     job: ExportJob | None
     if export_id is not None:
@@ -241,7 +250,7 @@ def transfer_case(ctx: UseCaseContext, *, case_id: int, recipient: str, note: st
         job = jobs.done_export_with_bundle(ctx.session, case=case, bundle_sha256=bundle_sha256)
     else:
         raise InvalidInputError("A transfer names the export or the bundle file handed over.")
-    entry = record_transfer(ctx.session, case=case, actor=ctx.actor.name, recipient=recipient,
+    entry = record_transfer(ctx.session, case=case, actor=actor, recipient=recipient,
                             bundle_sha256=bundle_sha256, note=note)
     ctx.audit(AuditAction.CASE_CHANGE, change="transfer", case_id=case.id,
               export_id=job.id if job else None, recipient=recipient)

@@ -317,6 +317,7 @@ def export_disclosure(ctx: UseCaseContext, *, case_id: int, redact: str | list[s
     ``RedactionModelError`` when a model file is missing or changed; nothing is
     exported then. The custody entry and the audit entry commit together.
     """
+    exporter = ctx.custody_actor("Exporting a disclosure copy")
     case = _exportable_case(ctx, case_id, "Exporting")
     chosen = parse_targets(redact)
     settings = ctx.settings
@@ -332,7 +333,7 @@ def export_disclosure(ctx: UseCaseContext, *, case_id: int, redact: str | list[s
         ctx.commit()
 
     result = build_disclosure(
-        ctx.session, case=case, redact=chosen, exporter=ctx.actor.name,
+        ctx.session, case=case, redact=chosen, exporter=exporter,
         signer=ctx.state.signer(), originals=ctx.state.originals, derived=ctx.state.derived,
         tmp_dir=settings.tmp_dir, out_path=out, organisation=settings.organisation,
         model_paths=model_paths, commit=commit)

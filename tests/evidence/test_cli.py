@@ -23,6 +23,16 @@ def _audit(world: EvidenceWorld, action: str) -> list[AuditEvent]:
                                  .order_by(col(AuditEvent.seq))).all())
 
 
+def _prosecutor(oko, world: EvidenceWorld, number: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """``--as`` a prosecutor the case is shared with, who records receipts."""
+    with world.session() as session:
+        create_user(session, username="prosecutor-kyiv", password="correct horse battery",
+                    agency="prosecutor", role=Role.PROSECUTOR)
+        session.commit()
+    assert oko("case", "share", number, "--user", "prosecutor-kyiv")[0] == 0
+    return ("--as", "prosecutor-kyiv")
+
+
 @pytest.fixture
 def oko(world: EvidenceWorld, settings: Settings, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
@@ -39,14 +49,23 @@ def oko(world: EvidenceWorld, settings: Settings, monkeypatch: pytest.MonkeyPatc
     return run
 
 
-def test_case_lifecycle_export_verify_transfer_receive(oko, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                       world: EvidenceWorld) -> None:
+def test_case_lifecycle_export_verify_transfer_receive(  # type: ignore[no-untyped-def]
+        oko, tmp_path: Path, world: EvidenceWorld, monkeypatch: pytest.MonkeyPatch) -> None:
     code, out, _ = oko("case", "create", "KV-2", "--title", "Крадіжка велосипеда",
                        "--legal-basis", "ст. 185 КК", "--investigator", "investigator-police")
     assert code == 0 and "Created case KV-2" in out
     code, _, err = oko("case", "create", "KV-2", "--title", "t", "--legal-basis", "b",
                        "--investigator", "investigator-police")
     assert code == 1 and "Case KV-2 already exists." in err
+    span = ("--camera", "cam-1", "--start", "2026-11-24T10:00:02Z", "--end",
+            "2026-11-24T10:00:04Z")
+    code, _, err = oko("case", "add-clip", "KV-2", *span)  # custody names a person
+    assert code == 2 and "Adding a clip to a case is recorded in the custody log, which " \
+        "names a person: run the command with --as USERNAME or set OKO_OPERATOR=USERNAME." \
+        in " ".join(err.split())
+    code, out, _ = oko("case", "show", "KV-2", "--json")
+    assert json.loads(out)["clips"] == [] and json.loads(out)["custody"] == []
+    monkeypatch.setenv("OKO_OPERATOR", "investigator-police")  # the operator is named
     code, out, _ = oko("case", "add-clip", "KV-2", "--camera", "cam-1",
                        "--start", "2026-11-24T12:00:02+02:00", "--end", "2026-11-24T10:00:04Z",
                        "--note", "велосипед")
@@ -76,11 +95,13 @@ def test_case_lifecycle_export_verify_transfer_receive(oko, tmp_path: Path,  # t
     with world.session() as session:
         [job] = session.exec(select(ExportJob)).all()
     case_id = shown["id"]
-    assert (job.case_id, job.status, job.requested_by_id) == (case_id, "done", None)
+    assert (job.case_id, job.status, job.requested_by_id) == (case_id, "done",
+                                                              world.investigator.id)
     exported = [(e.actor, e.details) for e in _audit(world, "export")]
     assert exported == [(exported[0][0], {"change": "request", "case_id": case_id,
-                                          "export_id": job.id, "needs_approval": False})]
-    assert exported[0][0].startswith("cli:")
+                                          "export_id": job.id, "needs_approval": False,
+                                          "no_timestamp": False, "lang": "uk"})]
+    assert exported[0][0] == "investigator-police"
     [download] = _audit(world, "download")
     assert download.details == {"case_id": case_id, "export_id": job.id,
                                 "bundle_sha256": job.bundle_sha256}
@@ -91,11 +112,15 @@ def test_case_lifecycle_export_verify_transfer_receive(oko, tmp_path: Path,  # t
     transfer = _audit(world, "case_change")[-1]
     assert transfer.details == {"change": "transfer", "case_id": case_id, "export_id": job.id,
                                 "recipient": "Прокурор Іваненко"}
-    code, out, _ = oko("case", "receive", "KV-2", "--bundle", str(bundle))
+    code, out, _ = oko(*_prosecutor(oko, world, "KV-2"), "case", "receive", "KV-2",
+                       "--bundle", str(bundle))
     assert code == 0 and "Recorded receipt" in out and "VALID" in out
     code, out, _ = oko("case", "show", "KV-2", "--json")
     actions = [e["action"] for e in json.loads(out)["custody"]]
     assert actions == ["clip", "export", "transfer", "receipt"]
+    assert [e["actor"] for e in json.loads(out)["custody"]] == [
+        "investigator-police", "investigator-police", "investigator-police",
+        "prosecutor-kyiv"]
     receipt = json.loads(out)["custody"][-1]["details"]
     assert receipt["verification_ok"] is True
 
@@ -136,10 +161,11 @@ def test_keys_show_and_rotate_keep_old_bundles_verifiable(oko, tmp_path: Path,  
     assert f"previous: {world.signer.fingerprint_sha256}" in out
     code, out, _ = oko("verify", str(old), "--trusted-cert", str(old_cert))
     assert code == 0
-    code, _, _ = oko("case", "transfer", "KV-2026-001", "--to", "Прокуратура",
-                     "--bundle", str(old))
+    code, _, _ = oko("--as", "investigator-police", "case", "transfer", "KV-2026-001",
+                     "--to", "Прокуратура", "--bundle", str(old))
     assert code == 0  # a receipt is recorded only for a bundle the case transferred
-    code, out, _ = oko("case", "receive", "KV-2026-001", "--bundle", str(old))
+    code, out, _ = oko(*_prosecutor(oko, world, "KV-2026-001"), "case", "receive",
+                       "KV-2026-001", "--bundle", str(old))
     assert code == 0 and "chains to your trusted" in out
 
 

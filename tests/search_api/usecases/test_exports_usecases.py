@@ -12,9 +12,10 @@ import pytest
 from sqlmodel import Session, col, select
 
 from evidence.export_jobs import claim_export_job
+from evidence.report_text import UnsupportedLanguageError
 from search_api.state import AppState
 from search_api.usecases import cases, exports
-from search_api.usecases.context import Actor
+from search_api.usecases.context import Actor, OperatorNotNamedError
 from storage.custody import chain_entries
 from storage.errors import InvalidInputError, PermissionDeniedError
 from storage.models.access import AuditEvent, Role
@@ -155,7 +156,7 @@ def test_a_transferred_file_names_its_export_when_it_is_one(
         world: EvidenceWorld, state: AppState, tmp_path: Path) -> None:
     case_id = world.case.id or 0
     other = world.export(tmp_path / "made-elsewhere.zip").bundle_path  # no export job
-    with acting(state, Actor.local_operator()) as ctx:
+    with as_user(state, world.investigator) as ctx:
         job = exports.request_export(ctx, case_id=case_id, run_in_worker=False)
         exports.run_export(ctx, export_id=job.id)
         path = exports.download_export(ctx, case_id=case_id, export_id=job.id).path
@@ -168,6 +169,30 @@ def test_a_transferred_file_names_its_export_when_it_is_one(
     assert transfers == [
         {"change": "transfer", "case_id": case_id, "export_id": job.id, "recipient": "A"},
         {"change": "transfer", "case_id": case_id, "export_id": None, "recipient": "B"}]
+
+
+def test_an_unnamed_operator_or_an_unknown_language_is_refused_with_nothing_written(
+        world: EvidenceWorld, state: AppState, queue: RecordingQueue) -> None:
+    case_id = world.case.id or 0
+    before = audit_actions(state)
+    with acting(state, Actor.local_operator()) as ctx, pytest.raises(
+            OperatorNotNamedError, match=r"^Exporting a case is recorded in the custody log, "
+            r"which names a person: run the command with --as USERNAME or set "
+            r"OKO_OPERATOR=USERNAME\.$"):
+        exports.request_export(ctx, case_id=case_id)
+    with acting(state, Actor.local_operator()) as ctx, pytest.raises(
+            OperatorNotNamedError, match=r"^Handing over a bundle is recorded"):
+        exports.transfer_case(ctx, case_id=case_id, recipient="x", bundle=Path("x.zip"))
+    with as_user(state, world.investigator) as ctx, pytest.raises(
+            UnsupportedLanguageError, match=r"^The report language 'de' is not available"):
+        exports.request_export(ctx, case_id=case_id, lang="de")
+    with Session(state.engine) as session:
+        assert session.exec(select(ExportJob)).all() == []
+        assert [e.action for e in chain_entries(session, f"case:{case_id}")] == ["clip", "clip"]
+    assert audit_actions(state) == before and queue.exports == []
+    with as_user(state, world.investigator) as ctx:
+        job = exports.request_export(ctx, case_id=case_id, lang="en")
+    assert job.lang == "en" and job_row(state, job.id).lang == "en"
 
 
 def test_of_runners_claiming_at_once_exactly_one_wins(world: EvidenceWorld,
