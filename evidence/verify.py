@@ -77,14 +77,17 @@ def oko_errors() -> Iterator[None]:
 
 def verify_bundle(path: Path, anchors: TrustAnchors | None = None, *,
                   limits: BundleLimits | None = None, scratch_dir: Path | None = None,
-                  work_dir: Path | None = None) -> VerificationReport:
+                  work_dir: Path | None = None,
+                  tsa_anchors: TrustAnchors | None = None) -> VerificationReport:
     """``oko_verify.verify_bundle``; raises ``UnusableBundleError`` (an ``OkoError``).
 
-    ``work_dir`` is the old name of ``scratch_dir``.
+    ``work_dir`` is the old name of ``scratch_dir``; ``tsa_anchors`` vouch for the TSA
+    of ``timestamp.tsr`` (default: ``anchors``).
     """
     with oko_errors():
         return oko_verify.verify_bundle(path, anchors, limits=limits,
-                                        scratch_dir=scratch_dir or work_dir)
+                                        scratch_dir=scratch_dir or work_dir,
+                                        tsa_anchors=tsa_anchors)
 
 
 def raise_for_failure(report: VerificationReport) -> None:

@@ -28,6 +28,9 @@ def verify_command(
     trust_store: Annotated[Path | None, typer.Option(
         envvar=TRUST_STORE_ENV, show_envvar=True,
         help="Directory of trusted *.pem/*.crt certificates and *.crl CRLs.")] = None,
+    tsa_ca: Annotated[list[Path] | None, typer.Option(
+        help="The CA certificate of a time-stamping authority you trust (PEM; "
+             "repeatable); the trust store's certificates count too.")] = None,
     scratch_dir: Annotated[Path | None, typer.Option(
         envvar="OKO_SCRATCH_DIR",
         help="Where a zip is extracted (default: the system temp dir).")] = None,
@@ -37,7 +40,7 @@ def verify_command(
     2 unusable input."""
     report = verify_offline(bundle, fingerprints=fingerprint or (),
                             trusted_certs=trusted_cert or (), trust_store=trust_store,
-                            scratch_dir=scratch_dir)
+                            scratch_dir=scratch_dir, tsa_certs=tsa_ca or ())
     if as_json:
         print_json(report.to_dict())
     else:

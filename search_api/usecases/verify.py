@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from oko_verify import TrustAnchors, Verdict
+from oko_verify.cli import tsa_anchors
 from oko_verify.text import shown
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
@@ -80,6 +81,10 @@ class VerificationPublic(BaseModel):
     signed_here: bool = Field(description="Signed by one of this installation's "
                               "certificates")
     recorded_in_custody: bool = False
+    trusted_time: datetime | None = Field(default=None, description="The TSA's time of "
+                                          "timestamp.tsr, when a trusted TSA vouches")
+    timestamp_authority: str | None = Field(default=None, description="The TSA of "
+                                            "timestamp.tsr, trusted or not")
     checks: list[CheckPublic]
 
     @classmethod
@@ -94,6 +99,7 @@ class VerificationPublic(BaseModel):
             tag_manifest_sha256=report.tag_manifest_sha256, signed_at=report.signed_at,
             bundle_sha256=bundle_sha256, signed_here=signed_here,
             recorded_in_custody=recorded_in_custody,
+            trusted_time=report.trusted_time, timestamp_authority=report.timestamp_authority,
             checks=[CheckPublic(name=c.name, passed=c.passed, detail=c.detail, fatal=c.fatal)
                     for c in report.checks])
 
@@ -131,8 +137,17 @@ def bounded_failures(report: VerificationReport) -> list[str]:
 
 def _verify(ctx: UseCaseContext, bundle: Path, fingerprint: str | None
             ) -> VerificationReport:
-    return verify_bundle(bundle, _anchors(ctx, fingerprint),
-                         scratch_dir=ctx.settings.verify_scratch_dir)
+    anchors = _anchors(ctx, fingerprint)
+    return verify_bundle(bundle, anchors, scratch_dir=ctx.settings.verify_scratch_dir,
+                         tsa_anchors=_tsa_anchors(ctx, anchors))
+
+
+def _tsa_anchors(ctx: UseCaseContext, anchors: TrustAnchors) -> TrustAnchors:
+    """The configured TSA's CA (``OKO_TSA_CA_CERT``) and the installation's anchors."""
+    path = ctx.settings.tsa_ca_cert
+    if path is None or not path.is_file():
+        return anchors
+    return tsa_anchors(anchors, [path])
 
 
 def verify_bundle_file(ctx: UseCaseContext, *, bundle: Path, bundle_sha256: str,

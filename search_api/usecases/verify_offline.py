@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from oko_verify.cli import build_anchors
+from oko_verify.cli import build_anchors, tsa_anchors
 
 from evidence.verify import TrustAnchors, VerificationReport, oko_errors, verify_bundle
 
@@ -36,14 +36,19 @@ def signer_policy(*, fingerprint: str | None = None,
 
 def verify_offline(bundle: Path, *, fingerprints: Iterable[str] = (),
                    trusted_certs: Iterable[Path] = (), trust_store: Path | None = None,
-                   scratch_dir: Path | None = None) -> VerificationReport:
+                   scratch_dir: Path | None = None,
+                   tsa_certs: Iterable[Path] = ()) -> VerificationReport:
     """Every check on a bundle zip or bag directory, with no data dir and no audit entry.
 
-    Raises ``UnusableBundleError`` (exit 2) for input that is no usable bundle.
+    ``tsa_certs`` (``--tsa-ca``) and the trust store's certificates vouch for the TSA of
+    ``timestamp.tsr``. Raises ``UnusableBundleError`` (exit 2) for input that is no
+    usable bundle.
     """
     anchors = trust_anchors(fingerprints=fingerprints, trusted_certs=trusted_certs,
                             trust_store=trust_store)
-    return verify_bundle(bundle, anchors, scratch_dir=scratch_dir)
+    with oko_errors():
+        tsa = tsa_anchors(anchors, tuple(tsa_certs))
+    return verify_bundle(bundle, anchors, scratch_dir=scratch_dir, tsa_anchors=tsa)
 
 
 __all__ = ["signer_policy", "trust_anchors", "verify_offline"]

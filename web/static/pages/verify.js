@@ -27,6 +27,10 @@ export function verdictPanel(report, browserHash) {
     if (!groups.has(check.name)) groups.set(check.name, []);
     groups.get(check.name).push(check);
   }
+  const trustedTime = (r) => r.trusted_time
+    ? t("verify.trusted_time_value", { time: r.trusted_time.replace("T", " ").replace(/(\.\d+)?(Z|\+00:00)$/, ""), tsa: r.timestamp_authority })
+    : r.timestamp_authority ? t("verify.trusted_time_untrusted", { tsa: r.timestamp_authority })
+      : t("verify.trusted_time_none");
   const hashLine = browserHash === null ? t("verify.hash_server_only")
     : browserHash === report.bundle_sha256 ? t("verify.hash_match") : t("verify.hash_mismatch");
   return h("section", { class: ["verdict", `verdict-${verdict}`], "aria-labelledby": "verdict" },
@@ -36,7 +40,8 @@ export function verdictPanel(report, browserHash) {
       h("dt", {}, t("verify.case")), h("dd", {}, report.case_number || "—"),
       h("dt", {}, t("verify.signer")), h("dd", { class: "mono" }, report.signer_fingerprint || "—"),
       h("dt", {}, t("verify.sha256")), h("dd", { class: "mono" }, report.bundle_sha256),
-      h("dt", {}, t("verify.how")), h("dd", {}, hashLine)),
+      h("dt", {}, t("verify.how")), h("dd", {}, hashLine),
+      h("dt", {}, t("verify.trusted_time")), h("dd", { class: "trusted-time" }, trustedTime(report))),
     [...groups.entries()].map(([name, checks]) => {
       const failed = checks.filter((c) => !c.passed).length;
       return h("details", { class: "check-group", open: failed > 0 },
