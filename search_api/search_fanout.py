@@ -259,6 +259,21 @@ def build_shard_searcher(settings: Settings) -> CeleryShardSearcher | None:
                                deadline_ms=settings.search_deadline_ms)
 
 
+_searchers: dict[int, tuple[Settings, CeleryShardSearcher | None]] = {}
+_searchers_lock = threading.Lock()
+
+
+def shard_searcher_for(settings: Settings) -> CeleryShardSearcher | None:
+    """``build_shard_searcher``, built once per settings object (its Celery app and Redis
+    connections are reused by every query of the process)."""
+    with _searchers_lock:
+        built = _searchers.get(id(settings))
+        if built is None or built[0] is not settings:
+            built = (settings, build_shard_searcher(settings))
+            _searchers[id(settings)] = built
+        return built[1]
+
+
 __all__ = [
     "SUSPECT_SECONDS",
     "BadSearchMessageError",
@@ -272,4 +287,5 @@ __all__ = [
     "encode_query",
     "encode_reply",
     "encode_vector",
+    "shard_searcher_for",
 ]

@@ -87,9 +87,14 @@ def run_search(ctx: UseCaseContext, *, query: SearchQuery,
     if query.plate is not None:
         return _plate_search(ctx, query=query)
     state = ctx.state
+    searcher = None
+    if state.settings.search_workers:  # OKO_SEARCH_WORKERS: fan out over Celery
+        from search_api.search_fanout import shard_searcher_for
+
+        searcher = shard_searcher_for(state.settings)
     result = search(session=ctx.session, get_embedder=state.query_embedder,
                     shards=state.shard_store(), request=query.to_request(image=image),
-                    derived=state.derived,
+                    derived=state.derived, searcher=searcher,
                     # the operator sees every camera: no access filter to apply or report
                     visible_camera_ids=None if ctx.user is None else ctx.visible_camera_ids())
     extra = {"image_sha256": hashlib.sha256(image).hexdigest()} if image is not None else {}
