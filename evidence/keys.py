@@ -457,6 +457,8 @@ def revoke_signing_certificate(*, keys_dir: Path, fingerprint: str, reason: str,
     new_crl = build_crl(root_key, root, [*entries, entry],
                         number=(crl_number(crl) if crl is not None else 0) + 1)
     write_atomically(keys_dir / CRL_FILE, _pem(new_crl), mode=0o644)
+    if replacement is not None:  # ready to sign reports too, under the new CRL
+        replacement = replace(replacement, report=_report_signer(keys_dir, secret))
     return Revocation(fingerprint_sha256=wanted, serial_number=certificate.serial_number,
                       revoked_at=now, reason=reason_name, replacement=replacement)
 
