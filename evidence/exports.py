@@ -63,6 +63,7 @@ from evidence.bundle import (
 from evidence.cases import case_clips
 from evidence.clips import CutResult, StillResult, cut_clip, still_frame
 from evidence.keys import Signer
+from evidence.pdf_signing import sign_bundle_report
 from evidence.provenance import build_provenance, write_jsonl
 from evidence.report import ClipReport, ReportData, build_report
 from evidence.report_people import clip_added, custody_people
@@ -497,7 +498,10 @@ def _write_bundle(session: Session, bag: Path, staged: Path, *, case: Case,
             fingerprint=signer.fingerprint_sha256, top_dir=top_dir,
             root_fingerprint=signer.root_fingerprint_sha256, tsa_url=tsa_url),
         trusted_time_note=trusted.note(lang),
+        report_signer_fingerprint=signer.report.fingerprint_sha256 if signer.report else "",
     ), bag / REPORT_PATH)
+    # PAdES, before hashing: the manifest covers the signed PDF
+    sign_bundle_report(bag / REPORT_PATH, signer=signer, timestamping=trusted.requested)
     tag_sha = finish_bag(bag, bag_info=[
         ("Source-Organization", organisation), ("Contact-Name", exporter),
         ("External-Identifier", case.number), ("External-Description", case.title),
