@@ -48,7 +48,7 @@ def make_viewing_copy(*, clip_sha256: str, clip_path: str, derived: BlobStore,
     when the copy cannot be stored; nothing is stored then and no temp file is left.
     """
     source = derived.path_for(clip_sha256)
-    if probe_video(source).widely_playable:
+    if probe_video(source, name=Path(clip_path).name).widely_playable:
         return None
     made = transcode_h264(source=source, source_sha256=clip_sha256, profile=VIEWING_COPY,
                           derived=derived, tmp_dir=tmp_dir, name=Path(clip_path).name)

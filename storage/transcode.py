@@ -28,6 +28,7 @@ playback proxy of ``search_api`` need it, and ``evidence`` may not import ``inde
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import tempfile
@@ -40,9 +41,9 @@ from typing import Any
 import av
 import imageio_ffmpeg
 
-from storage.atomic import make_private_dirs, owner_tag
+from storage.atomic import make_private_dirs, owner_tag, write_atomically
 from storage.blobstore import BlobExistsError, BlobStore
-from storage.errors import OkoError
+from storage.errors import OkoError, StorageError
 
 # what a browser and an ordinary office PC play without extra codecs
 PLAYABLE_CONTAINERS = {"mp4", "mov"}
@@ -128,15 +129,16 @@ def _container_name(format_name: str) -> str:
     return "mp4" if format_name.startswith("mov,mp4") else format_name.split(",")[0]
 
 
-def probe_video(path: Path) -> VideoFacts:
-    """Container, first video stream and first audio stream of ``path``.
+def probe_video(path: Path, *, name: str | None = None) -> VideoFacts:
+    """Container, first video stream and first audio stream of ``path`` (called
+    ``name`` in messages).
 
     Raises ``TranscodeError`` when it cannot be read as video.
     """
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.video:
-                raise TranscodeError(f"{path.name} has no video stream to play.")
+                raise TranscodeError(f"{name or path.name} has no video stream to play.")
             video = container.streams.video[0]
             audio = container.streams.audio[0] if container.streams.audio else None
             rate = video.base_rate or video.average_rate or video.guessed_rate
@@ -151,7 +153,7 @@ def probe_video(path: Path) -> VideoFacts:
                 audio_codec=audio.codec_context.codec.canonical_name if audio is not None
                 else None)
     except (av.FFmpegError, ValueError) as exc:
-        raise TranscodeError(f"{path.name} cannot be read as video ({exc}).") from exc
+        raise TranscodeError(f"{name or path.name} cannot be read as video ({exc}).") from exc
 
 
 def _video_filter(facts: VideoFacts, profile: TranscodeProfile) -> str | None:
@@ -203,7 +205,7 @@ def transcode_h264(*, source: Path, source_sha256: str, profile: TranscodeProfil
     the expected H.264, and ``StorageError`` when the copy cannot be stored; either way
     no temp file is left and nothing is stored.
     """
-    facts = probe_video(source)
+    facts = probe_video(source, name=name)
     args = transcode_args(facts, profile)
     make_private_dirs(tmp_dir)
     with tempfile.TemporaryDirectory(dir=tmp_dir, prefix=f"transcode-{owner_tag()}-") as work:
@@ -248,6 +250,65 @@ def transcode_h264(*, source: Path, source_sha256: str, profile: TranscodeProfil
     )
 
 
-__all__ = ["PLAYBACK_PROXY", "VIEWING_COPY", "TranscodeError", "TranscodeProfile",
-           "TranscodeResult", "VideoFacts", "ffmpeg_binary", "ffmpeg_version",
-           "probe_video", "transcode_args", "transcode_h264"]
+PROXY_RECORDS = "proxies"
+"""Under the derived store's root: ``<source sha256>.json``, each proxy's provenance."""
+
+
+def proxy_record_path(derived: BlobStore, source_sha256: str) -> Path:
+    derived.path_for(source_sha256)  # refuses anything but a SHA-256
+    return derived.root / PROXY_RECORDS / f"{source_sha256}.json"
+
+
+def playback_proxy(*, source_sha256: str, derived: BlobStore, tmp_dir: Path,
+                   name: str) -> dict[str, Any] | None:
+    """The browser-playable proxy of the derived file ``source_sha256`` (a segment):
+    None when the file itself plays in a browser, else its provenance record, with the
+    proxy's ``sha256`` in the derived store.
+
+    Made on first request with ``PLAYBACK_PROXY``, stored as a derived blob, and its
+    record (tool, version, command, parameters, source hash) written atomically to
+    ``proxy_record_path``; later requests reuse both. Raises ``TranscodeError`` when
+    ffmpeg cannot decode the file and ``StorageError`` when the record cannot be
+    written (the record is then absent, so the next request tries again).
+    """
+    record_path = proxy_record_path(derived, source_sha256)
+    if record_path.is_file():
+        record: dict[str, Any] = json.loads(record_path.read_text(encoding="utf-8"))
+        if derived.exists(str(record.get("sha256", ""))):
+            return record
+    source = derived.path_for(source_sha256)
+    if probe_video(source, name=name).widely_playable:
+        return None
+    made = transcode_h264(source=source, source_sha256=source_sha256,
+                          profile=PLAYBACK_PROXY, derived=derived, tmp_dir=tmp_dir, name=name)
+    record = {"sha256": made.sha256, "size_bytes": made.size_bytes,
+              "source_sha256": source_sha256, "derived": True, "profile": made.profile,
+              "tool": made.tool, "tool_version": made.tool_version,
+              "command": " ".join(made.command), "parameters": made.parameters,
+              "width": made.facts.width, "height": made.facts.height,
+              "frame_rate": made.facts.frame_rate}
+    try:
+        make_private_dirs(record_path.parent)
+        write_atomically(record_path, json.dumps(record, sort_keys=True).encode() + b"\n")
+    except OSError as exc:
+        raise StorageError(f"The playback proxy's record for {name} could not be written "
+                           f"({exc.strerror or exc}).") from exc
+    return record
+
+
+__all__ = [
+    "PLAYBACK_PROXY",
+    "PROXY_RECORDS",
+    "VIEWING_COPY",
+    "TranscodeError",
+    "TranscodeProfile",
+    "TranscodeResult",
+    "VideoFacts",
+    "ffmpeg_binary",
+    "ffmpeg_version",
+    "playback_proxy",
+    "probe_video",
+    "proxy_record_path",
+    "transcode_args",
+    "transcode_h264",
+]

@@ -105,6 +105,8 @@ def read_segment_video(segment_id: DbId, ctx: UseCaseDep,
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(span.end - span.start + 1)}
     if span.partial:
         headers["Content-Range"] = f"bytes {span.start}-{span.end}/{span.size}"
+    if span.proxy_sha256 is not None:  # an H.264 proxy of a segment browsers cannot play
+        headers["X-Oko-Playback-Proxy"] = span.proxy_sha256
     return StreamingResponse(_stream(span.path, span.start, span.end),
                              status_code=206 if span.partial else 200,
                              media_type=span.media_type, headers=headers)

@@ -9,6 +9,11 @@ same frame the same way (``view_frame``, details or image) within ``VIEW_WINDOW`
 player's many range requests while seeking are one view, and a view after the window
 is a new one. The window is looked up in the audit log itself, in the view's
 transaction. A request that serves nothing (404, 416) is not a view.
+
+A segment whose codec a browser cannot play (HEVC, MPEG-4 Part 2, MS-MPEG4v3, anything
+in MKV) is served as its H.264 playback proxy (``storage.transcode.playback_proxy``):
+made on the first request, stored as a derived blob with its provenance record and
+reused afterwards. Evidence clips are always cut from the original, never the proxy.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from storage.models.media import Camera, Frame, Original, Segment
 from storage.models.search import FrameEmbedding
 from storage.models.search_index import FrameIndexEntry
 from storage.permissions import Permission
+from storage.transcode import playback_proxy
 from storage.types import utcnow
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$", re.IGNORECASE)  # the unit is case-insensitive
@@ -68,6 +74,7 @@ class VideoSpan:
     start: int
     end: int
     partial: bool
+    proxy_sha256: str | None = None  # the H.264 proxy served in the segment's place
 
 
 def _visible_frame(ctx: UseCaseContext, frame_id: int) -> Frame:
@@ -190,24 +197,31 @@ def play_segment(ctx: UseCaseContext, *, segment_id: int,
 
     Audited as ``view_video`` (with the span served) unless the actor viewed this
     segment within ``VIEW_WINDOW``, whatever the range. Raises ``NotFoundError`` for a
-    missing, invisible or lost segment and ``RangeNotSatisfiableError`` for a bad range
-    (neither is a view).
+    missing, invisible or lost segment, ``RangeNotSatisfiableError`` for a bad range
+    (neither is a view) and ``TranscodeError`` when a segment browsers cannot play
+    cannot be decoded for its proxy.
     """
     ctx.require(Permission.VIEW_FOOTAGE)
     segment = _visible_segment(ctx, segment_id)
     path = ctx.state.derived.path_for(segment.sha256)
     if not path.is_file():
         raise NotFoundError(f"The video of segment {segment_id} is missing from the store.")
+    proxy = playback_proxy(source_sha256=segment.sha256, derived=ctx.state.derived,
+                           tmp_dir=ctx.state.settings.tmp_dir, name=f"segment {segment_id}")
+    if proxy is not None:
+        path = ctx.state.derived.path_for(proxy["sha256"])
     size = path.stat().st_size
     partial = range_header is not None
     start, end = parse_range(range_header, size) if range_header is not None \
         else (0, size - 1)
     if not viewed_recently(ctx, AuditAction.VIEW_VIDEO, key="segment_id", value=segment_id):
+        extra = {"proxy_sha256": proxy["sha256"]} if proxy is not None else {}
         ctx.audit(AuditAction.VIEW_VIDEO, segment_id=segment_id,
-                  original_id=segment.original_id, bytes=f"{start}-{end}/{size}")
+                  original_id=segment.original_id, bytes=f"{start}-{end}/{size}", **extra)
     ctx.commit()
     return VideoSpan(path=path, media_type=video_type(path), size=size, start=start,
-                     end=end, partial=partial)
+                     end=end, partial=partial,
+                     proxy_sha256=proxy["sha256"] if proxy is not None else None)
 
 
 __all__ = [
