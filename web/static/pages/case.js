@@ -91,12 +91,25 @@ export async function render({ params }) {
     } catch (problem) { exportError.show(problem); }
   }
 
+  // the report's language (Ukrainian unless English is chosen) and the trusted timestamp
+  const exportLang = h("select", { id: "export-lang" },
+    h("option", { value: "uk", lang: "uk" }, t("lang.uk")),
+    h("option", { value: "en", lang: "en" }, t("lang.en")));
+  const noTimestamp = h("input", { type: "checkbox", id: "export-no-timestamp",
+    "aria-describedby": "export-no-timestamp-hint" });
   const exportButton = h("button", { type: "button", class: "primary", id: "start-export",
     onclick: () => busy(exportButton, exportError, async () => {
-      await api.post(`/api/cases/${caseId}/exports`);
+      await api.post(`/api/cases/${caseId}/exports`, { lang: exportLang.value,
+        no_timestamp: noTimestamp.checked });
       clearTimeout(timer);
       await refresh();
     }) }, t("case.export"));
+  const exportOptions = h("div", { class: "export-options" },
+    field(t("case.export_lang"), exportLang),
+    h("div", { class: "field" },
+      h("label", {}, noTimestamp, " ", t("case.no_timestamp")),
+      h("p", { class: "hint", id: "export-no-timestamp-hint" }, t("case.no_timestamp_hint"))),
+    exportButton);
 
   const shareName = h("input", { id: "share-user", required: true, autocomplete: "off" });
   const shareStatus = statusLine();
@@ -148,7 +161,8 @@ export async function render({ params }) {
       h("dt", {}, t("cases.status")), h("dd", {}, t(`case_status.${detail.status}`))),
     h("div", { class: "two-col" },
       h("section", {}, clipsTable(detail),
-        h("h2", {}, t("case.exports")), mayExport ? exportButton : null, exportError, exportsList,
+        h("h2", {}, t("case.exports")), mayExport ? exportOptions : null, exportError,
+        exportsList,
         h("h2", {}, t("case.custody")), custodyBox),
       h("aside", {}, manage ? shareForm : null, mayExport ? transferForm : null))),
     cleanup: () => clearTimeout(timer),
