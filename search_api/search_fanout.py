@@ -34,6 +34,7 @@ import numpy as np
 from celery import Celery, group
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from indexer.search.assignment import check_worker_names, route_shards
 from indexer.search.shard_search import ShardQuery, ShardSearchOutcome, merge_hits
@@ -45,6 +46,7 @@ from storage.settings import Settings
 SUSPECT_SECONDS = 30.0
 """How long a worker that missed a deadline is passed over for its shards' next holder."""
 MAX_WIRE_DIM = 4096
+BROKER_ERRORS = (OperationalError, RedisError, RuntimeError)
 
 
 class SearchWorkersUnavailableError(OkoError):
@@ -152,10 +154,11 @@ class CeleryShardSearcher:
     """
 
     def __init__(self, app: Celery, *, workers: Sequence[str], replicas: int = 1,
-                 deadline_ms: int = 2000,
+                 deadline_ms: int = 2000, rebuild: Callable[[], Celery] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         check_worker_names(workers)
         self.app = app
+        self._rebuild = rebuild
         self.workers = list(workers)
         self.replicas = replicas
         self.deadline_s = deadline_ms / 1000.0
@@ -176,6 +179,15 @@ class CeleryShardSearcher:
     def _suspect(self, worker: str, now: float) -> None:
         with self._lock:
             self._suspects[worker] = now + SUSPECT_SECONDS
+
+    def _broker_lost(self, exc: BaseException, message: str) -> SearchWorkersUnavailableError:
+        """After a lost broker Celery's result consumer cannot recover: start a new app."""
+        if self._rebuild is not None:
+            with self._lock:
+                self.app = self._rebuild()
+        error = SearchWorkersUnavailableError(message)
+        error.__cause__ = exc
+        return error
 
     def _clear(self, worker: str) -> None:
         with self._lock:
@@ -202,9 +214,9 @@ class CeleryShardSearcher:
             for worker in order]
         try:
             pending = group(signatures, app=self.app).apply_async()
-        except OperationalError as exc:
-            raise SearchWorkersUnavailableError(
-                "The search workers' broker cannot be reached; no search was run.") from exc
+        except BROKER_ERRORS as exc:  # RuntimeError: Celery gave up reconnecting
+            raise self._broker_lost(exc, "The search workers' broker cannot be reached; no"
+                                    " search was run.") from exc
         deadline = started + self.deadline_s
         parts: list[list[tuple[int, float]]] = []
         searched: list[str] = []
@@ -223,10 +235,9 @@ class CeleryShardSearcher:
                 failure = (f"search worker {worker} did not answer within "
                            f"{round(self.deadline_s * 1000)} ms")
                 self._suspect(worker, self._clock())
-            except OperationalError as exc:
-                raise SearchWorkersUnavailableError(
-                    "The search workers' broker stopped answering mid-query; no search"
-                    " result was kept.") from exc
+            except BROKER_ERRORS as exc:
+                raise self._broker_lost(exc, "The search workers' broker stopped answering"
+                                        " mid-query; no search result was kept.") from exc
             except Exception as exc:  # the worker raised: its shards are missing, not fatal
                 failure = f"search worker {worker} failed ({type(exc).__name__})"
             if failure is not None:
@@ -256,7 +267,8 @@ def build_shard_searcher(settings: Settings) -> CeleryShardSearcher | None:
         return None
     return CeleryShardSearcher(make_search_celery(settings), workers=settings.search_workers,
                                replicas=settings.search_replicas,
-                               deadline_ms=settings.search_deadline_ms)
+                               deadline_ms=settings.search_deadline_ms,
+                               rebuild=lambda: make_search_celery(settings))
 
 
 _searchers: dict[int, tuple[Settings, CeleryShardSearcher | None]] = {}

@@ -93,6 +93,13 @@ def make_search_celery(settings: Settings) -> Celery:
         task_acks_late=False, worker_prefetch_multiplier=1, task_ignore_result=False,
         result_expires=300, result_extended=False,
         broker_connection_retry_on_startup=True,
+        # a query has a deadline: a broker that is down fails it fast instead of retrying
+        task_publish_retry_policy={"max_retries": 1, "interval_start": 0,
+                                   "interval_step": 0.1, "interval_max": 0.1},
+        broker_transport_options={"socket_connect_timeout": 2, "socket_timeout": 10},
+        result_backend_transport_options={"retry_policy": {
+            "max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}},
+        redis_socket_connect_timeout=2,
         worker_concurrency=settings.search_worker_concurrency,
         task_default_queue=f"{SEARCH_QUEUE_PREFIX}default", timezone="UTC", enable_utc=True,
     )
