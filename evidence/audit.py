@@ -226,6 +226,8 @@ class AuditVerification:
     checkpoints: int = 0
     problems: list[AuditProblem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # checkpoint entry_count -> the TSA's time (evidence.audit_timestamp)
+    trusted_times: dict[int, datetime] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -238,8 +240,13 @@ class AuditVerification:
 
     def summary(self) -> str:
         if self.ok:
+            latest = max(self.trusted_times, default=None)
             return (f"Audit log intact: {self.entries} entries, "
-                    f"{self.checkpoints} signed checkpoints verified.")
+                    f"{self.checkpoints} signed checkpoints verified." + (
+                        f" {len(self.trusted_times)} timestamped by a trusted TSA; "
+                        f"checkpoint #{latest} at "
+                        f"{self.trusted_times[latest]:%Y-%m-%dT%H:%M:%SZ}."
+                        if latest is not None else ""))
         first = self.first_broken_seq
         where = (f"first broken entry is #{first}" if first is not None
                  else self.problems[0].reason)

@@ -28,11 +28,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from oko_verify.trust import TrustAnchors
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
 from evidence.audit import (
+    AuditProblem,
     AuditVerification,
     CheckpointPolicy,
     CheckpointRecord,
@@ -45,7 +47,9 @@ from evidence.audit import (
     verify_audit_chain,
 )
 from evidence.audit_syslog import SyslogAddress, send_checkpoint_lines
+from evidence.audit_timestamp import check_checkpoint_timestamps, timestamp_checkpoint_or_log
 from evidence.keys import known_certificates
+from evidence.timestamp import authority_from
 from search_api.state import AppState
 from storage.models.access import AuditCheckpoint, AuditEvent
 
@@ -54,6 +58,44 @@ NO_CHECKPOINT_LOG = ("No checkpoint log outside the database is set (OKO_AUDIT_C
                      " without a copy, deleting the newest entries with their checkpoints"
                      " goes unnoticed.")
 _PENDING = "oko.audit.pending_checkpoint_copies"
+_PENDING_STAMPS = "oko.audit.pending_checkpoint_timestamps"
+
+
+def checkpoint_timestamps_dir(state: AppState) -> Path:
+    """Where each checkpoint's RFC 3161 token is kept (``evidence.audit_timestamp``)."""
+    return state.settings.home / "audit-timestamps"
+
+
+def _stamp_after_commit(session: Session) -> None:
+    pending = session.info.pop(_PENDING_STAMPS, None)
+    if pending is None:
+        return
+    state, rows = pending
+    authority = authority_from(state.settings.tsa_url, state.settings.tsa_ca_cert,
+                               timeout_seconds=state.settings.tsa_timeout_seconds)
+    for row, entry_count, signature in rows:
+        if authority is not None and inspect(row).persistent:
+            timestamp_checkpoint_or_log(entry_count=entry_count, signature_b64=signature,
+                                        authority=authority,
+                                        directory=checkpoint_timestamps_dir(state))
+
+
+def _drop_uncommitted_stamps(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_PENDING_STAMPS, None)
+
+
+def timestamp_checkpoint_after_commit(session: Session, *, state: AppState,
+                                      checkpoint: AuditCheckpoint) -> None:
+    """With ``OKO_TSA_URL``, fetch the checkpoint's token once ``session`` commits (never
+    inside the write transaction; a TSA that is down is logged, not raised)."""
+    if not state.settings.tsa_url:
+        return
+    _state, rows = session.info.setdefault(_PENDING_STAMPS, (state, []))
+    rows.append((checkpoint, checkpoint.entry_count, checkpoint.signature))
+    if not event.contains(session, "after_commit", _stamp_after_commit):
+        event.listen(session, "after_commit", _stamp_after_commit)
+        event.listen(session, "after_transaction_end", _drop_uncommitted_stamps)
 
 
 class AuditAction(StrEnum):
@@ -202,6 +244,7 @@ def record_event(session: Session, *, state: AppState, actor: str, agency: str, 
 
     def copy_outside(checkpoint: AuditCheckpoint) -> None:
         copy_checkpoint_outside(session, state=state, checkpoint=checkpoint)
+        timestamp_checkpoint_after_commit(session, state=state, checkpoint=checkpoint)
 
     policy = CheckpointPolicy(signer=_InstallationSigner(state),
                               every_entries=settings.audit_checkpoint_entries,
@@ -217,6 +260,7 @@ def sign_checkpoint_now(session: Session, *, state: AppState) -> AuditCheckpoint
     checkpoint = create_checkpoint(session, signer=state.signer())
     if checkpoint is not None:
         copy_checkpoint_outside(session, state=state, checkpoint=checkpoint)
+        timestamp_checkpoint_after_commit(session, state=state, checkpoint=checkpoint)
     return checkpoint
 
 
@@ -235,7 +279,23 @@ def verify_installation_audit(session: Session, *, state: AppState,
         checkpoint_log=read_checkpoint_log(log_path) if log_path is not None else None)
     if log_path is None:
         report.warnings.append(NO_CHECKPOINT_LOG)
+    _check_timestamps(session, state, report)
     return report
+
+
+def _check_timestamps(session: Session, state: AppState, report: AuditVerification) -> None:
+    """Each checkpoint's token (``evidence.audit_timestamp``) against OKO_TSA_CA_CERT."""
+    authority = authority_from(state.settings.tsa_url, state.settings.tsa_ca_cert,
+                               timeout_seconds=state.settings.tsa_timeout_seconds)
+    directory = checkpoint_timestamps_dir(state)
+    if authority is None and not directory.is_dir():
+        return
+    rows = session.exec(select(AuditCheckpoint)).all()
+    anchors = TrustAnchors(certificates=authority.ca_certificates if authority else ())
+    found = check_checkpoint_timestamps([(r.entry_count, r.signature) for r in rows],
+                                        directory, anchors)
+    report.problems += [AuditProblem(None, problem) for problem in found.problems]
+    report.trusted_times = found.times
 
 
 __all__ = ["AuditAction", "copy_checkpoint_outside", "record_event", "sign_checkpoint_now",
