@@ -229,11 +229,12 @@ def receive_bundle(ctx: UseCaseContext, *, case_id: int, bundle: Path,
     one no transfer of this case records; nothing is written on any of them.
     """
     ctx.require(Permission.RECEIVE_BUNDLE)
+    actor = ctx.custody_actor("Receiving a bundle")
     case = get_visible_case(ctx, case_id)
     report = _verify(ctx, bundle, fingerprint)
     sha256 = bundle_sha256 or sha256_file(bundle)
     _require_bound(ctx, case, report, sha256)
-    entry = domain.receive_case(ctx.session, case=case, actor=ctx.actor.name,
+    entry = domain.receive_case(ctx.session, case=case, actor=actor,
                                 bundle_sha256=sha256,
                                 tag_manifest_sha256=report.tag_manifest_sha256 or "",
                                 verification_ok=report.ok)
