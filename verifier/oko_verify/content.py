@@ -136,7 +136,10 @@ def _check_export_clips(root: Path, records: list[dict[str, Any]],
             report.add("custody chain", False,
                        f"{_entry_name(exports[-1])}: clip {number} is not an object")
             continue
-        for key_path, key_hash in (("path", "sha256"), ("still_path", "still_sha256")):
+        for key_path, key_hash in (("path", "sha256"), ("still_path", "still_sha256"),
+                                   ("viewing_copy_path", "viewing_copy_sha256")):
+            if key_path == "viewing_copy_path" and key_path not in clip:
+                continue  # a clip that plays everywhere has no viewing copy
             rel = clip.get(key_path)
             path = bag_path(root, rel, under_data=True)
             if path is None or safe_hash(path) != clip.get(key_hash):
