@@ -104,8 +104,8 @@ def test_custody_actors_are_people_and_os_accounts_say_so() -> None:
     assert "«gone»" in actor_text("gone", data, uk)
 
 
-def test_report_is_ukrainian_by_default_and_its_pages_render(bundle_zip: Path,
-                                                             tmp_path: Path) -> None:
+def test_report_is_ukrainian_by_default_and_its_pages_render(
+        bundle_zip: Path, shared_world: EvidenceWorld, tmp_path: Path) -> None:
     pdf = _report_pdf(bundle_zip, tmp_path)
     pages = _text(pdf)
     text = _flat("\n".join(pages))
@@ -121,6 +121,11 @@ def test_report_is_ukrainian_by_default_and_its_pages_render(bundle_zip: Path,
     assert "Evidence report" not in text and "Chain of custody" not in text
     for number, page in enumerate(pages, start=1):
         assert f"сторінка {number} з {len(pages)}" in page
+    report_signer = shared_world.signer.report  # the visible signature block on page 1
+    assert report_signer is not None
+    fingerprint = report_signer.fingerprint_sha256
+    assert fingerprint[:32] in pages[0] and fingerprint[32:] in pages[0]
+    assert "QR-код: цифровий відбиток доказів" in pages[0]
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for old in SCREENSHOTS.glob("report-page-*.png"):
