@@ -195,6 +195,8 @@ def serve(state: AppState, *, host: str, port: int) -> int:
     _check_port_free(host, port)
     supervisor = WorkerSupervisor(state.settings)
     supervisor.start()
+    if state.settings.warm_encoder:  # the first query should not pay the model load
+        state.warm_encoder_in_background()
     try:
         server = SignalAwareServer(server_config(create_app(state.settings, state=state),
                                                  state.settings, host=host, port=port))

@@ -22,6 +22,26 @@ class InstalledModelPublic(BaseModel):
     installed_at: datetime
 
 
+class EncoderStatusPublic(BaseModel):
+    """The query encoder in this API process: loaded (``warm``) or not, and on what runtime.
+
+    ``text_backend`` / ``image_backend``: "torch", "onnx-fp32" or "onnx-int8"; empty while
+    not loaded. ``note``: why it is not loaded, or why a tower stayed on torch.
+    """
+
+    warm: bool
+    loading: bool
+    preset: str
+    weights_sha256: str
+    text_backend: str
+    image_backend: str
+    note: str
+    cache_entries: int
+    cache_max_entries: int
+    cache_hits: int
+    cache_misses: int
+
+
 class ModelStatusPublic(BaseModel):
     """``installed`` false: ``message`` says what an administrator must do."""
 
@@ -32,6 +52,7 @@ class ModelStatusPublic(BaseModel):
     weights_sha256: str
     pending_frames: int
     models: list[InstalledModelPublic]
+    encoder: EncoderStatusPublic
 
 
 @router.get("/models", response_model=ModelStatusPublic)
@@ -43,7 +64,9 @@ def read_model_status(ctx: UseCaseDep) -> ModelStatusPublic:
         source=active.source, weights_sha256=active.weights_sha256,
         pending_frames=active.pending_frames,
         models=[InstalledModelPublic.model_validate(m, from_attributes=True)
-                for m in overview.installed])
+                for m in overview.installed],
+        encoder=EncoderStatusPublic.model_validate(ctx.state.encoder_status(),
+                                                   from_attributes=True))
 
 
 __all__ = ["router"]
