@@ -1,22 +1,26 @@
-"""Search benchmark: latency at 100k and 1M vectors, recall@10 of IVF vs flat, embedding speed.
+"""Search benchmark: end-to-end latency, its split, RSS and recall@10 per scale.
 
-Run from the repository root: ``python -m benchmarks.search`` (prints JSON).
+Run from the repository root: ``python -m benchmarks.search [--scales 100000 1000000]
+[--runs 20]`` (prints JSON). Each scale runs in its own process, so its RSS is its own.
 
 For each scale a data dir is synthesised directly (no footage): cameras, one original and
-segment per camera-day, one frame row per vector (about 1.2 frames/s for a whole day,
-the density of 1 fps sampling), embedding and index rows, and FAISS shards of 100k
-vectors written with ``indexer.shard_files.write_shard``, so shards at the default
-``approximate_min_vectors`` (50k) are IVF. Vectors are 512-d (ViT-B-32) and clustered
-like real CLIP embeddings. The synthetic embedding rows carry no vector blob; search
-never reads them while every frame sits in a committed shard.
+segment per camera-day, one frame row per vector, embedding, index-entry and shard-registry
+rows, and FAISS shards of ``--shard-vectors`` vectors (default 100k, a camera-day at about
+1.2 frames/s) written with ``indexer.shard_files.write_shard`` with their capture times
+and day phases (from the sun at the camera), so the index type follows the shard size.
 
-* ``latency_ms``: ``indexer.search.engine.search`` end to end (text encoding with a
-  randomly initialised ViT-B-32, shard selection, FAISS, re-rank, database join, moment
-  grouping), p50/p95 over the query set, unfiltered and filtered (one camera, 12 hours,
-  night: the ``IDSelector`` path). ``faiss_ms`` compares the IVF shards (IVF + exact
-  re-rank) with an exact flat scan of the same vectors, side by side.
-* ``recall_at_10``: merged top-10 of the IVF shards against the exact top-10.
-* ``embedding``: ``benchmarks.embedding.run`` (frames/s of the default preset).
+Vectors are harder than well-separated clusters: each camera sees a few hundred scenes
+(centres near shared global ones) and its frames are near-duplicates of them with a slow
+drift in time, as CCTV is; queries lie between two scenes (near a cluster boundary).
+
+* ``latency_ms``: ``indexer.search.engine.search`` end to end (text encoding with the
+  current encoder on a randomly initialised ViT-B-32, shard selection, FAISS + exact
+  re-rank, the top-k's one database read, moment grouping), p50/p95, unfiltered and
+  filtered (one camera + 12 h + "at night"), and the split from ``provenance.timings_ms``
+  (encode, shards, database) plus the same search with the text vector cached.
+* ``recall_at_10``: the shards' merged top-10 (``LocalShardSearcher``) against an exact
+  scan of the same float32 vectors, unfiltered and filtered.
+* ``rss_mib``: resident memory after building, after loading every shard, after searching.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import json
 import os
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -33,14 +39,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+import psutil
 from sqlmodel import Session
 
-from benchmarks.embedding import run as embedding_run
 from indexer.clip_presets import DEFAULT_PRESET
 from indexer.daynight import sun_elevation_deg
 from indexer.embeddings import build_unsafe_random_embedder
 from indexer.search.engine import SearchFilters, SearchRequest, search
+from indexer.search.shard_search import LocalShardSearcher, ShardQuery
 from indexer.shard_files import (
     PHASE_CODES,
     ShardKey,
@@ -53,7 +59,6 @@ from search_api.state import build_state
 from storage.settings import Settings
 
 DIM = 512
-SHARD_VECTORS = 100_000
 TIMEZONE = "Europe/Kyiv"
 FIRST_DAY = date(2026, 1, 10)
 LAT, LON = 50.45, 30.52
@@ -64,7 +69,9 @@ QUERIES = [
     "woman with a pram", "truck unloading", "dog on a leash", "black SUV", "yellow bus",
     "people crossing the road", "parked bicycle", "ambulance", "delivery scooter", "car crash",
 ]
-CENTRES = 256
+GLOBAL_CENTRES = 512
+SCENES_PER_CAMERA = 300
+RECALL_QUERIES = 40
 
 
 class CachedTextEmbedder:
@@ -75,76 +82,90 @@ class CachedTextEmbedder:
         self.preset, self.weights_sha256, self.dim = (embedder.preset, embedder.weights_sha256,
                                                       embedder.dim)
         self.cache: dict[str, np.ndarray] = {}
-        self.encode_ms: list[float] = []
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
-        key = texts[0]
-        if key not in self.cache:
-            began = time.perf_counter()
-            self.cache[key] = self.inner.encode_text(texts)
-            self.encode_ms.append((time.perf_counter() - began) * 1000)
-        return self.cache[key]
+        if texts[0] not in self.cache:
+            self.cache[texts[0]] = self.inner.encode_text(texts)
+        return self.cache[texts[0]]
 
     def encode_images(self, images: list[Any]) -> np.ndarray:
         return self.inner.encode_images(images)
 
 
-def _percentile(values: list[float], q: float) -> float:
-    return round(float(np.percentile(np.array(values), q)), 2)
-
-
 def _summary(values: list[float]) -> dict[str, float]:
-    return {"p50": _percentile(values, 50), "p95": _percentile(values, 95),
-            "mean": round(statistics.fmean(values), 2)}
+    array = np.array(values)
+    return {"p50": round(float(np.percentile(array, 50)), 2),
+            "p95": round(float(np.percentile(array, 95)), 2),
+            "mean": round(statistics.fmean(values), 2), "runs": len(values)}
 
 
-def _vectors(count: int, centres: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    picks = rng.integers(0, len(centres), count)
-    vectors = centres[picks] + rng.normal(scale=0.6 / np.sqrt(DIM), size=(count, DIM))
-    vectors = vectors.astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors
+def _rss_mib() -> float:
+    return round(psutil.Process().memory_info().rss / 2**20, 1)
 
 
-def _phase_by_minute(day: date) -> list[str]:
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _phase_codes(day: date, times_us: np.ndarray) -> np.ndarray:
     start, _ = local_day_bounds_utc(day, TIMEZONE)
-    phases = []
-    for minute in range(24 * 60 + 60):  # DST days can be 25 hours long
-        sun = sun_elevation_deg(latitude=LAT, longitude=LON,
-                                at=start + timedelta(minutes=minute))
-        phases.append("day" if sun >= 0 else "dusk" if sun >= -6 else "night")
-    return phases
+    by_minute = []
+    for minute in range(25 * 60):  # DST days can be 25 hours long
+        sun = sun_elevation_deg(latitude=LAT, longitude=LON, at=start + timedelta(minutes=minute))
+        by_minute.append(PHASE_CODES["day" if sun >= 0 else "dusk" if sun >= -6 else "night"])
+    minutes = (times_us - utc_microseconds(start)) // 60_000_000
+    return np.array(by_minute, dtype=np.uint8)[minutes]
 
 
-def build_dataset(home: Path, total: int, weights_sha256: str, preset: str,
-                  approximate_min_vectors: int) -> dict[str, Any]:
-    """Synthesise a data dir holding ``total`` indexed vectors; returns build timings."""
+def _shard_vectors(count: int, scenes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Near-duplicates of a camera's scenes, each scene held for a stretch of time."""
+    stretch = rng.integers(20, 400, size=count // 20 + 2)
+    picks = np.repeat(rng.integers(0, len(scenes), len(stretch)), stretch)[:count]
+    drift = rng.normal(scale=0.25 / np.sqrt(DIM), size=(count, DIM))
+    return _unit(scenes[picks] + drift)
+
+
+def build_dataset(home: Path, total: int, shard_vectors: int, weights_sha256: str,
+                  preset: str, probes: np.ndarray) -> dict[str, Any]:
+    """Synthesise a data dir holding ``total`` indexed vectors; returns build facts and the
+    exact top-10 of each probe, unfiltered and under the filtered benchmark's scope."""
     settings = Settings(home=home, environment="test", key_passphrase="bench-only")  # noqa: S106
     state = build_state(settings)
     state.engine.dispose()
-    shards = max(1, total // SHARD_VECTORS)
+    shards = max(1, total // shard_vectors)
     cameras = max(1, shards // 2)
     per_shard = total // shards
     rng = np.random.default_rng(7)
-    centres = rng.normal(size=(CENTRES, DIM)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    centres = _unit(rng.normal(size=(GLOBAL_CENTRES, DIM)))
     db = sqlite3.connect(home / "oko.db")
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=OFF")
     now = datetime.now(UTC).strftime(STAMP)
     timings = {"db_rows_s": 0.0, "shards_s": 0.0}
-    frame_id = 0
+    scenes: dict[str, np.ndarray] = {}
     for cam in range(cameras):
-        camera_id = f"CAM-B{cam:02d}"
+        camera_id = f"CAM-B{cam:03d}"
         db.execute("INSERT INTO camera (id, name, district, latitude, longitude, agency, timezone,"
                    " allowed_agencies, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (camera_id, camera_id, f"District {cam % 3}", LAT, LON, "police", TIMEZONE,
                     "[]", now))
+        base = centres[rng.integers(0, GLOBAL_CENTRES, SCENES_PER_CAMERA)]
+        scenes[camera_id] = _unit(base + rng.normal(scale=0.5 / np.sqrt(DIM),
+                                                    size=(SCENES_PER_CAMERA, DIM)))
+    filtered_scope = ("CAM-B000", FIRST_DAY)
+    exact: dict[str, list[list[tuple[float, int]]]] = {
+        "unfiltered": [[] for _ in probes], "filtered": [[] for _ in probes]}
+    frame_id = 0
     for shard in range(shards):
-        camera_id = f"CAM-B{shard % cameras:02d}"
+        camera_id = f"CAM-B{shard % cameras:03d}"
         day = FIRST_DAY + timedelta(days=shard // cameras)
         start, end = local_day_bounds_utc(day, TIMEZONE)
-        step = (end - start).total_seconds() / per_shard
+        step_us = int((end - start).total_seconds() * 1e6) // per_shard
+        times = utc_microseconds(start) + np.arange(per_shard, dtype=np.int64) * step_us
+        phases = _phase_codes(day, times)
+        ids = np.arange(frame_id + 1, frame_id + per_shard + 1, dtype=np.int64)
+        frame_id += per_shard
+        key = ShardKey(camera_id, day)
         began = time.perf_counter()
         original = db.execute(
             "INSERT INTO original (sha256, camera_id, filename, size_bytes, container, "
@@ -159,19 +180,14 @@ def build_dataset(home: Path, total: int, weights_sha256: str, preset: str,
             "sha256, size_bytes, method, tool, tool_version, parameters) VALUES "
             "(?, 0, 0, 86400, ?, ?, 0, 'stream_copy', 'ffmpeg', 'bench', '{}')",
             (original, start.strftime(STAMP), f"{shard:064x}")).lastrowid
-        phases = _phase_by_minute(day)
-        ids = np.arange(frame_id + 1, frame_id + per_shard + 1, dtype=np.int64)
-        frame_id += per_shard
+        names = {code: name for name, code in PHASE_CODES.items()}
         frames, embeddings, entries = [], [], []
-        key = ShardKey(camera_id, day)
-        for i, fid in enumerate(ids.tolist()):
-            offset = i * step
-            at = start + timedelta(seconds=offset)
-            frames.append((fid, original, segment, camera_id, offset, at.strftime(STAMP),
-                           448, 252, "0" * 64))
+        for fid, t_us, code in zip(ids.tolist(), times.tolist(), phases.tolist(), strict=True):
+            offset = (t_us - times[0]) / 1e6
+            at = (start + timedelta(microseconds=t_us - int(times[0]))).strftime(STAMP)
+            frames.append((fid, original, segment, camera_id, offset, at, 448, 252, "0" * 64))
             embeddings.append((fid, weights_sha256, preset, "embedded", None, 0.5, now))
-            entries.append((fid, phases[int(offset // 60)], 0.0, 0, key.name, weights_sha256,
-                            fid, now, now))
+            entries.append((fid, names[code], 0.0, 0, key.name, weights_sha256, fid, now, now))
         db.executemany("INSERT INTO frame (id, original_id, segment_id, camera_id, offset_s, "
                        "captured_at_utc, width, height, thumbnail_sha256) VALUES "
                        "(?, ?, ?, ?, ?, ?, ?, ?, ?)", frames)
@@ -181,113 +197,145 @@ def build_dataset(home: Path, total: int, weights_sha256: str, preset: str,
         db.executemany("INSERT INTO frameindexentry (frame_id, day_phase, sun_elevation_deg, "
                        "monochrome, shard_key, weights_sha256, vector_frame_id, computed_at, "
                        "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", entries)
+        db.execute("INSERT INTO searchshard (shard_key, camera_id, local_day, frames, "
+                   "weights_sha256, committed_at) VALUES (?, ?, ?, ?, ?, ?)",
+                   (key.name, camera_id, day.isoformat(), per_shard, weights_sha256, now))
         db.commit()
         timings["db_rows_s"] += time.perf_counter() - began
+        vectors = _shard_vectors(per_shard, scenes[camera_id], rng)
         began = time.perf_counter()
-        offsets_s = np.arange(per_shard) * step
         write_shard(index_dir=settings.index_dir, key=key, timezone=TIMEZONE, vector_ids=ids,
-                    vectors=_vectors(per_shard, centres, rng),
-                    captured_at_us=utc_microseconds(start) + (offsets_s * 1e6).astype(np.int64),
-                    phases=np.array([PHASE_CODES[phases[int(o // 60)]] for o in offsets_s],
-                                    dtype=np.uint8),
-                    frame_ids=ids.tolist(),
-                    preset=preset, weights_sha256=weights_sha256,
-                    approximate_min_vectors=approximate_min_vectors)
+                    vectors=vectors, captured_at_us=times, phases=phases,
+                    frame_ids=ids.tolist(), preset=preset, weights_sha256=weights_sha256,
+                    approximate_min_vectors=50_000)
         timings["shards_s"] += time.perf_counter() - began
+        scores = probes @ vectors.T  # exact ground truth, kept as running top-10s
+        in_scope = None
+        if (camera_id, day) == filtered_scope:
+            in_scope = ((times >= utc_microseconds(start + timedelta(hours=12)))
+                        & (phases == PHASE_CODES["night"]))
+        for q in range(len(probes)):
+            top = np.argpartition(-scores[q], 10)[:10]
+            exact["unfiltered"][q] = sorted(exact["unfiltered"][q] + [
+                (float(scores[q, i]), int(ids[i])) for i in top], reverse=True)[:10]
+            if in_scope is not None:
+                rows = np.flatnonzero(in_scope)
+                best = rows[np.argsort(-scores[q, rows])[:10]]
+                exact["filtered"][q] = [(float(scores[q, i]), int(ids[i])) for i in best]
+        del vectors, scores
     db.close()
     return {"shards": shards, "cameras": cameras, "vectors_per_shard": per_shard,
-            **{k: round(v, 1) for k, v in timings.items()}, "centres": centres}
+            **{k: round(v, 1) for k, v in timings.items()},
+            "exact": {name: [{i for _s, i in tops} for tops in per_query]
+                      for name, per_query in exact.items()}}
 
 
-def measure_scale(total: int, *, embedder: Any, work_dir: Path, queries: int,
-                  approximate_min_vectors: int) -> dict[str, Any]:
+def measure_scale(total: int, *, runs: int, shard_vectors: int, work_dir: Path) -> dict[str, Any]:
+    embedder = build_unsafe_random_embedder(DEFAULT_PRESET, seed=0)
+    rng = np.random.default_rng(11)
     home = work_dir / f"scale-{total}"
-    built = build_dataset(home, total, embedder.weights_sha256, embedder.preset,
-                          approximate_min_vectors)
-    centres = built.pop("centres")
+    # probes between two scenes: built from the same generator's centres in build_dataset
+    centres = _unit(np.random.default_rng(7).normal(size=(GLOBAL_CENTRES, DIM)))
+    pairs = rng.integers(0, GLOBAL_CENTRES, size=(RECALL_QUERIES, 2))
+    probes = _unit(centres[pairs[:, 0]] + centres[pairs[:, 1]]
+                   + rng.normal(scale=0.3 / np.sqrt(DIM), size=(RECALL_QUERIES, DIM)))
+    built = build_dataset(home, total, shard_vectors, embedder.weights_sha256, embedder.preset,
+                          probes)
+    exact = built.pop("exact")
+    results: dict[str, Any] = {"vectors": total, **built, "rss_mib": {"built": _rss_mib()}}
     settings = Settings(home=home, environment="test", key_passphrase="bench-only")  # noqa: S106
     state = build_state(settings, run_migrations=False)
     store = ShardStore(settings.index_dir)
-    loaded = [store.load(meta) for meta in store.all_meta()]  # warm: what a server holds
-    texts = [QUERIES[i % len(QUERIES)] for i in range(queries)]
-    camera = loaded[0].meta.key.camera_id
-    day_start = loaded[0].meta.utc_start
-    filtered = SearchFilters(camera_ids=(camera,), start=day_start + timedelta(hours=12),
+    metas = store.all_meta()
+    for meta in metas:
+        store.load(meta)  # warm: what a server holds
+    results["index_types"] = sorted({m.index_type for m in metas})
+    results["rss_mib"]["shards_loaded"] = _rss_mib()
+    day_start = min(m.utc_start for m in metas if m.key.camera_id == "CAM-B000")
+    filtered = SearchFilters(camera_ids=("CAM-B000",), start=day_start + timedelta(hours=12),
                              end=day_start + timedelta(hours=24))
-    results: dict[str, Any] = {"vectors": total, **built,
-                               "index_kinds": sorted({s.meta.index_type for s in loaded})}
     cached = CachedTextEmbedder(embedder)
+    texts = [QUERIES[i % len(QUERIES)] + ("" if i < len(QUERIES) else f" {i}")
+             for i in range(runs)]
+    latency: dict[str, Any] = {}
     with Session(state.engine) as session:
-        for name, filters, text_suffix in (("unfiltered", SearchFilters(), ""),
-                                           ("camera_12h_night", filtered, " at night")):
-            for label, model in (("end_to_end", embedder), ("excluding_text_encoding", cached)):
+        for name, filters, suffix in (("unfiltered", SearchFilters(), ""),
+                                      ("camera_12h_night", filtered, " at night")):
+            for label, model in (("end_to_end", embedder), ("text_vector_cached", cached)):
                 search(session=session, get_embedder=lambda m=model: m, shards=store,
-                       request=SearchRequest(text="warm up" + text_suffix, filters=filters))
-                elapsed = []
+                       request=SearchRequest(text="warm up" + suffix, filters=filters))
+                elapsed: list[float] = []
+                split: dict[str, list[float]] = {}
                 for text in texts:
-                    cached.encode_text([text])  # fills the cache; untimed
+                    if model is cached:
+                        cached.encode_text([text + suffix])  # fill the cache, untimed
                     began = time.perf_counter()
-                    search(session=session, get_embedder=lambda m=model: m, shards=store,
-                           request=SearchRequest(text=text + text_suffix, filters=filters))
+                    result = search(session=session, get_embedder=lambda m=model: m,
+                                    shards=store,
+                                    request=SearchRequest(text=text + suffix, filters=filters))
                     elapsed.append((time.perf_counter() - began) * 1000)
-                results.setdefault("latency_ms", {}).setdefault(name, {})[label] = \
-                    _summary(elapsed)
-    results["text_encoding_ms"] = _summary(cached.encode_ms)
+                    for part, ms in result.provenance.timings_ms.items():
+                        split.setdefault(part, []).append(ms)
+                latency.setdefault(name, {})[label] = _summary(elapsed)
+                if model is embedder:
+                    latency[name]["split_p50_ms"] = {
+                        part: round(float(np.median(values)), 2)
+                        for part, values in split.items()}
+                    latency[name]["shards_searched"] = len(result.provenance.shards_searched)
+                    latency[name]["candidates"] = result.provenance.candidates
+    results["latency_ms"] = latency
+    results["rss_mib"]["after_search"] = _rss_mib()
 
-    rng = np.random.default_rng(11)
-    probes = centres[rng.integers(0, len(centres), queries)] \
-        + rng.normal(scale=0.6 / np.sqrt(DIM), size=(queries, DIM))
-    probes = (probes / np.linalg.norm(probes, axis=1, keepdims=True)).astype(np.float32)
-    ivf_ms, flat_ms, recalls = [], [], []
-    for probe in probes:
-        began = time.perf_counter()
-        approx = sorted((h for s in loaded for h in s.search(probe, k=10)),
-                        key=lambda h: -h.score)[:10]
-        ivf_ms.append((time.perf_counter() - began) * 1000)
-        began = time.perf_counter()
-        exact: list[tuple[float, int]] = []
-        for shard in loaded:
-            scores = shard.exact @ probe
-            top = np.argpartition(-scores, 10)[:10]
-            exact += [(float(scores[i]), int(shard.ids[i])) for i in top]
-        exact_ids = {i for _s, i in sorted(exact, reverse=True)[:10]}
-        flat_ms.append((time.perf_counter() - began) * 1000)
-        recalls.append(len({h.vector_id for h in approx} & exact_ids) / 10)
-    results["faiss_ms"] = {"ivf_with_exact_rerank": _summary(ivf_ms),
-                           "flat_exact_scan_baseline": _summary(flat_ms),
-                           "speedup_vs_flat": round(statistics.median(flat_ms)
-                                                    / statistics.median(ivf_ms), 2)}
-    results["recall_at_10"] = {"mean": round(statistics.fmean(recalls), 4),
-                               "min": min(recalls), "queries": len(recalls)}
+    searcher = LocalShardSearcher(store)
+    night = frozenset({PHASE_CODES["night"]})
+    scoped = [m for m in metas if m.key == ShardKey("CAM-B000", FIRST_DAY)]
+    start_us = utc_microseconds(scoped[0].utc_start + timedelta(hours=12))
+    recall: dict[str, list[float]] = {"unfiltered": [], "filtered": []}
+    shard_ms: dict[str, list[float]] = {"unfiltered": [], "filtered": []}
+    for q, probe in enumerate(probes):
+        for name, chosen, query in (
+                ("unfiltered", metas, ShardQuery(probe, 10, None, None)),
+                ("filtered", scoped, ShardQuery(probe, 10, (start_us, 2**62), night))):
+            began = time.perf_counter()
+            got = {vid for vid, _s in searcher.search(chosen, query).hits}
+            shard_ms[name].append((time.perf_counter() - began) * 1000)
+            truth = exact[name][q]
+            recall[name].append(len(got & truth) / max(1, len(truth)))
+    results["recall_at_10"] = {name: {"mean": round(statistics.fmean(values), 4),
+                                      "min": round(min(values), 2), "queries": len(values)}
+                               for name, values in recall.items()}
+    results["shards_only_ms"] = {name: _summary(values) for name, values in shard_ms.items()}
     state.engine.dispose()
     return results
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--scales", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--queries", type=int, default=12)
-    parser.add_argument("--approximate-min-vectors", type=int,
-                        default=Settings.model_fields["approximate_index_min_vectors"].default)
-    parser.add_argument("--skip-embedding", action="store_true")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--shard-vectors", type=int, default=100_000)
     parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument("--one-scale", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    embedder = build_unsafe_random_embedder(DEFAULT_PRESET, seed=0)
+    if args.one_scale is not None:  # a child process: one scale, its own RSS
+        with tempfile.TemporaryDirectory(prefix="oko-search-bench-", dir=args.work_dir) as work:
+            print(json.dumps(measure_scale(args.one_scale, runs=args.runs,
+                                           shard_vectors=args.shard_vectors,
+                                           work_dir=Path(work))))
+        return
     result: dict[str, Any] = {"benchmark": "search", "preset": DEFAULT_PRESET,
                               "weights": "random (same architecture and arithmetic as real)",
-                              "dim": embedder.dim, "cpu_count": os.cpu_count(),
-                              "approximate_min_vectors": args.approximate_min_vectors,
-                              "torch_threads": torch.get_num_threads(),
+                              "dim": DIM, "cpu_count": os.cpu_count(),
                               "load_average_1m_at_start": round(os.getloadavg()[0], 2),
                               "scales": []}
-    with tempfile.TemporaryDirectory(prefix="oko-search-bench-", dir=args.work_dir) as work:
-        for total in args.scales:
-            result["scales"].append(measure_scale(
-                total, embedder=embedder, work_dir=Path(work), queries=args.queries,
-                approximate_min_vectors=args.approximate_min_vectors))
-    result["load_average_1m_after_search"] = round(os.getloadavg()[0], 2)
-    if not args.skip_embedding:
-        result["embedding"] = embedding_run(frames=32, runs=3, batch_size=32)
+    for total in args.scales:
+        command = [sys.executable, "-m", "benchmarks.search", "--one-scale", str(total),
+                   "--runs", str(args.runs), "--shard-vectors", str(args.shard_vectors)]
+        if args.work_dir is not None:
+            command += ["--work-dir", str(args.work_dir)]
+        child = subprocess.run(command, check=True, capture_output=True, text=True)
+        result["scales"].append(json.loads(child.stdout.strip().splitlines()[-1]))
+    result["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result, indent=2))
 
 

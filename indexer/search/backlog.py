@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
-from sqlalchemy import func
+from sqlalchemy import Select, false, func, true
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -56,20 +57,31 @@ def shards_missing_on_disk(session: Session, scope: Scope, metas: list[ShardMeta
     return sorted(key for key in session.exec(query).all() if key not in present)
 
 
-def _backlog_frames(session: Session, scope: Scope) -> list[HitFrame]:
-    query = (sa_select(*HIT_FRAME_COLUMNS)
-             .select_from(SearchBacklog)
-             .join(Frame, col(Frame.id) == col(SearchBacklog.frame_id))
-             .join(Segment, col(Segment.id) == col(Frame.segment_id))
-             .join(FrameEmbedding, col(FrameEmbedding.frame_id) == col(Frame.id))
-             .outerjoin(FrameIndexEntry, col(FrameIndexEntry.frame_id) == col(Frame.id))
-             .where(col(SearchBacklog.embedded).is_(True),
-                    col(SearchBacklog.camera_id).in_(list(scope.cameras))))
+def _in_backlog(session: Session, scope: Scope, *, embedded: bool) -> Select[Any]:
+    """Backlog rows in scope, on the backlog's own (embedded, camera, time) index."""
+    query = sa_select(col(SearchBacklog.frame_id)).where(
+        col(SearchBacklog.embedded) == (true() if embedded else false()),
+        col(SearchBacklog.camera_id).in_(list(scope.cameras)))
     if scope.start is not None:
         query = query.where(col(SearchBacklog.captured_at_utc) >= scope.start)
     if scope.end is not None:
         query = query.where(col(SearchBacklog.captured_at_utc) <= scope.end)
-    return read_hit_frames(session, query)
+    return query
+
+
+def _backlog_frames(session: Session, scope: Scope) -> list[HitFrame]:
+    ids = [int(i) for i in session.execute(_in_backlog(session, scope, embedded=True))
+           .scalars()]
+    frames: list[HitFrame] = []
+    for part in chunked(ids):  # usually none at all: then no join runs
+        frames += read_hit_frames(session, (
+            sa_select(*HIT_FRAME_COLUMNS)
+            .select_from(Frame)
+            .join(Segment, col(Segment.id) == col(Frame.segment_id))
+            .join(FrameEmbedding, col(FrameEmbedding.frame_id) == col(Frame.id))
+            .outerjoin(FrameIndexEntry, col(FrameIndexEntry.frame_id) == col(Frame.id))
+            .where(col(Frame.id).in_(list(part)))))
+    return frames
 
 
 def _frames_of_shards(session: Session, scope: Scope, keys: list[str]) -> list[HitFrame]:
@@ -129,14 +141,8 @@ def frames_waiting_for_embedding(session: Session, scope: Scope) -> int:
     """Frames in scope not yet embedded (one count over the backlog's index)."""
     if not scope.cameras:
         return 0
-    query = (select(func.count()).select_from(SearchBacklog)
-             .where(col(SearchBacklog.embedded).is_(False),
-                    col(SearchBacklog.camera_id).in_(list(scope.cameras))))
-    if scope.start is not None:
-        query = query.where(col(SearchBacklog.captured_at_utc) >= scope.start)
-    if scope.end is not None:
-        query = query.where(col(SearchBacklog.captured_at_utc) <= scope.end)
-    return int(session.exec(query).one())
+    waiting = _in_backlog(session, scope, embedded=False).subquery()
+    return int(session.execute(sa_select(func.count()).select_from(waiting)).scalar_one())
 
 
 __all__ = ["DatabaseScores", "database_scores", "frames_waiting_for_embedding",

@@ -138,7 +138,7 @@ def search(*, session: Session, get_embedder: Callable[[], QueryEmbedder], shard
     # a shard may add one spare hit at the start of a time range (shard_search)
     ranked = merge_hits([outcome.hits, list(from_db.scores.items())],
                         request.k + len(outcome.searched))
-    frames = [*indexed_frames_of(session, scope, sorted(v for v, _s in ranked),
+    frames = [*indexed_frames_of(session, sorted(v for v, _s in ranked),
                                  embedder.weights_sha256), *from_db.frames] if ranked else []
     admitted = admitted_vectors(scope, frames)
     top = dict([hit for hit in ranked if hit[0] in admitted][:request.k])

@@ -80,10 +80,10 @@ def read_hit_frames(session: Session, query: Select[Any]) -> list[HitFrame]:
     return [HitFrame(**row._asdict()) for row in session.execute(query)]
 
 
-def indexed_frames_of(session: Session, scope: Scope, vector_ids: list[int],
+def indexed_frames_of(session: Session, vector_ids: list[int],
                       weights_sha256: str) -> list[HitFrame]:
-    """The frames in committed shards whose vector is one of ``vector_ids``, in time scope:
-    one query (chunked only past ``SQL_CHUNK`` ids, i.e. never for k <= 500)."""
+    """The frames in committed shards whose vector is one of ``vector_ids``: one query
+    (chunked only past ``SQL_CHUNK`` ids, i.e. never for k <= 500)."""
     frames: list[HitFrame] = []
     for part in chunked(vector_ids):
         query = (sa_select(*HIT_FRAME_COLUMNS)
@@ -94,7 +94,9 @@ def indexed_frames_of(session: Session, scope: Scope, vector_ids: list[int],
                  .where(col(FrameIndexEntry.vector_frame_id).in_(list(part)),
                         col(FrameIndexEntry.shard_key).is_not(None),
                         col(FrameIndexEntry.weights_sha256) == weights_sha256))
-        frames += read_hit_frames(session, in_time_scope(query, scope))
+        # no camera or time terms: the planner then drives from the hits' index, and the
+        # scope is checked per frame (``Scope.admits``) on these few rows
+        frames += read_hit_frames(session, query)
     return frames
 
 
