@@ -14,7 +14,8 @@ near-duplicate of its scene, as static CCTV gives) are written with
 Per configuration: p50/p95 per query (ms), whether every answer equals the local top-k,
 and the fan-out overhead per query: the query's wall time minus the slowest worker's own
 search time (sending, queueing, JSON, result backend and merge). ``empty_round_trip_ms``
-is the same round trip with no shards to search. The goal is an overhead under 30 ms.
+is the same round trip with no shards to search, and ``redis_ping_ms`` a raw PING, which
+shows how busy the machine was. The goal is an overhead under 30 ms.
 """
 
 from __future__ import annotations
@@ -194,6 +195,23 @@ def _empty_round_trip_ms(searcher: CeleryShardSearcher, query: ShardQuery,
     return times
 
 
+def _redis_ping_ms(redis_url: str, repeats: int) -> list[float]:
+    """Raw PING round trips: how loaded the machine is (sub-0.1 ms on an idle one)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.ping()
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            client.ping()
+            times.append((time.perf_counter() - started) * 1000.0)
+        return times
+    finally:
+        client.close()
+
+
 def _measure(searcher: ShardSearcher, metas: Sequence[ShardMeta], queries: list[ShardQuery],
              reference: list[list[tuple[int, float]]] | None) -> dict[str, Any]:
     times: list[float] = []
@@ -243,6 +261,7 @@ def run(*, cameras: int, days: int, rows: int, dim: int, queries: int, k: int,
             from tests.services_redis import redis_server
 
             redis_url = stack.enter_context(redis_server(work_dir / "redis"))
+        report["redis_ping_ms"] = _percentiles(_redis_ping_ms(redis_url, 200))
         for count in (2, 3):
             names = [f"w{i + 1}" for i in range(count)]
             settings = Settings(home=home, broker_url=redis_url, search_workers=names,
