@@ -23,6 +23,9 @@ def search_worker_command(
         "--concurrency", min=1, max=32,
         help="Queries run at once, in threads (default OKO_SEARCH_WORKER_CONCURRENCY).")
     ] = None,
+    list_shards: Annotated[bool, typer.Option(
+        "--list", help="Print the shards this worker holds, one per line (as index paths"
+        " to copy to it), and exit.")] = False,
 ) -> None:
     """Run a search worker that answers queries for the shards it holds."""
     settings = cli_context(ctx).settings  # no database: a search worker reads only shards
@@ -34,11 +37,18 @@ def search_worker_command(
     from search_api.tasks.app import make_search_celery, search_queue
     from search_api.tasks.search import WorkerShards, install_worker_shards
 
-    celery = make_search_celery(settings)  # refuses a broker that is not Redis, first
     shards = WorkerShards(settings.index_dir, name=name)
-    present = [meta.key.name for meta in shards.store.all_meta()]
-    mine = assign_shards(present, settings.search_workers,
+    metas = {meta.key.name: meta for meta in shards.store.all_meta()}
+    mine = assign_shards(metas, settings.search_workers,
                          replicas=settings.search_replicas)[name]
+    if list_shards:
+        for shard in mine:
+            meta = metas[shard]
+            folder = meta.key.directory(settings.index_dir).name
+            for file_name in [meta.key.sidecar_path(settings.index_dir).name, *meta.files]:
+                typer.echo(f"{folder}/{file_name}")
+        return
+    celery = make_search_celery(settings)  # refuses a broker that is not Redis
     loaded = shards.preload(mine)
     install_worker_shards(shards)
     err_console.print(f"Search worker {name}: {loaded} of its {len(mine)} shards loaded from"

@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from benchmarks.search_fanout import write_synthetic_shards
+from indexer.search.assignment import shard_owners
 from indexer.search.shard_search import ShardQuery, ShardSearchOutcome
 from indexer.shard_files import ShardStore
 from search_api.cli import main
@@ -142,3 +143,23 @@ def test_a_search_worker_refuses_a_broker_that_is_not_redis(
     assert main(["search-worker", "--name", "w1"]) == 2
     assert "Search workers need a Redis broker" in capsys.readouterr().err
     assert not (tmp_path / "home").exists()
+
+
+def test_a_search_worker_lists_the_files_of_the_shards_it_holds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    metas = write_synthetic_shards(home / "index", cameras=3, days=2, rows=10, dim=8)
+    monkeypatch.setenv("OKO_HOME", str(home))
+    monkeypatch.setenv("OKO_SEARCH_WORKERS", "w1,w2")
+    printed: dict[str, list[str]] = {}
+    for name in ("w1", "w2"):
+        capsys.readouterr()
+        assert main(["search-worker", "--name", name, "--list"]) == 0
+        printed[name] = capsys.readouterr().out.split()
+    for name, lines in printed.items():
+        assert all((home / "index" / line).is_file() for line in lines)
+        held = [m for m in metas if shard_owners(m.key.name, ["w1", "w2"])[0] == name]
+        assert len(lines) == 2 * len(held)  # the sidecar and the data file of each
+    assert sorted(printed["w1"] + printed["w2"]) == sorted(
+        str(path.relative_to(home / "index")) for path in (home / "index").glob("cam-*/*"))
