@@ -8,6 +8,7 @@ to a case and exported; the bundle is checked with PyAV and ``oko-verify``.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from typing import Any
 
 import av
 import imageio_ffmpeg
+import pypdf
 import pytest
 from sqlmodel import Session, select
 
@@ -229,6 +231,10 @@ def test_the_viewing_copy_is_derived_from_the_clip_in_provenance_custody_and_rep
         assert entry["viewing_copy_sha256"] in clip.viewing_copy_note
         assert entry["sha256"] in clip.viewing_copy_note and "H.264" in clip.viewing_copy_note
     assert report.clips[2].viewing_copy_note == ""
+    pages = pypdf.PdfReader(io.BytesIO(files["data/report.pdf"])).pages
+    text = "".join("".join(page.extract_text() for page in pages).split())
+    for entry in entries[:2]:
+        assert entry["viewing_copy_path"] in text  # the report names each copy
 
 
 def test_the_bundle_with_viewing_copies_verifies(viewing_world: ViewingWorld) -> None:
@@ -273,4 +279,3 @@ def test_a_clip_ffmpeg_cannot_decode_fails_in_one_sentence_and_stores_nothing(
                           derived=state.derived, tmp_dir=state.settings.tmp_dir)
     assert sorted(state.derived.iter_hashes()) == before
     assert list(state.settings.tmp_dir.iterdir()) == []
-
