@@ -36,6 +36,9 @@ class ReindexSettings:
     batch_size: int
     motion_threshold: float
     approximate_min_vectors: int
+    image_encoder: str = "torch"  # "onnx": the image tower on ONNX Runtime (indexer.onnx_towers)
+    onnx_dir: Path | None = None
+    onnx_threads: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReindexSettings:
@@ -43,7 +46,9 @@ class ReindexSettings:
                    models_dir=settings.models_dir, index_dir=settings.index_dir,
                    batch_size=settings.embed_batch_size,
                    motion_threshold=settings.motion_threshold,
-                   approximate_min_vectors=settings.approximate_index_min_vectors)
+                   approximate_min_vectors=settings.approximate_index_min_vectors,
+                   image_encoder=settings.image_encoder, onnx_dir=settings.onnx_dir,
+                   onnx_threads=settings.onnx_threads)
 
 
 def load_installed_embedder(*, engine: Engine, config: ReindexSettings) -> ClipEmbedder:
@@ -58,7 +63,13 @@ def load_installed_embedder(*, engine: Engine, config: ReindexSettings) -> ClipE
         weights = resolve_weights(preset=config.preset, env_weights=config.env_weights,
                                   models_dir=config.models_dir, session=session)
         record_weights(weights=weights, models_dir=config.models_dir, session=session)
-    return load_embedder(preset=config.preset, weights=weights, batch_size=config.batch_size)
+    embedder = load_embedder(preset=config.preset, weights=weights, batch_size=config.batch_size)
+    if config.image_encoder == "onnx" and config.onnx_dir is not None:
+        from indexer.onnx_towers import use_onnx_towers  # falls back to torch, logged
+
+        use_onnx_towers(embedder, towers=("image",), cache_dir=config.onnx_dir,
+                        threads=config.onnx_threads)
+    return embedder
 
 
 def reindex(

@@ -139,3 +139,22 @@ def test_models_route_shows_the_encoder(state: AppState) -> None:
     assert warm["warm"] is True and warm["text_backend"] == "onnx-fp32"
     assert warm["cache_entries"] == 1 and warm["cache_max_entries"] == 1024
     assert warm["preset"] == "test-tiny" and len(warm["weights_sha256"]) == 64
+
+
+def test_image_encoder_onnx_embeds_frames_through_onnx_runtime(
+        tmp_path: Path, checkpoint: Path, reference: ClipEmbedder) -> None:
+    from indexer.reindex import ReindexSettings, load_installed_embedder
+    from tests.indexer.test_onnx_towers import street_frames
+
+    for state in make_state(tmp_path, clip_weights=checkpoint, image_encoder="onnx",
+                            onnx_threads=1):
+        embedder = load_installed_embedder(
+            engine=state.engine, config=ReindexSettings.from_settings(state.settings))
+        assert embedder.image_backend == "onnx-fp32" and embedder.text_backend == "torch"
+        frames = street_frames(5)
+        assert cosines(reference.encode_images(frames),
+                       embedder.encode_images(frames)).min() >= 0.999
+        graph, _ = tower_paths(state.settings.onnx_dir, embedder.weights_sha256, "image")
+        assert graph.is_file()
+        state.query_embedder()
+        assert state.encoder_status().image_backend == "onnx-fp32"
