@@ -125,11 +125,32 @@ function provenancePanel(prov) {
       row("prov.candidates", String(prov.candidates)),
       row("prov.truncated", t(prov.truncated ? "common.yes" : "common.no")),
       row("prov.shards", prov.shards_searched.length
-        ? prov.shards_searched.join(", ") : t("prov.no_shards")),
+        ? prov.shards_searched.map((name) => {
+          const type = (prov.shard_index_types || {})[name];
+          return type ? `${name} (${type})` : name;
+        }).join(", ") : t("prov.no_shards")),
+      (prov.shards_left_out || []).length ? row("prov.left_out", h("ul", {},
+        prov.shards_left_out.map((s) => h("li", {}, h("code", {}, s.shard), " — ", s.reason))))
+        : [],
+      (prov.shards_scored_from_database || []).length
+        ? row("prov.shards_from_db", prov.shards_scored_from_database.join(", ")) : [],
+      prov.frames_of_another_model
+        ? row("prov.other_model", String(prov.frames_of_another_model)) : [],
       row("prov.from_db", String(prov.frames_scored_from_database)),
       row("prov.waiting", String(prov.frames_waiting_for_embedding)),
       row("prov.clip_text", prov.clip_text || "—"),
       row("prov.elapsed", t("unit.ms", { n: formatNumber(prov.elapsed_ms, 0) }))));
+}
+
+// A partial answer says so above the results: some shards in scope did not answer.
+function partialNotice(prov) {
+  if (!prov.partial) return [];
+  const left = (prov.shards_left_out || []).length;
+  return h("p", { class: ["card", "warning", "partial"], role: "status" },
+    h("strong", {}, t("search.partial_title")), " ",
+    left ? t("search.partial_shards", { n: left }) : "",
+    prov.frames_of_another_model
+      ? ` ${t("search.partial_other_model", { n: prov.frames_of_another_model })}` : "");
 }
 
 function noModel(error) {
@@ -146,6 +167,7 @@ export function render({ query, navigate }) {
   const chips = h("ul", { class: "chips", "aria-label": t("search.chips") });
   const results = h("ol", { class: "results", "aria-label": t("search.results") });
   const provenance = h("div", {});
+  const partial = h("div", {});
   let image = null;
 
   const text = h("input", { type: "search", name: "text", value: values.text, id: "q",
@@ -173,6 +195,7 @@ export function render({ query, navigate }) {
     clear(chips, filterChips(result.provenance.filters, removeFilter));
     clear(results, moments.map((m, i) => momentCard(m, i, result.search_id, findSimilar)));
     clear(provenance, provenancePanel(result.provenance));
+    clear(partial, partialNotice(result.provenance));
     status.textContent = moments.length ? t("search.found", { n: moments.length })
       : t("search.none");
   }
@@ -180,6 +203,7 @@ export function render({ query, navigate }) {
   async function run(body, file) {
     error.show(null);
     clear(provenance);
+    clear(partial);
     status.textContent = t("search.running");
     try {
       let result;
@@ -270,5 +294,5 @@ export function render({ query, navigate }) {
     h("div", { class: "search-layout" },
       h("aside", { class: "search-side" }, form),
       h("section", { class: "search-main", "aria-labelledby": "page-title" }, similarNote,
-        status, error, chips, results, provenance)));
+        status, error, partial, chips, results, provenance)));
 }
