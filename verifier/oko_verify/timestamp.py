@@ -52,7 +52,6 @@ class TimestampTokenError(ValueError):
 class TimestampToken:
     """A token that holds for its data (not yet: whether its TSA is trusted)."""
 
-    token: bytes  # DER ContentInfo (SignedData)
     gen_time: datetime
     serial_number: int
     policy: str
@@ -84,7 +83,7 @@ def _token_info(blob: bytes) -> cms.ContentInfo:
             raise TimestampTokenError(f"the TSA answered '{status}'"
                                       + (f" ({'; '.join(text)[:200]})" if text else ""))
         token = response["time_stamp_token"]
-        if not isinstance(token, cms.ContentInfo) or token.native is None:
+        if not isinstance(token, cms.ContentInfo) or not token.contents:
             raise TimestampTokenError("the response holds no token")
         return token
     except TimestampTokenError:
@@ -93,7 +92,7 @@ def _token_info(blob: bytes) -> cms.ContentInfo:
         pass
     try:
         token = cms.ContentInfo.load(blob)
-        _ = token.native  # parse it all now, so malformed input fails here
+        _ = token["content_type"].native  # malformed input fails here or in check_token
         return token
     except (ValueError, TypeError, KeyError) as exc:
         raise TimestampTokenError("it is not an RFC 3161 timestamp response or token") \
@@ -248,7 +247,7 @@ def check_token(blob: bytes, data: bytes) -> TimestampToken:
         _verify_signature(certificate, signer, signer_hash, signed_bytes)
         gen_time = tst["gen_time"].native.astimezone(UTC)
         return TimestampToken(
-            token=info.dump(), gen_time=gen_time, serial_number=int(tst["serial_number"].native),
+            gen_time=gen_time, serial_number=int(tst["serial_number"].native),
             policy=str(tst["policy"].native), nonce=tst["nonce"].native,
             digest_algorithm=hash_name, chain=_order_chain(certificate, certificates))
     except TimestampTokenError:
