@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -80,6 +81,26 @@ def test_text_search_at_night(investigator: TestClient, state: AppState) -> None
     assert moment["start_utc"].endswith(("Z", "+00:00"))
     for moment in body["moments"]:
         assert moment["start_local"][11:13] in {"21", "22", "23"}
+
+
+def test_a_corrupt_shard_gives_a_partial_answer_that_says_why(
+        investigator: TestClient, state: AppState, red_frame: int) -> None:
+    index_dir = state.settings.index_dir
+    sidecar = json.loads((index_dir / "cam-CAM-003" / "2026-01-25.json").read_text())
+    data = index_dir / "cam-CAM-003" / sidecar["data_file"]
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2:len(raw) // 2 + 64] = b"\xff" * 64  # same size, unreadable content
+    data.write_bytes(bytes(raw))
+    response = investigator.post("/api/search", json={**PURPOSE,
+        "similar_to_frame_id": red_frame, "purpose": "case 2026/117: hit and run"})
+    assert response.status_code == 200, response.text
+    prov = response.json()["provenance"]
+    assert prov["partial"] is True
+    assert [s["shard"] for s in prov["shards_left_out"]] == ["CAM-003/2026-01-25"]
+    assert "corrupt" in prov["shards_left_out"][0]["reason"]
+    assert "CAM-003/2026-01-25" not in prov["shards_searched"]
+    assert response.json()["moments"][0]["best_frame_id"] == red_frame
+    assert data.read_bytes() == bytes(raw)  # the search wrote nothing
 
 
 def test_find_similar_returns_the_red_car_moment_first(investigator: TestClient,
