@@ -121,6 +121,8 @@ class AuditAction(StrEnum):
     NOT_FOUND = "not_found"
     WATCHLIST_CHANGE = "watchlist_change"
     PLATE_ALERT = "plate_alert"
+    RETENTION_DELETE = "retention_delete"
+    DISK_ALERT = "disk_alert"
 
 
 class _InstallationSigner:

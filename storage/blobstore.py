@@ -4,6 +4,10 @@ A blob is streamed into a temp file on the same filesystem while it is hashed,
 fsynced, made read-only for its owner (0400), then hard-linked into place
 (``storage.atomic.pending_file`` with ``overwrite=False``). ``os.link`` fails when the
 target exists, so a blob can never be overwritten, even by a racing writer.
+
+There is no general delete. The one way a blob leaves the store is ``expire``, which the
+retention sweep (``indexer.retention``) calls with the rule that expired it, after the
+rows that pointed at the blob are gone (or marked ``expiring``).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import logging
 import shutil
 import stat
 from collections.abc import Iterator
@@ -18,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from storage.atomic import PendingFile, pending_file
-from storage.errors import ConflictError, NotFoundError, StorageError
+from storage.atomic import PendingFile, fsync_dir, pending_file
+from storage.errors import ConflictError, InvalidInputError, NotFoundError, StorageError
 
+log = logging.getLogger("oko.blobstore")
 CHUNK_BYTES = 1024 * 1024
 BLOB_MODE = stat.S_IRUSR  # 0400: read-only, and only for the account Oko runs as
 
@@ -113,6 +119,28 @@ class BlobStore:
         except FileExistsError as exc:
             raise BlobExistsError(sha256) from exc
         return StoredBlob(sha256=sha256, size_bytes=size, path=final)
+
+    def expire(self, sha256: str, *, reason: str) -> bool:
+        """Remove one blob because a retention rule expired it; the only deletion path.
+
+        ``reason`` names the rule (e.g. ``"retention 30 days"``) and is logged. Returns
+        False when the blob was already gone (a sweep finishing an earlier one's work).
+        Raises ``InvalidInputError`` without a reason and ``StorageError`` when the file
+        cannot be removed (it is left whole).
+        """
+        if not reason.strip():
+            raise InvalidInputError("A blob is only expired with the rule that expired it.")
+        path = self.path_for(sha256)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StorageError(f"Blob {sha256} could not be expired ({exc.strerror}); "
+                               "it is still stored.") from exc
+        fsync_dir(path.parent)
+        log.info("expired blob %s (%s)", sha256, reason)
+        return True
 
     def iter_hashes(self) -> Iterator[str]:
         for path in self.root.glob("??/??/*"):

@@ -53,6 +53,7 @@ class CameraPublic(CameraBase):
 
     allowed_agencies: list[str]
     created_at: datetime
+    retention_days: int | None = None
 
     @classmethod
     def of(cls, camera: Camera) -> CameraPublic:

@@ -34,7 +34,8 @@ from storage.models.evidence import CustodyChainHead, CustodyEntry
 from storage.types import utcnow
 
 CUSTODY_ACTIONS = frozenset(
-    {"acquisition", "clip", "export", "transfer", "receipt", "verification"}
+    {"acquisition", "clip", "export", "transfer", "receipt", "verification",
+     "retention_deletion"}
 )
 
 

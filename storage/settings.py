@@ -50,7 +50,8 @@ class Settings(BaseSettings):
     record_spool_dir: Path | None = Field(default=None, description="Where recordings are"
                                           " written before ingest; empty: spool/ in home")
     record_min_free_mb: int = Field(default=1024, ge=0, description="Below this much free"
-                                    " space in the spool dir recording pauses")
+                                    " space in the spool dir or the blob stores recording"
+                                    " stops (disk_full) until space returns")
     record_backoff_seconds: float = Field(default=1.0, gt=0, description="First wait"
                                           " before reconnecting; doubles each failure")
     record_backoff_max_seconds: float = Field(default=60.0, gt=0)
@@ -60,6 +61,13 @@ class Settings(BaseSettings):
                                         " ingested once its size held still this long")
     serve_recorders: bool = Field(default=True, description="oko serve also records every"
                                   " camera with a stream URL")
+
+    # retention (see docs/operations.md, "Retention")
+    retention_days: int | None = Field(default=None, ge=1, description="Days originals are"
+                                       " kept after their recording ends, unless a camera"
+                                       " sets its own; empty: kept forever")
+    retention_interval_minutes: float = Field(default=60.0, gt=0, description="How often"
+                                              " the worker and oko serve run the sweep")
 
     # jobs (see docs/operations.md, "Jobs and workers")
     job_lease_seconds: float = Field(default=30.0, gt=0, description="A running job whose"

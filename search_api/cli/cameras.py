@@ -58,13 +58,34 @@ def set_command(
         "--stream-url", help="The stream to record; the recorders pick it up.")] = None,
     no_stream: Annotated[bool, typer.Option(
         "--no-stream", help="Stop recording this camera (its URL is removed).")] = False,
+    retention_days: Annotated[int | None, typer.Option(
+        "--retention-days", help="Keep its footage N days after recording (evidence is "
+        "always kept).")] = None,
+    default_retention: Annotated[bool, typer.Option(
+        "--default-retention", help="Use OKO_RETENTION_DAYS for it again.")] = False,
 ) -> None:
-    """Change a camera's stream URL (shown only with its password hidden)."""
-    if (stream_url is None) == (not no_stream):
-        raise typer.BadParameter("give --stream-url URL or --no-stream")
-    with cli_context(ctx).usecase() as usecase:
-        row = usecases.set_stream_url(usecase, camera_id=camera_id,
-                                      stream_url=None if no_stream else stream_url)
+    """Change a camera's stream URL (shown only with its password hidden) or retention."""
+    url_given = stream_url is not None or no_stream
+    retention_given = retention_days is not None or default_retention
+    if (stream_url is not None and no_stream) or (
+            retention_days is not None and default_retention) or not (
+            url_given or retention_given):
+        raise typer.BadParameter("give --stream-url URL or --no-stream, and/or "
+                                 "--retention-days N or --default-retention")
+    if url_given:
+        with cli_context(ctx).usecase() as usecase:
+            row = usecases.set_stream_url(usecase, camera_id=camera_id,
+                                          stream_url=None if no_stream else stream_url)
+    if retention_given:
+        from search_api.usecases.retention import set_retention_days
+
+        with cli_context(ctx).usecase() as usecase:
+            row = set_retention_days(usecase, camera_id=camera_id, days=retention_days)
+        kept = (f"{row.retention_days} days" if row.retention_days is not None
+                else "the installation's default (OKO_RETENTION_DAYS)")
+        console.print(f"Camera {row.id} keeps its footage for {kept}.")
+    if not url_given:
+        return
     if row.stream_url:
         console.print(f"Camera {row.id} is recorded from {redact_stream_url(row.stream_url)}.")
     else:

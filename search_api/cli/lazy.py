@@ -23,7 +23,7 @@ COMMAND_MODULES: dict[str, str] = {
     "redact": "redaction",
     "users": "access", "audit": "access",
     "recorder": "recording", "watch": "recording",
-    "plates": "plates",
+    "plates": "plates", "retention": "retention",
     "search-worker": "search_worker",
 }
 

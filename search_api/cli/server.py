@@ -45,17 +45,22 @@ class SignalAwareServer(uvicorn.Server):
 
 @contextlib.contextmanager
 def running_recorders(state: AppState) -> Iterator[None]:
-    """Record every camera with a stream URL while serving (unless OKO_SERVE_RECORDERS=0)."""
+    """Record every camera with a stream URL while serving, and run the retention sweep
+    every OKO_RETENTION_INTERVAL_MINUTES (unless OKO_SERVE_RECORDERS=0)."""
     if not state.settings.serve_recorders:
         yield
         return
     from search_api.usecases.recording import build_recorder_pool
+    from search_api.usecases.retention import RetentionLoop
 
     pool = build_recorder_pool(state)
+    retention = RetentionLoop(state)
     pool.start()
+    retention.start()
     try:
         yield
     finally:
+        retention.stop()
         pool.stop()
 
 

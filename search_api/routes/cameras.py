@@ -1,6 +1,6 @@
 """Routes for cameras: list and read the cameras a user may see, register new ones (one,
-or a CSV file of them: all or none), set a camera's stream URL and read its recording
-status. A stream URL goes in but only ever comes out redacted."""
+or a CSV file of them: all or none), set a camera's stream URL or retention period and read
+its recording status. A stream URL goes in but only ever comes out redacted."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from search_api.deps import UseCaseDep, requires
 from search_api.routes.verify import receive_upload
 from search_api.usecases import cameras as usecases
-from search_api.usecases import recording
+from search_api.usecases import recording, retention
 from search_api.usecases.recording import CameraStatus
 from storage.cameras import CameraCreate, CameraPublic
 from storage.permissions import Permission
@@ -62,6 +62,21 @@ def update_stream_url(camera_id: str, body: StreamUrlUpdate, ctx: UseCaseDep) ->
     """Set the stream URL; the answer is the camera's status, with the URL redacted."""
     usecases.set_stream_url(ctx, camera_id=camera_id, stream_url=body.stream_url)
     return recording.camera_status(ctx, camera_id=camera_id)
+
+
+class RetentionUpdate(BaseModel):
+    """How long this camera's footage is kept after recording; null: the default."""
+
+    retention_days: int | None = Field(default=None, description="1 to 36500; null: "
+                                       "OKO_RETENTION_DAYS (empty: kept forever)")
+
+
+@router.put("/cameras/{camera_id}/retention", response_model=CameraPublic,
+            dependencies=[Depends(requires(Permission.MANAGE_CAMERAS))])
+def update_retention(camera_id: str, body: RetentionUpdate, ctx: UseCaseDep) -> CameraPublic:
+    """Set the camera's retention period; footage under evidence lock is always kept."""
+    return CameraPublic.of(retention.set_retention_days(ctx, camera_id=camera_id,
+                                                        days=body.retention_days))
 
 
 @router.get("/cameras/{camera_id}/status", response_model=CameraStatus,

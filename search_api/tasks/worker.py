@@ -1,6 +1,7 @@
 """The worker process: its state, the recovery of dead jobs and the sweep of their files.
 
-When a worker starts, and then every half lease, its recovery loop:
+When a worker starts, and then every half lease, its recovery loop (which also runs
+the retention sweep every ``OKO_RETENTION_INTERVAL_MINUTES``):
 
 1. deletes the scratch dirs of worker processes that are gone (``sweep_dead_scratch``);
 2. settles export jobs whose process is gone (``recover_exports``): failed when their
@@ -21,6 +22,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -182,6 +184,7 @@ class _RecoveryLoop:
         settings: Settings = self.app.oko_settings
         include_queued = True  # first pass: queued jobs may have lost their broker message
         interval = max(settings.job_lease_seconds / 2, 0.5)
+        retention_due = 0.0
         while not self.stop.is_set():
             try:
                 sweep_dead_scratch(settings.tmp_dir)
@@ -189,6 +192,11 @@ class _RecoveryLoop:
                 sweep_stale_files(self.app)
                 recover_jobs(self.app, include_queued=include_queued)
                 include_queued = False
+                if time.monotonic() >= retention_due:
+                    from search_api.usecases.retention import sweep_now
+
+                    retention_due = time.monotonic() + settings.retention_interval_minutes * 60
+                    sweep_now(worker_state(self.app))
             except Exception:
                 logger.exception("job recovery failed; retrying")
             self.stop.wait(interval)

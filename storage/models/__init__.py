@@ -6,6 +6,7 @@ from storage.models import (
     plates,
     recording,
     redaction,
+    retention,
     search,
     search_index,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "plates",
     "recording",
     "redaction",
+    "retention",
     "search",
     "search_index",
 ]

@@ -34,6 +34,9 @@ class Camera(CameraBase, table=True):
     stream_url: str | None = Field(
         default=None, description="Where the recorder reads the live stream; it may hold "
         "credentials, so it is never shown except redacted (storage.stream_urls)")
+    retention_days: int | None = Field(
+        default=None, description="Days its originals are kept after their recording "
+        "ends; NULL: the installation's OKO_RETENTION_DAYS")
 
 
 class Original(SQLModel, table=True):
@@ -58,7 +61,9 @@ class Original(SQLModel, table=True):
     damaged: bool = False
     decodable_duration_s: float = 0.0
     damage_reason: str = ""
-    status: str = Field(default="processing", description="processing or ready")
+    status: str = Field(default="processing", description="processing, ready, or expiring "
+                        "then expired once retention deleted its bytes (storage.models."
+                        "retention)")
     sampling: str = Field(default="", sa_column_kwargs={"server_default": ""},
                           description="keyframes or reduced_decode; empty before 0010")
     ingested_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -222,6 +222,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PUT", "/api/cameras/{camera_id}/stream"): Rule(frozenset({A}), lambda w, d: {
         "method": "PUT", "url": f"/api/cameras/{d.camera_id}/stream",
         "json": {"stream_url": "rtsp://viewer:pw@127.0.0.1:9/cam"}}),
+    ("PUT", "/api/cameras/{camera_id}/retention"): Rule(frozenset({A}), lambda w, d: {
+        "method": "PUT", "url": f"/api/cameras/{d.camera_id}/retention",
+        "json": {"retention_days": 30}}),
     ("POST", "/api/cameras/import"): Rule(frozenset({A}), _post(
         "/api/cameras/import", files=lambda w, d: {"file": ("cameras.csv", (
             "id,name,district,latitude,longitude,agency,timezone\n"
