@@ -136,6 +136,16 @@ def decode_reply(raw: object) -> tuple[ShardSearchOutcome, float]:
     return outcome, search_ms
 
 
+class _TaskFailed(Exception):
+    """A search task that raised on its worker; the argument names the exception."""
+
+
+def _on_worker(reason: str, worker: str) -> str:
+    """A worker's reason for a shard, naming the worker once."""
+    named = f"search worker {worker}"
+    return reason if named in reason else f"{reason} (on {named})"
+
+
 @dataclass(frozen=True)
 class WorkerTiming:
     """One worker's part of the last query: its own search time, or why it gave none."""
@@ -229,17 +239,21 @@ class CeleryShardSearcher:
             failure: str | None = None
             try:
                 raw = result.get(timeout=max(deadline - self._clock(), 0.001),
-                                 propagate=True, interval=0.005)
+                                 propagate=False)
+                if isinstance(raw, BaseException):  # the task raised (or expired unrun)
+                    raise _TaskFailed(type(raw).__name__)
                 outcome, search_ms = decode_reply(raw)
             except CeleryTimeoutError:
                 failure = (f"search worker {worker} did not answer within "
                            f"{round(self.deadline_s * 1000)} ms")
                 self._suspect(worker, self._clock())
+            except _TaskFailed as exc:
+                failure = f"search worker {worker} failed ({exc})"
+            except BadSearchMessageError as exc:
+                failure = f"search worker {worker} failed ({exc.message})"
             except BROKER_ERRORS as exc:
                 raise self._broker_lost(exc, "The search workers' broker stopped answering"
                                         " mid-query; no search result was kept.") from exc
-            except Exception as exc:  # the worker raised: its shards are missing, not fatal
-                failure = f"search worker {worker} failed ({type(exc).__name__})"
             if failure is not None:
                 missing.update({name: failure for name in shards})
                 timings.append(WorkerTiming(worker, len(shards), None, failure))
@@ -249,7 +263,7 @@ class CeleryShardSearcher:
             searched += outcome.searched
             candidates += outcome.candidates
             index_types.update(outcome.index_types)
-            missing.update({name: f"{reason} (search worker {worker})"
+            missing.update({name: _on_worker(reason, worker)
                             for name, reason in outcome.missing.items()})
             timings.append(WorkerTiming(worker, len(shards), search_ms))
         self._local.timings = timings

@@ -185,7 +185,7 @@ def test_a_shard_of_another_version_is_missing_with_its_reason(cluster: Cluster)
     outcome = cluster.searcher(RUNNING).search(metas, query)
     assert outcome.missing == {stale.key.name: (
         f"search worker {owner} holds another version of this shard; copy the current one"
-        f" to it (search worker {owner})")}
+        " to it")}
     _same(dataclasses.replace(outcome, missing={}),
           cluster.local.search(cluster.metas[1:], query))
 
@@ -198,8 +198,7 @@ def test_a_shard_the_worker_has_no_copy_of_is_missing(cluster: Cluster,
     outcome = cluster.searcher(RUNNING).search([*cluster.metas, *elsewhere], query)
     name = elsewhere[0].key.name
     owner = shard_owners(name, RUNNING)[0]
-    assert outcome.missing == {
-        name: f"search worker {owner} has no copy of this shard (search worker {owner})"}
+    assert outcome.missing == {name: f"search worker {owner} has no copy of this shard"}
     _same(dataclasses.replace(outcome, missing={}), cluster.local.search(cluster.metas, query))
 
 
@@ -208,3 +207,31 @@ def test_no_shards_sends_nothing(cluster: Cluster) -> None:
     outcome = searcher.search([], _queries()[0])
     assert outcome == ShardSearchOutcome(hits=[], searched=[], missing={})
     assert searcher.last_timings == []
+
+
+def test_a_corrupt_shard_on_a_worker_is_missing_with_its_reason(cluster: Cluster) -> None:
+    extra = write_synthetic_shards(cluster.home / "index", cameras=1, days=1, rows=40,
+                                   dim=DIM, first_day=date(2026, 9, 1), seed=5)[0]
+    data = extra.key.directory(cluster.home / "index") / extra.data_file
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2:len(raw) // 2 + 64] = b"\xff" * 64  # same size: the sidecar still reads
+    data.write_bytes(bytes(raw))
+    query = _queries()[0]
+    outcome = cluster.searcher(RUNNING).search([*cluster.metas, extra], query)
+    owner = shard_owners(extra.key.name, RUNNING)[0]
+    assert list(outcome.missing) == [extra.key.name]
+    reason = outcome.missing[extra.key.name]
+    assert extra.key.name in reason and reason.endswith(f"(on search worker {owner})")
+    _same(dataclasses.replace(outcome, missing={}), cluster.local.search(cluster.metas, query))
+
+
+def test_a_task_that_fails_on_its_worker_leaves_that_worker_s_shards_missing(
+        cluster: Cluster) -> None:
+    bad = dataclasses.replace(_queries()[0], k=0)  # the workers refuse k below 1
+    outcome = cluster.searcher(RUNNING).search(cluster.metas, bad)
+    assert sorted(outcome.missing) == sorted(m.key.name for m in cluster.metas)
+    assert {reason.split(" failed ")[0] for reason in outcome.missing.values()} == {
+        f"search worker {w}" for w in RUNNING}
+    assert all(reason.endswith("(BadSearchMessageError)")
+               for reason in outcome.missing.values())
+    assert outcome.hits == [] and outcome.searched == []
