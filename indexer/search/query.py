@@ -1,4 +1,5 @@
-"""Time-of-day phrases in a query ("at night", "вночі", "in the morning") become filters.
+"""Time-of-day phrases in a query ("at night", "вночі", "in the morning", "21:00–23:00")
+become filters.
 
 The phrase is cut out of the text and returned as an applied filter; the rest of the text
 goes to CLIP. English and Ukrainian are understood. Phrases are matched as whole words,
@@ -90,16 +91,38 @@ def _pattern(phrase: str) -> re.Pattern[str]:
 _PATTERNS = [(_pattern(p), p, phase, window) for p, phase, window in _TABLE]
 
 
+# "21:00-23:00", "21:00–23:00", "з 21:00 до 23:00", "from 21:00 to 23:00": whole local hours
+_CLOCK_WINDOW = re.compile(
+    r"(?<![\w:])(?:(?:from|between|з|із|від)\s+)?([01]?\d|2[0-3]):00\s*"
+    r"(?:[-–—]|to|and|до|по)\s*([01]?\d|2[0-4]):00(?![\w:])", re.IGNORECASE)
+
+
+def _clock_window(text: str) -> tuple[HourWindow | None, str | None, str]:
+    """A clock-hour window in ``text``, the phrase, and the text without it.
+
+    Raises ``InvalidInputError`` for a window that does not run forward within one day.
+    """
+    match = _CLOCK_WINDOW.search(text)
+    if match is None:
+        return None, None, text
+    start, end = int(match.group(1)), int(match.group(2))
+    if end <= start:
+        raise InvalidInputError(
+            f"The hours '{match.group(0)}' do not run forward within one day; search "
+            "before and after midnight separately.")
+    window = HourWindow(f"{start:02d}:00-{end:02d}:00", start, end)
+    return window, match.group(0), text[:match.start()] + " " + text[match.end():]
+
+
 def parse_query(text: str) -> ParsedQuery:
     """Split time-of-day phrases off ``text``.
 
     Raises ``InvalidInputError`` when the text names two different day phases or two
     different parts of the day ("at night ... вдень").
     """
-    remaining = text
+    hours, clock_phrase, remaining = _clock_window(text)
     phase: DayPhase | None = None
-    hours: HourWindow | None = None
-    found: list[str] = []
+    found: list[str] = [clock_phrase] if clock_phrase else []
     for pattern, _phrase, p_phase, p_hours in _PATTERNS:
         match = pattern.search(remaining)
         if match is None:

@@ -52,3 +52,22 @@ def test_only_whole_words_are_cut_and_the_text_is_kept() -> None:
 def test_two_different_phases_are_refused() -> None:
     with pytest.raises(InvalidInputError, match="both night and day"):
         parse_query("car at night or вдень")
+
+
+@pytest.mark.parametrize(("text", "clip", "hours"), [
+    ("red car 21:00–23:00", "red car", (21, 23)),
+    ("червоне авто з 21:00 до 23:00", "червоне авто", (21, 23)),
+    ("bus from 7:00 to 9:00", "bus", (7, 9)),
+    ("van 18:00-24:00", "van", (18, 24)),
+])
+def test_a_clock_hour_window_becomes_an_hours_filter(text: str, clip: str,
+                                                     hours: tuple[int, int]) -> None:
+    parsed = parse_query(text)
+    assert parsed.clip_text == clip
+    assert parsed.hours is not None
+    assert (parsed.hours.start_hour, parsed.hours.end_hour) == hours
+
+
+def test_a_clock_window_across_midnight_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="do not run forward within one day"):
+        parse_query("car 23:00-02:00")

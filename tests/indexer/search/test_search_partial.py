@@ -213,3 +213,18 @@ def test_a_local_hour_window_is_answered_in_the_shard_on_dst_days(tmp_path: Path
     hits, admitted = search_loaded_shard(loaded, query)
     assert {vid - 1 for vid, _score in hits} == expected and admitted == len(expected)
     assert 100 < len(expected) < 260  # about half of the window's 360 minutes
+
+
+def test_a_clock_window_in_the_query_is_answered_in_the_shard(
+        search_state: AppState, search_corpus: SearchCorpus, session: Session) -> None:
+    with Session(search_state.engine) as fresh:
+        result = search(session=fresh, get_embedder=lambda: search_corpus.embedder,
+                        shards=ShardStore(search_state.settings.index_dir),
+                        request=SearchRequest(text="red car 21:00-22:00", k=500))
+    prov = result.provenance
+    assert prov.clip_text == "red car"
+    assert ("hours", "21:00-22:00 (21:00-22:00 local)") in [(f.name, f.value)
+                                                             for f in prov.filters]
+    assert result.moments and {m.start_local.hour for m in result.moments} == {21}
+    everything = similar(search_state, search_corpus, result.moments[0].best_frame_id)
+    assert any(m.start_local.hour != 21 for m in everything.moments)  # the filter narrowed
