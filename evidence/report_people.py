@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from evidence.report import ReportPerson
+from evidence.report_base import ReportPerson
 from storage.models.access import User
 
 

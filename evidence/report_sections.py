@@ -9,7 +9,7 @@ from typing import Any
 from reportlab.lib.units import mm
 from reportlab.platypus import Image, KeepTogether, PageBreak, Preformatted, Spacer
 
-from evidence.report import (
+from evidence.report_base import (
     CONTENT_WIDTH,
     ClipReport,
     ReportData,

@@ -18,6 +18,7 @@ from evidence.redaction.video import frames
 from evidence.verify import PinnedFingerprint, verify_bundle
 from search_api.state import AppState, build_state
 from search_api.usecases import redaction as uc
+from search_api.usecases.context import OperatorNotNamedError
 from storage.blobstore import sha256_file
 from storage.errors import (
     ConflictError,
@@ -104,7 +105,8 @@ def test_the_disclosure_bundle_is_redacted_reviewed_signed_and_verifies(
         world: RedactionWorld, proposed: uc.RedactionPublic, tmp_path: Path) -> None:
     rid = proposed.id
     # no approved redaction yet: refused, nothing exported
-    with world.ctx() as ctx, pytest.raises(ConflictError, match="has no approved redaction"):
+    with world.ctx("investigator-police") as ctx, pytest.raises(
+            ConflictError, match="has no approved redaction"):
         uc.export_disclosure(ctx, case_id=world.case_id, redact="faces,plates",
                              out_path=tmp_path / "early.zip")
     assert not list(tmp_path.iterdir())
@@ -124,7 +126,12 @@ def test_the_disclosure_bundle_is_redacted_reviewed_signed_and_verifies(
         uc.exclude_track(ctx, case_id=world.case_id, redaction_id=rid, track_id="face-1",
                          reason="late")
     out = tmp_path / "disclosure.zip"
-    with world.ctx() as ctx:
+    with world.ctx() as ctx, pytest.raises(  # the custody entry names a person
+            OperatorNotNamedError, match=r"^Exporting a disclosure copy is recorded"):
+        uc.export_disclosure(ctx, case_id=world.case_id, redact="faces,plates",
+                             out_path=out)
+    assert not out.exists()
+    with world.ctx("investigator-police") as ctx:
         result = uc.export_disclosure(ctx, case_id=world.case_id, redact="faces,plates",
                                       out_path=out)
     assert result.clips[0]["faces_masked"] == 1 and result.clips[0]["plates_masked"] == 1
@@ -204,7 +211,8 @@ def test_a_clip_without_faces_says_so_and_its_plate_is_still_masked(
                                             style="fill", mute_audio=True)
             assert [t.kind for t in proposal.tracks] == ["plate"]
             uc.approve_redaction(ctx, case_id=plain.case_id, redaction_id=proposal.id)
-            out = root / "plain.zip"
+        out = root / "plain.zip"
+        with plain.ctx("investigator-police") as ctx:
             result = uc.export_disclosure(ctx, case_id=plain.case_id,
                                           redact="faces,plates", out_path=out)
         assert result.clips[0]["faces_found"] == 0
