@@ -65,6 +65,7 @@ export const api = {
   get: (path) => request("GET", path),
   post: (path, json) => request("POST", path, { json: json ?? {} }),
   patch: (path, json) => request("PATCH", path, { json }),
+  put: (path, json) => request("PUT", path, { json }),
   upload: (path, form) => request("POST", path, { form }),
   download: (path) => request("GET", path, { blob: true }),
 };

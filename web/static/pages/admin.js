@@ -1,5 +1,6 @@
 // Admin: users (create, disable, change role), cameras (add one, import a CSV, allowed
-// agencies at registration) and the model status (what search uses, frames waiting).
+// agencies at registration, recording state, retention period) and the model status
+// (what search uses, frames waiting).
 
 import { h, field, clear } from "../dom.js";
 import { t } from "../i18n.js";
@@ -56,12 +57,41 @@ function camerasSection() {
   const error = errorLine();
   const status = statusLine();
   const body = h("tbody", {});
+  // retention: days, empty for the installation's default; evidence is always kept
+  function retentionForm(c) {
+    const days = h("input", { type: "number", min: "1", max: "36500", step: "1",
+      value: c.retention_days ?? "", placeholder: t("admin.retention_default"),
+      "aria-label": t("admin.camera_retention_of", { id: c.id }), class: "narrow" });
+    const save = h("button", { type: "submit" }, t("admin.retention_save"));
+    return h("form", { class: "inline", onsubmit: (event) => {
+      event.preventDefault();
+      busy(save, error, async () => {
+        const value = days.value.trim();
+        const row = await api.put(`/api/cameras/${encodeURIComponent(c.id)}/retention`,
+          { retention_days: value === "" ? null : Number(value) });
+        status.textContent = row.retention_days === null
+          ? t("admin.retention_is_default", { id: row.id })
+          : t("admin.retention_set", { id: row.id, days: row.retention_days });
+      });
+    } }, days, save);
+  }
+  // recording state: disk_full names the full disk in its message
+  function recordingCell(c) {
+    const cell = h("td", {}, "…");
+    api.get(`/api/cameras/${encodeURIComponent(c.id)}/status`).then((s) => {
+      const bad = ["disk_full", "failed", "clock_error", "stale"].includes(s.state);
+      clear(cell, [h("span", { class: bad ? "bad" : "", title: s.message },
+        t(`camera_state.${s.state}`)), bad ? h("div", { class: "hint" }, s.message) : null]);
+    }).catch(() => clear(cell, ["—"]));
+    return cell;
+  }
   async function load() {
     try {
       clear(body, (await api.get("/api/cameras")).map((c) => h("tr", {},
         h("td", { class: "mono" }, c.id), h("td", {}, c.name), h("td", {}, c.district),
         h("td", {}, `${c.latitude}, ${c.longitude}`), h("td", {}, c.agency),
-        h("td", {}, c.allowed_agencies.join(", ") || "—"), h("td", {}, c.timezone))));
+        h("td", {}, c.allowed_agencies.join(", ") || "—"), h("td", {}, c.timezone),
+        recordingCell(c), h("td", {}, retentionForm(c)))));
     } catch (problem) { error.show(problem); }
   }
   const inputs = { id: h("input", { required: true }), name: h("input", { required: true }),
@@ -98,7 +128,8 @@ function camerasSection() {
   return h("section", { "aria-labelledby": "cams-h" }, h("h2", { id: "cams-h" }, t("admin.cameras")),
     error, status, h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {},
       ["admin.camera_id", "admin.camera_name", "admin.camera_district", "admin.position",
-        "admin.camera_agency", "admin.camera_allowed_agencies", "admin.camera_timezone"]
+        "admin.camera_agency", "admin.camera_allowed_agencies", "admin.camera_timezone",
+        "admin.camera_recording", "admin.camera_retention"]
         .map((key) => h("th", { scope: "col" }, t(key))))), body)), form, csvForm);
 }
 

@@ -11,7 +11,7 @@ import { errorLine, statusLine, pageHead, timeEl, busy } from "../ui.js";
 const ACTIONS = ["login", "login_failed", "logout", "search", "view_frame", "view_video",
   "case_change", "export", "download", "verify", "user_change", "camera_change", "ingest",
   "model_change", "key_change", "audit_read", "audit_export", "case_read", "access_denied",
-  "not_found", "plate_alert", "watchlist_change"];
+  "not_found", "plate_alert", "watchlist_change", "retention_delete", "disk_alert"];
 
 function mentions(details, key, wanted) {
   if (!wanted) return true;
