@@ -14,8 +14,11 @@ A ``CameraRecorder`` runs in its own thread:
 4. When the stream drops, a gap opens at the end of the last file; ffmpeg is restarted
    with exponential backoff, and the gap is closed at the new anchor. Nothing is
    invented for the gap.
-5. Before and while recording, the spool's free space is checked; below the minimum,
-   the current file is closed properly, recording pauses and the status says why.
+5. Before and while recording, the free space of the spool dir and of the blob stores
+   is checked; below the minimum the current file is closed properly, recording stops
+   (state ``disk_full``, logged at error, ``on_disk`` told once) and resumes when space
+   returns. A finished file the stores have no room for stays in the spool and is
+   ingested once they do: footage already recorded is never dropped.
 
 The stream URL's secrets never reach a log line, a status message or a gap reason.
 """
@@ -73,6 +76,9 @@ class Ingest(Protocol):
 
 Clock = Callable[[], datetime]
 FreeBytes = Callable[[Path], int]
+DiskAlert = Callable[[bool, str], None]
+"""Told ``(True, sentence)`` when recording stops for space, ``(False, sentence)`` when
+it resumes."""
 
 
 def _utc_now() -> datetime:
@@ -93,6 +99,8 @@ class RecorderConfig:
     backoff_max_s: float = 60.0
     min_free_bytes: int = 1024**3
     poll_s: float = 0.25
+    store_dirs: tuple[Path, ...] = ()
+    """The blob stores ingest writes to; their free space is guarded as the spool's."""
 
 
 @dataclass
@@ -125,7 +133,8 @@ class CameraRecorder:
 
     def __init__(self, *, camera_id: str, url: str, engine: Engine, ingest: Ingest,
                  config: RecorderConfig, clock: Clock = _utc_now,
-                 free_bytes: FreeBytes = disk_free_bytes) -> None:
+                 free_bytes: FreeBytes = disk_free_bytes,
+                 on_disk: DiskAlert | None = None) -> None:
         self.camera_id = camera_id
         self.url = url
         self.shown_url = redact_stream_url(url)
@@ -134,6 +143,8 @@ class CameraRecorder:
         self.config = config
         self.clock = clock
         self.free_bytes = free_bytes
+        self.on_disk = on_disk
+        self.disk_full = False
         self.camera_dir = config.spool_dir / camera_id
         self.quarantine_dir = self.camera_dir / "quarantine"
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -163,8 +174,10 @@ class CameraRecorder:
         while not stop.is_set():
             if not self._space_ok():
                 self._pause_for_space()
-                stop.wait(self.config.backoff_max_s)
+                stop.wait(min(self.config.backoff_max_s, 5.0))
                 continue
+            if self.disk_full:
+                self._space_returned()
             recorded, reason, fatal = self._record_session(stop)
             if stop.is_set():
                 break
@@ -247,7 +260,7 @@ class CameraRecorder:
         self._anchor(session)
         self._finalize_listed(session)
         self._finalize_rest(session)
-        shutil.rmtree(directory, ignore_errors=True)
+        self._clear_session(directory)
         reason = scrub(stop_reason(session.log_tail, returncode=process.returncode,
                                    timeout_s=self.config.timeout_s), self.url)
         if not self._space_ok():
@@ -388,6 +401,10 @@ class CameraRecorder:
                 f"recording ({last_end.isoformat()}); it is kept in {kept} and not "
                 "ingested."))
             return
+        if self._low_space(self.config.store_dirs) is not None:
+            log.error("camera %s: %s stays in the spool until the stores have room",
+                      self.camera_id, path.name)
+            return
         try:
             outcome = self.ingest(path, camera_id=self.camera_id, start=start)
         except MediaError as exc:
@@ -402,6 +419,10 @@ class CameraRecorder:
                         f"({scrub(exc.message, self.url)}); it is kept in {kept}.")
             return
         except OkoError as exc:
+            if self._low_space(self.config.store_dirs) is not None:
+                log.error("camera %s: %s stays in the spool until the stores have room (%s)",
+                          self.camera_id, path.name, scrub(exc.message, self.url))
+                return
             kept = self._quarantine(path)
             self._state("recording", f"A recorded file could not be ingested "
                         f"({scrub(exc.message, self.url)}); it is kept in {kept}.")
@@ -439,7 +460,14 @@ class CameraRecorder:
                 self._recover_named(named)
             self._finalize_listed(session)
             self._finalize_rest(session)
-            shutil.rmtree(directory, ignore_errors=True)
+            self._clear_session(directory)
+
+    def _clear_session(self, directory: Path) -> None:
+        """Remove a session dir once each of its files is ingested or quarantined; files
+        waiting for space in the stores keep it (the next recovery ingests them)."""
+        if any(directory.glob("*.ts")):
+            return
+        shutil.rmtree(directory, ignore_errors=True)
 
     def _recover_named(self, path: Path) -> None:
         stamp = path.stem.removeprefix(f"{self.camera_id}_").removesuffix("Z")
@@ -452,25 +480,56 @@ class CameraRecorder:
 
     # -- space -------------------------------------------------------------------------
 
+    def _low_space(self, directories: tuple[Path, ...]) -> tuple[Path, int] | None:
+        """The first of ``directories`` with less free space than the minimum, if any."""
+        for directory in directories:
+            free = self.free_bytes(directory)
+            if free < self.config.min_free_bytes:
+                return directory, free
+        return None
+
     def _space_ok(self) -> bool:
-        return self.free_bytes(self.config.spool_dir) >= self.config.min_free_bytes
+        return self._low_space((self.config.spool_dir, *self.config.store_dirs)) is None
 
     def _space_sentence(self) -> str:
-        free = self.free_bytes(self.config.spool_dir) // 2**20
+        low = self._low_space((self.config.spool_dir, *self.config.store_dirs))
+        directory, free = low or (self.config.spool_dir, self.free_bytes(self.config.spool_dir))
         need = self.config.min_free_bytes // 2**20
-        return (f"The spool dir {self.config.spool_dir} has {free} MiB free, less than the "
-                f"{need} MiB recording needs; recording is paused so no file is cut short.")
+        if directory == self.config.spool_dir:
+            return (f"The spool dir {directory} has {free // 2**20} MiB free, less than the "
+                    f"{need} MiB recording needs; recording is paused so no file is cut "
+                    "short.")
+        return (f"The blob store {directory} has {free // 2**20} MiB free, less than the "
+                f"{need} MiB recording needs; recording is paused and recorded files wait "
+                "in the spool until there is room.")
 
     def _pause_for_space(self) -> None:
         sentence = self._space_sentence()
+        if self.disk_full:  # said once; only keep the state fresh (not "stale")
+            with session_scope(self.engine) as db:
+                update_state(db, camera_id=self.camera_id, state="disk_full",
+                             message=sentence, worker=self.worker)
+            return
+        self.disk_full = True
         last_end = self._last_end()
         with session_scope(self.engine) as db:
             if last_end is not None:
                 open_gap(db, camera_id=self.camera_id, start=last_end, reason=sentence)
-            update_state(db, camera_id=self.camera_id, state="paused", message=sentence,
+            update_state(db, camera_id=self.camera_id, state="disk_full", message=sentence,
                          worker=self.worker)
-        log.warning("camera %s: %s", self.camera_id, sentence)
+        log.error("camera %s: %s", self.camera_id, sentence)
+        if self.on_disk is not None:
+            self.on_disk(True, sentence)
+
+    def _space_returned(self) -> None:
+        """Space is back: ingest what waited in the spool, then record again."""
+        self.disk_full = False
+        sentence = "There is room on the disk again; recording resumes."
+        self._state("connecting", sentence)
+        if self.on_disk is not None:
+            self.on_disk(False, sentence)
+        self._recover()
 
 
-__all__ = ["CameraRecorder", "Clock", "FreeBytes", "Ingest", "RecorderConfig",
+__all__ = ["CameraRecorder", "Clock", "DiskAlert", "FreeBytes", "Ingest", "RecorderConfig",
            "disk_free_bytes"]

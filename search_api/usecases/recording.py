@@ -5,7 +5,9 @@ settings (``oko recorder`` and ``oko serve`` run it); ``build_watcher`` does the
 ``oko watch``. Every file either ingests is an original with an acquisition custody
 entry, its actor ``recorder`` or ``watch``. ``camera_status`` is what ``oko cameras
 status`` and ``GET /api/cameras/{id}/status`` show: state, last file time, ingest lag,
-bitrate, fps and the gaps of the last 24 hours, with the stream URL redacted.
+bitrate, fps and the gaps of the last 24 hours, with the stream URL redacted; ``state``
+is ``disk_full`` (the message names the full dir) while recording waits for space, which
+is also a ``disk_alert`` audit entry when it starts and when it ends.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from indexer.ingest import IngestOutcome, ingest_file
 from indexer.recording.pool import RecorderPool
 from indexer.recording.recorder import CameraRecorder, Clock, FreeBytes, RecorderConfig
 from indexer.recording.watch import FolderWatcher
+from search_api.audit import AuditAction, record_event
 from search_api.state import AppState
 from search_api.usecases.context import UseCaseContext
 from search_api.usecases.ingest import ingest_options
 from storage.cameras import list_cameras
+from storage.db import session_scope
 from storage.errors import OkoError
 from storage.gaps import recent_gaps
 from storage.models.media import Camera
@@ -35,6 +39,7 @@ from storage.stream_urls import redact_stream_url
 from storage.types import utcnow
 
 logger = logging.getLogger(__name__)
+RECORDER_ACTOR = "system:recorder"
 # a recorder that has not written its state for this long is taken for gone
 STALE_AFTER = timedelta(minutes=5)
 
@@ -44,7 +49,8 @@ def recorder_config(settings: Settings) -> RecorderConfig:
         spool_dir=settings.spool_dir, segment_seconds=settings.record_segment_seconds,
         timeout_s=settings.record_timeout_seconds, backoff_s=settings.record_backoff_seconds,
         backoff_max_s=settings.record_backoff_max_seconds,
-        min_free_bytes=settings.record_min_free_mb * 2**20)
+        min_free_bytes=settings.record_min_free_mb * 2**20,
+        store_dirs=(settings.blobs_dir, settings.derived_dir))
 
 
 def queue_embedding(state: AppState, outcome: IngestOutcome) -> None:
@@ -74,13 +80,36 @@ class RecordedFileIngest:
         return outcome
 
 
+class DiskAlertAudit:
+    """Writes a ``disk_alert`` audit entry when a camera's recording stops for want of
+    space (``state="disk_full"``) and when it resumes (``state="resumed"``)."""
+
+    def __init__(self, state: AppState, camera_id: str) -> None:
+        self.state = state
+        self.camera_id = camera_id
+
+    def __call__(self, full: bool, sentence: str) -> None:
+        try:
+            with session_scope(self.state.engine) as session:
+                camera = session.get(Camera, self.camera_id)
+                record_event(session, state=self.state, actor=RECORDER_ACTOR,
+                             agency=camera.agency if camera else "", ip="recorder",
+                             action=AuditAction.DISK_ALERT,
+                             details={"camera_id": self.camera_id,
+                                      "state": "disk_full" if full else "resumed",
+                                      "message": sentence})
+        except OkoError as exc:  # the alert is also logged; recording must go on
+            logger.error("the disk alert could not be audited: %s", exc.message)
+
+
 def build_recorder(state: AppState, *, camera_id: str, url: str,
                    clock: Clock | None = None,
                    free_bytes: FreeBytes | None = None) -> CameraRecorder:
     """A recorder of ``camera_id``; ``clock`` and ``free_bytes`` replace the real ones."""
     recorder = CameraRecorder(camera_id=camera_id, url=url, engine=state.engine,
                               ingest=RecordedFileIngest(state),
-                              config=recorder_config(state.settings))
+                              config=recorder_config(state.settings),
+                              on_disk=DiskAlertAudit(state, camera_id))
     if clock is not None:
         recorder.clock = clock
     if free_bytes is not None:
