@@ -60,6 +60,7 @@ from evidence.redaction.report import (
 from evidence.redaction.review import DecisionView, ManualBox, final_boxes
 from evidence.redaction.tracking import Box, Track
 from evidence.redaction.video import VideoFacts
+from evidence.report_text import DEFAULT_LANGUAGE, check_language
 from storage.atomic import owner_tag
 from storage.blobstore import BlobStore, sha256_file
 from storage.custody import append_custody_entry, chain_entries, entry_record, format_time
@@ -155,8 +156,8 @@ def export_disclosure(session: Session, *, case: Case, redact: list[str], export
                       signer: Signer, originals: BlobStore, derived: BlobStore,
                       tmp_dir: Path, out_path: Path, organisation: str,
                       model_paths: dict[str, Path] | None = None,
-                      commit: Callable[[DisclosureResult], None] | None = None
-                      ) -> DisclosureResult:
+                      commit: Callable[[DisclosureResult], None] | None = None,
+                      lang: str = DEFAULT_LANGUAGE) -> DisclosureResult:
     """Build, sign and zip the case's redacted disclosure bundle at ``out_path``.
 
     Raises what ``approved_redactions`` and ``check_models`` raise before writing,
@@ -164,6 +165,7 @@ def export_disclosure(session: Session, *, case: Case, redact: list[str], export
     the one the detectors saw or the custody chain moved; then nothing is left behind
     and ``out_path`` is untouched.
     """
+    check_language(lang)  # the report's language (uk, en), before anything is written
     pairs = approved_redactions(session, case=case, redact=redact)
     for _clip, redaction in pairs:
         check_models(redaction.detectors, paths=model_paths)
@@ -187,7 +189,7 @@ def export_disclosure(session: Session, *, case: Case, redact: list[str], export
                                          details=details)
             written = _write(session, bag, staged, case=case, planned_record=planned.record,
                              made=made, redact=redact, exporter=exporter, signer=signer,
-                             organisation=organisation, top_dir=top_dir)
+                             organisation=organisation, top_dir=top_dir, lang=lang)
             if chain_head(session, planned.chain) != planned.previous:
                 raise ConflictError(_CHAIN_MOVED.format(number=case.number))
             entry = append_custody_entry(session, action="export", actor=exporter,
@@ -270,7 +272,7 @@ def _redact_clip(session: Session, bag: Path, work: Path, number: int, clip: Cas
 def _write(session: Session, bag: Path, staged: Path, *, case: Case,
            planned_record: dict[str, Any], made: list[dict[str, Any]], redact: list[str],
            exporter: str, signer: Signer, organisation: str,
-           top_dir: str) -> tuple[str, str, str]:
+           top_dir: str, lang: str = DEFAULT_LANGUAGE) -> tuple[str, str, str]:
     custody: list[dict[str, Any]] = []
     for original_id in sorted({m["original"].id for m in made}):
         custody += [entry_record(e) for e in chain_entries(session, f"original:{original_id}")]
@@ -306,7 +308,7 @@ def _write(session: Session, bag: Path, staged: Path, *, case: Case,
         organisation=organisation, exporter=exporter, export_time_utc=when,
         timezone=made[0]["report"].timezone, redact=redact,
         signer_fingerprint=signer.fingerprint_sha256, evidence_digest=digest,
-        clips=[m["report"] for m in made], verify_text=verify), bag / REPORT_PATH)
+        clips=[m["report"] for m in made], verify_text=verify, lang=lang), bag / REPORT_PATH)
     # PAdES like the full export's, before hashing; its report draws no signature block
     sign_bundle_report(bag / REPORT_PATH, signer=signer, timestamping=None, visible=False)
     tag_sha = finish_bag(bag, bag_info=[

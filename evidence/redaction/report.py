@@ -17,20 +17,19 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import Image, PageBreak, SimpleDocTemplate, Spacer
+from reportlab.platypus import Image, PageBreak, Preformatted, SimpleDocTemplate, Spacer
 
-from evidence.report import (
+from evidence.report_base import (
     FONT_BOLD,
     ReportStyles,
-    both_times,
     footer_canvas,
     key_value_table,
     para,
     register_fonts,
 )
+from evidence.report_text import DEFAULT_LANGUAGE, ReportText, report_text
 
 STAMP = "ЗНЕОСОБЛЕНА КОПІЯ"
-STAMP_LINE = f"{STAMP} — redacted copy: faces and plates of bystanders are masked"
 
 
 @dataclass(frozen=True)
@@ -68,91 +67,103 @@ class DisclosureReportData:
     evidence_digest: str
     clips: list[RedactedClipReport]
     verify_text: str
+    lang: str = DEFAULT_LANGUAGE
 
 
-def _stamped_canvas(case_number: str, digest: str) -> type[Canvas]:
-    base = footer_canvas(case_number, digest)
+def _stamped_canvas(case_number: str, digest: str, words: ReportText) -> type[Canvas]:
+    base = footer_canvas(case_number, digest, words)
+    stamp_line = words.t("disclosure.stamp_line")
 
     class StampedCanvas(base):  # type: ignore[valid-type,misc]  # a class made at run time
         def showPage(self) -> None:
             self.saveState()
             self.setFillColor(colors.Color(0.75, 0, 0))
             self.setFont(FONT_BOLD, 11)
-            self.drawString(18 * mm, A4[1] - 10 * mm, STAMP_LINE)
+            self.drawString(18 * mm, A4[1] - 10 * mm, stamp_line)
             self.restoreState()
             super().showPage()
 
     return StampedCanvas
 
 
-def _masked_text(clip: RedactedClipReport) -> str:
+def _masked_text(clip: RedactedClipReport, words: ReportText) -> str:
     s = clip.summary
-    faces = ("no faces were found" if not s.get("faces_found") and "faces" in s.get(
-        "redact", []) else f"{s.get('faces_masked', 0)} face track(s) masked")
-    return (f"{faces}; {s.get('plates_masked', 0)} plate track(s) masked; "
-            f"{s.get('manual_boxes', 0)} manual box(es); "
-            f"{len(s.get('excluded_tracks', []))} track(s) left visible by decision")
+    faces = (words.t("disclosure.faces_none") if not s.get("faces_found") and "faces" in
+             s.get("redact", []) else words.t("disclosure.faces_masked",
+                                               n=s.get("faces_masked", 0)))
+    return "; ".join((faces, words.t("disclosure.plates_masked", n=s.get("plates_masked", 0)),
+                      words.t("disclosure.manual_boxes", n=s.get("manual_boxes", 0)),
+                      words.t("disclosure.excluded", n=len(s.get("excluded_tracks", [])))))
 
 
 def build_disclosure_report(data: DisclosureReportData, out_path: Path) -> None:
+    """Write the disclosure PDF in ``data.lang`` (Ukrainian by default)."""
+    words = report_text(data.lang)
     register_fonts()
     s = ReportStyles()
-    story: list[Any] = [para(f"{STAMP}: case {data.case_number}", s.h1),
-                        para(data.case_title, s.h2), key_value_table([
-                            ("Case number", data.case_number), ("Agency", data.agency),
-                            ("Organisation", data.organisation),
-                            ("Exported by", data.exporter),
-                            ("Export time", both_times(data.export_time_utc, data.timezone)),
-                            ("Masked", ", ".join(data.redact)),
-                            ("Clips", str(len(data.clips))),
-                            ("Signer certificate SHA-256", data.signer_fingerprint),
-                            ("Evidence digest", data.evidence_digest),
-                        ], s, frozenset({"Signer certificate SHA-256", "Evidence digest"})),
-                        Spacer(1, 4 * mm),
-                        para("This bundle is a redacted disclosure copy. It holds no "
-                           "unredacted footage: the originals, clips and stills stay with "
-                           "the exporting organisation; the original's hash and its "
-                           "acquisition entry identify them.", s.body)]
+    fingerprint, digest = words.t("case.signer_fingerprint"), words.t("case.evidence_digest")
+    story: list[Any] = [
+        para(words.t("disclosure.title", case=data.case_number), s.h1),
+        para(data.case_title, s.h2), key_value_table([
+            (words.t("case.number"), data.case_number), (words.t("case.agency"), data.agency),
+            (words.t("case.organisation"), data.organisation),
+            (words.t("case.exported_by"), data.exporter),
+            (words.t("case.export_time"), words.when(data.export_time_utc, data.timezone)),
+            (words.t("disclosure.masked_kinds"), ", ".join(data.redact)),
+            (words.t("case.clips"), str(len(data.clips))),
+            (fingerprint, data.signer_fingerprint), (digest, data.evidence_digest),
+        ], s, frozenset({fingerprint, digest})),
+        Spacer(1, 4 * mm), para(words.t("disclosure.intro"), s.body)]
     for clip in data.clips:
-        story += [PageBreak(), *_clip_section(clip, s)]
-    story += [PageBreak(), para("Verification instructions", s.h2),
-              para(data.verify_text, s.mono)]
+        story += [PageBreak(), *_clip_section(clip, s, words)]
+    story += [PageBreak(), para(words.t("verify.heading"), s.h2),
+              Preformatted(data.verify_text, s.mono)]
     doc = SimpleDocTemplate(str(out_path), pagesize=A4, leftMargin=18 * mm,
                             rightMargin=18 * mm, topMargin=18 * mm, bottomMargin=22 * mm,
-                            title=f"{STAMP} {data.case_number}", author=data.exporter)
-    doc.build(story, canvasmaker=_stamped_canvas(data.case_number, data.evidence_digest))
+                            title=f"{STAMP} {data.case_number}", author=data.exporter,
+                            lang=data.lang)
+    doc.build(story, canvasmaker=_stamped_canvas(data.case_number, data.evidence_digest,
+                                                 words))
 
 
-def _clip_section(clip: RedactedClipReport, s: ReportStyles) -> list[Any]:
-    rows = [("Camera", clip.camera), ("Original file", clip.original_filename),
-            ("Original SHA-256 (acquisition)", clip.original_sha256),
-            ("Acquisition entry SHA-256", clip.acquisition_entry_hash or "—"),
-            ("Source clip SHA-256 (not included)", clip.source_clip_sha256),
-            ("Redacted clip", clip.clip_path), ("Redacted clip SHA-256", clip.clip_sha256),
-            ("Start", both_times(clip.start_utc, clip.timezone)),
-            ("End", both_times(clip.end_utc, clip.timezone)),
-            ("What is masked", _masked_text(clip)),
-            ("Style", f"{clip.style}; audio {'muted' if clip.mute_audio else 'kept'}"),
-            ("How made", "decoded, masked on every frame, re-encoded H.264 (frame rate and "
-                         "resolution kept)")]
-    rows += [(f"Detector ({d['kind']})", f"{d['name']}; {d['model_file']} SHA-256 "
-                                         f"{d['model_sha256']}") for d in clip.detectors]
-    story: list[Any] = [para(f"Clip {clip.number} (redacted)", s.h2),
-                        key_value_table(rows, s, frozenset({
-                            "Original SHA-256 (acquisition)", "Acquisition entry SHA-256",
-                            "Source clip SHA-256 (not included)",
-                            "Redacted clip SHA-256"})), Spacer(1, 3 * mm)]
+def _clip_section(clip: RedactedClipReport, s: ReportStyles, words: ReportText) -> list[Any]:
+    hashes = {key: words.t(f"disclosure.{key}") for key in (
+        "acquisition_entry", "source_clip_sha256", "redacted_clip_sha256")}
+    original = words.t("clip.original_sha256")
+    audio = words.t("disclosure.audio_muted" if clip.mute_audio else "disclosure.audio_kept")
+    rows = [(words.t("clip.camera"), clip.camera),
+            (words.t("clip.original_file"), clip.original_filename),
+            (original, clip.original_sha256),
+            (hashes["acquisition_entry"], clip.acquisition_entry_hash or "—"),
+            (hashes["source_clip_sha256"], clip.source_clip_sha256),
+            (words.t("disclosure.redacted_clip"), clip.clip_path),
+            (hashes["redacted_clip_sha256"], clip.clip_sha256),
+            (words.t("disclosure.start"), words.when(clip.start_utc, clip.timezone)),
+            (words.t("disclosure.end"), words.when(clip.end_utc, clip.timezone)),
+            (words.t("disclosure.masked"), _masked_text(clip, words)),
+            (words.t("disclosure.style"),
+             f"{clip.style}; {words.t('disclosure.audio', state=audio)}"),
+            (words.t("clip.how_made"), words.t("disclosure.how_made"))]
+    rows += [(words.t("disclosure.detector", kind=d["kind"]),
+              words.t("disclosure.detector_value", name=d["name"], model_file=d["model_file"],
+                      model_sha256=d["model_sha256"])) for d in clip.detectors]
+    story: list[Any] = [para(words.t("disclosure.clip_heading", number=clip.number), s.h2),
+                        key_value_table(rows, s, frozenset({original, *hashes.values()})),
+                        Spacer(1, 3 * mm)]
     if clip.decisions:
-        story.append(para("Review decisions", s.body))
+        story.append(para(words.t("disclosure.decisions"), s.body))
         story.append(key_value_table([(f"{d['kind']} {d.get('track_id') or ''}".strip(),
-                              f"{d['actor']} at {d['decided_at']}: {d['reason'] or '—'}")
-                             for d in clip.decisions], s, frozenset()))
+                                       words.t("disclosure.decision_line", who=d["actor"],
+                                               when=words.when(datetime.fromisoformat(
+                                                   str(d["decided_at"]).replace(
+                                                       "Z", "+00:00")), clip.timezone),
+                                               reason=d["reason"] or "—"))
+                                      for d in clip.decisions], s, frozenset()))
         story.append(Spacer(1, 3 * mm))
     image = Image(str(clip.still_path))
     scale = min(1.0, (120 * mm) / image.imageWidth)
     image.drawWidth, image.drawHeight = image.imageWidth * scale, image.imageHeight * scale
-    story += [image, para(f"Redacted still: the first frame of redacted clip {clip.number}.",
-                        s.small)]
+    story += [image, para(words.t("disclosure.still_caption", number=clip.number), s.small)]
     return story
 
 

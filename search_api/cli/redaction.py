@@ -149,6 +149,9 @@ def export(ctx: typer.Context, number: Number,
            redact: Annotated[str, typer.Option("--redact", help="faces, plates or both")] =
            "faces,plates",
            out: Annotated[Path | None, typer.Option("--out", help="The bundle zip.")] = None,
+           lang: Annotated[str, typer.Option(
+               "--lang", metavar="uk|en",
+               help="The report's language: uk (Ukrainian, default) or en.")] = "uk",
            ) -> None:
     """Write the signed redacted disclosure bundle (every clip needs an approved one)."""
     from search_api.usecases import cases, redaction
@@ -158,7 +161,7 @@ def export(ctx: typer.Context, number: Number,
         case = cases.get_visible_case_by_number(usecase, number)
         passphrase(context)
         result = redaction.export_disclosure(usecase, case_id=case.id or 0, redact=redact,
-                                             out_path=out)
+                                             out_path=out, lang=lang)
     for n, clip in enumerate(result.clips, start=1):
         faces = ("no faces found" if not clip["faces_found"]
                  else f"{clip['faces_masked']} face track(s) masked")

@@ -56,6 +56,8 @@ class DisclosureCreate(BaseModel):
 
     redact: str = Field(default="faces,plates", max_length=40,
                         description="What to mask: faces, plates or faces,plates")
+    lang: str = Field(default="uk", max_length=8, description=(
+        "The report's language: uk (Ukrainian, the default) or en (English)"))
 
 
 @router.get(CASE + "/redactions", response_model=list[RedactionPublic])
@@ -107,7 +109,8 @@ def approve(case_id: DbId, redaction_id: DbId, ctx: UseCaseDep) -> RedactionPubl
 @router.post(CASE + "/disclosures", response_model=DisclosurePublic,
              status_code=status.HTTP_201_CREATED)
 def export(case_id: DbId, body: DisclosureCreate, ctx: UseCaseDep) -> DisclosurePublic:
-    return redaction.export_disclosure(ctx, case_id=case_id, redact=body.redact)
+    return redaction.export_disclosure(ctx, case_id=case_id, redact=body.redact,
+                                       lang=body.lang)
 
 
 @router.get(CASE + "/disclosures/{name}", response_class=FileResponse,

@@ -45,6 +45,7 @@ from evidence.redaction.review import (
     require_reason,
 )
 from evidence.redaction.tracking import Track
+from evidence.report_text import check_language
 from search_api.audit import AuditAction
 from search_api.usecases.cases import get_visible_case, require_case_footage_visible
 from search_api.usecases.context import UseCaseContext
@@ -309,7 +310,8 @@ def preview_redaction(ctx: UseCaseContext, *, case_id: int, redaction_id: int,
 
 def export_disclosure(ctx: UseCaseContext, *, case_id: int, redact: str | list[str],
                       out_path: Path | None = None,
-                      model_paths: dict[str, Path] | None = None) -> DisclosurePublic:
+                      model_paths: dict[str, Path] | None = None,
+                      lang: str = "uk") -> DisclosurePublic:
     """The signed redacted disclosure bundle of the case (see ``evidence.disclosure``).
 
     Raises ``PermissionDeniedError``/``FootageNotVisibleError``/``NotFoundError`` as
@@ -317,6 +319,7 @@ def export_disclosure(ctx: UseCaseContext, *, case_id: int, redact: str | list[s
     ``RedactionModelError`` when a model file is missing or changed; nothing is
     exported then. The custody entry and the audit entry commit together.
     """
+    check_language(lang)  # UnsupportedLanguageError (exit 2, 422), nothing written
     exporter = ctx.custody_actor("Exporting a disclosure copy")
     case = _exportable_case(ctx, case_id, "Exporting")
     chosen = parse_targets(redact)
@@ -336,7 +339,7 @@ def export_disclosure(ctx: UseCaseContext, *, case_id: int, redact: str | list[s
         ctx.session, case=case, redact=chosen, exporter=exporter,
         signer=ctx.state.signer(), originals=ctx.state.originals, derived=ctx.state.derived,
         tmp_dir=settings.tmp_dir, out_path=out, organisation=settings.organisation,
-        model_paths=model_paths, commit=commit)
+        model_paths=model_paths, commit=commit, lang=lang)
     return DisclosurePublic(
         bundle_path=str(result.bundle_path), bundle_sha256=result.bundle_sha256,
         tag_manifest_sha256=result.tag_manifest_sha256,

@@ -3,6 +3,7 @@ generated footage with real faces; and every refusal writes nothing."""
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from sqlmodel import Session, select
 
 import evidence.redaction.detect as detect
 from evidence.redaction.video import frames
+from evidence.report_text import UnsupportedLanguageError
 from evidence.verify import PinnedFingerprint, verify_bundle
 from search_api.state import AppState, build_state
 from search_api.usecases import redaction as uc
@@ -172,7 +174,8 @@ def test_the_disclosure_bundle_is_redacted_reviewed_signed_and_verifies(
     text = "".join(page.extract_text() for page in PdfReader(bag / "data/report.pdf").pages)
     pages = PdfReader(bag / "data/report.pdf").pages
     assert all("ЗНЕОСОБЛЕНА КОПІЯ" in p.extract_text() for p in pages)
-    assert "house number" in text and "1 face track(s) masked" in text
+    assert "house number" in text and "1 трек(ів) облич приховано" in text  # uk default
+    assert "Рішення перевірки" in text and "Знеособлений кліп" in text
     signed = pdfsig(bag / "data/report.pdf")  # PAdES-signed like the full export's report
     assert "- Signature Validation: Signature is Valid." in signed
     assert "- Total document signed" in signed
@@ -221,11 +224,27 @@ def test_a_clip_without_faces_says_so_and_its_plate_is_still_masked(
             archive.extractall(root / "x")
         bag = next((root / "x").iterdir())
         text = PdfReader(bag / "data/report.pdf").pages[1].extract_text()
-        assert "no faces were found" in text
+        assert "облич не знайдено" in text
         clip = next((bag / "data/clips").iterdir())
         plate = next(t for t in proposal.tracks if t.kind == "plate").boxes[3]
         _f, x, y, w, h, _s = plate
         assert not list(frames(clip))[3][y + 2:y + h - 2, x + 2:x + w - 2].max() > 40
+        before = _rows(state)
+        with plain.ctx("investigator-police") as ctx, pytest.raises(
+                UnsupportedLanguageError, match=r"^The report language 'de' is not available"):
+            uc.export_disclosure(ctx, case_id=plain.case_id, redact="plates",
+                                 out_path=root / "de.zip", lang="de")
+        assert _rows(state) == before and not (root / "de.zip").exists()
+        english = root / "plain-en.zip"
+        with plain.ctx("investigator-police") as ctx:
+            uc.export_disclosure(ctx, case_id=plain.case_id, redact="faces,plates",
+                                 out_path=english, lang="en")
+        with zipfile.ZipFile(english) as archive:
+            [report] = [n for n in archive.namelist() if n.endswith("data/report.pdf")]
+            pdf = PdfReader(io.BytesIO(archive.read(report)))
+        english_text = " ".join(page.extract_text() for page in pdf.pages)
+        assert "no faces were found" in english_text and "ЗНЕОСОБЛЕНА КОПІЯ" in english_text
+        assert "Review decisions" in english_text and "облич" not in english_text
     finally:
         state.engine.dispose()
 
