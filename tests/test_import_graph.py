@@ -235,9 +235,9 @@ def test_a_cycle_is_reported_with_its_path() -> None:
 VERIFIER = ROOT / "verifier" / "oko_verify"
 
 
-def test_the_standalone_verifier_imports_only_the_standard_library_cryptography_and_asn1crypto() -> None:
+def test_the_standalone_verifier_imports_only_stdlib_cryptography_and_asn1crypto() -> None:
     """``oko_verify`` is installed alone on a prosecutor's laptop: no Oko package, no
-    third-party library but ``cryptography`` and asn1crypto (pure Python, for RFC 3161
+    third-party library but ``cryptography`` and asn1crypto (pure Python, RFC 3161
     timestamp tokens)."""
     allowed = set(sys.stdlib_module_names) | {"cryptography", "asn1crypto", "oko_verify"}
     modules = sorted(VERIFIER.rglob("*.py"))
