@@ -320,9 +320,9 @@ def export_disclosure(ctx: UseCaseContext, *, case_id: int, redact: str | list[s
     exported then. The custody entry and the audit entry commit together.
     """
     check_language(lang)  # UnsupportedLanguageError (exit 2, 422), nothing written
-    exporter = ctx.custody_actor("Exporting a disclosure copy")
     case = _exportable_case(ctx, case_id, "Exporting")
     chosen = parse_targets(redact)
+    exporter = ctx.custody_actor("Exporting a disclosure copy")
     settings = ctx.settings
     out = out_path or settings.exports_dir / (
         f"{case.number}-redacted-{utcnow():%Y%m%dT%H%M%SZ}.zip")

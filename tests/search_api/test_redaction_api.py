@@ -101,7 +101,10 @@ def test_the_cli_refuses_what_the_api_refuses(world: RedactionWorld,
     shown = oko("redact", "show", world.case_number, str(rid))
     assert shown.code == 0 and "face-2" in shown.out and "EXCLUDED" in shown.out
     out = tmp_path / "cli.zip"
-    written = oko("redact", "export", world.case_number, "--out", str(out))
+    unnamed = oko("redact", "export", world.case_number, "--out", str(out))
+    assert unnamed.code == 2 and "names a person" in unnamed.err and not out.exists()
+    written = oko("--as", "investigator-police", "redact", "export", world.case_number,
+                  "--out", str(out))
     assert written.code == 0, written.err
     assert "1 face track(s) masked, 1 plate track(s) masked" in written.out
     assert zipfile.ZipFile(out).testzip() is None
