@@ -8,7 +8,12 @@ the weight values. When real weights are configured (OKO_CLIP_WEIGHTS, or a mode
 imported into OKO_HOME) they are measured too and their ratio to random is reported.
 It also reports the fraction of frames motion gating skips on the sample footage.
 
-Run: ``.venv/bin/python benchmarks/embedding.py [--frames 64] [--runs 3]``
+``--onnx`` adds, side by side, the query encoder on torch and on ONNX Runtime (ms per
+single-text query, p50 / p95, medians over runs, on English and Ukrainian queries), the
+cost of a query-cache hit, and image embedding frames/s on ONNX Runtime fp32 and int8
+(dynamic quantisation) next to torch, with each one's cosine against open_clip.
+
+Run: ``.venv/bin/python benchmarks/embedding.py [--frames 64] [--runs 3] [--onnx]``
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ from indexer.embeddings import (
     resolve_weights,
 )
 from indexer.ingest import IngestOptions, ingest_file
+from indexer.onnx_towers import OnnxExportError, load_tower
+from indexer.query_cache import CachedQueryEmbedder, QueryCache
 from indexer.samples import generate_sample_footage
 from search_api.state import build_state
 from storage.cameras import import_cameras_csv
@@ -82,6 +89,100 @@ def measure_embedding_throughput(
     return {"frames_per_s_median": round(statistics.median(rates), 2),
             "frames_per_s_runs": [round(r, 2) for r in rates], "frames": len(frames),
             "batch_size": batch_size or saved_batch, "threads": threads or os.cpu_count()}
+
+
+BENCH_QUERIES = (
+    "a red car at night", "white van turning left at the crossing", "cyclist in a yellow jacket",
+    "two people next to a black SUV", "bus at the stop", "man with a backpack running",
+    "silver sedan parked on the pavement", "motorbike without a plate", "taxi in the rain",
+    "червоний автомобіль уночі", "білий фургон повертає ліворуч", "велосипедист у жовтій куртці",
+    "двоє людей біля чорного позашляховика", "автобус на зупинці", "чоловік з рюкзаком біжить",
+    "сріблястий седан на тротуарі",
+)
+
+
+def _latencies_ms(call: Any, inputs: list[Any]) -> list[float]:
+    times = []
+    for item in inputs:
+        start = time.perf_counter()
+        call(item)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def _p(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def _latency_summary(runs: list[list[float]]) -> dict[str, float]:
+    return {"p50_ms": round(statistics.median(_p(r, 50) for r in runs), 3),
+            "p95_ms": round(statistics.median(_p(r, 95) for r in runs), 3)}
+
+
+def measure_text_encoder(*, embedder: ClipEmbedder, work_dir: Path, runs: int = 3,
+                         threads: int = 0) -> dict[str, Any]:
+    """Single-query text encoding on torch and on ONNX Runtime, and a cache hit, side by side.
+
+    Each run encodes every query of ``BENCH_QUERIES`` once, one call per query (as search
+    does); p50 / p95 are per run, then the median over runs. The export is timed too.
+    """
+    queries = list(BENCH_QUERIES)
+    start = time.perf_counter()
+    tower = load_tower(embedder, "text", cache_dir=work_dir, threads=threads)
+    export_s = time.perf_counter() - start
+    torch_call = lambda text: embedder.torch_encode_text(embedder.tokenize([text]))  # noqa: E731
+    onnx_call = lambda text: tower(embedder.tokenize([text]).numpy())  # noqa: E731
+    for call in (torch_call, onnx_call):
+        _latencies_ms(call, queries[:3])  # warm-up
+    torch_runs = [_latencies_ms(torch_call, queries) for _ in range(runs)]
+    onnx_runs = [_latencies_ms(onnx_call, queries) for _ in range(runs)]
+    expected = embedder.torch_encode_text(embedder.tokenize(queries))
+    got = tower(embedder.tokenize(queries).numpy())
+    embedder.use_runner("text", tower, tower.backend)
+    cached = CachedQueryEmbedder(embedder, QueryCache(1024))
+    cached.encode_text(queries)
+    hit_runs = [_latencies_ms(lambda text: cached.encode_text([text]), queries)
+                for _ in range(runs)]
+    embedder.use_runner("text", None, "torch")
+    torch_summary, onnx_summary = _latency_summary(torch_runs), _latency_summary(onnx_runs)
+    return {
+        "queries": len(queries), "runs": runs, "threads": threads or os.cpu_count(),
+        "torch": torch_summary, "onnx_fp32": onnx_summary,
+        "onnx_speedup_p50": round(torch_summary["p50_ms"] / onnx_summary["p50_ms"], 2),
+        "cache_hit": {"p50_us": round(_latency_summary(hit_runs)["p50_ms"] * 1000, 1),
+                      "p95_us": round(_latency_summary(hit_runs)["p95_ms"] * 1000, 1)},
+        "onnx_min_cosine_vs_open_clip": round(float(np.min(np.sum(expected * got, axis=1))), 7),
+        "export_s": round(export_s, 2), "onnx_bytes": tower.record["onnx_bytes"],
+    }
+
+
+def measure_image_onnx(*, embedder: ClipEmbedder, frames: list[Image.Image], work_dir: Path,
+                       runs: int = 3, threads: int = 0) -> dict[str, Any]:
+    """Batched image embedding frames/s on torch, ONNX fp32 and ONNX int8, with parity."""
+    expected = embedder.encode_images(frames[:16])
+    result: dict[str, Any] = {
+        "torch": measure_embedding_throughput(embedder=embedder, frames=frames, runs=runs)}
+    for precision in ("fp32", "int8"):
+        start = time.perf_counter()
+        try:
+            tower = load_tower(embedder, "image", cache_dir=work_dir, threads=threads,
+                               precision=precision)
+        except OnnxExportError as exc:  # int8 may miss its parity floor: report it
+            result[f"onnx_{precision}"] = {"refused": exc.message}
+            continue
+        export_s = time.perf_counter() - start
+        embedder.use_runner("image", tower, tower.backend)
+        try:
+            got = embedder.encode_images(frames[:16])
+            speed = measure_embedding_throughput(embedder=embedder, frames=frames, runs=runs)
+        finally:
+            embedder.use_runner("image", None, "torch")
+        result[f"onnx_{precision}"] = {
+            **speed, "export_s": round(export_s, 2), "onnx_bytes": tower.record["onnx_bytes"],
+            "min_cosine_vs_open_clip": round(float(np.min(np.sum(expected * got, axis=1))), 7),
+            "speedup_vs_torch": round(speed["frames_per_s_median"]
+                                      / result["torch"]["frames_per_s_median"], 2)}
+    return result
 
 
 def _real_embedder(preset: str) -> ClipEmbedder | None:
@@ -175,8 +276,26 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--skip-gating", action="store_true",
                         help="Do not measure motion gating on the sample footage.")
+    parser.add_argument("--onnx", action="store_true",
+                        help="Also measure the ONNX Runtime towers and the query cache.")
+    parser.add_argument("--onnx-only", action="store_true",
+                        help="Measure only the ONNX Runtime towers and the query cache.")
     args = parser.parse_args()
-    result = run(frames=args.frames, runs=args.runs, batch_size=args.batch_size)
+    if args.onnx_only:
+        result: dict[str, Any] = {"benchmark": "embedding_onnx", "preset": DEFAULT_PRESET,
+                                  "cpu_count": os.cpu_count(), "torch": torch.__version__}
+        args.skip_gating = True
+    else:
+        result = run(frames=args.frames, runs=args.runs, batch_size=args.batch_size)
+    if args.onnx or args.onnx_only:
+        model = build_unsafe_random_embedder(DEFAULT_PRESET, seed=0, batch_size=args.batch_size)
+        with tempfile.TemporaryDirectory(prefix="oko-bench-onnx-") as work_dir:
+            result["text_encoder"] = measure_text_encoder(
+                embedder=model, work_dir=Path(work_dir), runs=args.runs)
+            print(json.dumps({"text_encoder": result["text_encoder"]}), file=sys.stderr)
+            result["image_encoder"] = measure_image_onnx(
+                embedder=model, frames=synthetic_frames(args.frames), work_dir=Path(work_dir),
+                runs=args.runs)
     if not args.skip_gating:
         with tempfile.TemporaryDirectory(prefix="oko-bench-") as work_dir:
             result["motion_gating_sample_footage"] = measure_motion_gating(
