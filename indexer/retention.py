@@ -270,11 +270,14 @@ class RetentionSweep:
                 report.kept_locked.append(original)
             elif dry_run:
                 report.deleted.append(original)
-            elif self._mark(original):
-                self.step("marked", original)
-                self._finish(original, report)
             else:
-                report.kept_locked.append(original)
+                marked = self._mark(original)
+                if marked == "marked":
+                    self.step("marked", original)
+                    self._finish(original, report)
+                elif marked == "locked":
+                    report.kept_locked.append(original)
+                # "taken": another sweep is expiring it
         if report.kept_locked:
             log.info("retention kept %d expired original(s) under evidence lock",
                      len(report.kept_locked))
@@ -290,12 +293,16 @@ class RetentionSweep:
                                retention_days=row.retention_days,
                                size_bytes=original.size_bytes)
 
-    def _mark(self, original: ExpiredOriginal) -> bool:
+    def _mark(self, original: ExpiredOriginal) -> str:
+        """Step 1: ``marked``, ``locked`` (a case clip holds it) or ``taken`` (no longer
+        ready: a concurrent sweep marked it first)."""
         with Session(self.engine, expire_on_commit=False) as session:
             row = session.exec(select(Original).where(Original.id == original.original_id)
                                .with_for_update()).one()
-            if row.status != "ready" or original.original_id in self.locked_ids(session):
-                return False
+            if row.status != "ready":
+                return "taken"
+            if original.original_id in self.locked_ids(session):
+                return "locked"
             row.status = "expiring"
             session.add(row)
             session.add(OriginalExpiry(
@@ -303,7 +310,7 @@ class RetentionSweep:
                 sha256=original.sha256, start_utc=original.start_utc,
                 end_utc=original.end_utc, retention_days=original.retention_days))
             session.commit()
-        return True
+        return "marked"
 
     def _finish(self, original: ExpiredOriginal, report: RetentionReport) -> None:
         hashes = self._delete_rows(original, report)
@@ -320,9 +327,12 @@ class RetentionSweep:
                      report: RetentionReport) -> list[str] | None:
         """Step 2; None when a clip locked the original meanwhile (it is ``ready`` again)."""
         with Session(self.engine, expire_on_commit=False) as session:
-            expiry = session.get(OriginalExpiry, original.original_id)
+            expiry = session.exec(select(OriginalExpiry).where(
+                OriginalExpiry.original_id == original.original_id).with_for_update()).one()
             row = session.get(Original, original.original_id)
-            assert expiry is not None and row is not None
+            assert row is not None
+            if expiry.stage == "done":
+                return list(expiry.derived_sha256)  # a concurrent sweep finished it
             if original.original_id in self.locked_ids(session):
                 row.status = "ready"
                 session.add(row)

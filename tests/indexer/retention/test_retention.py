@@ -247,3 +247,22 @@ def test_expire_needs_a_rule_and_is_the_only_way_out(world: World, tmp_path: Pat
     assert world.state.derived.expire(blob.sha256, reason="retention 30 days") is True
     assert world.state.derived.expire(blob.sha256, reason="retention 30 days") is False
     assert not hasattr(world.state.derived, "delete")
+
+
+def test_two_sweeps_at_once_delete_an_original_once(world: World) -> None:
+    world.state.settings.retention_days = 30
+    old = world.ingest(0, days_ago=40)
+    inner: list[object] = []
+
+    def second_sweep(step: str, _original: ExpiredOriginal) -> None:
+        if step == "marked" and not inner:  # another worker's sweep runs in between
+            inner.append(_run(world))
+
+    outer = _run(world, step=second_sweep)
+
+    [report] = inner
+    assert report.resumed == 1 and [o.sha256 for o in report.deleted] == [old.sha256]  # type: ignore[attr-defined]
+    assert outer.kept_locked == []  # type: ignore[attr-defined]
+    assert _original(world, old.id).status == "expired"  # type: ignore[arg-type]
+    assert len(_entries(world, CustodyEntry, "retention_deletion")) == 1
+    assert len(_entries(world, AuditEvent, "retention_delete")) == 1
