@@ -101,5 +101,8 @@ class ExportJob(SQLModel, table=True):
                                description="the requester declined a trusted timestamp")
     lang: str = Field(default="uk", max_length=8, sa_column_kwargs={"server_default": "uk"},
                       description="the report's language: uk (Ukrainian) or en (English)")
+    redact: str = Field(default="", max_length=40, sa_column_kwargs={"server_default": ""},
+                        description="a disclosure export's masks (faces,plates); empty for "
+                        "a full export")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -2,7 +2,9 @@
 
 A ``Redaction`` holds what the detectors proposed for one case clip (tracks with a box
 on every frame they cover, the detectors' names and model hashes, the parameters) and
-its state: ``proposed`` while it is reviewed, ``approved`` once a person signed it off.
+its state: ``queued`` and ``running`` while the worker detects (``worker``,
+``progress_frames``), ``failed`` with its ``message`` when detection could not finish,
+``proposed`` while it is reviewed, ``approved`` once a person signed it off.
 Each ``RedactionDecision`` is one reviewer's act, with who, when and why.
 """
 
@@ -23,7 +25,8 @@ class Redaction(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
     clip_id: int = Field(foreign_key="caseclip.id", index=True)
-    status: str = Field(default="proposed", index=True, description="proposed or approved")
+    status: str = Field(default="proposed", index=True, description="queued, running, "
+                        "failed, proposed or approved")
     targets: str = Field(description="what was detected: faces, plates or faces,plates")
     style: str = Field(default="blur", description="blur or fill")
     mute_audio: bool = False
@@ -43,6 +46,12 @@ class Redaction(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     approved_by: str | None = None
     approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    worker: str | None = Field(default=None, description="host:pid of the process running "
+                               "its detection")
+    progress_frames: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    message: str = Field(default="", sa_column_kwargs={"server_default": ""},
+                         description="why detection failed")
+    updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class RedactionDecision(SQLModel, table=True):
