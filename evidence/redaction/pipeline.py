@@ -1,8 +1,12 @@
 """Proposing a redaction (detect on every frame, track) and rendering it.
 
 1. ``build_detectors``: the detectors the targets need, their model files hashed.
-2. ``propose``: run them on every decoded frame of the clip (never a sample) and link
-   each kind's detections into tracks.
+2. ``propose``: run the face detector on every decoded frame of the clip (never a
+   sample) and the plate detector on every ``PLATE_EVERY``-th frame (plates move
+   slowly and are large; the tracks interpolate between those frames, and hold a
+   plate's box ``PLATE_EVERY - 1`` frames before its first and after its last
+   detection, so a plate between two scanned frames stays masked), then link each
+   kind's detections into tracks.
 3. ``render_clip`` / ``preview_jpeg``: mask the final boxes of every frame.
 """
 
@@ -21,12 +25,13 @@ from evidence.redaction.detect import (
     PlateDetector,
 )
 from evidence.redaction.render import redact_frame
-from evidence.redaction.tracking import Box, Track, build_tracks
+from evidence.redaction.tracking import HOLD_FRAMES, LEAD_FRAMES, Box, Track, build_tracks
 from evidence.redaction.video import VideoFacts, frame_at, frames, video_facts, write_redacted
 
 STILL_JPEG_QUALITY = 90
 KIND_OF_TARGET = {"faces": "face", "plates": "plate"}
 Progress = Callable[[int, int], None]
+PLATE_EVERY = 5
 
 
 @dataclass(frozen=True)
@@ -48,20 +53,28 @@ def build_detectors(targets: list[str], *, face_model: Path | None = None,
     return result
 
 
-def propose(clip: Path, *, detectors: list[Detector],
+def propose(clip: Path, *, detectors: list[Detector], plate_every: int = PLATE_EVERY,
             progress: Progress | None = None) -> Proposal:
-    """Detect on every frame of ``clip`` and track; raises ``InvalidInputError`` for a
-    clip that cannot be decoded."""
+    """Detect faces on every frame of ``clip``, plates on every ``plate_every``-th (and
+    the last), and track; raises ``InvalidInputError`` for a clip that cannot be
+    decoded."""
     facts = video_facts(clip)
     per_kind: dict[str, list[list[Detection]]] = {d.info.kind: [] for d in detectors}
+    every = {"face": 1, "plate": max(1, plate_every)}
+    last = facts.frame_count - 1
     for index, frame in enumerate(frames(clip)):
         for detector in detectors:
-            per_kind[detector.info.kind].append(detector.detect(frame))
+            step = every.get(detector.info.kind, 1)
+            scan = index % step == 0 or index == last
+            per_kind[detector.info.kind].append(detector.detect(frame) if scan else [])
         if progress is not None:
             progress(index + 1, facts.frame_count)
     tracks: list[Track] = []
     for kind, per_frame in per_kind.items():
-        tracks += build_tracks(per_frame, kind=kind, width=facts.width, height=facts.height)
+        step = every.get(kind, 1)
+        tracks += build_tracks(per_frame, kind=kind, width=facts.width, height=facts.height,
+                               lead=max(LEAD_FRAMES, step - 1),
+                               hold=max(HOLD_FRAMES, step - 1))
     return Proposal(facts=facts, tracks=tracks, detectors=detectors,
                     detections_per_kind={k: sum(map(len, v)) for k, v in per_kind.items()})
 
@@ -98,5 +111,5 @@ def first_frame_jpeg(redacted_clip: Path) -> bytes:
     return jpeg(frame_at(redacted_clip, 0))
 
 
-__all__ = ["Proposal", "build_detectors", "first_frame_jpeg", "preview_jpeg", "propose",
-           "render_clip"]
+__all__ = ["PLATE_EVERY", "Proposal", "build_detectors", "first_frame_jpeg", "preview_jpeg",
+           "propose", "render_clip"]

@@ -157,11 +157,12 @@ def fill(raw: dict[int, Detection], *, track_id: str, kind: str, frame_count: in
 
 
 def build_tracks(per_frame: list[list[Detection]], *, kind: str, width: int, height: int,
-                 pad: float = PAD) -> list[Track]:
+                 pad: float = PAD, lead: int = LEAD_FRAMES,
+                 hold: int = HOLD_FRAMES) -> list[Track]:
     """Link and fill: the tracks of one kind over a clip, ids ``<kind>-1``, ``-2`` ..."""
     raw_tracks = link(per_frame, kind=kind)
     return [fill(raw, track_id=f"{kind}-{n}", kind=kind, frame_count=len(per_frame),
-                 width=width, height=height, pad=pad)
+                 width=width, height=height, pad=pad, lead=lead, hold=hold)
             for n, raw in enumerate(raw_tracks, start=1)]
 
 
