@@ -305,10 +305,15 @@ class RetentionSweep:
                 return "locked"
             row.status = "expiring"
             session.add(row)
-            session.add(OriginalExpiry(
+            # an original ingested again after it expired has its old record: reuse it
+            expiry = session.get(OriginalExpiry, original.original_id) or OriginalExpiry(
                 original_id=original.original_id, camera_id=original.camera_id,
                 sha256=original.sha256, start_utc=original.start_utc,
-                end_utc=original.end_utc, retention_days=original.retention_days))
+                end_utc=original.end_utc, retention_days=original.retention_days)
+            expiry.start_utc, expiry.end_utc = original.start_utc, original.end_utc
+            expiry.retention_days, expiry.stage = original.retention_days, "marked"
+            expiry.derived_sha256, expiry.marked_at, expiry.deleted_at = [], utcnow(), None
+            session.add(expiry)
             session.commit()
         return "marked"
 

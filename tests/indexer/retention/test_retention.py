@@ -266,3 +266,17 @@ def test_two_sweeps_at_once_delete_an_original_once(world: World) -> None:
     assert _original(world, old.id).status == "expired"  # type: ignore[arg-type]
     assert len(_entries(world, CustodyEntry, "retention_deletion")) == 1
     assert len(_entries(world, AuditEvent, "retention_delete")) == 1
+
+
+def test_footage_ingested_again_after_it_expired_expires_again(world: World) -> None:
+    world.state.settings.retention_days = 30
+    old = world.ingest(0, days_ago=40)
+    assert [o.sha256 for o in _run(world).deleted] == [old.sha256]  # type: ignore[attr-defined]
+    again = world.ingest(0, days_ago=40)  # the same file, from a backup
+    assert again.id == old.id and again.status == "ready"
+    assert world.state.originals.verify(old.sha256)
+
+    assert [o.sha256 for o in _run(world).deleted] == [old.sha256]  # type: ignore[attr-defined]
+    assert _original(world, old.id).status == "expired"  # type: ignore[arg-type]
+    assert not world.state.originals.exists(old.sha256)
+    assert len(_entries(world, CustodyEntry, "retention_deletion")) == 2
