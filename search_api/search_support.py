@@ -49,6 +49,8 @@ class MomentPublic(BaseModel):
     plate_match: str | None = Field(default=None, description="exact, wildcard or fuzzy")
     crop_url: str | None = Field(default=None, description="Plate search: the plate's crop")
     sighting_id: int | None = None
+    clip_score: float | None = Field(default=None, description=(
+        "Plate search with text: the best CLIP similarity over the sighting's frames"))
 
     @classmethod
     def from_moment(cls, moment: Moment) -> MomentPublic:
@@ -104,6 +106,8 @@ class ProvenancePublic(BaseModel):
         "frames_of_another_model): the answer may miss frames"))
     timings_ms: dict[str, float] = Field(
         default_factory=dict, description="encode, shards and database, in milliseconds")
+    text_not_applied: str | None = Field(default=None, description=(
+        "Plate search with text: why the text did not rank the sightings (no CLIP model)"))
 
 
 class SearchResultPublic(BaseModel):

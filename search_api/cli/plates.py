@@ -53,6 +53,12 @@ def print_plate_result(result: PlateSearchResultPublic) -> None:
                   f"{prov.models['recogniser']['sha256'][:16]}…  {prov.candidates} compared"
                   f"{' (truncated)' if prov.truncated else ''}  {prov.elapsed_ms:.0f} ms",
                   highlight=False)
+    if prov.text_applied:
+        console.print(f"ranked by CLIP {prov.clip_preset} for '{prov.text}' (best frame of "
+                      f"each sighting); {prov.sightings_without_embedding} sighting(s) without "
+                      "a vector yet, listed last", highlight=False)
+    elif prov.text_not_applied:
+        console.print(prov.text_not_applied, highlight=False)
     if result.search_id is not None:
         console.print(f"search {result.search_id}: add a moment to a case with oko case "
                       f"add-clip ... --search {result.search_id} --frame FRAME", highlight=False)

@@ -4,7 +4,10 @@ Plate search needs no CLIP model. Filters (the actor's visible cameras, cameras,
 districts, time range, day phase) select sightings in SQL first; the plate query is
 matched among them: exact (after grammar fixes), wildcards (``*`` and ``?``), and for a
 query without wildcards the nearest sightings by confusion-aware edit distance, ranked
-below the exact ones. Every search and journey states a purpose and is audited like a
+below the exact ones. With text ("red car") and a CLIP model, the hits of each match kind
+are ranked by the text's best CLIP similarity over each sighting's stored frame
+embeddings; without a model the plate order stays and the answer says the text was not
+applied. Every search and journey states a purpose and is audited like a
 text search (``AuditAction.SEARCH``, with ``plate`` in the entry). Reading is queued
 beside embedding: ``read_waiting_plates`` reads every frame not yet read with the
 current models, then raises an event (audited) for each new sighting of a listed plate.
@@ -13,11 +16,13 @@ current models, then raises an event (audited) for each new sighting of a listed
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
@@ -50,12 +55,18 @@ from storage.models.plates import PlateSighting
 from storage.permissions import Permission
 from storage.types import supported_utc, utcnow
 
+if TYPE_CHECKING:
+    from indexer.search.types import QueryEmbedder
+
 MAX_PLATE_RESULTS = 500
 DEFAULT_PLATE_RESULTS = 100
 FUZZY_SCAN_LIMIT = 50_000  # sightings a fuzzy query compares, after the filters
 READER_NAME = "rapidocr PP-OCRv4"
 MatchKind = Literal["exact", "wildcard", "fuzzy"]
 MATCH_RANK = {"exact": 0, "wildcard": 1, "fuzzy": 2}
+MAX_TEXT_CHARS = 500
+NO_MODEL_NOTE = ("No CLIP model is installed, so the text '{text}' was not applied: the "
+                 "sightings are in plate order.")
 
 
 class PlateSearchQuery(BaseModel):
@@ -65,6 +76,8 @@ class PlateSearchQuery(BaseModel):
 
     plate: str = Field(description="e.g. 'AE 1234 KX', 'AE12??KX', '*34KX'; Cyrillic or "
                                    "Latin look-alike letters")
+    text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS, description=(
+        "Words ('red car'): rank the plate hits by CLIP similarity where a model exists"))
     cameras: list[str] = Field(default_factory=list)
     districts: list[str] = Field(default_factory=list)
     from_: datetime | None = Field(default=None, alias="from",
@@ -89,6 +102,9 @@ class PlateMomentPublic(MomentPublic):
     crop_url: str
     alternatives: list[dict[str, int]] = Field(
         description="Per position, how often each character was read")
+    clip_score: float | None = Field(default=None, description=(
+        "With text: the best CLIP similarity over the sighting's frames (None: no vector "
+        "of the model yet, ranked last in its match kind)"))
 
 
 class PlateProvenancePublic(BaseModel):
@@ -102,6 +118,14 @@ class PlateProvenancePublic(BaseModel):
     candidates: int = Field(description="Sightings that passed the filters and were compared")
     truncated: bool
     frames_waiting_for_plates: int
+    text: str | None = Field(default=None, description="The words given with the plate")
+    text_applied: bool = Field(default=False, description="The text ranked the sightings")
+    text_not_applied: str | None = Field(default=None, description="Why it did not")
+    clip_preset: str | None = None
+    clip_weights_sha256: str | None = None
+    clip_dim: int = 0
+    sightings_without_embedding: int = Field(default=0, description=(
+        "With text: hits none of whose frames has a vector of the model (ranked last)"))
     elapsed_ms: float
     searched_at: datetime
 
@@ -157,11 +181,70 @@ class _Hit:
     sighting: PlateSighting
     match: MatchKind
     distance: float
+    clip_score: float | None = None
 
     @property
     def score(self) -> float:
+        if self.clip_score is not None:
+            return round(self.clip_score, 4)
         penalty = self.distance / (fuzzy_limit(self.sighting.plate) + 1.0)
         return round(self.sighting.confidence * (1.0 - penalty), 4)
+
+
+@dataclass
+class _TextRank:
+    """What the text did to the ranking, for the provenance."""
+
+    text: str | None = None
+    applied: bool = False
+    note: str | None = None
+    preset: str | None = None
+    weights_sha256: str | None = None
+    dim: int = 0
+    unscored: int = 0
+
+
+def _rank_by_text(ctx: UseCaseContext, hits: list[_Hit],
+                  text: str | None) -> tuple[list[_Hit], _TextRank]:
+    """``hits`` re-ranked within each match kind by the text's CLIP score, when a model is
+    installed; unchanged (with a note saying so) when none is.
+
+    Raises ``EmbedderFailedError`` when the model fails on the text (no search is run).
+    """
+    words = (text or "").strip()
+    if not words:
+        return hits, _TextRank()
+    from indexer.model_store import NoModelError
+    from indexer.plates.text_rank import sighting_clip_scores
+
+    try:
+        embedder = ctx.state.query_embedder()
+    except NoModelError:
+        return hits, _TextRank(text=words, note=NO_MODEL_NOTE.format(text=words))
+    query = _text_vector(embedder, words)
+    scored = sighting_clip_scores(
+        ctx.session, sighting_ids=[h.sighting.id for h in hits if h.sighting.id is not None],
+        query=query, weights_sha256=embedder.weights_sha256)
+    ranked = [replace(h, clip_score=scored.scores.get(h.sighting.id or 0)) for h in hits]
+    ranked.sort(key=lambda h: (MATCH_RANK[h.match], h.clip_score is None,
+                               -(h.clip_score or 0.0), h.distance, h.sighting.first_seen_utc))
+    return ranked, _TextRank(text=words, applied=True, preset=embedder.preset,
+                             weights_sha256=embedder.weights_sha256, dim=embedder.dim,
+                             unscored=len(scored.unscored))
+
+
+def _text_vector(embedder: QueryEmbedder, words: str) -> npt.NDArray[np.float32]:
+    from indexer.search.types import EmbedderFailedError
+
+    try:
+        row = np.asarray(embedder.encode_text([words])[0], dtype=np.float32)
+    except Exception as exc:  # any model failure must surface, never look like no ranking
+        raise EmbedderFailedError(f"The {embedder.preset} model failed to encode the text "
+                                  f"({type(exc).__name__}: {exc}); no search was run.") from exc
+    norm = float(np.linalg.norm(row))
+    if not np.isfinite(norm) or norm == 0.0:
+        raise EmbedderFailedError("The text's vector is zero or not finite; no search was run.")
+    return (row / norm).astype(np.float32)
 
 
 def _match(session: Session, where: list[ColumnElement[bool]], parsed: PlateQuery, *, fuzzy: bool,
@@ -215,7 +298,7 @@ def _moment(hit: _Hit, camera: Camera) -> PlateMomentPublic:
         frame_ids=sorted({s.first_frame_id, s.best_frame_id, s.last_frame_id}),
         sighting_id=s.id, plate=s.plate, plate_display=format_plate(s.plate),
         plate_confidence=s.confidence, plate_match=hit.match, plate_distance=hit.distance,
-        crop_url=crop_url(s.id), alternatives=s.alternatives)
+        crop_url=crop_url(s.id), alternatives=s.alternatives, clip_score=hit.clip_score)
 
 
 def _models() -> dict[str, dict[str, str]]:
@@ -235,17 +318,25 @@ def search_plates(ctx: UseCaseContext, *, query: PlateSearchQuery,
     ctx.require(Permission.SEARCH)
     purpose = require_search_purpose(query.purpose)
     parsed = parse_query(query.plate)
+    words = text if text is not None else query.text
+    if words is not None and len(words) > MAX_TEXT_CHARS:
+        raise InvalidInputError(f"The text is longer than {MAX_TEXT_CHARS} characters.")
     started = time.perf_counter()
     clauses, cameras = _filtered(ctx, query)
     hits, candidates = _match(ctx.session, clauses, parsed, fuzzy=query.fuzzy,
                               limit=query.limit)
+    hits, ranked = _rank_by_text(ctx, hits, words)
     kept = hits[: query.limit]
     moments = [_moment(hit, cameras[hit.sighting.camera_id]) for hit in kept]
     models = _models()
-    filters = query.model_dump(mode="json", by_alias=True, exclude={"plate", "purpose"})
+    filters = query.model_dump(mode="json", by_alias=True,
+                               exclude={"plate", "purpose", "text"})
     waiting = _waiting(ctx)
+    clip = {"clip_model": ranked.preset, "clip_weights_sha256": ranked.weights_sha256} \
+        if ranked.applied else {}
     entry = ctx.audit(
-        AuditAction.SEARCH, text=text, plate=query.plate, plate_pattern=parsed.pattern,
+        AuditAction.SEARCH, text=words, text_applied=ranked.applied, **clip,
+        plate=query.plate, plate_pattern=parsed.pattern,
         purpose=purpose, filters=filters, results=len(moments), model=READER_NAME,
         weights_sha256=models["recogniser"]["sha256"], k=query.limit,
         moments=[{"frame_id": m.best_frame_id, "camera_id": m.camera_id, "score": m.score,
@@ -257,7 +348,10 @@ def search_plates(ctx: UseCaseContext, *, query: PlateSearchQuery,
         provenance=PlateProvenancePublic(
             query=query.plate, pattern=parsed.pattern, reader=READER_NAME, models=models,
             filters=filters, candidates=candidates, truncated=len(hits) > len(kept),
-            frames_waiting_for_plates=waiting,
+            frames_waiting_for_plates=waiting, text=ranked.text,
+            text_applied=ranked.applied, text_not_applied=ranked.note,
+            clip_preset=ranked.preset, clip_weights_sha256=ranked.weights_sha256,
+            clip_dim=ranked.dim, sightings_without_embedding=ranked.unscored,
             elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
             searched_at=utcnow()))
 
@@ -274,12 +368,13 @@ def plate_search_result(ctx: UseCaseContext, *, query: PlateSearchQuery,
     return SearchResultPublic(
         moments=list(result.moments), search_id=result.search_id,
         provenance=ProvenancePublic(
-            preset=prov.reader, weights_sha256=prov.models["recogniser"]["sha256"], dim=0,
-            clip_text=None, image_supplied=False, similar_to_frame_id=None,
+            preset=prov.reader, weights_sha256=prov.models["recogniser"]["sha256"],
+            dim=prov.clip_dim, clip_text=prov.text if prov.text_applied else None,
+            image_supplied=False, similar_to_frame_id=None,
             filters=applied, shards_searched=[], frames_scored_from_database=0,
             frames_waiting_for_embedding=0, k=query.limit, candidates=prov.candidates,
             truncated=prov.truncated, elapsed_ms=prov.elapsed_ms,
-            searched_at=prov.searched_at))
+            searched_at=prov.searched_at, text_not_applied=prov.text_not_applied))
 
 
 def _waiting(ctx: UseCaseContext) -> int:
