@@ -11,6 +11,9 @@
    refusal's sentence if ingest refused it.
 4. A folder that disappears is reported in the cameras' status with one sentence and
    watched for until it returns; nothing else changes.
+5. While ``low_space`` names a disk with too little room (the blob stores), nothing is
+   ingested and nothing remembered: the cameras' state is ``disk_full`` with that
+   sentence, and the files are ingested once there is room.
 """
 
 from __future__ import annotations
@@ -38,13 +41,15 @@ log = logging.getLogger("oko.watch")
 
 IngestPath = Callable[[Path, str], IngestOutcome]
 Monotonic = Callable[[], float]
+LowSpace = Callable[[], str | None]
+"""None while there is room to ingest, else one sentence naming the full disk."""
 
 
 @dataclass(frozen=True)
 class WatchResult:
     name: str
     camera_id: str
-    status: str  # ingested, duplicate or failed
+    status: str  # ingested, duplicate, failed, or waiting (for room on the disk)
     message: str
 
 
@@ -54,7 +59,8 @@ class FolderWatcher:
     def __init__(self, *, folder: Path, engine: Engine, ingest: IngestPath,
                  camera_id: str | None = None,
                  mapping: Sequence[tuple[str, str]] = (), settle_s: float = 5.0,
-                 poll_s: float = 1.0, monotonic: Monotonic = time.monotonic) -> None:
+                 poll_s: float = 1.0, monotonic: Monotonic = time.monotonic,
+                 low_space: LowSpace | None = None) -> None:
         if camera_id is None and not mapping:
             raise ValueError("a watch needs a camera or a pattern mapping")
         self.folder = Path(os.path.abspath(folder))
@@ -65,8 +71,10 @@ class FolderWatcher:
         self.settle_s = settle_s
         self.poll_s = poll_s
         self.monotonic = monotonic
+        self.low_space = low_space or (lambda: None)
         self._seen: dict[str, tuple[int, int, float]] = {}
         self._missing = False
+        self._full = False
 
     def cameras(self) -> list[str]:
         return [self.camera_id] if self.camera_id else sorted({c for _, c in self.mapping})
@@ -97,6 +105,16 @@ class FolderWatcher:
             return []
         if self._missing:
             self._missing = False
+            self._state("watching", f"Watching {self.folder}.")
+        full = self.low_space()
+        if full is not None:
+            if not self._full:
+                self._full = True
+                self._state("disk_full", full)
+                log.error("watch %s: %s", self.folder, full)
+            return []
+        if self._full:
+            self._full = False
             self._state("watching", f"Watching {self.folder}.")
         now = self.monotonic()
         results: list[WatchResult] = []
@@ -140,6 +158,10 @@ class FolderWatcher:
         try:
             outcome = self.ingest(path, camera)
         except OkoError as exc:
+            full = self.low_space()
+            if full is not None:  # the disk filled during ingest: try again once there is room
+                log.error("watch %s: %s waits: %s", self.folder, name, full)
+                return WatchResult(name=name, camera_id=camera, status="waiting", message=full)
             row.message = exc.message
         else:
             row.status = "duplicate" if outcome.duplicate else "ingested"
@@ -160,4 +182,4 @@ class FolderWatcher:
             stop.wait(self.poll_s)
 
 
-__all__ = ["FolderWatcher", "IngestPath", "WatchResult"]
+__all__ = ["FolderWatcher", "IngestPath", "LowSpace", "WatchResult"]

@@ -95,7 +95,10 @@ def watch_command(
         results = watcher.scan_once()
         for result in results:
             console.print(f"{result.name}: {result.status}. {result.message}", highlight=False)
-        return 1 if any(r.status == "failed" for r in results) else 0
+        full = watcher.low_space()
+        if full is not None:
+            console.print(full, highlight=False)
+        return 1 if full is not None or any(r.status == "failed" for r in results) else 0
     stop = threading.Event()
     thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
     thread.start()

@@ -13,7 +13,7 @@ is also a ``disk_alert`` audit entry when it starts and when it ends.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +21,13 @@ from pydantic import BaseModel
 
 from indexer.ingest import IngestOutcome, ingest_file
 from indexer.recording.pool import RecorderPool
-from indexer.recording.recorder import CameraRecorder, Clock, FreeBytes, RecorderConfig
+from indexer.recording.recorder import (
+    CameraRecorder,
+    Clock,
+    FreeBytes,
+    RecorderConfig,
+    disk_free_bytes,
+)
 from indexer.recording.watch import FolderWatcher
 from search_api.audit import AuditAction, record_event
 from search_api.state import AppState
@@ -148,7 +154,25 @@ def build_watcher(ctx: UseCaseContext, *, folder: Path, camera_id: str | None,
 
     return FolderWatcher(folder=folder, engine=state.engine, ingest=ingest,
                          camera_id=camera_id, mapping=mapping,
-                         settle_s=state.settings.watch_settle_seconds, poll_s=poll_s)
+                         settle_s=state.settings.watch_settle_seconds, poll_s=poll_s,
+                         low_space=store_space_check(state.settings))
+
+
+def store_space_check(settings: Settings, free_bytes: FreeBytes = disk_free_bytes
+                      ) -> Callable[[], str | None]:
+    """None while both blob stores have OKO_RECORD_MIN_FREE_MB free, else one sentence."""
+    need = settings.record_min_free_mb * 2**20
+
+    def low() -> str | None:
+        for directory in (settings.blobs_dir, settings.derived_dir):
+            free = free_bytes(directory)
+            if free < need:
+                return (f"The blob store {directory} has {free // 2**20} MiB free, less "
+                        f"than the {need // 2**20} MiB ingest needs; files wait where they "
+                        "are until there is room.")
+        return None
+
+    return low
 
 
 class GapPublic(BaseModel):
@@ -224,4 +248,5 @@ __all__ = [
     "camera_status",
     "cameras_status",
     "recorder_config",
+    "store_space_check",
 ]
