@@ -43,6 +43,11 @@ class CeleryJobQueue:
 
         enqueue_export(self.app, job_id)
 
+    def enqueue_redaction(self, redaction_id: int) -> None:
+        from search_api.tasks.app import enqueue_redaction
+
+        enqueue_redaction(self.app, redaction_id)
+
     def enqueue_embed(self) -> None:
         from search_api.tasks.app import enqueue_embed
 

@@ -87,6 +87,11 @@ def default_plate_model() -> Path:
     return Path(str(files / "models" / "ch_PP-OCRv4_det_infer.onnx"))
 
 
+def hash_model(path: Path, what: str) -> str:
+    """The model file's SHA-256; raises ``RedactionModelError`` when it is missing."""
+    return _hash_model(path, what)
+
+
 def _hash_model(path: Path, what: str) -> str:
     if not path.is_file():
         raise RedactionModelError(
@@ -268,4 +273,4 @@ def check_models(recorded: list[dict[str, Any]], *,
 
 __all__ = ["PLATE_SCALE", "Detection", "Detector", "FaceDetector", "Frame", "ModelInfo",
            "PlateDetector", "RedactionModelError", "check_models", "default_face_model",
-           "default_plate_model", "nms"]
+           "default_plate_model", "hash_model", "nms"]

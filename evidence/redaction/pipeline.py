@@ -23,6 +23,9 @@ from evidence.redaction.detect import (
     FaceDetector,
     Frame,
     PlateDetector,
+    default_face_model,
+    default_plate_model,
+    hash_model,
 )
 from evidence.redaction.render import redact_frame
 from evidence.redaction.tracking import HOLD_FRAMES, LEAD_FRAMES, Box, Track, build_tracks
@@ -51,6 +54,16 @@ def build_detectors(targets: list[str], *, face_model: Path | None = None,
     if "plates" in targets:
         result.append(PlateDetector(plate_model))
     return result
+
+
+def check_model_files(targets: list[str], *, face_model: Path | None = None,
+                      plate_model: Path | None = None) -> None:
+    """Raises ``RedactionModelError`` when a needed model file is missing (cheap: hashes
+    only, nothing loaded; a corrupt file is found when ``build_detectors`` loads it)."""
+    if "faces" in targets:
+        hash_model(face_model or default_face_model(), "face detector")
+    if "plates" in targets:
+        hash_model(plate_model or default_plate_model(), "plate detector")
 
 
 def propose(clip: Path, *, detectors: list[Detector], plate_every: int = PLATE_EVERY,
@@ -111,5 +124,5 @@ def first_frame_jpeg(redacted_clip: Path) -> bytes:
     return jpeg(frame_at(redacted_clip, 0))
 
 
-__all__ = ["PLATE_EVERY", "Proposal", "build_detectors", "first_frame_jpeg", "preview_jpeg",
-           "propose", "render_clip"]
+__all__ = ["PLATE_EVERY", "Proposal", "build_detectors", "check_model_files",
+           "first_frame_jpeg", "preview_jpeg", "propose", "render_clip"]

@@ -56,7 +56,7 @@ def propose(ctx: typer.Context, number: Number,
         case = cases.get_visible_case_by_number(usecase, number)
         result = redaction.propose_redaction(usecase, case_id=case.id or 0, clip_number=clip,
                                              targets=targets, style=style,
-                                             mute_audio=mute_audio)
+                                             mute_audio=mute_audio, run_in_worker=False)
     print_json(result.model_dump(mode="json")) if as_json else _print(result)
 
 

@@ -66,8 +66,9 @@ def list_redactions(case_id: DbId, ctx: UseCaseDep) -> list[RedactionPublic]:
 
 
 @router.post(CASE + "/redactions", response_model=RedactionPublic,
-             status_code=status.HTTP_201_CREATED)
+             status_code=status.HTTP_202_ACCEPTED)
 def propose(case_id: DbId, body: RedactionCreate, ctx: UseCaseDep) -> RedactionPublic:
+    """Queue the detection; poll the redaction until its status is proposed (or failed)."""
     return redaction.propose_redaction(ctx, case_id=case_id, clip_number=body.clip_number,
                                        targets=body.targets, style=body.style,
                                        mute_audio=body.mute_audio)

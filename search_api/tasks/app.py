@@ -24,6 +24,7 @@ QUEUE = "oko"
 INGEST_TASK = "oko.ingest"
 EMBED_TASK = "oko.embed"
 EXPORT_TASK = "oko.export_case"
+REDACTION_TASK = "oko.propose_redaction"
 # search fan-out (search_api.search_fanout): its own app, one queue per named search worker
 SEARCH_TASK = "oko.search_shards"
 SEARCH_TASK_MODULES = ["search_api.tasks.search"]
@@ -131,6 +132,16 @@ def enqueue_export(app: Celery, job_id: int) -> None:
             "The job broker cannot be reached; the export stays queued.") from exc
 
 
+def enqueue_redaction(app: Celery, redaction_id: int) -> None:
+    """Send a redaction's detection task after its row is committed (queued)."""
+    try:
+        app.send_task(REDACTION_TASK, args=[redaction_id], queue=QUEUE)
+    except OperationalError as exc:
+        raise BrokerUnavailableError(
+            "The job broker cannot be reached; the redaction stays queued and a worker "
+            "will pick it up when it starts.") from exc
+
+
 def enqueue_embed(app: Celery) -> None:
     """Ask a worker to embed (and read plates on) every pending frame; idempotent, so a
     burst of requests costs one pass each and none is lost."""
@@ -147,6 +158,7 @@ __all__ = [
     "EXPORT_TASK",
     "INGEST_TASK",
     "QUEUE",
+    "REDACTION_TASK",
     "SEARCH_QUEUE_PREFIX",
     "SEARCH_TASK",
     "SEARCH_TASK_MODULES",
@@ -155,6 +167,7 @@ __all__ = [
     "enqueue_embed",
     "enqueue_export",
     "enqueue_ingest",
+    "enqueue_redaction",
     "make_celery",
     "make_search_celery",
     "search_queue",

@@ -138,6 +138,24 @@ def recover_exports(app: Celery) -> RecoveredExports:
     return recovered
 
 
+def recover_redactions(app: Celery, *, include_queued: bool) -> list[int]:
+    """Fail the detections whose process is gone (``evidence.redaction.jobs``) and, on
+    the first pass, enqueue again those still queued (their message may be lost);
+    committed. Returns the failed ids."""
+    from evidence.redaction.jobs import queued_redactions, recover_redaction_jobs
+    from search_api.tasks.app import enqueue_redaction
+
+    state = worker_state(app)
+    with session_scope(state.engine) as session:
+        failed = recover_redaction_jobs(session, worker_alive=worker_alive_here)
+        queued = queued_redactions(session) if include_queued else []
+    if failed:
+        logger.warning("redaction detections whose process ended, failed: %s", failed)
+    for redaction_id in queued:
+        enqueue_redaction(app, redaction_id)
+    return failed
+
+
 def sweep_stale_files(app: Celery) -> list[Path]:
     """Delete the temp and ``.part`` files that crashed writers left; returns them.
 
@@ -189,6 +207,7 @@ class _RecoveryLoop:
             try:
                 sweep_dead_scratch(settings.tmp_dir)
                 recover_exports(self.app)  # before the sweep: it may publish a .part
+                recover_redactions(self.app, include_queued=include_queued)
                 sweep_stale_files(self.app)
                 recover_jobs(self.app, include_queued=include_queued)
                 include_queued = False
@@ -227,6 +246,7 @@ __all__ = [
     "local_worker_alive",
     "recover_exports",
     "recover_jobs",
+    "recover_redactions",
     "sweep_dead_scratch",
     "sweep_stale_files",
     "worker_alive_here",

@@ -35,7 +35,9 @@ from evidence.disclosure import (
 from evidence.disclosure import (
     export_disclosure as build_disclosure,
 )
+from evidence.redaction import jobs as redaction_jobs
 from evidence.redaction import pipeline
+from evidence.redaction.detect import Detector
 from evidence.redaction.render import STYLES
 from evidence.redaction.review import (
     TARGETS,
@@ -44,12 +46,13 @@ from evidence.redaction.review import (
     parse_targets,
     require_reason,
 )
-from evidence.redaction.tracking import Track
+from evidence.redaction.tracking import HOLD_FRAMES, LEAD_FRAMES, MAX_GAP, PAD, Track
 from evidence.report_text import check_language
 from search_api.audit import AuditAction
 from search_api.usecases.cases import get_visible_case, require_case_footage_visible
 from search_api.usecases.context import UseCaseContext
-from storage.errors import ConflictError, InvalidInputError, NotFoundError
+from storage.db import session_scope
+from storage.errors import ConflictError, InvalidInputError, NotFoundError, OkoError
 from storage.models.evidence import Case, CaseClip
 from storage.models.media import Original
 from storage.models.redaction import Redaction, RedactionDecision
@@ -81,6 +84,8 @@ class RedactionPublic(BaseModel):
     case_id: int
     clip_id: int
     status: str
+    progress_frames: int
+    message: str
     targets: list[str]
     style: str
     mute_audio: bool
@@ -118,7 +123,8 @@ def _public(ctx: UseCaseContext, redaction: Redaction) -> RedactionPublic:
     assert redaction.id is not None
     return RedactionPublic(
         id=redaction.id, case_id=redaction.case_id, clip_id=redaction.clip_id,
-        status=redaction.status, targets=redaction.targets.split(","), style=redaction.style,
+        status=redaction.status, progress_frames=redaction.progress_frames,
+        message=redaction.message, targets=redaction.targets.split(","), style=redaction.style,
         mute_audio=redaction.mute_audio, width=redaction.width, height=redaction.height,
         fps=redaction.fps, frame_count=redaction.frame_count,
         source_clip_sha256=redaction.source_clip_sha256, detectors=redaction.detectors,
@@ -149,6 +155,9 @@ def _redaction_of(ctx: UseCaseContext, case: Case, redaction_id: int) -> Redacti
 def _open_redaction(ctx: UseCaseContext, case_id: int, redaction_id: int) -> Redaction:
     case = _exportable_case(ctx, case_id, "Reviewing a redaction of")
     redaction = _redaction_of(ctx, case, redaction_id)
+    if redaction.status in (*redaction_jobs.DETECTING, redaction_jobs.FAILED):
+        raise ConflictError(f"Redaction {redaction_id} is {redaction.status}: it takes "
+                            "decisions once its detection has finished.")
     if redaction.status != "proposed":
         raise ConflictError(f"Redaction {redaction_id} is approved; it takes no more "
                             "decisions (propose a new one to change it).")
@@ -178,15 +187,17 @@ def _source_clip(ctx: UseCaseContext, clip: CaseClip) -> tuple[Path, str]:
 
 def propose_redaction(ctx: UseCaseContext, *, case_id: int, clip_number: int,
                       targets: str | list[str] = "faces,plates", style: str = "blur",
-                      mute_audio: bool = False,
-                      model_paths: dict[str, Path] | None = None) -> RedactionPublic:
-    """Detect on every frame of clip ``clip_number`` and store the proposed tracks.
+                      mute_audio: bool = False, model_paths: dict[str, Path] | None = None,
+                      run_in_worker: bool = True) -> RedactionPublic:
+    """Queue detection on every frame of clip ``clip_number``; the worker stores the
+    proposed tracks (``run_in_worker=False``: detect here, now, as the CLI does).
 
     Raises ``PermissionDeniedError`` for a role that may not export (and
     ``FootageNotVisibleError`` for an agency that may not search a camera of the case),
     ``NotFoundError`` for an invisible case or missing clip, ``InvalidInputError`` for
-    unknown targets or style, ``RedactionModelError`` for a missing or corrupt model
-    file. Nothing is written then.
+    unknown targets or style, ``RedactionModelError`` for a missing model file (and, run
+    here, a corrupt one). Nothing is written then. In the worker a corrupt model or an
+    undecodable clip fails the job with its sentence on the row.
     """
     case = _exportable_case(ctx, case_id, "Redacting")
     chosen = parse_targets(targets)
@@ -195,28 +206,89 @@ def propose_redaction(ctx: UseCaseContext, *, case_id: int, clip_number: int,
                                 f"{', '.join(STYLES)}.")
     clip = _clip_number(ctx, case, clip_number)
     paths = model_paths or {}
-    detectors = pipeline.build_detectors(chosen, face_model=paths.get("face"),
-                                         plate_model=paths.get("plate"))
-    source, source_sha = _source_clip(ctx, clip)
-    proposal = pipeline.propose(source, detectors=detectors)
+    detectors = None
+    if run_in_worker:  # missing files refused now; the worker loads them
+        pipeline.check_model_files(chosen, face_model=paths.get("face"),
+                                   plate_model=paths.get("plate"))
+    else:
+        detectors = pipeline.build_detectors(chosen, face_model=paths.get("face"),
+                                             plate_model=paths.get("plate"))
+    _source, source_sha = _source_clip(ctx, clip)
     redaction = Redaction(
         case_id=case.id or 0, clip_id=clip.id or 0, targets=",".join(chosen), style=style,
-        mute_audio=mute_audio, source_clip_sha256=source_sha, width=proposal.facts.width,
-        height=proposal.facts.height, fps=str(proposal.facts.fps),
-        frame_count=proposal.facts.frame_count,
-        detectors=[d.info.as_dict() for d in detectors],
-        parameters={"every_frame": True, "detections": proposal.detections_per_kind,
-                    "tracking": {"link": "IoU >= 0.3, else nearest centre within a box "
-                                 "diagonal", "max_gap_frames": 12, "hold_frames": 6,
-                                 "lead_frames": 3, "pad": 0.2}},
-        tracks=[t.as_dict() for t in proposal.tracks], created_by=ctx.actor.name)
+        mute_audio=mute_audio, source_clip_sha256=source_sha, width=0, height=0, fps="0",
+        frame_count=0, status=redaction_jobs.QUEUED, created_by=ctx.actor.name,
+        updated_at=utcnow())
     ctx.session.add(redaction)
     ctx.session.flush()
-    ctx.audit(AuditAction.EXPORT, change="redaction_propose", case_id=case.id,
-              clip_id=clip.id, redaction_id=redaction.id, targets=chosen,
+    ctx.audit(AuditAction.EXPORT, change="redaction_request", case_id=case.id,
+              clip_id=clip.id, redaction_id=redaction.id, targets=chosen)
+    ctx.commit()
+    assert redaction.id is not None
+    if run_in_worker:
+        ctx.state.jobs().enqueue_redaction(redaction.id)
+        return _public(ctx, redaction)
+    try:
+        run_redaction(ctx, redaction_id=redaction.id, model_paths=model_paths,
+                      detectors=detectors)
+    except Exception as exc:
+        ctx.session.rollback()
+        with session_scope(ctx.state.engine) as session:
+            redaction_jobs.fail_redaction_job(session, job_id=redaction.id,
+                                              message=_sentence(exc))
+        raise
+    return _public(ctx, redaction)
+
+
+def _sentence(exc: BaseException) -> str:
+    if isinstance(exc, OkoError):
+        return exc.message
+    return f"The detection stopped on an unexpected {type(exc).__name__}."
+
+
+def run_redaction(ctx: UseCaseContext, *, redaction_id: int,
+                  model_paths: dict[str, Path] | None = None,
+                  detectors: list[Detector] | None = None) -> bool:
+    """Claim and run a queued detection; the row becomes ``proposed`` with its tracks
+    (committed). Returns False, doing nothing, for a redaction that is not queued (run
+    by another process, or finished). Raises ``RedactionModelError`` or
+    ``InvalidInputError``; the caller then marks it failed (``fail_redaction_job``)."""
+    if not redaction_jobs.claim_redaction_job(ctx.state.engine, redaction_id=redaction_id):
+        return False
+    redaction = ctx.session.get(Redaction, redaction_id, populate_existing=True)
+    assert redaction is not None
+    chosen = redaction.targets.split(",")
+    paths = model_paths or {}
+    if detectors is None:
+        detectors = pipeline.build_detectors(chosen, face_model=paths.get("face"),
+                                             plate_model=paths.get("plate"))
+    source = ctx.state.derived.path_for(redaction.source_clip_sha256)
+    if not source.is_file():  # the derived store lost it: cut the same bytes again
+        clip = ctx.session.get(CaseClip, redaction.clip_id)
+        assert clip is not None
+        source, _sha = _source_clip(ctx, clip)
+    proposal = pipeline.propose(source, detectors=detectors, progress=redaction_jobs
+                                .progress_writer(ctx.state.engine, redaction_id))
+    ctx.session.refresh(redaction)
+    facts = proposal.facts
+    redaction.width, redaction.height, redaction.fps = facts.width, facts.height, str(facts.fps)
+    redaction.frame_count, redaction.progress_frames = facts.frame_count, facts.frame_count
+    redaction.detectors = [d.info.as_dict() for d in detectors]
+    redaction.parameters = {
+        "every_frame": True, "detections": proposal.detections_per_kind,
+        "plates_every_frames": pipeline.PLATE_EVERY,
+        "tracking": {"link": "IoU >= 0.3, else nearest centre within a box diagonal",
+                     "max_gap_frames": MAX_GAP, "hold_frames": HOLD_FRAMES,
+                     "lead_frames": LEAD_FRAMES, "plate_hold_and_lead_frames":
+                         max(HOLD_FRAMES, pipeline.PLATE_EVERY - 1), "pad": PAD}}
+    redaction.tracks = [t.as_dict() for t in proposal.tracks]
+    redaction.status, redaction.updated_at = redaction_jobs.PROPOSED, utcnow()
+    ctx.session.add(redaction)
+    ctx.audit(AuditAction.EXPORT, change="redaction_propose", case_id=redaction.case_id,
+              clip_id=redaction.clip_id, redaction_id=redaction.id, targets=chosen,
               tracks=len(proposal.tracks))
     ctx.commit()
-    return _public(ctx, redaction)
+    return True
 
 
 def read_redaction(ctx: UseCaseContext, *, case_id: int, redaction_id: int) -> RedactionPublic:
@@ -290,6 +362,9 @@ def preview_redaction(ctx: UseCaseContext, *, case_id: int, redaction_id: int,
     """The frame at ``at_s`` seconds into the clip, masked as the export masks it (JPEG)."""
     case = _exportable_case(ctx, case_id, "Previewing a redaction of")
     redaction = _redaction_of(ctx, case, redaction_id)
+    if redaction.status in (*redaction_jobs.DETECTING, redaction_jobs.FAILED):
+        raise ConflictError(f"Redaction {redaction_id} is {redaction.status}: there is "
+                            "nothing to preview until its detection has finished.")
     facts = facts_of(redaction)
     if not 0 <= at_s < facts.duration_s:
         raise InvalidInputError(f"The clip is {facts.duration_s:.2f} s long; no frame at "
@@ -350,7 +425,7 @@ def export_disclosure(ctx: UseCaseContext, *, case_id: int, redact: str | list[s
 __all__ = ["TARGETS", "DecisionPublic", "DisclosurePublic", "RedactionPublic", "TrackPublic",
            "add_manual_box", "approve_redaction", "disclosure_file", "exclude_track",
            "export_disclosure", "list_redactions", "preview_redaction", "propose_redaction",
-           "read_redaction"]
+           "read_redaction", "run_redaction"]
 
 
 def disclosure_file(ctx: UseCaseContext, *, case_id: int, name: str) -> Path:

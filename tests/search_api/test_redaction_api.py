@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 from search_api.app import create_app
 from search_api.deps import get_current_user
 from search_api.state import build_state
+from search_api.usecases import redaction as uc
 from storage.models.access import User
 from storage.models.redaction import Redaction, RedactionDecision
 from storage.settings import Settings
@@ -40,6 +41,26 @@ def client(world: RedactionWorld) -> Iterator[TestClient]:
         yield test_client
 
 
+class RecordingQueue:
+    """The job queue, recording what the API handed to the worker."""
+
+    def __init__(self) -> None:
+        self.redactions: list[int] = []
+        self.exports: list[int] = []
+
+    def enqueue_ingest(self, job_ids: object) -> None:
+        raise AssertionError("no ingest here")
+
+    def enqueue_export(self, job_id: int) -> None:
+        self.exports.append(job_id)
+
+    def enqueue_redaction(self, redaction_id: int) -> None:
+        self.redactions.append(redaction_id)
+
+    def enqueue_embed(self) -> None:
+        raise AssertionError("no embedding here")
+
+
 def _counts(world: RedactionWorld) -> tuple[int, int]:
     with Session(world.state.engine) as session:
         return (len(session.exec(select(Redaction)).all()),
@@ -49,9 +70,18 @@ def _counts(world: RedactionWorld) -> tuple[int, int]:
 def test_propose_review_and_export_over_the_api(world: RedactionWorld,
                                                 client: TestClient) -> None:
     base = f"/api/cases/{world.case_id}"
+    queue = RecordingQueue()
+    world.state.job_queue = queue
     proposed = client.post(f"{base}/redactions", json={"clip_number": 1})
-    assert proposed.status_code == 201, proposed.text
-    body = proposed.json()
+    assert proposed.status_code == 202, proposed.text
+    rid = proposed.json()["id"]
+    assert proposed.json()["status"] == "queued" and queue.redactions == [rid]
+    with world.ctx() as ctx:  # what the worker's task does with the queued id
+        assert uc.run_redaction(ctx, redaction_id=rid)
+        assert not uc.run_redaction(ctx, redaction_id=rid)  # a duplicate message: no-op
+    polled = client.get(f"{base}/redactions/{rid}")
+    assert polled.json()["status"] == "proposed", polled.text
+    body = polled.json()
     assert sorted(t["kind"] for t in body["tracks"]) == ["face", "face", "plate"]
     rid = body["id"]
     before = _counts(world)

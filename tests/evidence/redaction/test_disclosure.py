@@ -47,7 +47,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedactionWorld]:
 @pytest.fixture(scope="module")
 def proposed(world: RedactionWorld) -> uc.RedactionPublic:
     with world.ctx() as ctx:
-        return uc.propose_redaction(ctx, case_id=world.case_id, clip_number=1)
+        return uc.propose_redaction(ctx, case_id=world.case_id, clip_number=1,
+                                    run_in_worker=False)
 
 
 def _rows(state: AppState) -> tuple[int, int, int]:
@@ -95,11 +96,16 @@ def test_a_missing_or_corrupt_model_is_one_sentence_and_nothing_is_written(
     with world.ctx() as ctx, pytest.raises(detect.RedactionModelError,
                                            match=r"cannot be loaded .* corrupt") as err:
         uc.propose_redaction(ctx, case_id=world.case_id, clip_number=1,
-                             model_paths={"face": corrupt})
+                             model_paths={"face": corrupt}, run_in_worker=False)
     assert "\n" not in str(err.value)
     with world.ctx() as ctx, pytest.raises(detect.RedactionModelError, match="is missing"):
         uc.propose_redaction(ctx, case_id=world.case_id, clip_number=1,
-                             model_paths={"plate": tmp_path / "gone.onnx"})
+                             model_paths={"plate": tmp_path / "gone.onnx"},
+                             run_in_worker=False)
+    with world.ctx() as ctx, pytest.raises(detect.RedactionModelError, match="is missing"):
+        # queued for the worker: a missing file is refused before anything is queued
+        uc.propose_redaction(ctx, case_id=world.case_id, clip_number=1,
+                             model_paths={"face": tmp_path / "gone.onnx"})
     assert _rows(world.state) == before
 
 
@@ -211,7 +217,8 @@ def test_a_clip_without_faces_says_so_and_its_plate_is_still_masked(
         plain = build_redaction_world(state, root, faces=False, number="KV-2026-015")
         with plain.ctx() as ctx:
             proposal = uc.propose_redaction(ctx, case_id=plain.case_id, clip_number=1,
-                                            style="fill", mute_audio=True)
+                                            style="fill", mute_audio=True,
+                                            run_in_worker=False)
             assert [t.kind for t in proposal.tracks] == ["plate"]
             uc.approve_redaction(ctx, case_id=plain.case_id, redaction_id=proposal.id)
         out = root / "plain.zip"

@@ -1,4 +1,5 @@
-// Redaction of one case clip: propose (the detectors run on every frame), review the
+// Redaction of one case clip: propose (the worker's detectors run on every frame; the
+// page polls until the tracks are proposed), review the
 // tracks (leave one visible with a reason, or mask it again), add a manual box drawn on
 // the preview or typed in, preview a masked frame, approve, then export the case's
 // redacted disclosure copy and download it.
@@ -201,9 +202,28 @@ export async function render({ params }) {
   const status = statusLine();
 
   function draw(redaction) {
-    if (!redaction) {
-      clear(body, proposeForm(caseId, clipNumber, draw));
+    if (!redaction || redaction.status === "failed") {
+      const why = redaction ? h("p", { role: "alert", id: "redaction-failed" },
+        t("redact.failed", { message: redaction.message })) : "";
+      clear(body, why, proposeForm(caseId, clipNumber, draw));
       clear(aside, disclosureCard(caseId));
+      return;
+    }
+    if (redaction.status === "queued" || redaction.status === "running") {
+      // the worker detects; poll the row until it is proposed (or failed)
+      clear(body, h("div", { class: "card" }, h("span", { class: "badge",
+        id: "redaction-status" }, t(`redact.status_${redaction.status}`)),
+      h("p", { class: "muted", id: "redaction-progress" }, t("redact.detecting",
+        { done: formatNumber(redaction.progress_frames) }))));
+      clear(aside, disclosureCard(caseId));
+      setTimeout(async () => {
+        if (!body.isConnected) return;  // the reviewer left the page
+        try {
+          draw(await api.get(`/api/cases/${caseId}/redactions/${redaction.id}`));
+        } catch (err) {
+          clear(body, h("p", { role: "alert" }, err.message || String(err)));
+        }
+      }, 1500);
       return;
     }
     const decide = (track, reason, button) => busy(button, decideError, async () => {

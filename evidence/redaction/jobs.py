@@ -1,0 +1,124 @@
+"""A redaction's detection as a job: the ``Redaction`` row is the source of truth.
+
+1. ``propose_redaction`` (the use case) stores the row ``queued``, its clip cut and its
+   model files checked, and hands its id to the worker (or runs it in-process: the CLI).
+2. ``claim_redaction_job``: one conditional UPDATE (queued -> running) in its own
+   committed transaction, naming this process (``host:pid``), so a worker and a CLI can
+   never run the same detection twice at once.
+3. Detection writes ``progress_frames`` through its own short transactions, so the API
+   (and the web app, which polls) sees it while it runs.
+4. The tracks, facts and detectors are written and the row becomes ``proposed`` in the
+   caller's transaction; until then nothing of the proposal is on the record.
+
+A process killed on the way leaves a running row whose process no longer exists.
+``recover_redaction_jobs`` (run by the worker's recovery loop) marks it ``failed`` with
+``INTERRUPTED``: detection writes nothing else, so there is nothing to undo, and the
+reviewer proposes it again. A failure (a corrupt model, an undecodable clip) is
+recorded with its one sentence by ``fail_redaction_job``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from evidence.export_jobs import WorkerAlive, worker_name
+from storage.db import session_scope
+from storage.models.redaction import Redaction
+from storage.types import utcnow
+
+QUEUED, RUNNING, FAILED, PROPOSED = "queued", "running", "failed", "proposed"
+DETECTING = (QUEUED, RUNNING)
+STALE_RUNNING_AFTER = timedelta(hours=1)
+"""A running detection with no progress for this long whose process cannot be checked
+(another host) is presumed lost."""
+PROGRESS_EVERY_FRAMES = 25
+INTERRUPTED = ("The detection stopped when the process running it ended; nothing was "
+               "proposed, so propose the redaction again.")
+
+
+def claim_redaction_job(engine: Engine, *, redaction_id: int) -> bool:
+    """Mark a queued redaction running; False when it is not queued (another process
+    has it, or it is finished)."""
+    with session_scope(engine) as session:
+        result = session.execute(
+            update(Redaction).where(and_(col(Redaction.id) == redaction_id,
+                                         col(Redaction.status) == QUEUED))
+            .values(status=RUNNING, worker=worker_name(), progress_frames=0, message="",
+                    updated_at=utcnow())
+            .execution_options(synchronize_session=False))
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def progress_writer(engine: Engine, redaction_id: int) -> Callable[[int, int], None]:
+    """``progress(done, total)`` for ``pipeline.propose``: writes every
+    ``PROGRESS_EVERY_FRAMES`` frames, in its own short transaction."""
+
+    def progress(done: int, total: int) -> None:
+        if done % PROGRESS_EVERY_FRAMES and done != total:
+            return
+        with session_scope(engine) as session:
+            session.execute(
+                update(Redaction).where(and_(col(Redaction.id) == redaction_id,
+                                             col(Redaction.status) == RUNNING))
+                .values(progress_frames=done, updated_at=utcnow())
+                .execution_options(synchronize_session=False))
+
+    return progress
+
+
+def fail_redaction_job(session: Session, *, job_id: int, message: str) -> None:
+    """Record why detection failed (one sentence); the caller commits."""
+    redaction = session.get(Redaction, job_id)
+    if redaction is not None and redaction.status in DETECTING:
+        redaction.status, redaction.message = FAILED, message
+        redaction.updated_at = utcnow()
+        session.add(redaction)
+
+
+def _gone(redaction: Redaction, worker_alive: WorkerAlive, now: datetime) -> bool:
+    seen = redaction.updated_at or redaction.created_at
+    alive = worker_alive(redaction.worker, seen) if redaction.worker else None
+    if alive is None:
+        return seen < now - STALE_RUNNING_AFTER
+    return not alive
+
+
+def recover_redaction_jobs(session: Session, *, worker_alive: WorkerAlive,
+                           now: datetime | None = None) -> list[int]:
+    """Mark failed (``INTERRUPTED``) the running detections whose process has ended;
+    returns their ids. A row is changed only if nobody wrote it meanwhile. Flushes; the
+    caller commits."""
+    now = now or utcnow()
+    failed: list[int] = []
+    running = session.exec(select(Redaction).where(Redaction.status == RUNNING)
+                           .execution_options(populate_existing=True)).all()
+    for redaction in running:
+        assert redaction.id is not None
+        if not _gone(redaction, worker_alive, now):
+            continue
+        unchanged = and_(col(Redaction.id) == redaction.id,
+                         col(Redaction.status) == RUNNING,
+                         col(Redaction.progress_frames) == redaction.progress_frames)
+        result = session.execute(update(Redaction).where(unchanged)
+                                 .values(status=FAILED, message=INTERRUPTED, updated_at=now)
+                                 .execution_options(synchronize_session=False))
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            failed.append(redaction.id)
+    session.flush()
+    return failed
+
+
+def queued_redactions(session: Session) -> list[int]:
+    """Ids of detections still queued (their broker message may have been lost)."""
+    return [i for i in session.exec(select(Redaction.id).where(Redaction.status == QUEUED)
+                                    .order_by(col(Redaction.id))).all() if i is not None]
+
+
+__all__ = ["DETECTING", "FAILED", "INTERRUPTED", "PROPOSED", "QUEUED", "RUNNING",
+           "STALE_RUNNING_AFTER", "claim_redaction_job", "fail_redaction_job",
+           "progress_writer", "queued_redactions", "recover_redaction_jobs"]
