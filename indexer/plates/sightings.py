@@ -18,6 +18,10 @@ Per camera, frames waiting for plate reading are taken in capture order.
    batch and a rerun continues; a sighting still open at a batch's end (or at the end
    of a recording) is reopened by the next run when the camera's next frame follows
    within ``max_gap_s``.
+5. **Replace.** Frames read by an older reader (another model or parameters) are pending
+   again. Such an original is re-read in one transaction that also deletes the older
+   reader's sightings over its span (``indexer.plates.supersede``), so search never
+   shows both; ``limit`` does not cut such an original short.
 """
 
 from __future__ import annotations
@@ -41,6 +45,12 @@ from indexer.daynight import classify
 from indexer.motion import is_static, motion_score, motion_signature
 from indexer.plates.grammar import confusion_distance
 from indexer.plates.reader import PlateRead, ReaderConfig, ReadStats
+from indexer.plates.supersede import (
+    ReplaceCounts,
+    older_sightings,
+    original_span,
+    replace_sightings,
+)
 from storage.blobstore import BlobExistsError, BlobStore
 from storage.db import session_scope
 from storage.errors import OkoError
@@ -81,6 +91,7 @@ class PlateReport:
     reads: int = 0
     new_sightings: int = 0
     touched: list[int] = field(default_factory=list)
+    replaced: ReplaceCounts = field(default_factory=ReplaceCounts)
     stats: ReadStats = field(default_factory=ReadStats)
     seconds: float = 0.0
 
@@ -95,6 +106,9 @@ class PlateReport:
                 "new_sightings": self.new_sightings, "sightings_written": len(self.touched),
                 "candidates": self.stats.candidates,
                 "rejected_by_grammar": self.stats.rejected_by_grammar,
+                "sightings_replaced": self.replaced.sightings_replaced,
+                "events_moved": self.replaced.events_moved,
+                "events_dropped": self.replaced.events_dropped,
                 "seconds": round(self.seconds, 3)}
 
 
@@ -105,6 +119,7 @@ class _PendingFrame:
     thumbnail_sha256: str
     segment_id: int
     offset_in_segment_s: float
+    original_id: int
 
 
 @dataclass
@@ -209,7 +224,8 @@ def _iter_pending(engine: Engine, reader_key: str, camera_id: str) -> Iterator[_
     while True:
         query = (
             sa_select(col(Frame.id), col(Frame.captured_at_utc), col(Frame.thumbnail_sha256),
-                      col(Frame.segment_id), col(Frame.offset_s), col(Segment.start_offset_s))
+                      col(Frame.segment_id), col(Frame.offset_s), col(Segment.start_offset_s),
+                      col(Frame.original_id))
             .join(Segment, col(Segment.id) == col(Frame.segment_id))
             .outerjoin(PlateFrameScan, _pending_condition(reader_key))
             .where(col(PlateFrameScan.frame_id).is_(None), col(Frame.camera_id) == camera_id)
@@ -219,8 +235,9 @@ def _iter_pending(engine: Engine, reader_key: str, camera_id: str) -> Iterator[_
                                     and_(col(Frame.captured_at_utc) == after[0],
                                          col(Frame.id) > after[1])))
         with Session(engine) as session:
-            rows = [_PendingFrame(fid, at, sha, seg, round(offset - seg_start, 6))
-                    for fid, at, sha, seg, offset, seg_start in session.execute(query).all()
+            rows = [_PendingFrame(fid, at, sha, seg, round(offset - seg_start, 6), original)
+                    for fid, at, sha, seg, offset, seg_start, original
+                    in session.execute(query).all()
                     if fid is not None]
         yield from rows
         if len(rows) < PENDING_PAGE:
@@ -255,6 +272,17 @@ class _CameraRun:
         self.open: list[_Open] = []
         self.closed: list[_Open] = []
         self.scans: list[PlateFrameScan] = []
+        self.original_id: int | None = None
+        self.replacing: tuple[datetime, datetime] | None = None  # span whose old reads go
+
+    def begin_original(self, original_id: int) -> None:
+        """Start an original's frames; one read by an older reader is replaced whole."""
+        self.original_id = original_id
+        with Session(self.engine) as session:
+            span = original_span(session, original_id)
+            old = span is not None and bool(older_sightings(
+                session, camera_id=self.camera.id, reader_key=self.reader.key, span=span))
+        self.replacing = span if old else None
 
     def reopen(self, first: datetime) -> None:
         """Sightings of this camera that the first pending frame may continue."""
@@ -334,12 +362,20 @@ class _CameraRun:
                 else:  # read with earlier models: replace
                     existing.reader_key, existing.status = scan.reader_key, scan.status
                     existing.reads, existing.scanned_at = scan.reads, scan.scanned_at
+            old = [] if self.replacing is None else older_sightings(
+                session, camera_id=self.camera.id, reader_key=self.reader.key,
+                span=self.replacing)
             rows = [self._write(session, sighting) for sighting in changed]
             session.flush()
             for sighting, row in zip(changed, rows, strict=True):
                 sighting.row_id, sighting.dirty = row.id, False
                 if row.id is not None and row.id not in self.report.touched:
                     self.report.touched.append(row.id)
+            if old:
+                counts = replace_sightings(session, old=old, reader_key=self.reader.key)
+                self.report.replaced.sightings_replaced += counts.sightings_replaced
+                self.report.replaced.events_moved += counts.events_moved
+                self.report.replaced.events_dropped += counts.events_dropped
         self.scans, self.closed = [], []
 
     def _write(self, session: Session, sighting: _Open) -> PlateSighting:
@@ -393,8 +429,9 @@ def read_pending_plates(
 ) -> PlateReport:
     """Read every frame still waiting for ``reader``'s key; returns what was done.
 
-    Commits per ``batch`` frames and is safe to rerun after a crash. A frame whose image
-    is gone is recorded ``unreadable`` (not retried by this key).
+    Commits per ``batch`` frames (an original read before by an older reader: once, with
+    the older sightings over its span deleted) and is safe to rerun after a crash. A
+    frame whose image is gone is recorded ``unreadable`` (not retried by this key).
     """
     started = time.perf_counter()
     report = PlateReport(reader_key=reader.key)
@@ -413,10 +450,14 @@ def read_pending_plates(
                          camera=camera_rows[camera_id], max_gap_s=max_gap_s, report=report)
         reference: tuple[int, np.ndarray] | None = None
         for number, frame in enumerate(_iter_pending(engine, reader.key, camera_id)):
-            if done >= total:
-                break
+            same = frame.original_id == run.original_id
+            if done >= total and not (same and run.replacing is not None):
+                break  # an original being replaced is finished past the limit
             if number == 0:
                 run.reopen(frame.captured_at_utc)
+            if not same:
+                run.flush()  # the previous original's replacement commits whole
+                run.begin_original(frame.original_id)
             done += 1
             try:
                 image, data = _load(derived, frame.thumbnail_sha256)
@@ -430,10 +471,10 @@ def read_pending_plates(
                 else:
                     run.read(frame, image, data)
                     reference = (frame.id, signature)
-            if len(run.scans) >= batch:
+            if len(run.scans) >= batch and run.replacing is None:
                 run.flush()
             if progress is not None:
-                progress(done, total)
+                progress(min(done, total), total)
         run.flush()
     report.seconds = time.perf_counter() - started
     return report

@@ -1,0 +1,80 @@
+"""A new plate reader replaces the old one's sightings, one original at a time.
+
+When the reader key changes (another model file, or other parameters), every frame is
+pending again. The queue re-reads an original's frames in one transaction and, in that
+same transaction, deletes the sightings an older reader made on that camera over the
+original's time span, so search sees either the old sightings or the new ones, never
+both. A watch-list event of a deleted sighting moves to the new sighting of the same
+plate that covers it (so it is not raised again); with no such sighting it is deleted
+(its ``plate_alert`` audit entry stays in the log).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from storage.models.media import Frame
+from storage.models.plates import PlateEvent, PlateSighting
+
+
+@dataclass
+class ReplaceCounts:
+    sightings_replaced: int = 0
+    events_moved: int = 0
+    events_dropped: int = 0
+
+
+def original_span(session: Session, original_id: int) -> tuple[datetime, datetime] | None:
+    """First and last capture time of an original's sampled frames (None: no frames)."""
+    low, high = session.exec(select(func.min(Frame.captured_at_utc),
+                                    func.max(Frame.captured_at_utc))
+                             .where(Frame.original_id == original_id)).one()
+    return (low, high) if low is not None and high is not None else None
+
+
+def older_sightings(session: Session, *, camera_id: str, reader_key: str,
+                    span: tuple[datetime, datetime]) -> list[PlateSighting]:
+    """Sightings of another reader key on ``camera_id`` that overlap ``span``."""
+    return list(session.exec(select(PlateSighting).where(
+        PlateSighting.camera_id == camera_id, col(PlateSighting.reader_key) != reader_key,
+        col(PlateSighting.first_seen_utc) <= span[1],
+        col(PlateSighting.last_seen_utc) >= span[0])).all())
+
+
+def replace_sightings(session: Session, *, old: list[PlateSighting],
+                      reader_key: str) -> ReplaceCounts:
+    """Delete ``old`` (read by an older reader) in the caller's transaction, after the new
+    reader's sightings were flushed into it; their events move to the new sightings."""
+    counts = ReplaceCounts()
+    for sighting in old:
+        events = session.exec(select(PlateEvent).where(
+            PlateEvent.sighting_id == sighting.id)).all()
+        for event in events:
+            new = session.exec(select(PlateSighting).where(
+                PlateSighting.camera_id == sighting.camera_id,
+                PlateSighting.reader_key == reader_key, PlateSighting.plate == event.plate,
+                col(PlateSighting.first_seen_utc) <= sighting.last_seen_utc,
+                col(PlateSighting.last_seen_utc) >= sighting.first_seen_utc)
+                .order_by(col(PlateSighting.first_seen_utc))).first()
+            taken = new is not None and session.exec(select(PlateEvent.id).where(
+                PlateEvent.watch_id == event.watch_id,
+                PlateEvent.sighting_id == new.id)).first() is not None
+            if new is None or new.id is None or taken:
+                session.delete(event)
+                counts.events_dropped += 1
+            else:
+                event.sighting_id, event.seen_at_utc = new.id, new.first_seen_utc
+                session.add(event)
+                counts.events_moved += 1
+        session.flush()
+        session.delete(sighting)
+        counts.sightings_replaced += 1
+    session.flush()
+    return counts
+
+
+__all__ = ["ReplaceCounts", "older_sightings", "original_span", "replace_sightings"]
