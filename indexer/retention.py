@@ -157,15 +157,32 @@ def _in(column: Any, ids: Sequence[int]) -> Any:
     return col(column).in_(list(ids))
 
 
+def _segment_ids(session: Session, original_id: int) -> list[int]:
+    return [i for i in session.exec(select(Segment.id)
+                                    .where(Segment.original_id == original_id)).all()
+            if i is not None]
+
+
+def _sightings(session: Session, segment_ids: Sequence[int],
+               frame_ids: Sequence[int]) -> list[PlateSighting]:
+    """Plate sightings read in any of these segments or frames (one spanning two
+    originals goes with the first of them to expire)."""
+    if not (segment_ids or frame_ids):
+        return []
+    return list(session.exec(select(PlateSighting).where(or_(
+        _in(PlateSighting.segment_id, segment_ids),
+        _in(PlateSighting.best_frame_id, frame_ids),
+        _in(PlateSighting.first_frame_id, frame_ids),
+        _in(PlateSighting.last_frame_id, frame_ids)))).all())
+
+
 def _derived_hashes(session: Session, original_id: int, frame_ids: Sequence[int]) -> set[str]:
     hashes = set(session.exec(select(Segment.sha256)
                               .where(Segment.original_id == original_id)).all())
     hashes |= set(session.exec(select(Frame.thumbnail_sha256)
                                .where(Frame.original_id == original_id)).all())
-    if frame_ids:
-        hashes |= {h for h in session.exec(select(PlateSighting.crop_sha256).where(
-            _in(PlateSighting.best_frame_id, frame_ids))).all() if h}
-    return hashes
+    sightings = _sightings(session, _segment_ids(session, original_id), frame_ids)
+    return hashes | {s.crop_sha256 for s in sightings if s.crop_sha256}
 
 
 def _relink(session: Session, frame_ids: Sequence[int]) -> None:
@@ -213,18 +230,11 @@ def _drop_shards(session: Session, index_dir: Path, frame_ids: Sequence[int]) ->
 
 
 def _delete_rows(session: Session, original_id: int, frame_ids: Sequence[int]) -> None:
-    segment_ids = [i for i in session.exec(select(Segment.id)
-                                           .where(Segment.original_id == original_id)).all()
-                   if i is not None]
-    if frame_ids or segment_ids:
-        sightings = [i for i in session.exec(select(PlateSighting.id).where(or_(
-            _in(PlateSighting.segment_id, segment_ids),
-            _in(PlateSighting.best_frame_id, frame_ids),
-            _in(PlateSighting.first_frame_id, frame_ids),
-            _in(PlateSighting.last_frame_id, frame_ids)))).all() if i is not None]
-        if sightings:
-            session.execute(delete(PlateEvent).where(_in(PlateEvent.sighting_id, sightings)))
-            session.execute(delete(PlateSighting).where(_in(PlateSighting.id, sightings)))
+    sightings = [s.id for s in _sightings(session, _segment_ids(session, original_id),
+                                          frame_ids) if s.id is not None]
+    if sightings:
+        session.execute(delete(PlateEvent).where(_in(PlateEvent.sighting_id, sightings)))
+        session.execute(delete(PlateSighting).where(_in(PlateSighting.id, sightings)))
     if frame_ids:
         for table in (PlateFrameScan, FrameEmbedding, FrameIndexEntry, SearchBacklog):
             session.execute(delete(table).where(_in(table.frame_id, frame_ids)))
@@ -372,10 +382,12 @@ class RetentionSweep:
                 record = proxy_record_path(self.stores.derived, sha256)
             except NotFoundError:
                 continue
-            if record.is_file():
+            try:
                 proxy = str(json.loads(record.read_text(encoding="utf-8")).get("sha256", ""))
-                if len(proxy) == 64:
-                    found.add(proxy)
+            except (OSError, ValueError, AttributeError):
+                continue  # no record (the usual case), or a torn one: no proxy to expire
+            if len(proxy) == 64:
+                found.add(proxy)
         return found
 
     def _delete_blobs(self, original: ExpiredOriginal, hashes: Sequence[str]) -> int:

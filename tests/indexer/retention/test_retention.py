@@ -280,3 +280,26 @@ def test_footage_ingested_again_after_it_expired_expires_again(world: World) -> 
     assert _original(world, old.id).status == "expired"  # type: ignore[arg-type]
     assert not world.state.originals.exists(old.sha256)
     assert len(_entries(world, CustodyEntry, "retention_deletion")) == 2
+
+
+def test_a_segments_playback_proxy_and_its_record_go_with_it(world: World) -> None:
+    from storage.transcode import proxy_record_path
+
+    world.state.settings.retention_days = 30
+    old = world.ingest(0, days_ago=40)
+    with Session(world.state.engine) as session:
+        segment = session.exec(select(Segment).where(Segment.original_id == old.id)).first()
+        assert segment is not None
+    proxy = world.state.derived.put_bytes(b"an H.264 proxy of the segment")
+    record = proxy_record_path(world.state.derived, segment.sha256)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"sha256": proxy.sha256, "source_sha256": segment.sha256}))
+
+    report = _run(world)
+
+    assert [o.sha256 for o in report.deleted] == [old.sha256]  # type: ignore[attr-defined]
+    assert not record.exists() and not world.state.derived.exists(proxy.sha256)
+    with Session(world.state.engine) as session:
+        expiry = session.get(OriginalExpiry, old.id)
+        assert expiry is not None and expiry.stage == "done"
+        assert proxy.sha256 in expiry.derived_sha256 and segment.sha256 in expiry.derived_sha256
