@@ -144,6 +144,7 @@ def build(index_dir: Path, *, seed: int, sizes: list[int], index_type: str) -> d
     concepts = _concepts(seed)
     approximate_min, compressed_min = THRESHOLDS[index_type]
     build_s = 0.0
+    first_params: dict[str, Any] = {}
     for shard, count in enumerate(sizes):
         vectors = shard_vectors(concepts, seed, shard, count)
         key, ids, times, phases = shard_rows(shard, count)
@@ -155,9 +156,11 @@ def build(index_dir: Path, *, seed: int, sizes: list[int], index_type: str) -> d
                            compressed_min_vectors=compressed_min)
         build_s += time.perf_counter() - began
         assert meta.index_type == index_type
+        if shard == 0:
+            first_params = meta.index_params
     disk = sum(p.stat().st_size for p in index_dir.rglob("*") if p.suffix in (".npz", ".npy"))
     return {"build_s": round(build_s, 1), "disk_bytes": disk,
-            "index_params_first_shard": meta.index_params}
+            "index_params_first_shard": first_params}
 
 
 def _rss_bytes() -> dict[str, int]:
