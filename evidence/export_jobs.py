@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, or_, update
 from sqlalchemy.engine import Engine
@@ -49,6 +50,9 @@ from storage.models.access import User
 from storage.models.evidence import Case, ExportJob
 from storage.types import utcnow
 
+if TYPE_CHECKING:
+    from evidence.disclosure import DisclosureResult
+
 AWAITING_APPROVAL = "awaiting_approval"
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 STALE_RUNNING_AFTER = timedelta(hours=1)
@@ -70,9 +74,11 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def bundle_path_for(exports_dir: Path, *, case: Case, job_id: int) -> Path:
-    """Where export job ``job_id`` of ``case`` puts its bundle."""
-    return exports_dir / f"{case.number}-export-{job_id}.zip"
+def bundle_path_for(exports_dir: Path, *, case: Case, job_id: int, redact: str = "") -> Path:
+    """Where export job ``job_id`` of ``case`` puts its bundle (a disclosure's, when it
+    ``redact``s, is named ``-redacted-``)."""
+    kind = "redacted" if redact else "export"
+    return exports_dir / f"{case.number}-{kind}-{job_id}.zip"
 
 
 @dataclass(frozen=True)
@@ -91,17 +97,19 @@ class ExportEnvironment:
 
 def request_export(session: Session, *, case: Case, requested_by: User | None,
                    needs_approval: bool, no_timestamp: bool = False,
-                   lang: str = DEFAULT_LANGUAGE) -> ExportJob:
+                   lang: str = DEFAULT_LANGUAGE, redact: str = "") -> ExportJob:
     """A queued (or awaiting-approval) export job; flushed, not committed.
 
     ``requested_by`` is None for the CLI's local operator, who is no Oko user.
     ``no_timestamp``: the requester declines a trusted timestamp (recorded in the bundle).
     ``lang``: the report's language (uk, en); raises ``UnsupportedLanguageError`` for
-    another, before anything is added.
+    another, before anything is added. ``redact`` (faces,plates): a disclosure export,
+    built by ``evidence.disclosure`` from the clips' approved redactions; it follows
+    the same approval rule.
     """
     assert case.id is not None
     job = ExportJob(case_id=case.id, requested_by_id=requested_by.id if requested_by else None,
-                    no_timestamp=no_timestamp, lang=check_language(lang),
+                    no_timestamp=no_timestamp, lang=check_language(lang), redact=redact,
                     status=AWAITING_APPROVAL if needs_approval else QUEUED,
                     stage="waiting for a supervisor's approval" if needs_approval else "")
     session.add(job)
@@ -190,9 +198,10 @@ def run_export_job(session: Session, *, engine: Engine, job_id: int, env: Export
     if case is None:
         raise NotFoundError(f"Case {job.case_id} of export {job_id} does not exist.")
     requester = session.get(User, job.requested_by_id) if job.requested_by_id else None
-    out = bundle_path_for(env.exports_dir, case=case, job_id=job_id)
+    out = bundle_path_for(env.exports_dir, case=case, job_id=job_id, redact=job.redact)
+    exporter = requester.username if requester else exporter_if_no_requester
 
-    def record_bundle(result: ExportResult) -> None:
+    def record_bundle(result: ExportResult | DisclosureResult) -> None:
         session.refresh(job)
         job.stage, job.bundle_path = PUBLISHING, str(result.bundle_path)
         job.bundle_sha256, job.size_bytes = result.bundle_sha256, result.size_bytes
@@ -201,23 +210,39 @@ def run_export_job(session: Session, *, engine: Engine, job_id: int, env: Export
         session.flush()
         (commit or session.commit)()
 
-    export_case(
-        session, case=case,
-        exporter=requester.username if requester else exporter_if_no_requester,
-        signer=env.signer, originals=env.originals, derived=env.derived,
-        tmp_dir=env.tmp_dir, out_path=out, organisation=env.organisation,
-        full_original_max_bytes=env.full_original_max_bytes,
-        timestamp_authority=env.timestamp_authority, no_timestamp=job.no_timestamp,
-        lang=job.lang,
-        progress=lambda stage, fraction: _record_progress(engine, job_id, stage, fraction),
-        commit=record_bundle,
-    )
+    if job.redact:  # a disclosure: redacted clips, never the originals
+        from evidence.disclosure import export_disclosure
+
+        _record_progress(engine, job_id, "redacting", 0.0)
+        export_disclosure(session, case=case, redact=job.redact.split(","),
+                          exporter=exporter, signer=env.signer, originals=env.originals,
+                          derived=env.derived, tmp_dir=env.tmp_dir, out_path=out,
+                          organisation=env.organisation, commit=record_bundle,
+                          lang=job.lang)
+    else:
+        _export_full(session, case=case, exporter=exporter, env=env, job=job, out=out,
+                     progress=lambda stage, fraction: _record_progress(
+                         engine, job_id, stage, fraction), commit=record_bundle)
     session.refresh(job)
     job.status, job.stage, job.progress, job.message = DONE, "done", 1.0, ""
     job.updated_at = utcnow()
     session.add(job)
     session.flush()
     return job
+
+
+def _export_full(session: Session, *, case: Case, exporter: str, env: ExportEnvironment,
+                 job: ExportJob, out: Path, progress: Callable[[str, float], None],
+                 commit: Callable[[ExportResult], None]) -> None:
+    export_case(
+        session, case=case,
+        exporter=exporter,
+        signer=env.signer, originals=env.originals, derived=env.derived,
+        tmp_dir=env.tmp_dir, out_path=out, organisation=env.organisation,
+        full_original_max_bytes=env.full_original_max_bytes,
+        timestamp_authority=env.timestamp_authority, no_timestamp=job.no_timestamp,
+        lang=job.lang, progress=progress, commit=commit,
+    )
 
 
 def fail_export_job(session: Session, *, job_id: int, message: str) -> None:

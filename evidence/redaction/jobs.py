@@ -19,6 +19,8 @@ recorded with its one sentence by ``fail_redaction_job``.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -26,7 +28,6 @@ from sqlalchemy import and_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from evidence.export_jobs import WorkerAlive, worker_name
 from storage.db import session_scope
 from storage.models.redaction import Redaction
 from storage.types import utcnow
@@ -37,8 +38,16 @@ STALE_RUNNING_AFTER = timedelta(hours=1)
 """A running detection with no progress for this long whose process cannot be checked
 (another host) is presumed lost."""
 PROGRESS_EVERY_FRAMES = 25
+WorkerAlive = Callable[[str, datetime], bool | None]
+"""``worker_alive(worker, seen_at)``, as for export jobs: whether the ``host:pid``
+process still runs; None when it cannot be checked (another host)."""
 INTERRUPTED = ("The detection stopped when the process running it ended; nothing was "
                "proposed, so propose the redaction again.")
+
+
+def worker_name() -> str:
+    """The ``host:pid`` a detection records for the process running it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def claim_redaction_job(engine: Engine, *, redaction_id: int) -> bool:

@@ -183,6 +183,9 @@ def export(ctx: typer.Context, number: Number,
            lang: Annotated[str, typer.Option(
                "--lang", metavar="uk|en",
                help="The report's language: uk (Ukrainian, default) or en.")] = "uk",
+           redact: Annotated[str | None, typer.Option(
+               "--redact", metavar="faces,plates", help="A disclosure (redacted) copy "
+               "from the clips' approved redactions, masking faces, plates or both.")] = None,
            ) -> None:
     """Export the case as a signed BagIt bundle, through the approval flow if required.
 
@@ -194,9 +197,15 @@ def export(ctx: typer.Context, number: Number,
     with context.usecase() as usecase:
         case = cases.get_visible_case_by_number(usecase, number)
         case_id = case.id or 0
-        if export_id is None:
+        if export_id is None and redact is not None:
+            from search_api.usecases.redaction import request_disclosure
+
+            job = request_disclosure(usecase, case_id=case_id, redact=redact, lang=lang,
+                                     run_in_worker=False)
+        elif export_id is None:
             job = exports.request_export(usecase, case_id=case_id, run_in_worker=False,
                                          no_timestamp=no_timestamp, lang=lang)
+        if export_id is None:
             export_id = job.id
             if job.status == AWAITING_APPROVAL:
                 typer.echo(  # unwrapped: the commands are meant to be copied

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from search_api.deps import DbId, UseCaseDep, requires
 from search_api.usecases import redaction
-from search_api.usecases.redaction import DisclosurePublic, RedactionPublic
+from search_api.usecases.exports import ExportJobPublic
+from search_api.usecases.redaction import RedactionPublic
 from storage.permissions import Permission
 
 router = APIRouter(tags=["redaction"], dependencies=[Depends(requires(Permission.EXPORT))])
@@ -107,11 +108,13 @@ def approve(case_id: DbId, redaction_id: DbId, ctx: UseCaseDep) -> RedactionPubl
     return redaction.approve_redaction(ctx, case_id=case_id, redaction_id=redaction_id)
 
 
-@router.post(CASE + "/disclosures", response_model=DisclosurePublic,
-             status_code=status.HTTP_201_CREATED)
-def export(case_id: DbId, body: DisclosureCreate, ctx: UseCaseDep) -> DisclosurePublic:
-    return redaction.export_disclosure(ctx, case_id=case_id, redact=body.redact,
-                                       lang=body.lang)
+@router.post(CASE + "/disclosures", response_model=ExportJobPublic,
+             status_code=status.HTTP_202_ACCEPTED)
+def export(case_id: DbId, body: DisclosureCreate, ctx: UseCaseDep) -> ExportJobPublic:
+    """Queue the disclosure export (awaiting a supervisor's approval when exports need
+    it); poll it and download it as any export: /api/cases/{id}/exports/{export_id}."""
+    return redaction.request_disclosure(ctx, case_id=case_id, redact=body.redact,
+                                        lang=body.lang)
 
 
 @router.get(CASE + "/disclosures/{name}", response_class=FileResponse,

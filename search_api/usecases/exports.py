@@ -58,6 +58,8 @@ class ExportJobPublic(BaseModel):
     no_timestamp: bool = Field(default=False, description="the requester declined a "
                                "trusted timestamp")
     lang: str = Field(default="uk", description="the report's language: uk or en")
+    redact: str = Field(default="", description="a disclosure export's masks "
+                        "(faces,plates); empty for a full export")
     size_bytes: int | None
     created_at: datetime
     updated_at: datetime
@@ -108,12 +110,15 @@ def _finished_bundle(job: ExportJob) -> Path:
 
 
 def request_export(ctx: UseCaseContext, *, case_id: int, run_in_worker: bool = True,
-                   no_timestamp: bool = False, lang: str = "uk") -> ExportJobPublic:
+                   no_timestamp: bool = False, lang: str = "uk",
+                   redact: list[str] | None = None) -> ExportJobPublic:
     """Ask for a signed bundle of the case; it waits for approval when the settings say so.
 
     ``no_timestamp`` declines the TSA's trusted timestamp (``--no-timestamp``): the
     export then goes ahead when the TSA is down, and the bundle and this request's audit
     entry say so. ``lang`` is the report's language, Ukrainian unless ``en``.
+    ``redact`` (checked by ``usecases.redaction.request_disclosure``) makes it a
+    disclosure export of the clips' approved redactions, under the same approval rule.
 
     A job that needs no approval is handed to the worker after the commit, unless
     ``run_in_worker`` is False (the CLI then runs it itself with ``run_export``).
@@ -133,9 +138,10 @@ def request_export(ctx: UseCaseContext, *, case_id: int, run_in_worker: bool = T
     needs_approval = ctx.settings.exports_need_approval
     job = jobs.request_export(ctx.session, case=case, requested_by=ctx.user,
                               needs_approval=needs_approval, no_timestamp=no_timestamp,
-                              lang=lang)
+                              lang=lang, redact=",".join(redact or []))
     ctx.audit(AuditAction.EXPORT, change="request", case_id=case.id, export_id=job.id,
-              needs_approval=needs_approval, no_timestamp=no_timestamp, lang=lang)
+              needs_approval=needs_approval, no_timestamp=no_timestamp, lang=lang,
+              **({"redact": job.redact} if job.redact else {}))
     ctx.commit()
     assert job.id is not None
     if not needs_approval and run_in_worker:

@@ -27,6 +27,7 @@ from sqlmodel import col, select
 from evidence.cases import case_clips
 from evidence.clips import cut_clip
 from evidence.disclosure import (
+    approved_redactions,
     decision_record,
     decisions_of,
     facts_of,
@@ -51,6 +52,7 @@ from evidence.report_text import check_language
 from search_api.audit import AuditAction
 from search_api.usecases.cases import get_visible_case, require_case_footage_visible
 from search_api.usecases.context import UseCaseContext
+from search_api.usecases.exports import ExportJobPublic, request_export
 from storage.db import session_scope
 from storage.errors import ConflictError, InvalidInputError, NotFoundError, OkoError
 from storage.models.evidence import Case, CaseClip
@@ -383,6 +385,31 @@ def preview_redaction(ctx: UseCaseContext, *, case_id: int, redaction_id: int,
     return image
 
 
+class DisclosureNeedsApprovalError(ConflictError):
+    """Exports need a supervisor's approval, so a disclosure cannot be written directly."""
+
+    code = "disclosure_needs_approval"
+
+
+def request_disclosure(ctx: UseCaseContext, *, case_id: int, redact: str | list[str],
+                       lang: str = "uk", run_in_worker: bool = True) -> ExportJobPublic:
+    """Ask for the case's disclosure (redacted) bundle as an export job: the worker
+    builds it (``run_in_worker=False``: the CLI runs it with ``exports.run_export``),
+    after a supervisor's approval when ``exports_need_approval`` says so, like any export.
+
+    Raises what ``export_disclosure`` raises before building (permissions, targets,
+    language, ``ConflictError`` for a clip without an approved redaction); nothing is
+    written then.
+    """
+    check_language(lang)
+    case = _exportable_case(ctx, case_id, "Exporting")
+    chosen = parse_targets(redact)
+    ctx.custody_actor("Exporting a disclosure copy")
+    approved_redactions(ctx.session, case=case, redact=chosen)
+    return request_export(ctx, case_id=case_id, run_in_worker=run_in_worker, lang=lang,
+                          redact=chosen)
+
+
 def export_disclosure(ctx: UseCaseContext, *, case_id: int, redact: str | list[str],
                       out_path: Path | None = None,
                       model_paths: dict[str, Path] | None = None,
@@ -391,13 +418,20 @@ def export_disclosure(ctx: UseCaseContext, *, case_id: int, redact: str | list[s
 
     Raises ``PermissionDeniedError``/``FootageNotVisibleError``/``NotFoundError`` as
     the other actions do, ``ConflictError`` for a clip without an approved redaction,
-    ``RedactionModelError`` when a model file is missing or changed; nothing is
-    exported then. The custody entry and the audit entry commit together.
+    ``RedactionModelError`` when a model file is missing or changed, and
+    ``DisclosureNeedsApprovalError`` when exports need a supervisor's approval (then
+    only ``request_disclosure`` may export); nothing is exported then. The custody
+    entry and the audit entry commit together.
     """
     check_language(lang)  # UnsupportedLanguageError (exit 2, 422), nothing written
     case = _exportable_case(ctx, case_id, "Exporting")
     chosen = parse_targets(redact)
     exporter = ctx.custody_actor("Exporting a disclosure copy")
+    if ctx.settings.exports_need_approval:
+        raise DisclosureNeedsApprovalError(
+            f"Exports need a supervisor's approval here, so the disclosure of case "
+            f"{case.number} cannot be written directly: request it with oko case export "
+            f"{case.number} --redact {','.join(chosen)} and have it approved.")
     settings = ctx.settings
     out = out_path or settings.exports_dir / (
         f"{case.number}-redacted-{utcnow():%Y%m%dT%H%M%SZ}.zip")
@@ -422,10 +456,11 @@ def export_disclosure(ctx: UseCaseContext, *, case_id: int, redact: str | list[s
         redact=chosen, clips=result.clips)
 
 
-__all__ = ["TARGETS", "DecisionPublic", "DisclosurePublic", "RedactionPublic", "TrackPublic",
+__all__ = ["TARGETS", "DecisionPublic", "DisclosureNeedsApprovalError", "DisclosurePublic",
+           "RedactionPublic", "TrackPublic",
            "add_manual_box", "approve_redaction", "disclosure_file", "exclude_track",
            "export_disclosure", "list_redactions", "preview_redaction", "propose_redaction",
-           "read_redaction", "run_redaction"]
+           "read_redaction", "request_disclosure", "run_redaction"]
 
 
 def disclosure_file(ctx: UseCaseContext, *, case_id: int, name: str) -> Path:

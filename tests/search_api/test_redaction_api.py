@@ -3,6 +3,7 @@ proposal on generated footage with skimage faces serves the whole module."""
 
 from __future__ import annotations
 
+import io
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from search_api.app import create_app
 from search_api.deps import get_current_user
 from search_api.state import build_state
 from search_api.usecases import redaction as uc
+from search_api.usecases.exports import run_export
 from storage.models.access import User
 from storage.models.redaction import Redaction, RedactionDecision
 from storage.settings import Settings
@@ -101,12 +103,23 @@ def test_propose_review_and_export_over_the_api(world: RedactionWorld,
     assert preview.status_code == 200 and preview.content[:2] == b"\xff\xd8"
     assert client.post(f"{base}/redactions/{rid}/approve").json()["status"] == "approved"
     exported = client.post(f"{base}/disclosures", json={"redact": "faces,plates"})
-    assert exported.status_code == 201, exported.text
-    name = Path(exported.json()["bundle_path"]).name
-    download = client.get(f"{base}/disclosures/{name}")
+    assert exported.status_code == 202, exported.text
+    job = exported.json()
+    assert (job["status"], job["redact"]) == ("queued", "faces,plates")
+    assert queue.exports == [job["id"]]
+    with world.ctx("investigator-police") as ctx:  # what the worker's export task does
+        assert run_export(ctx, export_id=job["id"]) is not None
+    done = client.get(f"{base}/exports/{job['id']}").json()
+    assert done["status"] == "done", done
+    download = client.get(f"{base}/exports/{job['id']}/download")
     assert download.status_code == 200, (download.status_code, download.text[:300])
-    assert exported.json()["bundle_sha256"] == __import__("hashlib").sha256(
-        download.content).hexdigest()
+    assert done["bundle_sha256"] == __import__("hashlib").sha256(download.content).hexdigest()
+    name = f"{world.case_number}-redacted-{job['id']}.zip"
+    assert client.get(f"{base}/disclosures/{name}").content == download.content
+    with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
+        names = archive.namelist()
+    assert any(n.endswith("redaction/clip-001.boxes.json") or "boxes" in n for n in names)
+    assert not any(n.endswith("original.mp4") for n in names)
     assert client.get(f"{base}/disclosures/OTHER-redacted-x.zip").status_code == 404
 
 

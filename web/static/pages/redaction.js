@@ -161,12 +161,24 @@ function disclosureCard(caseId) {
   return h("form", { class: "card", onsubmit: (event) => {
     event.preventDefault();
     busy(button, error, async () => {
-      const made = await api.post(`/api/cases/${caseId}/disclosures`, { redact: redact.value });
-      const name = made.bundle_path.split(/[\\/]/).pop();
+      // an export job: the worker builds it, after a supervisor's approval if required
+      let job = await api.post(`/api/cases/${caseId}/disclosures`, { redact: redact.value });
+      while (job.status === "queued" || job.status === "running") {
+        clear(result, h("p", { class: "muted", id: "disclosure-progress" },
+          t("redact.exporting")));
+        await new Promise((resolve) => { setTimeout(resolve, 1500); });
+        job = await api.get(`/api/cases/${caseId}/exports/${job.id}`);
+      }
+      if (job.status === "awaiting_approval") {
+        clear(result, h("p", { id: "disclosure-waiting" }, t("redact.export_waiting",
+          { id: job.id })));
+        return;
+      }
+      if (job.status !== "done") throw new Error(job.message || job.status);
       clear(result, h("p", {}, h("a", { class: "button", id: "download-disclosure",
-        href: `/api/cases/${caseId}/disclosures/${encodeURIComponent(name)}`, download: name },
-      t("redact.download", { size: formatBytes(made.size_bytes) })), " ",
-      h("code", { title: made.bundle_sha256 }, shortHash(made.bundle_sha256))));
+        href: `/api/cases/${caseId}/exports/${job.id}/download`, download: "" },
+      t("redact.download", { size: formatBytes(job.size_bytes) })), " ",
+      h("code", { title: job.bundle_sha256 }, shortHash(job.bundle_sha256))));
     });
   } }, h("h2", {}, t("redact.disclosure")), h("p", { class: "hint" }, t("redact.disclosure_hint")),
   field(t("redact.targets"), redact), button, error, result);
