@@ -15,7 +15,7 @@ from pypdf import PdfReader
 from sqlmodel import Session, select
 
 import evidence.redaction.detect as detect
-from evidence.redaction.video import frames
+from evidence.redaction.video import frames, video_facts
 from evidence.report_text import UnsupportedLanguageError
 from evidence.verify import PinnedFingerprint, verify_bundle
 from search_api.state import AppState, build_state
@@ -236,6 +236,10 @@ def test_a_clip_without_faces_says_so_and_its_plate_is_still_masked(
         plate = next(t for t in proposal.tracks if t.kind == "plate").boxes[3]
         _f, x, y, w, h, _s = plate
         assert not list(frames(clip))[3][y + 2:y + h - 2, x + 2:x + w - 2].max() > 40
+        # muted on request: recorded in the provenance, and the clip has no audio stream
+        record = json.loads((bag / "data/redaction/clip-001-provenance.json").read_text())
+        assert record["parameters"]["mute_audio"] is True
+        assert not video_facts(clip).has_audio
         before = _rows(state)
         with plain.ctx("investigator-police") as ctx, pytest.raises(
                 UnsupportedLanguageError, match=r"^The report language 'de' is not available"):
