@@ -5,6 +5,7 @@ old without an evidence authority exporting its report unsigned."""
 
 from __future__ import annotations
 
+import subprocess
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,7 @@ from storage.models.evidence import Case, CustodyEntry
 from tests.evidence.conftest import EvidenceWorld, build_world
 from tests.evidence.test_keys import make_legacy_identity
 from tests.evidence.test_pdf_signature import pdfsig
+from tests.evidence.test_report import render_pages, save_sample_pages
 from tests.tsa_service import TsaService
 
 REPORT = "oko-KV-2026-001/data/report.pdf"
@@ -69,12 +71,15 @@ def _asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
 def test_with_a_tsa_the_signature_carries_its_token_pades_b_lt(
     world: EvidenceWorld, running_tsa: TsaService, tmp_path: Path,
 ) -> None:
+    """The README's sample report: Ukrainian, PAdES-signed, timestamped; checked by pyhanko,
+    pdfsig and ``openssl ts``, then its pages saved to docs/screenshots."""
     tsa_ca = x509.load_pem_x509_certificate(running_tsa.ca_cert_path.read_bytes())
     tsa = TimestampAuthority(url=running_tsa.url,
                              ca_cert_pem=running_tsa.ca_cert_path.read_bytes(),
                              timeout_seconds=5)
     before = datetime.now(UTC).replace(microsecond=0)
-    pdf = _report(_export(world, tmp_path / "b.zip", tsa).bundle_path, tmp_path)
+    bundle = _export(world, tmp_path / "b.zip", tsa).bundle_path
+    pdf = _report(bundle, tmp_path)
     root = root_certificate(world.state.settings.keys_dir)
     assert root is not None
     with pdf.open("rb") as stream:
@@ -95,6 +100,19 @@ def test_with_a_tsa_the_signature_carries_its_token_pades_b_lt(
     out = pdfsig(pdf)
     assert "- Signature Validation: Signature is Valid." in out
     assert "- Total document signed" in out
+    # the bundle's own token over signature.sig, as VERIFY.txt tells a prosecutor to check it
+    bag = tmp_path / "bag"
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extractall(bag)
+    checked = subprocess.run(
+        ["openssl", "ts", "-verify", "-data", "signature.sig", "-in", "timestamp.tsr",
+         "-CAfile", str(running_tsa.ca_cert_path)], cwd=bag / "oko-KV-2026-001",
+        capture_output=True, text=True, check=False)
+    assert checked.returncode == 0 and "Verification: OK" in checked.stdout, checked.stderr
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "Звіт про докази" in text
+    save_sample_pages(render_pages(pdf, tmp_path / "pages"))
 
 
 def _custody_count(world: EvidenceWorld) -> int:

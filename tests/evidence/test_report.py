@@ -127,18 +127,28 @@ def test_report_is_ukrainian_by_default_and_its_pages_render(
     assert fingerprint[:32] in pages[0] and fingerprint[32:] in pages[0]
     assert "QR-код: цифровий відбиток доказів" in pages[0]
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for old in SCREENSHOTS.glob("report-page-*.png"):
-        old.unlink()
-    subprocess.run(["pdftoppm", "-png", "-r", "70", str(pdf), str(tmp_path / "page")],
-                   check=True)
-    images = sorted(tmp_path.glob("page-*.png"))
-    assert len(images) == len(pages) >= 5
-    for number, path in enumerate(images, start=1):
+    assert len(render_pages(pdf, tmp_path / "pages")) == len(pages) >= 5
+
+
+def render_pages(pdf: Path, into: Path) -> list[Path]:
+    """Every page as a PNG (``pdftoppm``, 70 dpi), each checked to be a page with ink on it."""
+    into.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["pdftoppm", "-png", "-r", "70", str(pdf), str(into / "page")], check=True)
+    images = sorted(into.glob("page-*.png"))
+    for path in images:
         with Image.open(path) as image:
             grey = image.convert("L")
             dark = sum(grey.histogram()[:128])
             assert image.width < image.height and dark > 0.01 * image.width * image.height
+    return images
+
+
+def save_sample_pages(images: list[Path]) -> None:
+    """The README's sample report: ``docs/screenshots/report-page-N.png``."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SCREENSHOTS.glob("report-page-*.png"):
+        old.unlink()
+    for number, path in enumerate(images, start=1):
         path.replace(SCREENSHOTS / f"report-page-{number}.png")
 
 
