@@ -20,6 +20,7 @@ from storage.models.access import Role, User
 from storage.models.evidence import CaseShare, CustodyEntry, ExportJob
 from storage.settings import Settings
 from tests.evidence.redaction.world import RedactionWorld, build_redaction_world
+from tests.search_api.access_helpers import oko_runner
 
 
 class RecordingQueue:
@@ -107,3 +108,30 @@ def test_a_disclosure_waits_for_a_supervisor_then_the_worker_builds_it(
     names = zipfile.ZipFile(bundle).namelist()
     assert any(n.endswith("data/redaction/clip-001-provenance.json") for n in names)
     assert _written(state)[0] == before[0] + 1  # one custody entry: the disclosure export
+
+
+def test_the_cli_requests_a_disclosure_for_approval_then_writes_it(
+        world: RedactionWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    oko = oko_runner(world.state.settings, monkeypatch)
+    monkeypatch.setenv("OKO_EXPORTS_NEED_APPROVAL", "true")
+    number = world.case_number
+    assert oko("redact", "propose", number, "--clip", "1").code == 0
+    assert oko("redact", "approve", number, "1").code == 0
+    out = tmp_path / "disclosure.zip"
+    direct = oko("--as", "investigator-police", "redact", "export", number, "--out",
+                 str(out))
+    assert direct.code != 0 and "need a supervisor's approval" in direct.err
+    asked = oko("--as", "investigator-police", "case", "export", number, "--redact",
+                "faces,plates", "--out", str(out))
+    assert asked.code == 0, asked.err
+    assert "awaits a supervisor's approval; no bundle was written" in asked.out
+    assert not out.exists()
+    with Session(world.state.engine) as session:
+        [job] = session.exec(select(ExportJob)).all()
+    assert (job.status, job.redact) == ("awaiting_approval", "faces,plates")
+    approved = oko("--as", "supervisor-police", "case", "approve", number, str(job.id))
+    assert approved.code == 0, approved.err
+    written = oko("--as", "investigator-police", "case", "export", number, "--export",
+                  str(job.id), "--out", str(out))
+    assert written.code == 0, written.err
+    assert verify_bundle(out).intact
