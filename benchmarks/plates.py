@@ -34,7 +34,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from indexer.plates.grammar import PLATE_LETTERS, confusion_distance, normalise, parse_query
-from indexer.plates.reader import PlateReader, ReadStats
+from indexer.plates.reader import PlateReader, ReaderConfig, ReadStats
 from indexer.plates.render import (
     Degradation,
     degrade_frame,
@@ -72,10 +72,13 @@ class Case:
     width: int
     night: bool
     how: Degradation
-    frames: list[Image.Image]
+    frames: list[Image.Image]  # the stored copies (448x252), what the detector sees
+    originals: list[Image.Image]  # the same frames at the original's resolution
 
 
-def make_cases(count: int, frames: int, seed: int) -> list[Case]:
+def make_cases(count: int, frames: int, seed: int, scale: float = 1.0) -> list[Case]:
+    """Plates 60-200 px wide in the stored copy; each frame is rendered at ``scale`` times
+    the stored size (the original) and scaled down to the stored copy as ingest does."""
     rnd = random.Random(seed)
     cases: list[Case] = []
     for number in range(count):
@@ -86,16 +89,25 @@ def make_cases(count: int, frames: int, seed: int) -> list[Case]:
                           blur=rnd.uniform(0, 0.9), motion=rnd.choice([0, 0, 2, 3, 5]),
                           noise=rnd.uniform(0, 9), jpeg_quality=rnd.randint(40, 90),
                           night=night)
-        images = []
+        big = Degradation(rotation_deg=how.rotation_deg, perspective=how.perspective,
+                          blur=how.blur * scale, motion=round(how.motion * scale),
+                          noise=how.noise, jpeg_quality=how.jpeg_quality, night=night)
+        ow, oh = round(WIDTH * scale), round(HEIGHT * scale)
+        images, originals = [], []
         for step in range(frames):
-            scale = 1.0 + 0.06 * step  # the car comes closer
-            plate_img = degrade_plate(render_plate(plate, width=round(width * scale)), how)
-            x = 30 + step * (WIDTH - plate_img.width - 60) // max(1, frames - 1)
-            y = 150 + rnd.randint(-10, 10)
-            frame = paste_plate(street_frame(WIDTH, HEIGHT, seed=number), plate_img,
-                                x=max(0, x), y=min(HEIGHT - plate_img.height - 2, y))
-            images.append(degrade_frame(frame, how, seed=number * 31 + step))
-        cases.append(Case(plate, width, night, how, images))
+            closer = 1.0 + 0.06 * step  # the car comes closer
+            plate_img = degrade_plate(render_plate(plate, width=round(width * closer * scale)),
+                                      big)
+            x = round(30 * scale) + step * (ow - plate_img.width - round(60 * scale)) // max(
+                1, frames - 1)
+            y = round((150 + rnd.randint(-10, 10)) * scale)
+            frame = paste_plate(street_frame(ow, oh, seed=number), plate_img,
+                                x=max(0, x), y=min(oh - plate_img.height - 2, y))
+            original = degrade_frame(frame, big, seed=number * 31 + step)
+            originals.append(original)
+            images.append(original if scale == 1.0 else original.resize(
+                (WIDTH, HEIGHT), Image.Resampling.BICUBIC))
+        cases.append(Case(plate, width, night, how, images, originals))
     return cases
 
 
@@ -153,14 +165,18 @@ def evaluate(per_case_texts: list[list[str]], cases: list[Case], absent: list[st
     }
 
 
-def run_oko(cases: list[Case]) -> tuple[list[list[str]], float, ReadStats]:
-    reader = PlateReader()
+def run_oko(cases: list[Case], *, full: bool = False,
+            reader: PlateReader | None = None) -> tuple[list[list[str]], float, ReadStats]:
+    """Oko's reader on the stored copies; ``full``: crops cut from the originals."""
+    reader = reader or PlateReader()
     stats = ReadStats()
     texts: list[list[str]] = []
     started, cpu = time.perf_counter(), time.process_time()
     for case in cases:
-        texts.append([read.text for frame in case.frames for read in reader.read(frame, stats)])
-    CPU_SECONDS["oko"] = time.process_time() - cpu
+        texts.append([read.text
+                      for frame, original in zip(case.frames, case.originals, strict=True)
+                      for read in reader.read(frame, stats, source=original if full else None)])
+    CPU_SECONDS["oko_full" if full else "oko"] = time.process_time() - cpu
     return texts, time.perf_counter() - started, stats
 
 
@@ -180,8 +196,10 @@ def run_baseline(cases: list[Case]) -> tuple[list[list[str]], float]:
     return texts, time.perf_counter() - started
 
 
-def ingest_slowdown(seconds: float) -> dict[str, Any]:
-    """Ingest a clip with plates into a scratch data dir, then read its plates: times."""
+def ingest_slowdown(seconds: float, *, width: int, height: int) -> dict[str, Any]:
+    """Ingest a clip with plates (``width`` x ``height``) into a scratch data dir, then read
+    its plates from the stored copies and, in a second data dir, with crops from the
+    original: times side by side."""
     from sqlmodel import Session, select
 
     from indexer.ingest import IngestOptions, ingest_file
@@ -192,37 +210,70 @@ def ingest_slowdown(seconds: float) -> dict[str, Any]:
     from storage.models.plates import PlateSighting
     from storage.settings import Settings
 
+    scale = width / WIDTH
+    out: dict[str, Any] = {"clip_seconds": seconds, "clip_size": f"{width}x{height}"}
+    reader = PlateReader()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         passes = [PlatePass(random_plate(random.Random(i)), i * 10 + 0.5, i * 10 + 8.5,
-                            plate_width=90 + 10 * (i % 5)) for i in range(int(seconds // 10))]
+                            plate_width=round((90 + 10 * (i % 5)) * scale))
+                  for i in range(int(seconds // 10))]
         clip = write_plate_clip(root / "CAM-B01_20260125T120000.mp4", passes=passes,
-                                seconds=seconds)
-        state = build_state(Settings(home=root / "home", environment="test",
-                                     key_passphrase="bench-passphrase"))  # noqa: S106
-        with Session(state.engine) as session:
-            session.add(Camera(id="CAM-B01", name="bench", district="x", latitude=50.45,
-                               longitude=30.52, agency="police"))
-            session.commit()
-        started = time.perf_counter()
-        outcome = ingest_file(engine=state.engine, originals=state.originals,
-                              derived=state.derived, path=clip, camera_id="CAM-B01",
-                              start=None, options=IngestOptions())
-        ingest_s = time.perf_counter() - started
-        reader = PlateReader()
-        report = read_pending_plates(engine=state.engine, derived=state.derived,
-                                     reader=reader,
-                                     motion_threshold=state.settings.motion_threshold)
-        found = {p.text for p in passes}
-        with Session(state.engine) as session:
-            read = {s.plate for s in session.exec(select(PlateSighting)).all()}
-        state.engine.dispose()
-    return {"clip_seconds": seconds, "frames": outcome.frame_count,
-            "ingest_s": round(ingest_s, 2), "plate_reading_s": round(report.seconds, 2),
-            "slowdown_factor": round((ingest_s + report.seconds) / ingest_s, 2),
-            "frames_read": report.frames_read, "frames_static_skipped": report.frames_static,
-            "plates_in_clip": len(found), "plates_found": len(found & read),
-            "sightings": len(read)}
+                                seconds=seconds, width=width, height=height)
+        for mode in ("stored_copy", "full_resolution_crops"):
+            state = build_state(Settings(home=root / mode, environment="test",
+                                         key_passphrase="bench-passphrase"))  # noqa: S106
+            with Session(state.engine) as session:
+                session.add(Camera(id="CAM-B01", name="bench", district="x", latitude=50.45,
+                                   longitude=30.52, agency="police"))
+                session.commit()
+            started = time.perf_counter()
+            outcome = ingest_file(engine=state.engine, originals=state.originals,
+                                  derived=state.derived, path=clip, camera_id="CAM-B01",
+                                  start=None, options=IngestOptions())
+            ingest_s = time.perf_counter() - started
+            report = read_pending_plates(
+                engine=state.engine, derived=state.derived, reader=reader,
+                originals=state.originals if mode != "stored_copy" else None,
+                motion_threshold=state.settings.motion_threshold)
+            found = {p.text for p in passes}
+            with Session(state.engine) as session:
+                read = {s.plate for s in session.exec(select(PlateSighting)).all()}
+            state.engine.dispose()
+            out[mode] = {
+                "frames": outcome.frame_count, "ingest_s": round(ingest_s, 2),
+                "plate_reading_s": round(report.seconds, 2),
+                "slowdown_factor": round((ingest_s + report.seconds) / ingest_s, 2),
+                "frames_read": report.frames_read,
+                "frames_static_skipped": report.frames_static,
+                "frames_cropped_from_original": report.stats.full_resolution,
+                "plates_in_clip": len(found), "plates_found": len(found & read),
+                "sightings": len(read)}
+    return out
+
+
+MODES = {  # name: (reader parameters, crops from the original)
+    "before_stored_copy_no_stretch": (ReaderConfig(stretch=1.0), False),
+    "oko_stored_copy": (ReaderConfig(), False),
+    "oko_full_resolution_crops": (ReaderConfig(), True),
+}
+
+
+def _timed_runs(cases: list[Case], repeats: int) -> dict[str, Any]:
+    """Each mode in turn, alternating ``repeats`` times in one run (the machine is shared:
+    all modes see the same load); medians of the timings."""
+    readers = {name: PlateReader(config) for name, (config, _full) in MODES.items()}
+    runs: dict[str, list[tuple[list[list[str]], float, float, ReadStats]]] = {
+        name: [] for name in MODES}
+    for _ in range(repeats):
+        for name, (_config, full) in MODES.items():
+            texts, wall, stats = run_oko(cases, full=full, reader=readers[name])
+            cpu = CPU_SECONDS["oko_full" if full else "oko"]
+            runs[name].append((texts, wall, cpu, stats))
+    return {name: {"texts": found[0][0], "stats": found[0][3],
+                   "wall_s": float(np.median([r[1] for r in found])),
+                   "cpu_s": float(np.median([r[2] for r in found]))}
+            for name, found in runs.items()}
 
 
 def main() -> None:
@@ -232,9 +283,13 @@ def main() -> None:
     parser.add_argument("--absent", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--clip-seconds", type=float, default=60.0)
+    parser.add_argument("--original-scale", type=float, default=1280 / WIDTH,
+                        help="Original frame size over the stored copy's (1280x720: 2.86)")
+    parser.add_argument("--repeats", type=int, default=3, help="Timed runs per mode (median)")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--no-ingest", action="store_true")
     args = parser.parse_args()
-    cases = make_cases(args.plates, args.frames, args.seed)
+    cases = make_cases(args.plates, args.frames, args.seed, scale=args.original_scale)
     present = {case.plate for case in cases}
     rnd = random.Random(args.seed + 1)
     absent: list[str] = []
@@ -243,23 +298,33 @@ def main() -> None:
         if plate not in present:
             absent.append(plate)
     frame_count = sum(len(case.frames) for case in cases)
-    texts, oko_s, stats = run_oko(cases)
+    timed = _timed_runs(cases, max(1, args.repeats))
+    original = cases[0].originals[0].size
     result: dict[str, Any] = {
         "set": {"plates": len(cases), "frames_per_pass": args.frames, "frames": frame_count,
-                "frame_size": f"{WIDTH}x{HEIGHT}", "plate_width_px": "60-200",
-                "night_plates": sum(c.night for c in cases), "seed": args.seed},
-        "oko": {**evaluate(texts, cases, absent, voted=True, seed=args.seed),
-                **_speed(frame_count, oko_s, CPU_SECONDS["oko"]),
-                "candidates_per_frame": round(stats.candidates / frame_count, 2),
-                "rejected_by_grammar": stats.rejected_by_grammar},
+                "frame_size": f"{WIDTH}x{HEIGHT}", "original_size": f"{original[0]}x"
+                f"{original[1]}", "plate_width_px": "60-200 (in the stored copy)",
+                "night_plates": sum(c.night for c in cases), "seed": args.seed,
+                "timing": f"median of {max(1, args.repeats)} alternating runs per mode"},
     }
+    for name, (config, full) in MODES.items():
+        run = timed[name]
+        stats = run["stats"]
+        result[name] = {"crops_from": "original" if full else "stored copy",
+                        "stretch": config.stretch,
+                        **evaluate(run["texts"], cases, absent, voted=True, seed=args.seed),
+                        **_speed(frame_count, run["wall_s"], run["cpu_s"]),
+                        "candidates_per_frame": round(stats.candidates / frame_count, 2),
+                        "rejected_by_grammar": stats.rejected_by_grammar}
     if not args.no_baseline:
         base_texts, base_s = run_baseline(cases)
         result["baseline_full_frame_no_grammar"] = {
             **evaluate(base_texts, cases, absent, voted=False, seed=args.seed),
             **_speed(frame_count, base_s, CPU_SECONDS["baseline"])}
     result["goal_frames_per_s"] = 10.0  # 20 cameras, one frame per 2 s
-    result["ingest"] = ingest_slowdown(args.clip_seconds)
+    if not args.no_ingest:
+        result["ingest"] = ingest_slowdown(args.clip_seconds, width=original[0],
+                                           height=original[1])
     print(json.dumps(result, indent=2))
 
 

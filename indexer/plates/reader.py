@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.util import find_spec
@@ -30,6 +31,7 @@ from indexer.plates.grammar import fit
 from storage.errors import ConfigurationError
 
 PACKAGE = "rapidocr-onnxruntime"
+REC_INPUT_HEIGHT = 48  # the recogniser's input height (rec_img_shape)
 DET_MODEL = "ch_PP-OCRv4_det_infer.onnx"
 REC_MODEL = "ch_PP-OCRv4_rec_infer.onnx"
 
@@ -46,6 +48,7 @@ class ReaderConfig:
     side_margin: float = 0.45  # of the box height, left and right
     rec_height: int = 0  # upscale crops to this height first (0: the recogniser's own resize)
     min_confidence: float = 0.6
+    stretch: float = 1.2  # widen each crop by this before recognition: thin glyphs (I) stay
     max_candidates: int = 8
     threads: int = 2
 
@@ -73,6 +76,7 @@ class ReadStats:
     candidates: int = 0
     recognised: int = 0
     rejected_by_grammar: int = 0
+    full_resolution: int = 0  # frames whose crops were cut from the original
 
 
 def models_dir() -> Path:
@@ -195,18 +199,48 @@ class PlateReader:
         """Raw text and confidence of each crop."""
         if not crops:
             return []
+        if self.config.stretch != 1.0:  # the stored crop stays as cut; only the input widens
+            crops = [c.resize((max(1, round(c.width * self.config.stretch)), c.height),
+                              Image.Resampling.BICUBIC) for c in crops]
         arrays = [np.ascontiguousarray(np.asarray(c)[:, :, ::-1]) for c in crops]
         with self._lock:
             results, _elapsed = self._rec(arrays)
         return [(str(text), float(score)) for text, score in results]
 
-    def read(self, image: Image.Image, stats: ReadStats | None = None) -> list[PlateRead]:
-        """Every grammar-fitting plate read in ``image`` (at most one per box)."""
+    def source_crop(self, image: Image.Image, source: Image.Image,
+                    box: tuple[int, int, int, int]) -> Image.Image:
+        """The box found in ``image`` cut from ``source``, the same frame at a higher
+        resolution (the original), with the same margins in source pixels."""
+        sx, sy = source.width / image.width, source.height / image.height
+        x, y, w, h = box
+        region = self.crop(source, (round(x * sx), round(y * sy), max(1, round(w * sx)),
+                                    max(1, round(h * sy))))
+        if region.height > REC_INPUT_HEIGHT:  # shrink with an area filter, not the
+            scale = REC_INPUT_HEIGHT / region.height  # recogniser's aliasing linear resize
+            region = region.resize((max(1, round(region.width * scale)), REC_INPUT_HEIGHT),
+                                   Image.Resampling.BOX)
+        return region
+
+    def read(self, image: Image.Image, stats: ReadStats | None = None,
+             source: Image.Image | Callable[[], Image.Image | None] | None = None,
+             ) -> list[PlateRead]:
+        """Every grammar-fitting plate read in ``image`` (at most one per box).
+
+        The detector runs on ``image`` (the stored copy); with ``source`` (the same frame
+        at full resolution, or a function decoding it, called only when there are
+        candidates) the crops are cut from it, so small plates keep their pixels.
+        ``box`` stays in ``image`` pixels.
+        """
         stats = stats if stats is not None else ReadStats()
         stats.frames += 1
         boxes = self.candidates(image)
         stats.candidates += len(boxes)
-        crops = [self.crop(image, box) for box in boxes]
+        full = source() if callable(source) and boxes else source
+        if isinstance(full, Image.Image) and full.width > image.width:
+            stats.full_resolution += 1
+            crops = [self.source_crop(image, full, box) for box in boxes]
+        else:
+            crops = [self.crop(image, box) for box in boxes]
         reads: list[PlateRead] = []
         for box, crop, (raw, score) in zip(boxes, crops, self.recognise(crops), strict=True):
             stats.recognised += 1

@@ -54,7 +54,7 @@ from indexer.plates.supersede import (
 from storage.blobstore import BlobExistsError, BlobStore
 from storage.db import session_scope
 from storage.errors import OkoError
-from storage.models.media import Camera, Frame, Segment
+from storage.models.media import Camera, Frame, Original, Segment
 from storage.models.plates import PlateFrameScan, PlateSighting
 from storage.types import utcnow
 
@@ -77,7 +77,8 @@ class FramePlateReader(Protocol):
     identity: dict[str, dict[str, str]]
     key: str
 
-    def read(self, image: Image.Image, stats: ReadStats | None = None) -> list[PlateRead]: ...
+    def read(self, image: Image.Image, stats: ReadStats | None = None,
+             source: Callable[[], Image.Image | None] | None = None) -> list[PlateRead]: ...
 
 
 @dataclass
@@ -120,6 +121,8 @@ class _PendingFrame:
     segment_id: int
     offset_in_segment_s: float
     original_id: int
+    offset_s: float = 0.0  # in the original
+    original_sha256: str = ""  # empty: the original is no larger than the stored copy
 
 
 @dataclass
@@ -225,8 +228,10 @@ def _iter_pending(engine: Engine, reader_key: str, camera_id: str) -> Iterator[_
         query = (
             sa_select(col(Frame.id), col(Frame.captured_at_utc), col(Frame.thumbnail_sha256),
                       col(Frame.segment_id), col(Frame.offset_s), col(Segment.start_offset_s),
-                      col(Frame.original_id))
+                      col(Frame.original_id), col(Original.sha256), col(Original.width),
+                      col(Frame.width))
             .join(Segment, col(Segment.id) == col(Frame.segment_id))
+            .join(Original, col(Original.id) == col(Frame.original_id))
             .outerjoin(PlateFrameScan, _pending_condition(reader_key))
             .where(col(PlateFrameScan.frame_id).is_(None), col(Frame.camera_id) == camera_id)
             .order_by(col(Frame.captured_at_utc), col(Frame.id)).limit(PENDING_PAGE))
@@ -235,9 +240,10 @@ def _iter_pending(engine: Engine, reader_key: str, camera_id: str) -> Iterator[_
                                     and_(col(Frame.captured_at_utc) == after[0],
                                          col(Frame.id) > after[1])))
         with Session(engine) as session:
-            rows = [_PendingFrame(fid, at, sha, seg, round(offset - seg_start, 6), original)
-                    for fid, at, sha, seg, offset, seg_start, original
-                    in session.execute(query).all()
+            rows = [_PendingFrame(fid, at, sha, seg, round(offset - seg_start, 6), original,
+                                  offset, original_sha if full_w > stored_w else "")
+                    for fid, at, sha, seg, offset, seg_start, original, original_sha, full_w,
+                    stored_w in session.execute(query).all()
                     if fid is not None]
         yield from rows
         if len(rows) < PENDING_PAGE:
@@ -315,9 +321,17 @@ class _CameraRun:
                                          status=UNREADABLE))
         self.report.frames_unreadable += 1
 
-    def read(self, frame: _PendingFrame, image: Image.Image, data: bytes) -> None:
+    def read(self, frame: _PendingFrame, image: Image.Image, data: bytes,
+             originals: BlobStore | None) -> None:
         self._expire(frame.captured_at_utc)
-        reads = self.reader.read(image, self.report.stats)
+        source = None
+        if originals is not None and frame.original_sha256:
+            def source() -> Image.Image | None:  # decoded only when there are candidates
+                from indexer.plates.source import decode_frame_at
+
+                return decode_frame_at(originals.path_for(frame.original_sha256),
+                                       frame.offset_s)
+        reads = self.reader.read(image, self.report.stats, source=source)
         taken: set[int] = set()
         for read in sorted(reads, key=lambda r: -r.confidence):
             match = None
@@ -423,7 +437,8 @@ def _minus(at: datetime, seconds: float) -> datetime:
 
 def read_pending_plates(
     *, engine: Engine, derived: BlobStore, reader: FramePlateReader,
-    motion_threshold: float, max_gap_s: float = DEFAULT_MAX_GAP_S,
+    motion_threshold: float, originals: BlobStore | None = None,
+    max_gap_s: float = DEFAULT_MAX_GAP_S,
     batch: int = DEFAULT_BATCH, progress: ProgressCallback | None = None,
     limit: int | None = None,
 ) -> PlateReport:
@@ -431,7 +446,9 @@ def read_pending_plates(
 
     Commits per ``batch`` frames (an original read before by an older reader: once, with
     the older sightings over its span deleted) and is safe to rerun after a crash. A
-    frame whose image is gone is recorded ``unreadable`` (not retried by this key).
+    frame whose image is gone is recorded ``unreadable`` (not retried by this key). With
+    ``originals``, plate candidates are cut from the frame decoded from its original at
+    full resolution (``indexer.plates.source``; the stored copy when that fails).
     """
     started = time.perf_counter()
     report = PlateReport(reader_key=reader.key)
@@ -469,7 +486,7 @@ def read_pending_plates(
                 if reference is not None and is_static(score, threshold=motion_threshold):
                     run.static(frame, reference[0])
                 else:
-                    run.read(frame, image, data)
+                    run.read(frame, image, data, originals)
                     reference = (frame.id, signature)
             if len(run.scans) >= batch and run.replacing is None:
                 run.flush()

@@ -214,6 +214,7 @@ def read_waiting_plates(state: AppState, *, reader: PlateReader | None = None,
     """
     chosen = reader or shared_reader()
     report = read_pending_plates(engine=state.engine, derived=state.derived, reader=chosen,
+                                 originals=state.originals,
                                  motion_threshold=state.settings.motion_threshold,
                                  limit=limit, progress=progress)
     events = raise_watch_events(state, sighting_ids=report.touched)

@@ -60,3 +60,38 @@ def test_reads_of_one_plate_over_frames_become_one_sighting(
     assert again.frames == 0 and again.touched == []
     with Session(state.engine) as session:
         assert len(session.exec(select(PlateSighting)).all()) == 2
+
+
+def test_candidates_are_cut_from_the_original_at_full_resolution(
+        state: AppState, reader: PlateReader, tmp_path: Path) -> None:
+    """With the originals, crops come from the frame decoded from the recording (twice
+    the stored copy's size here); the same sightings, crops from more pixels."""
+    from indexer.plates.footage import PlatePass, write_plate_clip
+    from indexer.plates.source import decode_frame_at
+    from storage.models.media import Original
+
+    add_camera(state)
+    ingest_clip(state, write_plate_clip(
+        tmp_path / "CAM-P01_20260125T120000.mp4", seconds=12, width=896, height=504,
+        passes=[PlatePass("AE1234KX", 0.5, 5.5, plate_width=240),
+                PlatePass("BC0815AA", 6.5, 11.5, plate_width=200)]))
+    report = read_pending_plates(engine=state.engine, derived=state.derived, reader=reader,
+                                 originals=state.originals,
+                                 motion_threshold=state.settings.motion_threshold)
+    assert report.stats.full_resolution > 0
+    with Session(state.engine) as session:
+        sightings = session.exec(select(PlateSighting).order_by(
+            col(PlateSighting.first_seen_utc))).all()
+        assert [s.plate for s in sightings] == ["AE1234KX", "BC0815AA"]
+        best = session.get(Frame, sightings[0].best_frame_id)
+        assert best is not None
+        original = session.get(Original, best.original_id)
+        assert original is not None
+        full = decode_frame_at(state.originals.path_for(original.sha256), best.offset_s)
+    assert full is not None and full.width > best.width  # the original is larger
+    box = sightings[0].crop_provenance["box"]
+    with state.derived.open(sightings[0].crop_sha256) as handle:
+        crop = Image.open(io.BytesIO(handle.read()))
+        assert crop.height > box[3]  # cut from more pixels than the stored copy's box
+    # a missing original falls back to the stored copy
+    assert decode_frame_at(state.originals.root / "missing.mp4", 1.0) is None

@@ -3,6 +3,7 @@ sightings are replaced, atomically per original, so search never shows both."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -47,11 +48,12 @@ class CrashingReader:
             inner, inner.config, inner.identity, inner.key)
         self.calls = 0
 
-    def read(self, image: Image.Image, stats: ReadStats | None = None) -> list[PlateRead]:
+    def read(self, image: Image.Image, stats: ReadStats | None = None,
+             source: Callable[[], Image.Image | None] | None = None) -> list[PlateRead]:
         self.calls += 1
         if self.calls == 3:
             raise RuntimeError("killed mid-original")
-        return self.inner.read(image, stats)
+        return self.inner.read(image, stats, source=source)
 
 
 def _sightings(state: AppState) -> list[tuple[str, str]]:
