@@ -34,7 +34,14 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from evidence.bundle import REPORT_PATH, evidence_digest, finish_bag, hash_payload, zip_bag
+from evidence.bundle import (
+    REPORT_PATH,
+    TRUSTED_TIME_FIELD,
+    evidence_digest,
+    finish_bag,
+    hash_payload,
+    zip_bag,
+)
 from evidence.cases import case_clips
 from evidence.clips import ffmpeg_version
 from evidence.exports import (
@@ -61,6 +68,7 @@ from evidence.redaction.review import DecisionView, ManualBox, final_boxes
 from evidence.redaction.tracking import Box, Track
 from evidence.redaction.video import VideoFacts
 from evidence.report_text import DEFAULT_LANGUAGE, check_language
+from evidence.timestamp import TimestampAuthority, TrustedTime
 from storage.atomic import owner_tag
 from storage.blobstore import BlobStore, sha256_file
 from storage.custody import append_custody_entry, chain_entries, entry_record, format_time
@@ -157,8 +165,14 @@ def export_disclosure(session: Session, *, case: Case, redact: list[str], export
                       tmp_dir: Path, out_path: Path, organisation: str,
                       model_paths: dict[str, Path] | None = None,
                       commit: Callable[[DisclosureResult], None] | None = None,
-                      lang: str = DEFAULT_LANGUAGE) -> DisclosureResult:
+                      lang: str = DEFAULT_LANGUAGE,
+                      timestamp_authority: TimestampAuthority | None = None,
+                      no_timestamp: bool = False) -> DisclosureResult:
     """Build, sign and zip the case's redacted disclosure bundle at ``out_path``.
+
+    A trusted timestamp works as in ``evidence.exports.export_case``: with
+    ``timestamp_authority`` (and not ``no_timestamp``) ``timestamp.tsr`` and the PDF
+    signature's token come from the TSA, and a TSA that fails fails the export.
 
     Raises what ``approved_redactions`` and ``check_models`` raise before writing,
     ``NotFoundError`` for missing footage and ``ConflictError`` when a clip is no longer
@@ -166,6 +180,8 @@ def export_disclosure(session: Session, *, case: Case, redact: list[str], export
     and ``out_path`` is untouched.
     """
     check_language(lang)  # the report's language (uk, en), before anything is written
+    trusted = TrustedTime(authority=timestamp_authority,
+                          declined_by=exporter if no_timestamp else None)
     pairs = approved_redactions(session, case=case, redact=redact)
     for _clip, redaction in pairs:
         check_models(redaction.detectors, paths=model_paths)
@@ -184,12 +200,13 @@ def export_disclosure(session: Session, *, case: Case, redact: list[str], export
                     for number, (clip, redaction) in enumerate(pairs, start=1)]
             details = {"kind": "redacted", "case_number": case.number, "redact": redact,
                        "signer_fingerprint": signer.fingerprint_sha256,
-                       "clips": [m["entry"] for m in made]}
+                       "clips": [m["entry"] for m in made], "trusted_time": trusted.field}
             planned = plan_export_entry(session, case=case, exporter=exporter,
                                          details=details)
             written = _write(session, bag, staged, case=case, planned_record=planned.record,
                              made=made, redact=redact, exporter=exporter, signer=signer,
-                             organisation=organisation, top_dir=top_dir, lang=lang)
+                             organisation=organisation, top_dir=top_dir, lang=lang,
+                             trusted=trusted)
             if chain_head(session, planned.chain) != planned.previous:
                 raise ConflictError(_CHAIN_MOVED.format(number=case.number))
             entry = append_custody_entry(session, action="export", actor=exporter,
@@ -272,7 +289,9 @@ def _redact_clip(session: Session, bag: Path, work: Path, number: int, clip: Cas
 def _write(session: Session, bag: Path, staged: Path, *, case: Case,
            planned_record: dict[str, Any], made: list[dict[str, Any]], redact: list[str],
            exporter: str, signer: Signer, organisation: str,
-           top_dir: str, lang: str = DEFAULT_LANGUAGE) -> tuple[str, str, str]:
+           top_dir: str, lang: str = DEFAULT_LANGUAGE,
+           trusted: TrustedTime | None = None) -> tuple[str, str, str]:
+    trusted = trusted or TrustedTime()
     custody: list[dict[str, Any]] = []
     for original_id in sorted({m["original"].id for m in made}):
         custody += [entry_record(e) for e in chain_entries(session, f"original:{original_id}")]
@@ -301,8 +320,10 @@ def _write(session: Session, bag: Path, staged: Path, *, case: Case,
     _mark_redacted(bag / "data" / "provenance.jsonld")
     digest = evidence_digest(hash_payload(bag, exclude=frozenset({REPORT_PATH})))
     when = datetime_of(planned_record)
+    tsa = trusted.requested
     verify = verify_instructions(fingerprint=signer.fingerprint_sha256, top_dir=top_dir,
-                                 root_fingerprint=signer.root_fingerprint_sha256)
+                                 root_fingerprint=signer.root_fingerprint_sha256,
+                                 tsa_url=tsa.url if tsa is not None else None)
     build_disclosure_report(DisclosureReportData(
         case_number=case.number, case_title=case.title, agency=case.agency,
         organisation=organisation, exporter=exporter, export_time_utc=when,
@@ -310,7 +331,7 @@ def _write(session: Session, bag: Path, staged: Path, *, case: Case,
         signer_fingerprint=signer.fingerprint_sha256, evidence_digest=digest,
         clips=[m["report"] for m in made], verify_text=verify, lang=lang), bag / REPORT_PATH)
     # PAdES like the full export's, before hashing; its report draws no signature block
-    sign_bundle_report(bag / REPORT_PATH, signer=signer, timestamping=None, visible=False)
+    sign_bundle_report(bag / REPORT_PATH, signer=signer, timestamping=tsa, visible=False)
     tag_sha = finish_bag(bag, bag_info=[
         ("Source-Organization", organisation), ("Contact-Name", exporter),
         ("External-Identifier", case.number),
@@ -320,7 +341,8 @@ def _write(session: Session, bag: Path, staged: Path, *, case: Case,
         ("Oko-Exporter", exporter), ("Oko-Export-Time-UTC", format_time(when)),
         ("Oko-Version", OKO_VERSION), ("Oko-Disclosure", "redacted: " + ",".join(redact)),
         ("Oko-Signer-Fingerprint-SHA256", signer.fingerprint_sha256),
-        ("Oko-Evidence-Digest", digest)], verify_text=verify, signer=signer)
+        ("Oko-Evidence-Digest", digest), (TRUSTED_TIME_FIELD, trusted.field)],
+        verify_text=verify, signer=signer, timestamp_authority=tsa)
     return zip_bag(bag, staged, top_dir=top_dir), tag_sha, digest
 
 

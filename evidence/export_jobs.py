@@ -218,7 +218,8 @@ def run_export_job(session: Session, *, engine: Engine, job_id: int, env: Export
                           exporter=exporter, signer=env.signer, originals=env.originals,
                           derived=env.derived, tmp_dir=env.tmp_dir, out_path=out,
                           organisation=env.organisation, commit=record_bundle,
-                          lang=job.lang)
+                          lang=job.lang, timestamp_authority=env.timestamp_authority,
+                          no_timestamp=job.no_timestamp)
     else:
         _export_full(session, case=case, exporter=exporter, env=env, job=job, out=out,
                      progress=lambda stage, fraction: _record_progress(

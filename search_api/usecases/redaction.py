@@ -49,6 +49,7 @@ from evidence.redaction.review import (
 )
 from evidence.redaction.tracking import HOLD_FRAMES, LEAD_FRAMES, MAX_GAP, PAD, Track
 from evidence.report_text import check_language
+from evidence.timestamp import authority_from
 from search_api.audit import AuditAction
 from search_api.usecases.cases import get_visible_case, require_case_footage_visible
 from search_api.usecases.context import UseCaseContext
@@ -448,7 +449,9 @@ def export_disclosure(ctx: UseCaseContext, *, case_id: int, redact: str | list[s
         ctx.session, case=case, redact=chosen, exporter=exporter,
         signer=ctx.state.signer(), originals=ctx.state.originals, derived=ctx.state.derived,
         tmp_dir=settings.tmp_dir, out_path=out, organisation=settings.organisation,
-        model_paths=model_paths, commit=commit, lang=lang)
+        model_paths=model_paths, commit=commit, lang=lang,
+        timestamp_authority=authority_from(settings.tsa_url, settings.tsa_ca_cert,
+                                           timeout_seconds=settings.tsa_timeout_seconds))
     return DisclosurePublic(
         bundle_path=str(result.bundle_path), bundle_sha256=result.bundle_sha256,
         tag_manifest_sha256=result.tag_manifest_sha256,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,7 @@ from storage.models.redaction import Redaction, RedactionDecision
 from storage.settings import Settings
 from tests.evidence.redaction.world import RedactionWorld, build_redaction_world
 from tests.evidence.test_pdf_signature import pdfsig
+from tests.tsa_service import TsaService
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +191,37 @@ def test_the_disclosure_bundle_is_redacted_reviewed_signed_and_verifies(
         entry = session.exec(select(CustodyEntry).where(CustodyEntry.action == "export")
                              .order_by(CustodyEntry.id.desc())).first()  # type: ignore[union-attr]
         assert entry is not None and entry.details["kind"] == "redacted"
+
+
+def test_with_a_tsa_the_disclosure_bundle_is_timestamped_like_any_export(
+        world: RedactionWorld, proposed: uc.RedactionPublic, running_tsa: TsaService,
+        tmp_path: Path) -> None:
+    with world.ctx() as ctx:  # approved by the test above, or here when run alone
+        if uc.read_redaction(ctx, case_id=world.case_id,
+                             redaction_id=proposed.id).status != "approved":
+            uc.approve_redaction(ctx, case_id=world.case_id, redaction_id=proposed.id)
+    plain = world.state.settings
+    world.state.settings = plain.model_copy(update={
+        "tsa_url": running_tsa.url, "tsa_ca_cert": running_tsa.ca_cert_path})
+    try:
+        out = tmp_path / "timestamped.zip"
+        with world.ctx("investigator-police") as ctx:
+            uc.export_disclosure(ctx, case_id=world.case_id, redact="faces", out_path=out)
+    finally:
+        world.state.settings = plain
+    with zipfile.ZipFile(out) as archive:
+        top = archive.namelist()[0].split("/")[0]
+        bag_info = archive.read(f"{top}/bag-info.txt").decode()
+        assert f"{top}/timestamp.tsr" in archive.namelist()
+        archive.extractall(tmp_path / "x")
+    assert f"Oko-Trusted-Time: TSA {running_tsa.url}" in bag_info
+    checked = subprocess.run(
+        ["openssl", "ts", "-verify", "-data", "signature.sig", "-in", "timestamp.tsr",
+         "-CAfile", str(running_tsa.ca_cert_path)], cwd=tmp_path / "x" / top,
+        capture_output=True, text=True, check=False)
+    assert checked.returncode == 0 and "Verification: OK" in checked.stdout, checked.stderr
+    report = verify_bundle(out, PinnedFingerprint(_root_fingerprint(world)))
+    assert report.ok, [c for c in report.checks if not c.passed]
 
 
 def test_a_user_of_another_agency_cannot_redact_or_export(world: RedactionWorld,
