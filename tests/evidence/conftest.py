@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import imageio_ffmpeg
 import pytest
@@ -74,7 +75,9 @@ class EvidenceWorld:
     def session(self) -> Session:
         return Session(self.state.engine, expire_on_commit=False)
 
-    def export(self, out: Path) -> ExportResult:
+    def export(self, out: Path, **options: Any) -> ExportResult:
+        """``export_case`` of the world's case by its investigator; ``options`` such as
+        ``lang``, ``timestamp_authority`` or ``no_timestamp`` go to it."""
         with self.session() as session:
             case = session.get(Case, self.case.id)
             assert case is not None
@@ -84,6 +87,7 @@ class EvidenceWorld:
                 tmp_dir=self.state.settings.tmp_dir, out_path=out,
                 organisation=self.state.settings.organisation,
                 full_original_max_bytes=self.state.settings.full_original_max_bytes,
+                **options,
             )
             session.commit()
         return result

@@ -25,13 +25,13 @@ from pyhanko_certvalidator import ValidationContext
 from sqlmodel import select
 
 from evidence.authority import LEAF_VALIDITY
-from evidence.exports import ExportResult, export_case, pending_parts
+from evidence.exports import ExportResult, pending_parts
 from evidence.keys import load_signer, root_certificate
 from evidence.report_signing_keys import issue_report_signer
 from evidence.timestamp import TimestampAuthority
 from search_api.state import AppState
 from storage.errors import ConfigurationError
-from storage.models.evidence import Case, CustodyEntry
+from storage.models.evidence import CustodyEntry
 from tests.evidence.conftest import EvidenceWorld, build_world
 from tests.evidence.test_keys import make_legacy_identity
 from tests.evidence.test_pdf_signature import pdfsig
@@ -43,18 +43,7 @@ REPORT = "oko-KV-2026-001/data/report.pdf"
 
 def _export(world: EvidenceWorld, out: Path,
             tsa: TimestampAuthority | None = None) -> ExportResult:
-    with world.session() as session:
-        case = session.get(Case, world.case.id)
-        assert case is not None
-        result = export_case(
-            session, case=case, exporter="investigator-police", signer=world.signer,
-            originals=world.state.originals, derived=world.state.derived,
-            tmp_dir=world.state.settings.tmp_dir, out_path=out,
-            organisation=world.state.settings.organisation,
-            full_original_max_bytes=world.state.settings.full_original_max_bytes,
-            timestamp_authority=tsa)
-        session.commit()
-    return result
+    return world.export(out, timestamp_authority=tsa)
 
 
 def _report(bundle: Path, tmp_path: Path) -> Path:

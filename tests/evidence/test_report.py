@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 from sqlmodel import select
 
-from evidence.exports import export_case
 from evidence.report import ReportData, ReportPerson
 from evidence.report_sections import actor_text
 from evidence.report_text import (
@@ -23,7 +22,7 @@ from evidence.report_text import (
     placeholders,
     report_text,
 )
-from storage.models.evidence import Case, CustodyEntry
+from storage.models.evidence import CustodyEntry
 from tests.evidence.conftest import EvidenceWorld
 
 BAG = "oko-KV-2026-001"
@@ -47,17 +46,7 @@ def _flat(text: str) -> str:
 
 
 def _export(world: EvidenceWorld, out: Path, *, lang: str) -> Path:
-    with world.session() as session:
-        case = session.get(Case, world.case.id)
-        assert case is not None
-        result = export_case(
-            session, case=case, exporter="investigator-police", signer=world.signer,
-            originals=world.state.originals, derived=world.state.derived,
-            tmp_dir=world.state.settings.tmp_dir, out_path=out,
-            organisation=world.state.settings.organisation,
-            full_original_max_bytes=world.state.settings.full_original_max_bytes, lang=lang)
-        session.commit()
-    return result.bundle_path
+    return world.export(out, lang=lang).bundle_path
 
 
 def test_catalogs_have_the_same_keys_placeholders_and_no_empty_text() -> None:

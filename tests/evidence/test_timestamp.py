@@ -20,7 +20,7 @@ from oko_verify.trust import TrustAnchors, load_certificate_file
 from oko_verify.verify import verify_bundle
 from sqlmodel import select
 
-from evidence.exports import ExportResult, export_case
+from evidence.exports import ExportResult
 from evidence.timestamp import (
     TimestampAuthority,
     TimestampMismatchError,
@@ -30,7 +30,7 @@ from evidence.timestamp import (
     fetch_timestamp,
 )
 from storage.errors import ConfigurationError
-from storage.models.evidence import Case, CustodyEntry
+from storage.models.evidence import CustodyEntry
 from tests.evidence.conftest import EvidenceWorld
 from tests.tsa_service import TsaService
 
@@ -43,18 +43,7 @@ def authority(tsa: TsaService, ca: TsaService | None = None) -> TimestampAuthori
 
 def export(world: EvidenceWorld, out: Path, *, tsa: TimestampAuthority | None,
            no_timestamp: bool = False) -> ExportResult:
-    with world.session() as session:
-        case = session.get(Case, world.case.id)
-        assert case is not None
-        result = export_case(
-            session, case=case, exporter="investigator-police", signer=world.signer,
-            originals=world.state.originals, derived=world.state.derived,
-            tmp_dir=world.state.settings.tmp_dir, out_path=out,
-            organisation=world.state.settings.organisation,
-            full_original_max_bytes=world.state.settings.full_original_max_bytes,
-            timestamp_authority=tsa, no_timestamp=no_timestamp)
-        session.commit()
-    return result
+    return world.export(out, timestamp_authority=tsa, no_timestamp=no_timestamp)
 
 
 def unzip(bundle: Path, into: Path) -> Path:
