@@ -59,6 +59,9 @@ def test_a_threshold_above_the_real_free_space_stops_recording_until_it_is_lower
         above = shutil.disk_usage(spool).free + 2**40  # more than this disk has: it trips
         recorder.config = dataclasses.replace(recorder.config, min_free_bytes=above)
         wait_for(lambda: _state_is(recording, "disk_full"), what="recording to stop")
+        # a file whose ingest began before the guard tripped is finished, not cut short
+        wait_for(lambda: all(o.status != "processing" for o in originals(recording)),
+                 what="the ingest in flight to finish")
         accepted = originals(recording)
         with operator_usecase(recording) as ctx:
             status = camera_status(ctx, camera_id=CAMERA)
