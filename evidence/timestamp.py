@@ -32,6 +32,7 @@ from oko_verify.timestamp import TimestampToken, TimestampTokenError, check_toke
 from oko_verify.timestamp import token_chain_result as _chain_result
 from oko_verify.trust import TrustAnchors
 
+from evidence.report_text import report_text
 from storage.errors import ConfigurationError, OkoError
 
 QUERY_TYPE = "application/timestamp-query"
@@ -134,20 +135,13 @@ class TrustedTime:
                 "signature.sig)")
 
     def note(self, lang: str) -> str:
-        """The report's line under "Trusted time" in ``lang`` (uk, else en)."""
-        uk = lang == "uk"
+        """The report's line under "Trusted time" in ``lang``, from the report catalogs."""
+        text = report_text(lang)
         if self.declined_by is not None:
-            return (f"не отримано: експорт без позначки часу (--no-timestamp), "
-                    f"рішення {self.declined_by}" if uk else
-                    f"none obtained: exported without a timestamp (--no-timestamp) by "
-                    f"{self.declined_by}")
+            return text.t("trusted_time.declined", user=self.declined_by)
         if self.authority is None:
-            return ("не отримано: службу позначок часу (TSA) не налаштовано" if uk else
-                    "none obtained: no time-stamping authority (TSA) is configured")
-        return (f"позначка часу RFC 3161 від {self.authority.url} над signature.sig "
-                "(timestamp.tsr); час TSA показує oko verify" if uk else
-                f"RFC 3161 timestamp from {self.authority.url} over signature.sig "
-                "(timestamp.tsr); oko verify shows the TSA's time")
+            return text.t("trusted_time.none")
+        return text.t("trusted_time.tsa", url=self.authority.url)
 
 
 def authority_from(url: str | None, ca_cert: Path | None, *,
