@@ -512,22 +512,24 @@ class CameraRecorder:
             return
         self.disk_full = True
         last_end = self._last_end()
+        log.error("camera %s: %s", self.camera_id, sentence)
+        # the alert is on record before the state says disk_full, so whoever sees the
+        # state also finds the alert
+        if self.on_disk is not None:
+            self.on_disk(True, sentence)
         with session_scope(self.engine) as db:
             if last_end is not None:
                 open_gap(db, camera_id=self.camera_id, start=last_end, reason=sentence)
             update_state(db, camera_id=self.camera_id, state="disk_full", message=sentence,
                          worker=self.worker)
-        log.error("camera %s: %s", self.camera_id, sentence)
-        if self.on_disk is not None:
-            self.on_disk(True, sentence)
 
     def _space_returned(self) -> None:
         """Space is back: ingest what waited in the spool, then record again."""
         self.disk_full = False
         sentence = "There is room on the disk again; recording resumes."
-        self._state("connecting", sentence)
-        if self.on_disk is not None:
+        if self.on_disk is not None:  # on record before the state changes, as above
             self.on_disk(False, sentence)
+        self._state("connecting", sentence)
         self._recover()
 
 
