@@ -25,7 +25,7 @@ import imageio_ffmpeg
 import PIL
 from PIL import Image
 
-from storage.blobstore import BlobExistsError, BlobStore
+from storage.blobstore import BlobStore
 from storage.errors import InvalidInputError, StorageError
 
 STILL_JPEG_QUALITY = 90
@@ -148,23 +148,14 @@ def cut_clip(*, original_path: Path, start_s: float, end_s: float, derived: Blob
                              capture_output=True, text=True, check=False)
         if run.returncode != 0 or not out.is_file():
             raise StorageError(f"ffmpeg could not cut the clip: {run.stderr.strip()[-300:]}")
-        stored = _put_idempotent(derived, out)
+        blob = derived.put_derived_file(out)
     return CutResult(
-        sha256=stored[0], size_bytes=stored[1], requested_start_s=start_s,
+        sha256=blob.sha256, size_bytes=blob.size_bytes, requested_start_s=start_s,
         requested_end_s=end_s, actual_start_s=actual_start, actual_end_s=actual_end,
         codec=str(facts["codec"]), width=int(facts["width"]), height=int(facts["height"]),
         tool="ffmpeg", tool_version=ffmpeg_version(), command=["ffmpeg", *args],
         container=str(facts["container"]),
     )
-
-
-def _put_idempotent(store: BlobStore, path: Path) -> tuple[str, int]:
-    """Store a derived file; identical content already stored is the same derivation."""
-    try:
-        blob = store.put_file(path)
-        return blob.sha256, blob.size_bytes
-    except BlobExistsError as exists:
-        return exists.sha256, path.stat().st_size
 
 
 def still_frame(*, original_path: Path, offset_s: float, derived: BlobStore) -> StillResult:
@@ -193,11 +184,7 @@ def still_frame(*, original_path: Path, offset_s: float, derived: BlobStore) -> 
     image.convert("RGB").save(buffer, format="JPEG", quality=STILL_JPEG_QUALITY,
                               optimize=False, progressive=False)
     data = buffer.getvalue()
-    try:
-        blob = derived.put_bytes(data)
-        sha = blob.sha256
-    except BlobExistsError as exists:
-        sha = exists.sha256
+    sha = derived.put_derived_bytes(data).sha256
     return StillResult(
         sha256=sha, size_bytes=len(data), offset_s=offset_s, tool="pyav+pillow",
         tool_version=f"av {av.__version__}, pillow {PIL.__version__}",

@@ -39,6 +39,17 @@ class BlobExistsError(ConflictError):
         self.sha256 = sha256
 
 
+class DamagedBlobError(StorageError):
+    """A stored blob's bytes no longer hash to its name: the disk damaged it."""
+
+    http_status = 500
+
+    def __init__(self, sha256: str) -> None:
+        super().__init__(f"The stored copy of {sha256} no longer matches its SHA-256; it is "
+                         "damaged and was not used (restore it from backup).")
+        self.sha256 = sha256
+
+
 @dataclass(frozen=True)
 class StoredBlob:
     sha256: str
@@ -109,6 +120,38 @@ class BlobStore:
 
     def put_bytes(self, data: bytes) -> StoredBlob:
         return self.put_stream(io.BytesIO(data))
+
+    def put_derived_file(self, path: Path) -> StoredBlob:
+        """Store a derived file, or reuse the stored copy of the same content.
+
+        A derived file made again from the same source is the same derivation, so the
+        stored copy serves; it is re-hashed first, because reusing it unchecked would put
+        damaged bytes into a bundle under the hash of the fresh ones.
+        """
+        try:
+            return self.put_file(path)
+        except BlobExistsError as exists:
+            self.require_intact(exists.sha256)
+            return StoredBlob(sha256=exists.sha256, size_bytes=path.stat().st_size,
+                              path=self.path_for(exists.sha256))
+
+    def put_derived_bytes(self, data: bytes) -> StoredBlob:
+        try:
+            return self.put_bytes(data)
+        except BlobExistsError as exists:
+            self.require_intact(exists.sha256)
+            return StoredBlob(sha256=exists.sha256, size_bytes=len(data),
+                              path=self.path_for(exists.sha256))
+
+    def require_intact(self, sha256: str) -> None:
+        """Raise ``DamagedBlobError`` when the stored blob no longer hashes to its name."""
+        try:
+            intact = self.verify(sha256)
+        except OSError as exc:
+            raise _describe_os_error(exc, "re-reading a stored blob") from exc
+        if not intact:
+            log.error("stored blob %s no longer matches its hash", sha256)
+            raise DamagedBlobError(sha256)
 
     def _commit(self, pending: PendingFile, sha256: str, size: int) -> StoredBlob:
         final = self.path_for(sha256)

@@ -42,7 +42,7 @@ import av
 import imageio_ffmpeg
 
 from storage.atomic import make_private_dirs, owner_tag, write_atomically
-from storage.blobstore import BlobExistsError, BlobStore
+from storage.blobstore import BlobStore
 from storage.errors import OkoError, StorageError
 
 # what a browser and an ordinary office PC play without extra codecs
@@ -226,11 +226,8 @@ def transcode_h264(*, source: Path, source_sha256: str, profile: TranscodeProfil
             raise TranscodeError(
                 f"ffmpeg's copy of {shown} is {made.codec} {made.width}x{made.height}, "
                 "not the expected H.264.")
-        try:
-            blob = derived.put_file(out)
-            sha, size = blob.sha256, blob.size_bytes
-        except BlobExistsError as exists:
-            sha, size = exists.sha256, out.stat().st_size
+        blob = derived.put_derived_file(out)
+        sha, size = blob.sha256, blob.size_bytes
     return TranscodeResult(
         sha256=sha, size_bytes=size, source_sha256=source_sha256, profile=profile.name,
         facts=made, tool="ffmpeg", tool_version=ffmpeg_version(),
