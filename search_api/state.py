@@ -56,8 +56,10 @@ class JobQueue(Protocol):
 class EncoderStatus:
     """Whether the query encoder is loaded, on which runtimes, and how its cache does.
 
-    ``note`` says why it is not loaded (no weights, an error) or why a tower that was
-    asked to run on ONNX Runtime stayed on torch; empty when all is as configured.
+    Also the API's answer (``GET /api/models``). ``text_backend`` / ``image_backend``:
+    "torch", "onnx-fp32" or "onnx-int8"; empty while not loaded. ``note`` says why it is
+    not loaded (no weights, an error) or why a tower that was asked to run on ONNX Runtime
+    stayed on torch; empty when all is as configured.
     """
 
     warm: bool

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from search_api.deps import UseCaseDep, requires
+from search_api.state import EncoderStatus
 from search_api.usecases.models import model_overview
 from storage.permissions import Permission
 
@@ -22,26 +23,6 @@ class InstalledModelPublic(BaseModel):
     installed_at: datetime
 
 
-class EncoderStatusPublic(BaseModel):
-    """The query encoder in this API process: loaded (``warm``) or not, and on what runtime.
-
-    ``text_backend`` / ``image_backend``: "torch", "onnx-fp32" or "onnx-int8"; empty while
-    not loaded. ``note``: why it is not loaded, or why a tower stayed on torch.
-    """
-
-    warm: bool
-    loading: bool
-    preset: str
-    weights_sha256: str
-    text_backend: str
-    image_backend: str
-    note: str
-    cache_entries: int
-    cache_max_entries: int
-    cache_hits: int
-    cache_misses: int
-
-
 class ModelStatusPublic(BaseModel):
     """``installed`` false: ``message`` says what an administrator must do."""
 
@@ -52,7 +33,7 @@ class ModelStatusPublic(BaseModel):
     weights_sha256: str
     pending_frames: int
     models: list[InstalledModelPublic]
-    encoder: EncoderStatusPublic
+    encoder: EncoderStatus
 
 
 @router.get("/models", response_model=ModelStatusPublic)
@@ -65,8 +46,7 @@ def read_model_status(ctx: UseCaseDep) -> ModelStatusPublic:
         pending_frames=active.pending_frames,
         models=[InstalledModelPublic.model_validate(m, from_attributes=True)
                 for m in overview.installed],
-        encoder=EncoderStatusPublic.model_validate(ctx.state.encoder_status(),
-                                                   from_attributes=True))
+        encoder=ctx.state.encoder_status())
 
 
 __all__ = ["router"]
