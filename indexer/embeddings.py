@@ -104,6 +104,11 @@ class ClipEmbedder:
     def architecture(self) -> str:
         return self._preset.architecture
 
+    @property
+    def text_runner(self) -> TowerRunner | None:
+        """What runs the text tower instead of torch (an ``OnnxTower``), or None."""
+        return self._text_runner
+
     def use_runner(self, tower: str, runner: TowerRunner | None, backend: str) -> None:
         """Run ``tower`` ("text" or "image") through ``runner`` instead of torch.
 

@@ -119,18 +119,28 @@ class CachedQueryEmbedder:
 
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
         """One row per text, in order; repeated and cached texts are encoded once or not at all."""
+        return self._encode(texts)[0]
+
+    def encode_query_text(self, text: str) -> tuple[np.ndarray, bool]:
+        """One text's vector, and whether it came from the cache (for the provenance)."""
+        rows, hits = self._encode([text])
+        return rows[0], hits > 0
+
+    def _encode(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
         if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return np.zeros((0, self.dim), dtype=np.float32), 0
         keys = [normalise_query(text) for text in texts]
         found: dict[str, np.ndarray] = {}
         for key in dict.fromkeys(keys):
             vector = self.cache.get(self.weights_sha256, key)
             if vector is not None:
                 found[key] = vector
+        hits = len(found)
         missing = [key for key in dict.fromkeys(keys) if key not in found]
         if missing:
             encoded = self.inner.encode_text(missing)
             for key, vector in zip(missing, encoded, strict=True):
                 self.cache.put(self.weights_sha256, key, vector)
                 found[key] = vector
-        return np.ascontiguousarray(np.stack([found[key] for key in keys]), dtype=np.float32)
+        rows = np.ascontiguousarray(np.stack([found[key] for key in keys]), dtype=np.float32)
+        return rows, hits

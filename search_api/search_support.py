@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 
 from pydantic import BaseModel, Field
@@ -73,6 +74,25 @@ class ShardLeftOutPublic(BaseModel):
     reason: str
 
 
+class TextEncoderPublic(BaseModel):
+    """The text tower that encoded the query."""
+
+    backend: str = Field(description="torch or onnx")
+    precision: str = Field(description="fp32 or int8")
+    weights_sha256: str
+    onnx_path: str | None = Field(default=None, description="The ONNX graph (onnx only)")
+    onnx_sha256: str | None = Field(default=None, description="The graph's SHA-256 (onnx only)")
+
+
+class ImageTowerPublic(BaseModel):
+    """The image tower that embedded the searched frames, as far as it is recorded."""
+
+    preset: str
+    weights_sha256: str
+    backend: str | None = Field(default=None, description=(
+        "torch or onnx; null: not recorded with the embeddings"))
+
+
 class ProvenancePublic(BaseModel):
     """How the answer was produced, precisely enough to reproduce it in court."""
 
@@ -106,6 +126,12 @@ class ProvenancePublic(BaseModel):
         "frames_of_another_model): the answer may miss frames"))
     timings_ms: dict[str, float] = Field(
         default_factory=dict, description="encode, shards and database, in milliseconds")
+    text_encoder: TextEncoderPublic | None = Field(default=None, description=(
+        "The text tower that encoded the query; null when no text was encoded"))
+    query_vector_cached: bool | None = Field(default=None, description=(
+        "The text's vector came from the query cache; null when no text was encoded"))
+    image_tower: ImageTowerPublic | None = Field(default=None, description=(
+        "The image tower that embedded the frames searched; null when none was searched"))
     text_not_applied: str | None = Field(default=None, description=(
         "Plate search with text: why the text did not rank the sightings (no CLIP model)"))
 
@@ -141,16 +167,23 @@ class SearchResultPublic(BaseModel):
                 shards_scored_from_database=prov.shards_scored_from_database,
                 frames_of_another_model=prov.frames_of_another_model,
                 partial=prov.partial, timings_ms=prov.timings_ms,
+                text_encoder=(TextEncoderPublic(**asdict(prov.text_encoder))
+                              if prov.text_encoder else None),
+                query_vector_cached=prov.query_vector_cached,
+                image_tower=(ImageTowerPublic(**asdict(prov.image_tower))
+                             if prov.image_tower else None),
             ),
         )
 
 
 __all__ = [
     "AppliedFilterPublic",
+    "ImageTowerPublic",
     "MomentPublic",
     "ProvenancePublic",
     "SearchResultPublic",
     "ShardLeftOutPublic",
+    "TextEncoderPublic",
     "thumbnail_url",
     "video_url",
 ]

@@ -34,7 +34,12 @@ from indexer.search.backlog import (
 )
 from indexer.search.moments import admitted_vectors, group_moments, indexed_frames_of
 from indexer.search.query import parse_query
-from indexer.search.query_vector import decode_image, query_vector, similar_embedding
+from indexer.search.query_vector import (
+    decode_image,
+    describe_text_encoder,
+    query_vector,
+    similar_embedding,
+)
 from indexer.search.scope import resolve_scope
 from indexer.search.shard_search import (
     LocalShardSearcher,
@@ -50,6 +55,7 @@ from indexer.search.types import (
     QUERY_IMAGE_SIDE,
     AppliedFilter,
     EmbedderFailedError,
+    ImageTowerInfo,
     InvalidImageError,
     Moment,
     Provenance,
@@ -108,8 +114,8 @@ def search(*, session: Session, get_embedder: Callable[[], QueryEmbedder], shard
     timings: dict[str, float] = {}
     mark = time.perf_counter()
     embedder = get_embedder()
-    vector = query_vector(embedder, clip_text=clip_text, image=image, similar=similar,
-                          similar_id=request.similar_to_frame_id)
+    vector, text_cached = query_vector(embedder, clip_text=clip_text, image=image,
+                                       similar=similar, similar_id=request.similar_to_frame_id)
     timings["encode"] = _ms_since(mark)
 
     mark = time.perf_counter()
@@ -159,6 +165,10 @@ def search(*, session: Session, get_embedder: Callable[[], QueryEmbedder], shard
         shard_index_types=outcome.index_types, shards_left_out=dict(sorted(left_out.items())),
         frames_of_another_model=from_db.frames_of_another_model, timings_ms=timings,
         shards_scored_from_database=missing_on_disk,
+        text_encoder=describe_text_encoder(embedder) if clip_text else None,
+        query_vector_cached=text_cached,
+        image_tower=ImageTowerInfo(preset=embedder.preset, weights_sha256=embedder.weights_sha256)
+        if outcome.searched or from_db.vectors_scored else None,
     )
     return SearchResult(moments=moments, provenance=provenance)
 

@@ -17,6 +17,7 @@ from indexer.search.types import (
     InvalidImageError,
     QueryEmbedder,
     QueryImageTooLargeError,
+    TextEncoderInfo,
 )
 from indexer.shard_files import ModelMismatchError
 from indexer.vectors import vector_from_bytes
@@ -47,18 +48,50 @@ def decode_image(data: bytes) -> Image.Image:
     return decoded
 
 
+def describe_text_encoder(embedder: QueryEmbedder) -> TextEncoderInfo:
+    """Which text tower ``embedder`` runs: torch, or an ONNX graph (path, SHA-256, precision).
+
+    It reads what ``indexer.embeddings.ClipEmbedder`` exposes (``text_backend``: "torch",
+    "onnx-fp32" or "onnx-int8", and ``text_runner``: the ``OnnxTower``), through the query
+    cache's wrapper (``inner``); an embedder without them is taken to run torch in fp32.
+    """
+    inner = getattr(embedder, "inner", embedder)
+    backend = str(getattr(inner, "text_backend", "torch"))
+    if not backend.startswith("onnx"):
+        return TextEncoderInfo(backend="torch", precision="fp32",
+                               weights_sha256=embedder.weights_sha256)
+    runner = getattr(inner, "text_runner", None)
+    path = getattr(runner, "path", None)
+    record = getattr(runner, "record", None)
+    onnx_sha256 = record.get("onnx_sha256") if isinstance(record, dict) else None
+    return TextEncoderInfo(backend="onnx", precision=backend.partition("-")[2] or "fp32",
+                           weights_sha256=embedder.weights_sha256,
+                           onnx_path=str(path) if path is not None else None,
+                           onnx_sha256=str(onnx_sha256) if onnx_sha256 else None)
+
+
+def _encode_text(embedder: QueryEmbedder, text: str) -> tuple[np.ndarray, bool]:
+    lookup = getattr(embedder, "encode_query_text", None)  # the query cache says if it hit
+    if callable(lookup):
+        row, cached = lookup(text)
+        return np.asarray(row, dtype=np.float32), bool(cached)
+    return embedder.encode_text([text])[0], False
+
+
 def _encode(embedder: QueryEmbedder, *, text: str | None,
-            image: Image.Image | None) -> list[np.ndarray]:
+            image: Image.Image | None) -> tuple[list[np.ndarray], bool | None]:
+    cached: bool | None = None
     try:
         rows = []
         if text:
-            rows.append(embedder.encode_text([text])[0])
+            row, cached = _encode_text(embedder, text)
+            rows.append(row)
         if image is not None:
             rows.append(embedder.encode_images([image])[0])
     except Exception as exc:  # any model failure must surface, never look like no results
         raise EmbedderFailedError(f"The {embedder.preset} model failed to encode the query "
                                   f"({type(exc).__name__}: {exc}); no search was run.") from exc
-    return rows
+    return rows, cached
 
 
 def similar_embedding(session: Session, frame_id: int,
@@ -77,10 +110,12 @@ def similar_embedding(session: Session, frame_id: int,
 
 
 def query_vector(embedder: QueryEmbedder, *, clip_text: str, image: Image.Image | None,
-                 similar: FrameEmbedding | None, similar_id: int | None) -> np.ndarray:
-    """The L2-normalised sum of the query's parts. Raises ``EmbedderFailedError`` and
+                 similar: FrameEmbedding | None,
+                 similar_id: int | None) -> tuple[np.ndarray, bool | None]:
+    """The L2-normalised sum of the query's parts, and whether the text's vector came from
+    the query cache (None: no text). Raises ``EmbedderFailedError`` and
     ``ModelMismatchError`` (the similar frame was embedded by another model)."""
-    rows = _encode(embedder, text=clip_text or None, image=image)
+    rows, cached = _encode(embedder, text=clip_text or None, image=image)
     if similar is not None and similar.vector is not None:
         if similar.weights_sha256 != embedder.weights_sha256:
             raise ModelMismatchError(
@@ -91,7 +126,7 @@ def query_vector(embedder: QueryEmbedder, *, clip_text: str, image: Image.Image 
     norm = float(np.linalg.norm(combined))
     if not np.isfinite(norm) or norm == 0.0:
         raise EmbedderFailedError("The query vector is zero or not finite; no search was run.")
-    return (combined / norm).astype(np.float32)
+    return (combined / norm).astype(np.float32), cached
 
 
-__all__ = ["decode_image", "query_vector", "similar_embedding"]
+__all__ = ["decode_image", "describe_text_encoder", "query_vector", "similar_embedding"]

@@ -112,6 +112,31 @@ class Moment:
         return self.end_utc.astimezone(ZoneInfo(self.timezone))
 
 
+@dataclass(frozen=True)
+class TextEncoderInfo:
+    """The text tower that encoded the query: ``backend`` "torch" or "onnx", ``precision``
+    "fp32" or "int8", the weights' SHA-256, and for ONNX the graph file and its SHA-256."""
+
+    backend: str
+    precision: str
+    weights_sha256: str
+    onnx_path: str | None = None
+    onnx_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageTowerInfo:
+    """The image tower that embedded the searched frames, as far as Oko records it.
+
+    Shard sidecars and embedding rows record the preset and weights' SHA-256 (a shard of
+    other weights is left out), not which backend (torch or ONNX, fp32 or int8) ran, so
+    ``backend`` is None: not recorded."""
+
+    preset: str
+    weights_sha256: str
+    backend: str | None = None
+
+
 @dataclass
 class Provenance:
     """How the answer was produced. ``partial`` is true whenever anything in scope was
@@ -137,6 +162,9 @@ class Provenance:
     frames_of_another_model: int = 0
     shards_scored_from_database: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    text_encoder: TextEncoderInfo | None = None  # None: no text was encoded
+    query_vector_cached: bool | None = None  # the text's vector came from the query cache
+    image_tower: ImageTowerInfo | None = None  # None: no frame was searched
 
     @property
     def partial(self) -> bool:
@@ -158,6 +186,7 @@ __all__ = [
     "QUERY_IMAGE_SIDE",
     "AppliedFilter",
     "EmbedderFailedError",
+    "ImageTowerInfo",
     "InvalidImageError",
     "Moment",
     "Provenance",
@@ -166,4 +195,5 @@ __all__ = [
     "SearchFilters",
     "SearchRequest",
     "SearchResult",
+    "TextEncoderInfo",
 ]

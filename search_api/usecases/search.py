@@ -3,14 +3,17 @@
 The audit entry records the text, the purpose and the filters in the shape of the API's
 ``SearchQuery``, whichever adapter asked, so the log reads the same for CLI and API. It
 also records what a clip's provenance is later copied from: the model preset, its
-weights' SHA-256, ``k``, and each returned moment's best frame id, camera and score (at
-most ``MAX_K`` moments, since a search returns no more). The answer carries the entry's
+weights' SHA-256, the text tower that encoded the query (torch or ONNX, precision, graph
+path and hash) and whether its vector came from the query cache, ``k``, and each returned
+moment's best frame id, camera and score (at most ``MAX_K`` moments, since a search
+returns no more). The answer carries the entry's
 number as ``search_id``: a clip taken from a moment names it with that moment's frame.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -103,7 +106,9 @@ def run_search(ctx: UseCaseContext, *, query: SearchQuery,
         AuditAction.SEARCH, text=query.text, purpose=purpose,
         filters=query.model_dump(mode="json", by_alias=True, exclude={"text", "purpose"}),
         results=len(result.moments), model=prov.preset, weights_sha256=prov.weights_sha256,
-        k=prov.k, moments=audited_moments(result), **extra)
+        k=prov.k, moments=audited_moments(result),
+        text_encoder=asdict(prov.text_encoder) if prov.text_encoder else None,
+        query_vector_cached=prov.query_vector_cached, **extra)
     ctx.commit()
     return SearchResultPublic.from_result(result, search_id=entry.seq)
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from search_api.state import AppState
-from storage.models.access import Role
+from storage.models.access import AuditEvent, Role
 from storage.models.media import Frame
 from storage.models.search_index import FrameIndexEntry
 from tests.search_corpus import SearchCorpus, copy_corpus, red_frame_id
@@ -81,6 +81,25 @@ def test_text_search_at_night(investigator: TestClient, state: AppState) -> None
     assert moment["start_utc"].endswith(("Z", "+00:00"))
     for moment in body["moments"]:
         assert moment["start_local"][11:13] in {"21", "22", "23"}
+
+
+def test_the_answer_and_its_audit_entry_name_the_text_tower_and_the_cache(
+        investigator: TestClient, state: AppState) -> None:
+    weights = state.embedder.weights_sha256 if state.embedder else ""
+    bodies = [investigator.post("/api/search", json={**PURPOSE, "text": text}).json()
+              for text in ("red car", "RED car")]
+    first, again = (body["provenance"] for body in bodies)
+    assert first["text_encoder"] == {"backend": "torch", "precision": "fp32",
+                                     "weights_sha256": weights, "onnx_path": None,
+                                     "onnx_sha256": None}
+    assert (first["query_vector_cached"], again["query_vector_cached"]) == (False, True)
+    assert first["image_tower"] == {"preset": "test-tiny", "weights_sha256": weights,
+                                    "backend": None}
+    with Session(state.engine) as session:
+        entry = session.get(AuditEvent, bodies[1]["search_id"])
+        assert entry is not None
+    assert entry.details["text_encoder"] == first["text_encoder"]
+    assert entry.details["query_vector_cached"] is True
 
 
 def test_a_corrupt_shard_gives_a_partial_answer_that_says_why(

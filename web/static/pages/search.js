@@ -114,6 +114,18 @@ function momentCard(moment, index, searchId, onSimilar) {
         onclick: () => onSimilar(moment) }, t("result.similar"))));
 }
 
+// "onnx fp32 · text-fp32.onnx (hash) · from the cache": the tower that encoded the text.
+function textEncoderLabel(prov) {
+  const enc = prov.text_encoder;
+  const parts = [`${enc.backend} ${enc.precision}`];
+  if (enc.onnx_path) {
+    parts.push(" · ", h("code", { title: enc.onnx_path }, enc.onnx_path.split("/").pop()));
+  }
+  if (enc.onnx_sha256) parts.push(" ", h("code", { title: enc.onnx_sha256 }, shortHash(enc.onnx_sha256)));
+  parts.push(" · ", t(prov.query_vector_cached ? "prov.vector_cached" : "prov.vector_encoded"));
+  return h("span", {}, ...parts);
+}
+
 function provenancePanel(prov) {
   const row = (key, value) => [h("dt", {}, t(key)), h("dd", {}, value)];
   return h("details", { class: "provenance", open: true },
@@ -139,6 +151,11 @@ function provenancePanel(prov) {
       row("prov.from_db", String(prov.frames_scored_from_database)),
       row("prov.waiting", String(prov.frames_waiting_for_embedding)),
       row("prov.clip_text", prov.clip_text || "—"),
+      prov.text_encoder ? row("prov.text_encoder", textEncoderLabel(prov)) : [],
+      prov.image_tower ? row("prov.image_tower", h("span", {}, prov.image_tower.preset, " ",
+        h("code", { title: prov.image_tower.weights_sha256 },
+          shortHash(prov.image_tower.weights_sha256)), " — ",
+        prov.image_tower.backend || t("prov.backend_not_recorded"))) : [],
       row("prov.elapsed", t("unit.ms", { n: formatNumber(prov.elapsed_ms, 0) }))));
 }
 
