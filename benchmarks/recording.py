@@ -1,17 +1,41 @@
 """Recording capacity: N simulated cameras streamed in real time over loopback, recorded.
 
-    python benchmarks/recording.py [--cameras 1,2,4] [--seconds 300] [--height 720]
+    python benchmarks/recording.py [--cameras 4,8] [--find-max] [--seconds 300]
+                                   [--height 720|1080] [--grain 10]
+                                   [--mode ingest|plates|embed|analysis|workers]
                                    [--segment-seconds 10]
 
 Each simulated camera is an ffmpeg HTTP MPEG-TS server (``-re -stream_loop -1 -listen
-1``) playing generated footage (``--height`` 720 or 1080, 25 fps, a keyframe every 2 s).
-One in-process ``RecorderPool`` records all of them on a fresh SQLite data dir in
-``--segment-seconds`` files, each ingested as it finishes (keyframe sampling; no model,
-so nothing is embedded). For every N it prints, as JSON: files expected and recorded,
-gaps and quarantined files (lost footage), and the ingest lag of each file (its
-acquisition custody entry minus the file's end): median, maximum, and the lag of the
-last files against the first (a lag that grows means the machine does not keep up).
-N is "sustained" when nothing was lost and the lag stayed under two file lengths.
+1``) playing generated footage (``--height`` 720 or 1080, 25 fps, a keyframe every 2 s;
+``--grain`` adds sensor noise at a camera's 3 Mbit/s). One in-process ``RecorderPool``
+records all of them in ``--segment-seconds`` files, each ingested as it finishes
+(keyframe sampling). What else runs, by ``--mode``:
+
+- ``ingest``: nothing else (recording + ingest only; SQLite);
+- ``plates``: one analysis thread in the same process reads plates in every new frame
+  (``read_waiting_plates``, rapidocr's real PP-OCR weights; SQLite);
+- ``embed``: one analysis thread embeds every new frame and syncs the shards
+  (``indexer.reindex`` with the weights installed as ``OKO_CLIP_WEIGHTS``). There are no
+  CLIP weights on the build machine, so the weights are the **random ``test-tiny``
+  open_clip model the tests use** (``build_unsafe_random_embedder``), saved as a
+  checkpoint and loaded through the real path; it is far cheaper than ViT-B-32, and the
+  output says so;
+- ``analysis``: plates and embedding both, in that thread;
+- ``workers``: recording in this process on a real PostgreSQL (``tests.services``),
+  each finished file queued to a real Redis on 127.0.0.1, and 2 separate ``oko worker``
+  processes (solo pool) taking the embed-and-plates task, as a recorder machine and
+  worker machines would split the work.
+
+For every N it prints, as JSON: files expected / recorded / lost (gaps, quarantined
+files, files left in the spool), the ingest lag of each file (its acquisition custody
+entry minus the file's end) as median, max and last files against first, the analysis
+backlog (frames waiting for plates / embedding, sampled every 10 s: at the end and its
+trend, the second half's mean against the first half's), and CPU use (cores, by part:
+the recording process, its ffmpeg recorders, the camera servers, the workers).
+N is ``sustained`` when nothing was lost, the lag stayed under two file lengths without
+growing, and the backlog (where there is analysis) stayed under three files' frames per
+camera without growing. ``--find-max`` doubles N from the first count until a run is
+not sustained, then bisects (each step a full run).
 """
 
 from __future__ import annotations
@@ -24,26 +48,43 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlmodel import Session, select  # noqa: E402
+from sqlalchemy import func  # noqa: E402
+from sqlmodel import Session, col, select  # noqa: E402
 
 from indexer.media import ffmpeg_exe, tool_version  # noqa: E402
 from indexer.samples import H264, _encode, day_scene  # noqa: E402
-from search_api.state import build_state  # noqa: E402
+from search_api.state import AppState, build_state  # noqa: E402
 from search_api.usecases.recording import build_recorder_pool  # noqa: E402
 from storage.cameras import add_camera, validate_camera  # noqa: E402
 from storage.db import session_scope  # noqa: E402
 from storage.models.evidence import CustodyEntry  # noqa: E402
-from storage.models.media import Camera, Original  # noqa: E402
+from storage.models.media import Camera, Frame, Original  # noqa: E402
+from storage.models.plates import PlateFrameScan  # noqa: E402
 from storage.models.recording import CameraGap  # noqa: E402
+from storage.models.search import FrameEmbedding  # noqa: E402
 from storage.settings import Settings  # noqa: E402
+
+MODES = ("ingest", "plates", "embed", "analysis", "workers")
+SAMPLE_INTERVAL_S = 2.0  # ingest's default: one frame per GOP
+PASSPHRASE = "benchmark-throwaway-passphrase"  # noqa: S105  # a throwaway key
+MODEL_NOTE = ("embedding uses the random test-tiny open_clip model (the tests' "
+              "build_unsafe_random_embedder, installed as OKO_CLIP_WEIGHTS), not ViT-B-32: "
+              "its per-frame cost is far lower, so embedding capacity here is an upper bound "
+              "for ViT-B-32")
 
 
 def _free_port() -> int:
@@ -74,6 +115,18 @@ def make_footage(directory: Path, *, height: int, seconds: float = 60.0,
     return path
 
 
+def tiny_checkpoint(directory: Path) -> Path:
+    """The random test-tiny model's state dict, saved once (``OKO_CLIP_WEIGHTS``)."""
+    path = directory / "test-tiny-random.pt"
+    if not path.exists():
+        import torch
+
+        from indexer.embeddings import build_unsafe_random_embedder
+
+        torch.save(build_unsafe_random_embedder("test-tiny", seed=0).model.state_dict(), path)
+    return path
+
+
 def _servers(footage: Path, count: int) -> list[tuple[str, subprocess.Popen[bytes]]]:
     started = []
     for _ in range(count):
@@ -87,25 +140,180 @@ def _servers(footage: Path, count: int) -> list[tuple[str, subprocess.Popen[byte
     return started
 
 
-def run_cameras(footage: Path, *, count: int, seconds: float,
-                segment_seconds: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="oko-rec-bench-") as home:
-        state = build_state(Settings(home=Path(home), record_segment_seconds=segment_seconds,
-                                     record_min_free_mb=0, record_backoff_seconds=0.5,
-                                     record_backoff_max_seconds=2))
+@dataclass
+class CpuMeter:
+    """CPU seconds per part, read from /proc every few seconds (processes come and go)."""
+
+    parts: dict[str, Callable[[], list[psutil.Process]]]
+    seen: dict[tuple[str, int, float], float] = field(default_factory=dict)
+
+    def sample(self) -> None:
+        for name, processes in self.parts.items():
+            for process in processes():
+                try:
+                    times = process.cpu_times()
+                    key = (name, process.pid, process.create_time())
+                except psutil.Error:
+                    continue
+                self.seen[key] = times.user + times.system
+
+    def cores(self, elapsed: float) -> dict[str, float]:
+        totals: dict[str, float] = dict.fromkeys(self.parts, 0.0)
+        for (name, _pid, _started), seconds in self.seen.items():
+            totals[name] += seconds
+        return {name: round(total / elapsed, 2) for name, total in totals.items()}
+
+
+def _backlog(state: AppState) -> dict[str, int]:
+    with Session(state.engine) as session:
+        frames = int(session.exec(select(func.count()).select_from(Frame)).one())
+        scanned = int(session.exec(select(func.count()).select_from(PlateFrameScan)).one())
+        embedded = int(session.exec(select(func.count(func.distinct(
+            col(FrameEmbedding.frame_id))))).one())
+    return {"frames": frames, "plates_waiting": frames - scanned,
+            "embedding_waiting": frames - embedded}
+
+
+def _analysis_loop(state: AppState, mode: str, stop: threading.Event) -> None:
+    """What a worker's embed task does, in a loop, with the model loaded once."""
+    from indexer.reindex import ReindexSettings, load_installed_embedder, reindex
+    from search_api.usecases.plate_watch import read_waiting_plates
+
+    config = ReindexSettings.from_settings(state.settings)
+    embedder = (load_installed_embedder(engine=state.engine, config=config)
+                if mode in ("embed", "analysis") else None)
+    while not stop.is_set():
+        done = 0
+        if mode in ("plates", "analysis"):
+            report, _events = read_waiting_plates(state)
+            done += report.frames_read + report.frames_static
+        if embedder is not None:
+            embedded, _synced = reindex(engine=state.engine, derived=state.derived,
+                                        config=config, embedder=embedder)
+            done += embedded.embedded + embedded.linked
+        if not done:
+            stop.wait(1.0)
+
+
+@contextmanager
+def _workers(settings: Settings, work: Path, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OKO_")}
+    env |= {"OKO_HOME": str(settings.home), "OKO_ENVIRONMENT": "test",
+            "OKO_KEY_PASSPHRASE": PASSPHRASE, "OKO_DATABASE_URL": str(settings.database_url),
+            "OKO_BROKER_URL": str(settings.broker_url), "OKO_CLIP_PRESET": "test-tiny",
+            "OKO_CLIP_WEIGHTS": str(settings.clip_weights), "OKO_WORKER_CONCURRENCY": "1",
+            "PYTHONPATH": str(ROOT)}
+    started = []
+    for number in range(count):
+        log = (work / f"worker-{number}.log").open("wb")
+        started.append(subprocess.Popen(
+            [sys.executable, "-m", "search_api.cli", "worker", "--pool", "solo"],
+            env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT))
+    try:
+        yield started
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        keep = Path(os.environ.get("OKO_BENCH_LOG_DIR", tempfile.gettempdir()))
+        for number in range(count):
+            log_path = work / f"worker-{number}.log"
+            (keep / f"recording-bench-worker-{number}.log").write_bytes(log_path.read_bytes())
+
+
+def _settings(home: Path, *, mode: str, segment_seconds: float, weights: Path | None,
+              stack: ExitStack) -> Settings:
+    extra: dict[str, Any] = {}
+    if mode == "workers":
+        from tests.services import start_postgres
+        from tests.services_redis import redis_server
+
+        postgres = start_postgres()
+        stack.callback(postgres.stop)
+        extra["database_url"] = postgres.create_database(migrated=True)
+        extra["broker_url"] = stack.enter_context(redis_server(home.parent / "redis"))
+    return Settings(home=home, environment="test", key_passphrase=PASSPHRASE,
+                    record_segment_seconds=segment_seconds, record_min_free_mb=0,
+                    record_backoff_seconds=0.5, record_backoff_max_seconds=2,
+                    clip_preset="test-tiny", clip_weights=weights, **extra)
+
+
+def _trend(samples: list[int]) -> float | None:
+    if len(samples) < 4:
+        return None
+    half = len(samples) // 2
+    return round(statistics.mean(samples[half:]) - statistics.mean(samples[:half]), 1)
+
+
+def run_cameras(footage: Path, *, count: int, seconds: float, segment_seconds: float,
+                mode: str, weights: Path | None) -> dict[str, Any]:
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="oko-rec-bench-")))
+        settings = _settings(work / "home", mode=mode, segment_seconds=segment_seconds,
+                             weights=weights, stack=stack)
+        job_queue = None
+        if mode == "workers":
+            from search_api.jobqueue import CeleryJobQueue
+
+            job_queue = CeleryJobQueue(settings)
+        state = build_state(settings, job_queue=job_queue)
+        stack.callback(state.engine.dispose)
         servers = _servers(footage, count)
         with session_scope(state.engine) as session:
             for number, (url, _process) in enumerate(servers, start=1):
                 camera = validate_camera(id=f"SIM-{number:03d}", name="Simulated",
                                          latitude=50.45, longitude=30.52, agency="police")
-                row = add_camera(session, camera=camera)
-                row.stream_url = url
+                add_camera(session, camera=camera).stream_url = url
+        workers = (stack.enter_context(_workers(settings, work, 2))
+                   if mode == "workers" else [])
+        server_pids = {p.pid for _u, p in servers}
+        worker_pids = {p.pid for p in workers}
+        me = psutil.Process()
+
+        def children(wanted: Callable[[psutil.Process], bool]) -> list[psutil.Process]:
+            return [c for c in me.children(recursive=True) if wanted(c)]
+
+        def in_workers(c: psutil.Process) -> bool:
+            return c.pid in worker_pids or any(p.pid in worker_pids for p in c.parents())
+
+        meter = CpuMeter(parts={
+            "recording_process": lambda: [me],
+            "recorder_ffmpeg": lambda: children(lambda c: c.pid not in server_pids
+                                                and not in_workers(c)),
+            "camera_servers": lambda: children(lambda c: c.pid in server_pids),
+            "workers": lambda: children(in_workers),
+        })
+        stop_analysis = threading.Event()
+        analysis = None
+        if mode in ("plates", "embed", "analysis"):
+            analysis = threading.Thread(target=_analysis_loop, args=(state, mode, stop_analysis),
+                                        daemon=True, name="analysis")
+            analysis.start()
         pool = build_recorder_pool(state, refresh_s=3600)
+        machine_before = psutil.cpu_times()
         started = time.monotonic()
         pool.start()
-        time.sleep(seconds)
+        backlog: list[dict[str, int]] = []
+        loads: list[float] = []
+        while (now := time.monotonic()) < started + seconds:
+            time.sleep(min(10.0, started + seconds - now))
+            meter.sample()
+            loads.append(os.getloadavg()[0])
+            backlog.append(_backlog(state))
+        meter.sample()
         pool.stop()
         elapsed = time.monotonic() - started
+        machine = psutil.cpu_times()
+        busy = (sum(machine) - machine.idle - machine.iowait) - (
+            sum(machine_before) - machine_before.idle - machine_before.iowait)
+        stop_analysis.set()
+        if analysis is not None:
+            analysis.join(timeout=120)
         for _url, process in servers:
             process.kill()
             process.wait()
@@ -116,64 +324,142 @@ def run_cameras(footage: Path, *, count: int, seconds: float,
             gaps = [g for g in session.exec(select(CameraGap)).all()
                     if g.reason != "The recorder was stopped."]
             cameras = len(session.exec(select(Camera)).all())
-        lags = sorted((o.recording_start_utc + timedelta(seconds=o.duration_s),
-                       (entries[o.id] - o.recording_start_utc - timedelta(
-                           seconds=o.duration_s)).total_seconds())
-                      for o in originals if o.id in entries)
-        quarantined = list(state.settings.spool_dir.glob("*/quarantine/*"))
-        state.engine.dispose()
+        left_in_spool = [p for p in settings.spool_dir.glob("*/*/*")
+                         if p.is_file() and p.suffix in (".ts", ".mkv", ".mp4")
+                         and "quarantine" not in p.parts]
+        quarantined = list(settings.spool_dir.glob("*/quarantine/*"))
+        final_backlog = _backlog(state)
+    lags = sorted((o.recording_start_utc + timedelta(seconds=o.duration_s),
+                   (entries[o.id] - o.recording_start_utc - timedelta(
+                       seconds=o.duration_s)).total_seconds())
+                  for o in originals if o.id in entries)
     values = [lag for _end, lag in lags]
     tail = values[-count:] if len(values) >= 2 * count else values[-1:]
     head = values[:count] if len(values) >= 2 * count else values[:1]
     expected = int(elapsed // segment_seconds) * cameras
     max_lag = max(values) if values else None
+    lag_growing = bool(values) and statistics.mean(tail) > statistics.mean(head) + segment_seconds
+    bound = cameras * 3 * segment_seconds / SAMPLE_INTERVAL_S
+    waiting = {key: [b[key] for b in backlog] for key in ("plates_waiting", "embedding_waiting")}
+    analysed = {"plates": ("plates", "analysis", "workers"),
+                "embedding": ("embed", "analysis", "workers")}
+    backlog_ok = True
+    backlog_report: dict[str, Any] = {"frames_sampled": final_backlog["frames"],
+                                      "bound_frames": int(bound)}
+    for name, modes in analysed.items():
+        samples = waiting[f"{name}_waiting"]
+        if mode not in modes:
+            continue
+        trend = _trend(samples)
+        end = samples[-1] if samples else 0
+        backlog_report[name] = {"waiting_at_end": end, "max": max(samples, default=0),
+                                "trend_second_half_minus_first": trend,
+                                "samples_every_10s": samples}
+        backlog_ok = backlog_ok and end <= bound and (trend is None or trend <= bound / 2)
+    lost = len(gaps) + len(quarantined) + len(left_in_spool)
     return {
         "cameras": count,
+        "mode": mode,
         "recorded_s": round(elapsed, 1),
         "files_expected_about": expected,
         "files_recorded": len(originals),
+        "files_lost": {"gaps": len(gaps), "quarantined": len(quarantined),
+                       "left_in_spool": len(left_in_spool)},
         "footage_s_recorded": round(sum(o.duration_s for o in originals), 1),
-        "gaps": len(gaps),
-        "quarantined": len(quarantined),
         "ingest_lag_s": {
             "median": round(statistics.median(values), 2) if values else None,
             "max": round(max_lag, 2) if max_lag is not None else None,
             "first_files": [round(v, 2) for v in head],
             "last_files": [round(v, 2) for v in tail],
+            "growing": lag_growing,
         },
-        "sustained": bool(values) and not gaps and not quarantined
-        and max_lag is not None and max_lag < 2 * segment_seconds,
+        "analysis_backlog": backlog_report if mode != "ingest" else None,
+        "cpu_cores": {**meter.cores(elapsed), "machine_busy": round(busy / elapsed, 2)},
+        "load_average_1min": {"min": round(min(loads, default=0), 2),
+                              "max": round(max(loads, default=0), 2),
+                              "end": round(os.getloadavg()[0], 2)},
+        "sustained": bool(values) and not lost and max_lag is not None
+        and max_lag < 2 * segment_seconds and not lag_growing and backlog_ok,
     }
+
+
+def counts_to_try(first: int, *, find_max: bool, run: Callable[[int], bool]) -> None:
+    """Run ``first``; with ``find_max``, double until not sustained, then bisect."""
+    good, bad, n = 0, None, first
+    while True:
+        if run(n):
+            good = n
+        else:
+            bad = n
+        if not find_max:
+            return
+        if bad is None:
+            n *= 2
+        elif bad - good <= 1 or (good and bad - good <= max(1, good // 4)):
+            return
+        else:
+            n = (good + bad) // 2 if good else max(1, bad // 2)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cameras", default="1,2,4",
-                        help="Comma-separated camera counts to try, in order.")
+                        help="Comma-separated camera counts to try, in order (with "
+                             "--find-max: the first count to start the search from).")
+    parser.add_argument("--find-max", action="store_true",
+                        help="Search for the largest sustained N (doubling, then bisecting).")
     parser.add_argument("--seconds", type=float, default=300.0)
     parser.add_argument("--height", type=int, default=720, choices=(720, 1080))
     parser.add_argument("--segment-seconds", type=float, default=10.0)
+    parser.add_argument("--mode", default="ingest", choices=MODES)
     parser.add_argument("--footage-dir", type=Path, default=None)
     parser.add_argument("--grain", type=int, default=0,
-                        help="Noise strength (e.g. 8) for a realistic bitrate.")
+                        help="Noise strength (e.g. 10) for a realistic bitrate.")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="Only build the footage (and model) in --footage-dir, untimed.")
     args = parser.parse_args()
     footage_dir = args.footage_dir or Path(tempfile.mkdtemp(prefix="oko-rec-footage-"))
     footage_dir.mkdir(parents=True, exist_ok=True)
     footage = make_footage(footage_dir, height=args.height, grain=args.grain)
-    results = [run_cameras(footage, count=int(n), seconds=args.seconds,
-                           segment_seconds=args.segment_seconds)
-               for n in args.cameras.split(",")]
+    weights = tiny_checkpoint(footage_dir) if args.mode in ("embed", "analysis",
+                                                            "workers") else None
+    if args.prepare_only:
+        print(json.dumps({"footage": str(footage), "weights": str(weights) if weights else None}))
+        return
+    results: list[dict[str, Any]] = []
+
+    def run(n: int) -> bool:
+        result = run_cameras(footage, count=n, seconds=args.seconds,
+                             segment_seconds=args.segment_seconds, mode=args.mode,
+                             weights=weights)
+        results.append(result)
+        print(json.dumps(result), file=sys.stderr, flush=True)  # progress, one line per N
+        return bool(result["sustained"])
+
+    counts = [int(n) for n in args.cameras.split(",")]
+    if args.find_max:
+        counts_to_try(counts[0], find_max=True, run=run)
+    else:
+        for n in counts:
+            run(n)
     sustained = [r["cameras"] for r in results if r["sustained"]]
+    not_sustained = [r["cameras"] for r in results if not r["sustained"]]
     print(json.dumps({
         "footage": {"height": args.height, "fps": 25, "gop_s": 2, "grain": args.grain,
                     "mbit_per_s": round(footage.stat().st_size * 8 / 60 / 1e6, 2)},
+        "mode": args.mode,
+        "plates": args.mode in ("plates", "analysis", "workers"),
+        "embedding": args.mode in ("embed", "analysis", "workers"),
+        "embedding_model": MODEL_NOTE if weights is not None else None,
+        "workers": 2 if args.mode == "workers" else 0,
+        "database": "postgresql" if args.mode == "workers" else "sqlite",
         "segment_seconds": args.segment_seconds,
         "seconds_per_run": args.seconds,
-        "embedding": False,
         "runs": results,
         "largest_sustained": max(sustained) if sustained else 0,
+        "smallest_not_sustained": min(not_sustained) if not_sustained else None,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "ffmpeg": tool_version()},
+                    "ffmpeg": tool_version(), "load_average": os.getloadavg()},
     }, indent=2))
 
 
