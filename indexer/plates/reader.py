@@ -1,16 +1,23 @@
 """Reading plates in one frame: detect text boxes, keep plate-shaped ones, recognise crops.
 
 1. **Detect.** rapidocr's PP-OCRv4 text detector (DBNet) runs on the frame scaled so
-   its longer side is at most ``det_max_side``: never the full frame at full size.
+   its longer side is at most ``det_max_side``: never the full frame at full size. Given
+   the camera's previous read frame, it runs only on the regions that changed since
+   (``changed_regions``: a grid of ``region_cell``-pixel cells, each changed where a
+   channel's mean moved by more than ``region_threshold``, grown by ``region_pad`` and
+   joined); with no previous frame, or when the changes cover more than
+   ``region_max_share`` of the frame, on the whole frame.
 2. **Merge and shape-check.** Boxes on one line with small gaps are merged (a detector
    may split "AE 1234 KX" in three); only boxes with a plate's aspect ratio and at
    least ``min_height_px`` tall are kept.
 3. **Crop and upscale.** Each candidate is cut with a margin and upscaled (Lanczos)
-   until it is ``rec_height`` pixels tall, then recognised by PP-OCRv4's recogniser.
+   until it is ``rec_height`` pixels tall, then recognised by PP-OCRv4's recogniser (at
+   least ``rec_min_width`` wide; rapidocr pads each crop to that width).
 4. **Grammar.** A read counts only if it fits ``indexer.plates.grammar``.
 
-onnxruntime and rapidocr are imported only when a ``PlateReader`` is built, so the
-light commands never load them.
+onnxruntime's threads sleep between operators (``spinning`` off): on 2 shared cores a
+spinning pool burns CPU that other readers and ingest need. onnxruntime and rapidocr
+are imported only when a ``PlateReader`` is built, so the light commands never load them.
 """
 
 from __future__ import annotations
@@ -51,6 +58,14 @@ class ReaderConfig:
     stretch: float = 1.2  # widen each crop by this before recognition: thin glyphs (I) stay
     max_candidates: int = 8
     threads: int = 2
+    spinning: bool = False  # onnxruntime's intra-op threads busy-wait between operators
+    rec_min_width: int = 320  # the recogniser's input is at least this wide (narrower
+    # inputs, 160 or 240, cost 20 % less but lost a plate in the benchmark)
+    regions: bool = True  # detect only where the frame changed since the previous read
+    region_cell: int = 8  # px of the stored copy per motion cell
+    region_threshold: float = 0.06  # a cell's largest channel change (0..1) that counts
+    region_pad: int = 16  # px added around each changed area
+    region_max_share: float = 0.6  # changes over more of the frame: detect on all of it
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -77,6 +92,8 @@ class ReadStats:
     recognised: int = 0
     rejected_by_grammar: int = 0
     full_resolution: int = 0  # frames whose crops were cut from the original
+    region_frames: int = 0  # frames detected only where they changed
+    region_share: float = 0.0  # summed share of those frames the detector saw
 
 
 def models_dir() -> Path:
@@ -117,6 +134,84 @@ def reader_key(config: ReaderConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+Box = tuple[int, int, int, int]  # x, y, w, h in the stored copy's pixels
+DET_ALIGN = 32  # the detector's input sides are multiples of this
+
+
+def _signature(image: Image.Image, cell: int) -> np.ndarray:
+    grid = (max(1, image.width // cell), max(1, image.height // cell))
+    small = image.convert("RGB").resize(grid, Image.Resampling.BOX)
+    return np.asarray(small, dtype=np.float32) / 255.0
+
+
+def _aligned(start: int, end: int, limit: int) -> tuple[int, int]:
+    """[start, end) grown to a multiple of ``DET_ALIGN`` (at least 2 of them) inside
+    [0, limit), so the detector sees the region at its own scale."""
+    want = max(2 * DET_ALIGN, -(-(end - start) // DET_ALIGN) * DET_ALIGN)
+    if want >= limit:
+        return 0, limit
+    grow = want - (end - start)
+    start = max(0, start - grow // 2)
+    end = start + want
+    if end > limit:
+        start, end = limit - want, limit
+    return start, end
+
+
+def _join(boxes: list[list[int]]) -> list[list[int]]:
+    """Overlapping boxes [x0, y0, x1, y1] joined until none overlap."""
+    joined = True
+    while joined:
+        joined = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]),
+                                max(a[3], b[3])]
+                    del boxes[j]
+                    joined = True
+                    break
+            if joined:
+                break
+    return boxes
+
+
+def changed_regions(image: Image.Image, previous: Image.Image | None,
+                    config: ReaderConfig) -> list[Box] | None:
+    """The regions of ``image`` that changed since ``previous`` (the camera's last read
+    frame), aligned for the detector; ``[]`` when nothing changed, None when the whole
+    frame must be read (no previous frame, another size, regions off, or changes over
+    more than ``region_max_share`` of it)."""
+    if not config.regions or previous is None or previous.size != image.size:
+        return None
+    from scipy import ndimage  # type: ignore[import-untyped]
+
+    cell = config.region_cell
+    diff = np.abs(_signature(image, cell) - _signature(previous, cell)).max(axis=2)
+    labels, count = ndimage.label(diff > config.region_threshold)
+    boxes: list[list[int]] = []
+    for rows, cols in ndimage.find_objects(labels)[:count]:
+        x0 = max(0, cols.start * cell - config.region_pad)
+        y0 = max(0, rows.start * cell - config.region_pad)
+        x1 = min(image.width, cols.stop * cell + config.region_pad)
+        y1 = min(image.height, rows.stop * cell + config.region_pad)
+        (x0, x1), (y0, y1) = _aligned(x0, x1, image.width), _aligned(y0, y1, image.height)
+        boxes.append([x0, y0, x1, y1])
+    boxes = _join(boxes)
+    if sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes) > (
+            config.region_max_share * image.width * image.height):
+        return None
+    return [(b[0], b[1], b[2] - b[0], b[3] - b[1]) for b in boxes]
+
+
+def outside(box: Box, regions: list[Box]) -> bool:
+    """True when ``box`` touches none of ``regions`` (its pixels did not change)."""
+    x, y, w, h = box
+    return all(x + w <= rx or rx + rw <= x or y + h <= ry or ry + rh <= y
+               for rx, ry, rw, rh in regions)
+
+
 def _merge_boxes(boxes: list[tuple[float, float, float, float]]
                  ) -> list[tuple[float, float, float, float]]:
     """Join boxes (x0, y0, x1, y1) that sit on one line with a small gap between them."""
@@ -136,6 +231,22 @@ def _merge_boxes(boxes: list[tuple[float, float, float, float]]
     return merged
 
 
+def _sleeping_session(path: Path, threads: int) -> Any:
+    """An onnxruntime CPU session like rapidocr's whose pool threads sleep when idle."""
+    import onnxruntime as ort  # type: ignore[import-untyped]
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    options.enable_cpu_mem_arena = False
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), sess_options=options,
+                                providers=["CPUExecutionProvider"])
+
+
 class PlateReader:
     """PP-OCRv4 detection and recognition with Oko's plate rules; thread-safe calls."""
 
@@ -148,6 +259,7 @@ class PlateReader:
 
         threads = {"intra_op_num_threads": self.config.threads, "inter_op_num_threads": 1,
                    "use_cuda": False, "use_dml": False}
+        width = self.config.rec_min_width
         self._det = TextDetector({
             **threads, "model_path": str(root / DET_MODEL),
             "limit_side_len": self.config.det_max_side, "limit_type": "max",
@@ -156,21 +268,49 @@ class PlateReader:
             "use_dilation": True, "score_mode": "fast"})
         self._rec = TextRecognizer({
             **threads, "model_path": str(root / REC_MODEL),
-            "rec_img_shape": [3, 48, 320], "rec_batch_num": 6})
+            "rec_img_shape": [3, REC_INPUT_HEIGHT, width], "rec_batch_num": 6})
+        if not self.config.spinning:
+            self._det.infer.session = _sleeping_session(root / DET_MODEL, self.config.threads)
+            self._rec.session.session = _sleeping_session(root / REC_MODEL, self.config.threads)
         self._lock = threading.Lock()
         self.identity = model_identity()
         self.key = reader_key(self.config)
 
-    def candidates(self, image: Image.Image) -> list[tuple[int, int, int, int]]:
-        """Plate-shaped text boxes (x, y, w, h) in ``image``, best-shaped first."""
-        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+    def changed_regions(self, image: Image.Image,
+                        previous: Image.Image | None) -> list[Box] | None:
+        """``changed_regions`` with this reader's parameters."""
+        return changed_regions(image, previous, self.config)
+
+    def _detect(self, bgr: np.ndarray) -> list[tuple[float, float, float, float]]:
+        scale = 1.0
+        side = max(bgr.shape[0], bgr.shape[1])
+        if side > self.config.det_max_side:  # rapidocr's "max" limit never shrinks < 960
+            import cv2
+
+            scale = self.config.det_max_side / side
+            bgr = np.asarray(cv2.resize(bgr, (max(1, round(bgr.shape[1] * scale)),
+                                              max(1, round(bgr.shape[0] * scale))),
+                                        interpolation=cv2.INTER_AREA), dtype=np.uint8)
         with self._lock:
             found, _elapsed = self._det(bgr)
         if found is None or len(found) == 0:
             return []
-        boxes = [(float(q[:, 0].min()), float(q[:, 1].min()), float(q[:, 0].max()),
-                  float(q[:, 1].max())) for q in found]
-        out: list[tuple[int, int, int, int]] = []
+        return [(float(q[:, 0].min()) / scale, float(q[:, 1].min()) / scale,
+                 float(q[:, 0].max()) / scale, float(q[:, 1].max()) / scale) for q in found]
+
+    def candidates(self, image: Image.Image,
+                   regions: list[Box] | None = None) -> list[Box]:
+        """Plate-shaped text boxes (x, y, w, h) in ``image``, best-shaped first; with
+        ``regions``, the detector runs only on those parts of it."""
+        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        if regions is None:
+            boxes = self._detect(bgr)
+        else:
+            boxes = []
+            for rx, ry, rw, rh in regions:
+                boxes += [(x0 + rx, y0 + ry, x1 + rx, y1 + ry) for x0, y0, x1, y1 in
+                          self._detect(np.ascontiguousarray(bgr[ry:ry + rh, rx:rx + rw]))]
+        out: list[Box] = []
         for x0, y0, x1, y1 in _merge_boxes(boxes):
             w, h = x1 - x0, y1 - y0
             if h < self.config.min_height_px or not (
@@ -223,17 +363,21 @@ class PlateReader:
 
     def read(self, image: Image.Image, stats: ReadStats | None = None,
              source: Image.Image | Callable[[], Image.Image | None] | None = None,
-             ) -> list[PlateRead]:
+             regions: list[Box] | None = None) -> list[PlateRead]:
         """Every grammar-fitting plate read in ``image`` (at most one per box).
 
-        The detector runs on ``image`` (the stored copy); with ``source`` (the same frame
-        at full resolution, or a function decoding it, called only when there are
-        candidates) the crops are cut from it, so small plates keep their pixels.
-        ``box`` stays in ``image`` pixels.
+        The detector runs on ``image`` (the stored copy), only on ``regions`` when given
+        (``changed_regions``); with ``source`` (the same frame at full resolution, or a
+        function decoding it, called only when there are candidates) the crops are cut
+        from it, so small plates keep their pixels. ``box`` stays in ``image`` pixels.
         """
         stats = stats if stats is not None else ReadStats()
         stats.frames += 1
-        boxes = self.candidates(image)
+        if regions is not None:
+            stats.region_frames += 1
+            stats.region_share += sum(w * h for _x, _y, w, h in regions) / (
+                image.width * image.height)
+        boxes = self.candidates(image, regions)
         stats.candidates += len(boxes)
         full = source() if callable(source) and boxes else source
         if isinstance(full, Image.Image) and full.width > image.width:
@@ -258,11 +402,14 @@ __all__ = [
     "DET_MODEL",
     "PACKAGE",
     "REC_MODEL",
+    "Box",
     "PlateRead",
     "PlateReader",
     "ReadStats",
     "ReaderConfig",
+    "changed_regions",
     "model_identity",
     "models_dir",
+    "outside",
     "reader_key",
 ]

@@ -5,8 +5,10 @@ Per camera, frames waiting for plate reading are taken in capture order.
 1. **Gate.** A frame that hardly differs from the camera's last read frame
    (``indexer.motion``) is not read again: it is recorded as ``static`` and extends the
    sightings seen in that frame.
-2. **Read.** Other frames go through the reader (``indexer.plates.reader``); only
-   grammar-fitting reads come back.
+2. **Read.** Other frames go through the reader (``indexer.plates.reader``), its
+   detector only on the regions that changed since the camera's last read frame; only
+   grammar-fitting reads come back. A sighting seen in that last frame whose plate lies
+   wholly outside the changed regions is carried: extended to this frame, not re-read.
 3. **Vote.** A read joins the camera's open sighting whose plate is within one
    confusion-aware edit of it and was last seen at most ``max_gap_s`` before; otherwise
    it opens a new sighting. The plate is the text with the most votes (summed OCR
@@ -44,7 +46,7 @@ from sqlmodel import Session, col, select
 from indexer.daynight import classify
 from indexer.motion import is_static, motion_score, motion_signature
 from indexer.plates.grammar import confusion_distance
-from indexer.plates.reader import PlateRead, ReaderConfig, ReadStats
+from indexer.plates.reader import Box, PlateRead, ReaderConfig, ReadStats, outside
 from indexer.plates.supersede import (
     ReplaceCounts,
     older_sightings,
@@ -78,7 +80,11 @@ class FramePlateReader(Protocol):
     key: str
 
     def read(self, image: Image.Image, stats: ReadStats | None = None,
-             source: Callable[[], Image.Image | None] | None = None) -> list[PlateRead]: ...
+             source: Callable[[], Image.Image | None] | None = None,
+             regions: list[Box] | None = None) -> list[PlateRead]: ...
+
+    def changed_regions(self, image: Image.Image,
+                        previous: Image.Image | None) -> list[Box] | None: ...
 
 
 @dataclass
@@ -90,6 +96,7 @@ class PlateReport:
     frames_static: int = 0
     frames_unreadable: int = 0
     reads: int = 0
+    carried: int = 0  # sightings extended over a frame where their plate did not change
     new_sightings: int = 0
     touched: list[int] = field(default_factory=list)
     replaced: ReplaceCounts = field(default_factory=ReplaceCounts)
@@ -104,6 +111,8 @@ class PlateReport:
         return {"reader_key": self.reader_key, "frames_read": self.frames_read,
                 "frames_static": self.frames_static,
                 "frames_unreadable": self.frames_unreadable, "reads": self.reads,
+                "sightings_carried": self.carried,
+                "frames_region_detected": self.stats.region_frames,
                 "new_sightings": self.new_sightings, "sightings_written": len(self.touched),
                 "candidates": self.stats.candidates,
                 "rejected_by_grammar": self.stats.rejected_by_grammar,
@@ -154,6 +163,7 @@ class _Open:
     day_phase: str
     row_id: int | None = None
     dirty: bool = True
+    last_box: Box | None = None  # where the plate was in ``last_frame_id``
 
     @property
     def plate(self) -> str:
@@ -169,6 +179,7 @@ class _Open:
         for index, char in enumerate(read.text):
             self.positions[index][char] += 1
         self.last_seen, self.last_frame_id = frame.captured_at_utc, frame.id
+        self.last_box = read.box
         if not frame_counted:
             self.frames += 1
         if read.confidence > self.best.confidence:
@@ -194,6 +205,8 @@ def _open_from_row(row: PlateSighting) -> _Open:
         first_seen=row.first_seen_utc, last_seen=row.last_seen_utc,
         first_frame_id=row.first_frame_id, last_frame_id=row.last_frame_id,
         frames=row.frames, day_phase=row.day_phase, row_id=row.id, dirty=False,
+        last_box=(box[0], box[1], box[2], box[3]) if row.last_frame_id == row.best_frame_id
+        else None,
         best=_Best(row.best_confidence, row.best_frame_id,
                    str(provenance.get("source_frame_sha256", "")), row.segment_id,
                    row.offset_in_segment_s, (box[0], box[1], box[2], box[3]), None,
@@ -322,8 +335,11 @@ class _CameraRun:
         self.report.frames_unreadable += 1
 
     def read(self, frame: _PendingFrame, image: Image.Image, data: bytes,
-             originals: BlobStore | None) -> None:
+             originals: BlobStore | None,
+             reference: tuple[int, Image.Image] | None = None) -> None:
+        """Read ``frame``; ``reference`` is the camera's last read frame (id, image)."""
         self._expire(frame.captured_at_utc)
+        regions = self.reader.changed_regions(image, reference[1] if reference else None)
         source = None
         if originals is not None and frame.original_sha256:
             def source() -> Image.Image | None:  # decoded only when there are candidates
@@ -331,7 +347,7 @@ class _CameraRun:
 
                 return decode_frame_at(originals.path_for(frame.original_sha256),
                                        frame.offset_s)
-        reads = self.reader.read(image, self.report.stats, source=source)
+        reads = self.reader.read(image, self.report.stats, source=source, regions=regions)
         taken: set[int] = set()
         for read in sorted(reads, key=lambda r: -r.confidence):
             match = None
@@ -356,6 +372,15 @@ class _CameraRun:
                 self.report.new_sightings += 1
             match.add(read, frame, frame_counted=False)
             taken.add(id(match))
+        if reference is not None and regions is not None:
+            for sighting in self.open:  # unchanged plates: carried, not re-read
+                if (id(sighting) not in taken and sighting.last_frame_id == reference[0]
+                        and sighting.last_box is not None
+                        and outside(sighting.last_box, regions)):
+                    sighting.last_seen, sighting.last_frame_id = (frame.captured_at_utc,
+                                                                  frame.id)
+                    sighting.dirty = True
+                    self.report.carried += 1
         self.scans.append(PlateFrameScan(frame_id=frame.id, reader_key=self.reader.key,
                                          status=READ, reads=len(reads)))
         self.report.frames_read += 1
@@ -465,7 +490,7 @@ def read_pending_plates(
             break
         run = _CameraRun(engine=engine, derived=derived, reader=reader,
                          camera=camera_rows[camera_id], max_gap_s=max_gap_s, report=report)
-        reference: tuple[int, np.ndarray] | None = None
+        reference: tuple[int, np.ndarray, Image.Image] | None = None
         for number, frame in enumerate(_iter_pending(engine, reader.key, camera_id)):
             same = frame.original_id == run.original_id
             if done >= total and not (same and run.replacing is not None):
@@ -486,8 +511,9 @@ def read_pending_plates(
                 if reference is not None and is_static(score, threshold=motion_threshold):
                     run.static(frame, reference[0])
                 else:
-                    run.read(frame, image, data, originals)
-                    reference = (frame.id, signature)
+                    run.read(frame, image, data, originals,
+                             reference=(reference[0], reference[2]) if reference else None)
+                    reference = (frame.id, signature, image)
             if len(run.scans) >= batch and run.replacing is None:
                 run.flush()
             if progress is not None:

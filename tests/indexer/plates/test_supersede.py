@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from sqlmodel import Session, col, select
 
-from indexer.plates.reader import PlateRead, PlateReader, ReaderConfig, ReadStats
+from indexer.plates.reader import Box, PlateRead, PlateReader, ReaderConfig, ReadStats
 from indexer.plates.sightings import pending_plate_frames, read_pending_plates
 from search_api.cli import main
 from search_api.state import AppState
@@ -49,11 +49,16 @@ class CrashingReader:
         self.calls = 0
 
     def read(self, image: Image.Image, stats: ReadStats | None = None,
-             source: Callable[[], Image.Image | None] | None = None) -> list[PlateRead]:
+             source: Callable[[], Image.Image | None] | None = None,
+             regions: list[Box] | None = None) -> list[PlateRead]:
         self.calls += 1
         if self.calls == 3:
             raise RuntimeError("killed mid-original")
-        return self.inner.read(image, stats, source=source)
+        return self.inner.read(image, stats, source=source, regions=regions)
+
+    def changed_regions(self, image: Image.Image,
+                        previous: Image.Image | None) -> list[Box] | None:
+        return self.inner.changed_regions(image, previous)
 
 
 def _sightings(state: AppState) -> list[tuple[str, str]]:
