@@ -437,7 +437,7 @@ def export_checkpoints(session: Session, *, out: Path,
                        certificates: Sequence[x509.Certificate]) -> int:
     """Write ``checkpoint_document`` to ``out`` so a copy can live outside the database."""
     document = checkpoint_document(session, certificates=certificates)
-    _write_atomically(out, json.dumps(document, indent=2).encode())
+    write_export_file(out, json.dumps(document, indent=2).encode())
     return len(document["checkpoints"])
 
 
@@ -569,31 +569,8 @@ def event_to_json(event: AuditEvent) -> dict[str, Any]:
             "entry_hash": event.entry_hash}
 
 
-def _write_atomically(out: Path, data: bytes) -> None:
+def write_export_file(out: Path, data: bytes) -> None:
     try:
         write_atomically(out, data)
     except OSError as exc:
         raise StorageError(f"Cannot write {out}: {exc}.") from exc
-
-
-def export_audit(
-    session: Session, *, start: datetime | None, end: datetime | None, out: Path,
-    verification: AuditVerification, title: str = "Oko audit report",
-) -> int:
-    """Write the entries in [start, end) to ``out`` (.jsonl or .pdf); returns the count."""
-    suffix = out.suffix.lower()
-    if suffix not in {".jsonl", ".pdf"}:
-        raise InvalidInputError(f"Audit exports are .pdf or .jsonl files, not '{out.name}'.")
-    if start is not None and end is not None and end <= start:
-        raise InvalidInputError("The export's --to time must be after its --from time.")
-    events = audit_events_between(session, start=start, end=end)
-    if suffix == ".jsonl":
-        lines = (json.dumps(event_to_json(e), ensure_ascii=False) for e in events)
-        _write_atomically(out, ("\n".join(lines) + ("\n" if events else "")).encode())
-    else:
-        from evidence.audit_pdf import render_audit_pdf  # reportlab loads for PDFs only
-
-        _write_atomically(out, render_audit_pdf(
-            events=events, title=title, start=start, end=end,
-            verification_summary=verification.summary()))
-    return len(events)

@@ -151,11 +151,15 @@ def export(
     out: Annotated[Path, typer.Option("--out", help="FILE.pdf or FILE.jsonl.")],
     start: Annotated[str | None, typer.Option("--from", help="From (UTC if no zone).")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Up to (UTC if no zone).")] = None,
+    lang: Annotated[str, typer.Option(
+        "--lang", metavar="uk|en",
+        help="The PDF report's language: uk (Ukrainian, default) or en.")] = "uk",
 ) -> None:
     """Write the audit entries in [--from, --to) as a PDF report or JSON Lines."""
     start_at, end_at = _parse_time(start, "--from"), _parse_time(end, "--to")
     with cli_context(ctx).usecase() as usecase:
-        count = audit_log.export_audit_log(usecase, start=start_at, end=end_at, out=out)
+        count = audit_log.export_audit_log(usecase, start=start_at, end=end_at, out=out,
+                                           lang=lang)
     console.print(f"Wrote {count} audit entries to {out}.")
 
 

@@ -101,11 +101,12 @@ def export_events(
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
     report_format: Annotated[Literal["pdf", "jsonl"], Query(alias="format")] = "pdf",
+    lang: Annotated[Literal["uk", "en"], Query()] = "uk",
 ) -> Response:
-    """The auditor's report for [from, to) as a PDF or JSON Lines download."""
+    """The auditor's report for [from, to) as a PDF (Ukrainian, or English) or JSON Lines."""
     out = ctx.settings.tmp_dir / f"audit-{secrets.token_hex(8)}.{report_format}"
     try:
-        export_audit_log(ctx, start=start, end=end, out=out)
+        export_audit_log(ctx, start=start, end=end, out=out, lang=lang)
         content = out.read_bytes()
     finally:
         out.unlink(missing_ok=True)

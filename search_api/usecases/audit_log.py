@@ -25,10 +25,11 @@ from evidence.audit import (
     AuditVerification,
     CheckpointRecord,
     checkpoint_document,
-    export_audit,
     export_checkpoints,
 )
+from evidence.audit_export import export_audit
 from evidence.keys import known_certificates
+from evidence.report_text import DEFAULT_LANGUAGE, check_language
 from search_api.audit import AuditAction, sign_checkpoint_now, verify_installation_audit
 from search_api.usecases.context import UseCaseContext
 from storage.errors import InvalidInputError
@@ -121,20 +122,22 @@ def verify_audit_log(ctx: UseCaseContext, *,
 
 
 def export_audit_log(ctx: UseCaseContext, *, start: datetime | None, end: datetime | None,
-                     out: Path) -> int:
+                     out: Path, lang: str = DEFAULT_LANGUAGE) -> int:
     """Write the entries in [start, end) to ``out`` (.pdf report or .jsonl); returns the count.
 
-    The PDF states the chain's verification result. Raises ``PermissionDeniedError``
-    unless the actor reads the audit log, ``InvalidInputError`` for a bad range or file
-    type, and ``StorageError`` when ``out`` cannot be written.
+    The PDF, in ``lang`` (uk by default, or en), states the chain's verification result.
+    Raises ``PermissionDeniedError`` unless the actor reads the audit log,
+    ``InvalidInputError`` for a bad range, file type or language, and ``StorageError``
+    when ``out`` cannot be written.
     """
     ctx.require(Permission.READ_AUDIT)
     check_time_range(start, end)
+    check_language(lang)
     count = export_audit(ctx.session, start=start, end=end, out=out,
                          verification=verify_installation_audit(ctx.session, state=ctx.state),
-                         title=f"{ctx.settings.organisation}: audit report")
+                         organisation=ctx.settings.organisation, lang=lang)
     ctx.audit(AuditAction.AUDIT_EXPORT, format=out.suffix.lower().lstrip("."), entries=count,
-              start=start, end=end)
+              start=start, end=end, lang=lang)
     ctx.commit()
     return count
 

@@ -19,13 +19,14 @@ from evidence.audit import (
     CheckpointPolicy,
     append_audit_event,
     create_checkpoint,
-    export_audit,
     export_checkpoints,
     load_audit_mac_key,
     load_checkpoint_file,
     verify_audit_chain,
 )
+from evidence.audit_export import export_audit
 from evidence.keys import Signer, ensure_signing_identity
+from evidence.report_text import UnsupportedLanguageError
 from search_api.state import AppState
 from storage.errors import InvalidInputError
 from storage.models.access import AuditCheckpoint, AuditEvent
@@ -206,13 +207,28 @@ def test_export_jsonl_and_pdf(state: AppState, mac_key: bytes, signer: Signer,
         assert export_audit(session, start=start, end=end, out=tmp_path / "a.jsonl",
                             verification=report) == 4
         assert export_audit(session, start=start, end=end, out=tmp_path / "a.pdf",
-                            verification=report, title="Аудит Oko") == 4
+                            verification=report, organisation="Міська рада") == 4
+        assert export_audit(session, start=start, end=end, out=tmp_path / "en.pdf",
+                            verification=report, organisation="City council", lang="en") == 4
         assert export_audit(session, start=end, end=end + dt.timedelta(hours=1),
                             out=tmp_path / "empty.jsonl", verification=report) == 0
     lines = (tmp_path / "a.jsonl").read_text().splitlines()
     assert [json.loads(line)["seq"] for line in lines] == [1, 2, 3, 4]
     pdf_text = "".join(p.extract_text() for p in PdfReader(tmp_path / "a.pdf").pages)
-    assert "Аудит Oko" in pdf_text and "red car 3" in pdf_text and "intact" in pdf_text
+    assert "Міська рада: журнал аудиту" in pdf_text and "red car 3" in pdf_text
+    assert "Журнал аудиту цілісний: 4 записів" in pdf_text and "Хеш запису" in pdf_text
+    assert "intact" not in pdf_text
+    en_text = "".join(p.extract_text() for p in PdfReader(tmp_path / "en.pdf").pages)
+    assert "City council: audit report" in en_text and "Audit log intact: 4 entries" in en_text
+
+
+def test_export_refuses_an_unknown_language_and_writes_nothing(
+        state: AppState, mac_key: bytes, signer: Signer, tmp_path: Path) -> None:
+    with Session(state.engine) as session, pytest.raises(UnsupportedLanguageError):
+        report = verify_audit_chain(session, mac_key=mac_key, certificates=None)
+        export_audit(session, start=None, end=None, out=tmp_path / "a.pdf",
+                     verification=report, lang="fr")
+    assert not (tmp_path / "a.pdf").exists()
 
 
 @pytest.mark.parametrize(("name", "message"), [

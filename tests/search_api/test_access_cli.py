@@ -138,6 +138,12 @@ def test_audit_verify_export_and_checkpoints(oko: Oko, state: AppState, settings
         "user_change"] * 3 + ["verify"]
     assert oko("audit", "export", "--out", str(pdf)).code == 0
     assert "b.two" in PdfReader(pdf).pages[0].extract_text()
+    assert "журнал аудиту" in PdfReader(pdf).pages[0].extract_text()
+    english = tmp_path / "audit-en.pdf"
+    assert oko("audit", "export", "--lang", "en", "--out", str(english)).code == 0
+    assert "audit report" in PdfReader(english).pages[0].extract_text()
+    french = oko("audit", "export", "--lang", "fr", "--out", str(tmp_path / "fr.pdf"))
+    assert french.code == 2 and not (tmp_path / "fr.pdf").exists()
 
     bad = oko("audit", "export", "--from", "yesterday", "--out", str(tmp_path / "x.jsonl"))
     assert bad.code != 0

@@ -219,6 +219,9 @@ RULES: dict[tuple[str, str], Rule] = {
         "longitude": 30.5, "agency": "police"})),
     ("GET", "/api/cameras/{camera_id}/status"): Rule(
         frozenset({A, INV, S}), _get("/api/cameras/{camera_id}/status"), idor=True),
+    ("GET", "/api/cameras/{camera_id}/gaps"): Rule(frozenset({A, INV, S}), _get(
+        "/api/cameras/{camera_id}/gaps?start=2026-11-24T00:00:00Z&end=2026-11-25T00:00:00Z"),
+        idor=True),
     ("PUT", "/api/cameras/{camera_id}/stream"): Rule(frozenset({A}), lambda w, d: {
         "method": "PUT", "url": f"/api/cameras/{d.camera_id}/stream",
         "json": {"stream_url": "rtsp://viewer:pw@127.0.0.1:9/cam"}}),
@@ -543,6 +546,12 @@ def test_auditor_sees_an_intact_signed_chain_after_real_use(world: World) -> Non
     pdf = _send(world, auditor, {"method": "GET", "url": "/api/audit/export",
                                  "params": {"format": "pdf"}})
     assert pdf.headers["content-type"] == "application/pdf" and pdf.content[:4] == b"%PDF"
+    english = _send(world, auditor, {"method": "GET", "url": "/api/audit/export",
+                                     "params": {"format": "pdf", "lang": "en"}})
+    assert english.status_code == 200 and english.content != pdf.content
+    french = _send(world, auditor, {"method": "GET", "url": "/api/audit/export",
+                                    "params": {"format": "pdf", "lang": "fr"}})
+    assert french.status_code == 422
     bad = _send(world, auditor, {"method": "GET", "url": "/api/audit/events",
                                  "params": {"from": "2026-11-25T10:00:00Z",
                                             "to": "2026-11-25T09:00:00Z"}})

@@ -76,7 +76,9 @@ export async function render({ query, navigate }) {
         "oko-audit-checkpoints.json");
     }) }, t("audit.checkpoints"));
   const exportLink = (format) => h("a", { class: "button", download: "",
-    href: `/api/audit/export${toQuery({ ...range, format })}` }, t(`audit.export_${format}`));
+    // The PDF report is written in the language the auditor reads the app in.
+    href: `/api/audit/export${toQuery({ ...range, format, lang: document.documentElement.lang || "uk" })}` },
+    t(`audit.export_${format}`));
 
   return h("div", {}, pageHead("audit.title"), form,
     h("div", { class: "row" }, verifyButton, checkpointButton, exportLink("pdf"), exportLink("jsonl")),
