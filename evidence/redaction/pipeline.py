@@ -1,12 +1,16 @@
 """Proposing a redaction (detect on every frame, track) and rendering it.
 
 1. ``build_detectors``: the detectors the targets need, their model files hashed.
-2. ``propose``: run the face detector on every decoded frame of the clip (never a
-   sample) and the plate detector on every ``PLATE_EVERY``-th frame (plates move
-   slowly and are large; the tracks interpolate between those frames, and hold a
-   plate's box ``PLATE_EVERY - 1`` frames before its first and after its last
-   detection, so a plate between two scanned frames stays masked), then link each
-   kind's detections into tracks.
+2. ``propose``: decode the clip once; run the face detector on every decoded frame
+   (never a sample) and the plate detector on every ``PLATE_EVERY``-th frame and the
+   last (plates move slowly and are large; the tracks interpolate between those
+   frames, and hold a plate's box ``PLATE_EVERY - 1`` frames before its first and after
+   its last detection, so a plate between two scanned frames stays masked), each
+   through a ``ChangeGate`` (``evidence.redaction.gating``: full resolution, on the
+   regions that changed since the detector last looked, a full-frame pass on the first
+   frame, every ``REFRESH_EVERY``-th scanned frame and when most of the frame changed;
+   ``gated=False`` runs every scan on the whole frame), then link each kind's
+   detections into tracks.
 3. ``render_clip`` / ``preview_jpeg``: mask the final boxes of every frame.
 """
 
@@ -14,8 +18,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from evidence.redaction.detect import (
     Detection,
@@ -27,9 +32,10 @@ from evidence.redaction.detect import (
     default_plate_model,
     hash_model,
 )
+from evidence.redaction.gating import ChangeGate, GateParameters
 from evidence.redaction.render import redact_frame
 from evidence.redaction.tracking import HOLD_FRAMES, LEAD_FRAMES, Box, Track, build_tracks
-from evidence.redaction.video import VideoFacts, frame_at, frames, video_facts, write_redacted
+from evidence.redaction.video import VideoFacts, frame_at, frames, stream_facts, write_redacted
 
 STILL_JPEG_QUALITY = 90
 KIND_OF_TARGET = {"faces": "face", "plates": "plate"}
@@ -43,6 +49,8 @@ class Proposal:
     tracks: list[Track]
     detectors: list[Detector]
     detections_per_kind: dict[str, int]
+    detection: dict[str, Any] = field(default_factory=dict)
+    """Per kind, how the detector was applied (the gate's parameters and counts)."""
 
 
 def build_detectors(targets: list[str], *, face_model: Path | None = None,
@@ -66,30 +74,51 @@ def check_model_files(targets: list[str], *, face_model: Path | None = None,
         hash_model(plate_model or default_plate_model(), "plate detector")
 
 
+def gate_parameters(detector: Detector) -> GateParameters:
+    """The gate for a detector: crops snapped to its stride (32 px at its input scale)."""
+    scale = float(getattr(detector, "scale", 1.0)) or 1.0
+    return GateParameters(stride=round(32 / scale))
+
+
 def propose(clip: Path, *, detectors: list[Detector], plate_every: int = PLATE_EVERY,
-            progress: Progress | None = None) -> Proposal:
+            progress: Progress | None = None, gated: bool = True) -> Proposal:
     """Detect faces on every frame of ``clip``, plates on every ``plate_every``-th (and
     the last), and track; raises ``InvalidInputError`` for a clip that cannot be
     decoded."""
-    facts = video_facts(clip)
+    header = stream_facts(clip)
     per_kind: dict[str, list[list[Detection]]] = {d.info.kind: [] for d in detectors}
     every = {"face": 1, "plate": max(1, plate_every)}
-    last = facts.frame_count - 1
+    gates = {d.info.kind: ChangeGate(d, gate_parameters(d)) for d in detectors}
+    count, frame = 0, None
     for index, frame in enumerate(frames(clip)):
+        count = index + 1
         for detector in detectors:
-            step = every.get(detector.info.kind, 1)
-            scan = index % step == 0 or index == last
-            per_kind[detector.info.kind].append(detector.detect(frame) if scan else [])
+            kind = detector.info.kind
+            scan = index % every.get(kind, 1) == 0
+            found = (gates[kind].detect(frame) if gated else detector.detect(frame)) \
+                if scan else []
+            per_kind[kind].append(found)
         if progress is not None:
-            progress(index + 1, facts.frame_count)
+            progress(count, max(count, header.frame_count))
+    if frame is not None:  # the last frame is always scanned
+        for detector in detectors:
+            kind = detector.info.kind
+            if (count - 1) % every.get(kind, 1):
+                per_kind[kind][-1] = gates[kind].detect(frame) if gated \
+                    else detector.detect(frame)
+    facts = replace(header, frame_count=count)
     tracks: list[Track] = []
     for kind, per_frame in per_kind.items():
         step = every.get(kind, 1)
         tracks += build_tracks(per_frame, kind=kind, width=facts.width, height=facts.height,
                                lead=max(LEAD_FRAMES, step - 1),
                                hold=max(HOLD_FRAMES, step - 1))
+    detection = {kind: {**gate.parameters.as_dict(), **gate.stats.as_dict()} if gated
+                 else {"method": "full frame on every scanned frame"}
+                 for kind, gate in gates.items()}
     return Proposal(facts=facts, tracks=tracks, detectors=detectors,
-                    detections_per_kind={k: sum(map(len, v)) for k, v in per_kind.items()})
+                    detections_per_kind={k: sum(map(len, v)) for k, v in per_kind.items()},
+                    detection=detection)
 
 
 def render_clip(clip: Path, out: Path, *, facts: VideoFacts, boxes: list[list[Box]],
@@ -124,5 +153,14 @@ def first_frame_jpeg(redacted_clip: Path) -> bytes:
     return jpeg(frame_at(redacted_clip, 0))
 
 
-__all__ = ["PLATE_EVERY", "Proposal", "build_detectors", "check_model_files",
-           "first_frame_jpeg", "preview_jpeg", "propose", "render_clip"]
+__all__ = [
+    "PLATE_EVERY",
+    "Proposal",
+    "build_detectors",
+    "check_model_files",
+    "first_frame_jpeg",
+    "gate_parameters",
+    "preview_jpeg",
+    "propose",
+    "render_clip",
+]

@@ -89,6 +89,16 @@ def _axis_matrices(length: int, edges: npt.NDArray[np.intp], sigma: float
     return kernel @ nearest, mean
 
 
+def _sandwich(left: npt.NDArray[np.float64], cube: npt.NDArray[np.float64],
+              right: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``einsum("ab,bdk,ed->aek")`` as two matrix products (BLAS, not einsum's loop:
+    30x faster on a face-sized box)."""
+    rows, cols, channels = cube.shape
+    tall = (left @ cube.reshape(rows, cols * channels)).reshape(-1, cols, channels)
+    result: npt.NDArray[np.float64] = (tall.transpose(0, 2, 1) @ right.T).transpose(0, 2, 1)
+    return result
+
+
 def _smooth_levels(region: Frame) -> Frame:
     height, width = region.shape[:2]
     ys = _edges(height, min(CELLS, height))
@@ -97,11 +107,11 @@ def _smooth_levels(region: Frame) -> Frame:
     up_y, mean_y, solve_y = _axis_cached(height, len(ys) - 1, max(0.5, cell_y / SIGMA_CELLS))
     up_x, mean_x, solve_x = _axis_cached(width, len(xs) - 1, max(0.5, cell_x / SIGMA_CELLS))
     pixels = region.astype(np.float64)
-    means = np.einsum("ch,hwk,dw->cdk", mean_y, pixels, mean_x)
+    means = _sandwich(mean_y, pixels, mean_x)
     levels = np.clip(np.round(means / LEVEL_STEP) * LEVEL_STEP, BOTTOM_LEVEL, TOP_LEVEL)
     # grid values whose smooth surface has exactly these cell means: A_y G A_x^T = L
-    grid = np.einsum("ab,bdk,ed->aek", solve_y, levels, solve_x)
-    out = np.einsum("ha,aek,we->hwk", up_y, grid, up_x)
+    grid = _sandwich(solve_y, levels, solve_x)
+    out = _sandwich(up_y, grid, up_x)
     result: Frame = np.clip(np.round(out), 0, 255).astype(np.uint8)
     return result
 
@@ -113,7 +123,7 @@ def _mosaic(region: Frame) -> Frame:
     xs = _edges(width, min(CELLS, width))
     _up_y, mean_y = _axis(height, ys, 1.0)
     _up_x, mean_x = _axis(width, xs, 1.0)
-    means = np.einsum("ch,hwk,dw->cdk", mean_y, region.astype(np.float64), mean_x)
+    means = _sandwich(mean_y, region.astype(np.float64), mean_x)
     levels = np.clip(np.round(means / LEVEL_STEP) * LEVEL_STEP, 0, 248).astype(np.uint8)
     rows = np.repeat(np.arange(len(ys) - 1), np.diff(ys))
     cols = np.repeat(np.arange(len(xs) - 1), np.diff(xs))

@@ -53,11 +53,31 @@ def video_facts(path: Path) -> VideoFacts:
         raise InvalidInputError(f"{path.name} cannot be decoded ({exc}).") from exc
 
 
-def frames(path: Path) -> Iterator[Frame]:
-    """Every decoded frame of the first video stream, as RGB arrays, in order."""
+def stream_facts(path: Path) -> VideoFacts:
+    """``video_facts`` without decoding: ``frame_count`` counts the video packets (what
+    decoding will almost always give; the pipeline counts the decoded frames itself)."""
     try:
         with av.open(str(path)) as container:
-            for frame in container.decode(container.streams.video[0]):
+            if not container.streams.video:
+                raise InvalidInputError(f"{path.name} has no video stream.")
+            stream = container.streams.video[0]
+            fps = Fraction(stream.average_rate or stream.guessed_rate or 25)
+            count = sum(1 for packet in container.demux(stream) if packet.size)
+            return VideoFacts(width=stream.codec_context.width,
+                              height=stream.codec_context.height, fps=fps,
+                              frame_count=count, has_audio=bool(container.streams.audio))
+    except av.FFmpegError as exc:
+        raise InvalidInputError(f"{path.name} cannot be decoded ({exc}).") from exc
+
+
+def frames(path: Path) -> Iterator[Frame]:
+    """Every decoded frame of the first video stream, as RGB arrays, in order (decoded
+    on FFmpeg's threads, so decoding overlaps the caller's work)."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
                 yield np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
     except av.FFmpegError as exc:
         raise InvalidInputError(f"{path.name} cannot be decoded ({exc}).") from exc
@@ -112,4 +132,5 @@ def write_redacted(source: Path, out: Path, *, facts: VideoFacts,
         video_only.unlink(missing_ok=True)
 
 
-__all__ = ["VideoFacts", "frame_at", "frames", "video_facts", "write_redacted"]
+__all__ = ["VideoFacts", "frame_at", "frames", "stream_facts", "video_facts",
+           "write_redacted"]

@@ -166,6 +166,11 @@ def test_the_disclosure_bundle_is_redacted_reviewed_signed_and_verifies(
     assert [d["kind"] for d in provenance["decisions"]] == ["exclude_track", "manual_box",
                                                            "approve"]
     assert provenance["acquisition_entry_hash"]
+    # how faces were found is on the record: change-gated, with its parameters and counts
+    face_method = provenance["parameters"]["detection"]["face"]
+    assert face_method["method"] == "change-gated" and face_method["tile_px"] == 16
+    assert face_method["full_frame_passes"] >= 1
+    assert face_method["scanned_frames"] == 10  # every frame of the clip
     boxes = json.loads((bag / "data/redaction/clip-001-boxes.json").read_text())
     assert len(boxes["frames"]) == 10 and all(boxes["frames"])
     # the masked face is gone from every frame, the excluded one (the suspect) is not
