@@ -23,7 +23,8 @@ Per camera, frames waiting for plate reading are taken in capture order.
 5. **Replace.** Frames read by an older reader (another model or parameters) are pending
    again. Such an original is re-read in one transaction that also deletes the older
    reader's sightings over its span (``indexer.plates.supersede``), so search never
-   shows both; ``limit`` does not cut such an original short.
+   shows both; ``limit`` does not cut such an original short. The older sightings'
+   crops that no row names any more are then expired from the derived store.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from indexer.plates.grammar import confusion_distance
 from indexer.plates.reader import Box, PlateRead, ReaderConfig, ReadStats, outside
 from indexer.plates.supersede import (
     ReplaceCounts,
+    expire_replaced_crops,
     older_sightings,
     original_span,
     replace_sightings,
@@ -119,6 +121,7 @@ class PlateReport:
                 "sightings_replaced": self.replaced.sightings_replaced,
                 "events_moved": self.replaced.events_moved,
                 "events_dropped": self.replaced.events_dropped,
+                "crops_expired": self.replaced.crops_expired,
                 "seconds": round(self.seconds, 3)}
 
 
@@ -393,6 +396,8 @@ class _CameraRun:
             if sighting.best.crop is not None:
                 sighting.best.crop_sha256 = _store_crop(self.derived, sighting.best.crop)
                 sighting.best.crop = None
+        replaced_crops: set[str] = set()
+        replaced_keys: set[str] = set()
         with session_scope(self.engine) as session:
             for scan in self.scans:
                 existing = session.get(PlateFrameScan, scan.frame_id)
@@ -411,10 +416,18 @@ class _CameraRun:
                 if row.id is not None and row.id not in self.report.touched:
                     self.report.touched.append(row.id)
             if old:
+                replaced_crops = {row.crop_sha256 for row in old}
+                replaced_keys = {row.reader_key for row in old}
                 counts = replace_sightings(session, old=old, reader_key=self.reader.key)
                 self.report.replaced.sightings_replaced += counts.sightings_replaced
                 self.report.replaced.events_moved += counts.events_moved
                 self.report.replaced.events_dropped += counts.events_dropped
+        if replaced_crops:  # committed: the old reader's crops no row names go
+            with Session(self.engine) as session:
+                self.report.replaced.crops_expired += expire_replaced_crops(
+                    session, derived=self.derived, crops=replaced_crops,
+                    reason=f"plate reader {', '.join(sorted(replaced_keys))} replaced by "
+                           f"{self.reader.key}")
         self.scans, self.closed = [], []
 
     def _write(self, session: Session, sighting: _Open) -> PlateSighting:

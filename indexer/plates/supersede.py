@@ -6,7 +6,12 @@ same transaction, deletes the sightings an older reader made on that camera over
 original's time span, so search sees either the old sightings or the new ones, never
 both. A watch-list event of a deleted sighting moves to the new sighting of the same
 plate that covers it (so it is not raised again); with no such sighting it is deleted
-(its ``plate_alert`` audit entry stays in the log).
+(its ``plate_alert`` audit entry stays in the log). Once that transaction has
+committed, the deleted sightings' crops that no remaining row names (another sighting,
+also the new reader's when its best crop came out byte for byte the same, a frame or a
+segment) are expired from the derived store through ``BlobStore.expire``, its one
+deletion path, with the reader change as the reason; a crash in between leaves at most
+a spare blob.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from storage.models.media import Frame
+from storage.blobstore import BlobStore
+from storage.models.media import Frame, Segment
 from storage.models.plates import PlateEvent, PlateSighting
 
 
@@ -26,6 +32,7 @@ class ReplaceCounts:
     sightings_replaced: int = 0
     events_moved: int = 0
     events_dropped: int = 0
+    crops_expired: int = 0
 
 
 def original_span(session: Session, original_id: int) -> tuple[datetime, datetime] | None:
@@ -77,4 +84,33 @@ def replace_sightings(session: Session, *, old: list[PlateSighting],
     return counts
 
 
-__all__ = ["ReplaceCounts", "older_sightings", "original_span", "replace_sightings"]
+def referenced_blobs(session: Session, hashes: set[str]) -> set[str]:
+    """Those of ``hashes`` that a sighting's crop, a frame's thumbnail or a segment names."""
+    found: set[str] = set()
+    for column in (col(PlateSighting.crop_sha256), col(Frame.thumbnail_sha256),
+                   col(Segment.sha256)):
+        found |= set(session.exec(select(column).distinct()
+                                  .where(column.in_(sorted(hashes)))).all())
+    return found
+
+
+def expire_replaced_crops(session: Session, *, derived: BlobStore, crops: set[str],
+                          reason: str) -> int:
+    """Expire the crops of replaced sightings that no row names any more (call after the
+    replacement committed); returns how many blobs were removed. Raises
+    ``StorageError`` when one cannot be removed (it stays whole)."""
+    crops = {c for c in crops if c}
+    if not crops:
+        return 0
+    kept = referenced_blobs(session, crops)
+    return sum(derived.expire(sha256, reason=reason) for sha256 in sorted(crops - kept))
+
+
+__all__ = [
+    "ReplaceCounts",
+    "expire_replaced_crops",
+    "older_sightings",
+    "original_span",
+    "referenced_blobs",
+    "replace_sightings",
+]

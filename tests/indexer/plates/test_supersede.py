@@ -161,3 +161,44 @@ def test_oko_reindex_rereads_with_the_new_reader(
     assert _sightings(state) == [("AE1234KX", new_reader.key), ("BC0815AA", new_reader.key)]
     with Session(state.engine) as session:
         assert len(session.exec(select(PlateEvent)).all()) == 1
+
+
+def _crops(state: AppState) -> dict[str, str]:
+    with Session(state.engine) as session:
+        return {s.plate: s.crop_sha256 for s in session.exec(select(PlateSighting)).all()
+                if s.camera_id == "CAM-P01"}
+
+
+def test_old_crops_no_row_names_are_expired_one_still_named_is_kept(
+        read_once: AppState) -> None:
+    state = read_once
+    old = _crops(state)
+    assert all(state.derived.path_for(sha).is_file() for sha in old.values())
+    add_camera(state, "CAM-P02")
+    with Session(state.engine) as session:  # another camera's sighting names AE's crop
+        ae = session.exec(select(PlateSighting).where(PlateSighting.plate == "AE1234KX")).one()
+        data = ae.model_dump(exclude={"id"})
+        session.add(PlateSighting(**{**data, "camera_id": "CAM-P02"}))
+        session.commit()
+
+    wider = PlateReader(ReaderConfig(margin=0.24))  # other crops: other bytes
+    report = _read(state, wider)
+
+    assert report.replaced.sightings_replaced == 2
+    assert report.replaced.crops_expired == 1 and report.as_dict()["crops_expired"] == 1
+    new = _crops(state)
+    assert set(new) == {"AE1234KX", "BC0815AA"} and not set(new.values()) & set(old.values())
+    assert not state.derived.path_for(old["BC0815AA"]).exists()  # no row names it
+    assert state.derived.path_for(old["AE1234KX"]).is_file()  # CAM-P02's sighting does
+    assert all(state.derived.path_for(sha).is_file() for sha in new.values())
+
+
+def test_a_crop_the_new_reader_made_again_is_kept(read_once: AppState,
+                                                  new_reader: PlateReader) -> None:
+    state = read_once
+    old = _crops(state)
+    report = _read(state, new_reader)  # only min_confidence differs: the same crops
+    assert report.replaced.sightings_replaced == 2
+    assert report.replaced.crops_expired == 0
+    assert _crops(state) == old
+    assert all(state.derived.path_for(sha).is_file() for sha in old.values())
