@@ -149,7 +149,11 @@ class CpuMeter:
 
     def sample(self) -> None:
         for name, processes in self.parts.items():
-            for process in processes():
+            try:
+                found = processes()
+            except psutil.Error:  # one exited while the tree was read: next sample
+                continue
+            for process in found:
                 try:
                     times = process.cpu_times()
                     key = (name, process.pid, process.create_time())
@@ -279,7 +283,10 @@ def run_cameras(footage: Path, *, count: int, seconds: float, segment_seconds: f
             return [c for c in me.children(recursive=True) if wanted(c)]
 
         def in_workers(c: psutil.Process) -> bool:
-            return c.pid in worker_pids or any(p.pid in worker_pids for p in c.parents())
+            try:
+                return c.pid in worker_pids or any(p.pid in worker_pids for p in c.parents())
+            except psutil.Error:
+                return False
 
         meter = CpuMeter(parts={
             "recording_process": lambda: [me],
@@ -300,13 +307,15 @@ def run_cameras(footage: Path, *, count: int, seconds: float, segment_seconds: f
         pool.start()
         backlog: list[dict[str, int]] = []
         loads: list[float] = []
-        while (now := time.monotonic()) < started + seconds:
-            time.sleep(min(10.0, started + seconds - now))
+        try:
+            while (now := time.monotonic()) < started + seconds:
+                time.sleep(min(10.0, started + seconds - now))
+                meter.sample()
+                loads.append(os.getloadavg()[0])
+                backlog.append(_backlog(state))
             meter.sample()
-            loads.append(os.getloadavg()[0])
-            backlog.append(_backlog(state))
-        meter.sample()
-        pool.stop()
+        finally:
+            pool.stop()
         elapsed = time.monotonic() - started
         machine = psutil.cpu_times()
         busy = (sum(machine) - machine.idle - machine.iowait) - (
