@@ -1,19 +1,21 @@
 """Routes for cameras: list and read the cameras a user may see, register new ones (one,
 or a CSV file of them: all or none), set a camera's stream URL or retention period and read
-its recording status. A stream URL goes in but only ever comes out redacted."""
+its recording status and its recording gaps in a time window. A stream URL goes in but
+only ever comes out redacted."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, UploadFile, status
+from fastapi import APIRouter, Depends, File, Query, UploadFile, status
 from pydantic import BaseModel, Field
 
 from search_api.deps import UseCaseDep, requires
 from search_api.routes.verify import receive_upload
 from search_api.usecases import cameras as usecases
 from search_api.usecases import recording, retention
-from search_api.usecases.recording import CameraStatus
+from search_api.usecases.recording import CameraStatus, GapPublic
 from storage.cameras import CameraCreate, CameraPublic
 from storage.permissions import Permission
 
@@ -84,3 +86,13 @@ def update_retention(camera_id: str, body: RetentionUpdate, ctx: UseCaseDep) -> 
 def read_camera_status(camera_id: str, ctx: UseCaseDep) -> CameraStatus:
     """State, last file time, ingest lag, bitrate, fps and the gaps of the last 24 h."""
     return recording.camera_status(ctx, camera_id=camera_id)
+
+
+@router.get("/cameras/{camera_id}/gaps", response_model=list[GapPublic],
+            dependencies=[Depends(requires(Permission.LIST_CAMERAS))])
+def read_camera_gaps(camera_id: str, ctx: UseCaseDep,
+                     start: Annotated[datetime, Query(description="ISO 8601, with zone")],
+                     end: Annotated[datetime, Query(description="ISO 8601, with zone")],
+                     ) -> list[GapPublic]:
+    """The camera's recording gaps overlapping start..end (at most 31 days), oldest first."""
+    return recording.camera_gaps(ctx, camera_id=camera_id, start=start, end=end)

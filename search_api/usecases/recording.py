@@ -7,7 +7,9 @@ entry, its actor ``recorder`` or ``watch``. ``camera_status`` is what ``oko came
 status`` and ``GET /api/cameras/{id}/status`` show: state, last file time, ingest lag,
 bitrate, fps and the gaps of the last 24 hours, with the stream URL redacted; ``state``
 is ``disk_full`` (the message names the full dir) while recording waits for space, which
-is also a ``disk_alert`` audit entry when it starts and when it ends.
+is also a ``disk_alert`` audit entry when it starts and when it ends. ``camera_gaps``
+gives a camera's gaps in a time window (``GET /api/cameras/{id}/gaps``), for the
+moment page's timeline.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ from search_api.usecases.context import UseCaseContext
 from search_api.usecases.ingest import ingest_options
 from storage.cameras import list_cameras
 from storage.db import session_scope
-from storage.errors import OkoError
-from storage.gaps import recent_gaps
+from storage.errors import InvalidInputError, OkoError
+from storage.gaps import gaps_between, recent_gaps
 from storage.models.media import Camera
 from storage.models.recording import RecorderState
 from storage.permissions import Permission
@@ -231,6 +233,31 @@ def camera_status(ctx: UseCaseContext, *, camera_id: str) -> CameraStatus:
     return _status(ctx, ctx.visible_camera(camera_id))
 
 
+MAX_GAP_WINDOW = timedelta(days=31)
+
+
+def camera_gaps(ctx: UseCaseContext, *, camera_id: str, start: datetime,
+                end: datetime) -> list[GapPublic]:
+    """The camera's recording gaps overlapping ``start``..``end``, oldest first (an open
+    gap has no end: the camera is still down), for the web app's timelines.
+
+    Raises ``NotFoundError`` for a missing camera or one the actor may not see and
+    ``InvalidInputError`` for a window without a time zone, ending before it starts or
+    longer than 31 days.
+    """
+    ctx.require(Permission.LIST_CAMERAS)
+    camera = ctx.visible_camera(camera_id)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidInputError("The window's start and end need a time zone (e.g. Z).")
+    if end <= start:
+        raise InvalidInputError("The window ends before it starts.")
+    if end - start > MAX_GAP_WINDOW:
+        raise InvalidInputError("The window is longer than 31 days; ask for a shorter one.")
+    return [GapPublic(start_utc=g.start_utc, end_utc=g.end_utc, seconds=g.seconds,
+                      reason=g.reason)
+            for g in gaps_between(ctx.session, camera_id=camera.id, start=start, end=end)]
+
+
 def cameras_status(ctx: UseCaseContext) -> list[CameraStatus]:
     """The status of every camera the actor may see, by id."""
     ctx.require(Permission.LIST_CAMERAS)
@@ -245,6 +272,7 @@ __all__ = [
     "build_recorder",
     "build_recorder_pool",
     "build_watcher",
+    "camera_gaps",
     "camera_status",
     "cameras_status",
     "recorder_config",

@@ -1,13 +1,16 @@
 // Admin: users (create, disable, change role), cameras (add one, import a CSV, allowed
-// agencies at registration, recording state, retention period) and the model status
-// (what search uses, frames waiting).
+// agencies at registration, recording state and the last day's gaps, retention period)
+// and the model status (what search uses, frames waiting).
 
 import { h, field, clear } from "../dom.js";
 import { t } from "../i18n.js";
 import { api } from "../api.js";
 import { errorLine, statusLine, pageHead, timeEl, shortHash, busy } from "../ui.js";
+import { gapBands, hatchDefs, daySummary } from "../gaps.js";
 
 const ROLES = ["investigator", "supervisor", "prosecutor", "auditor", "admin"];
+const DAY_MS = 24 * 3600 * 1000;
+const STRIP_W = 144;
 
 function usersSection() {
   const error = errorLine();
@@ -75,15 +78,31 @@ function camerasSection() {
       });
     } }, days, save);
   }
-  // recording state: disk_full names the full disk in its message
+  // recording state (disk_full names the full disk in its message), then the last 24 h:
+  // the gaps hatched on a strip, their count and total length
   function recordingCell(c) {
     const cell = h("td", {}, "…");
     api.get(`/api/cameras/${encodeURIComponent(c.id)}/status`).then((s) => {
       const bad = ["disk_full", "failed", "clock_error", "stale"].includes(s.state);
       clear(cell, [h("span", { class: bad ? "bad" : "", title: s.message },
-        t(`camera_state.${s.state}`)), bad ? h("div", { class: "hint" }, s.message) : null]);
+        t(`camera_state.${s.state}`)), bad ? h("div", { class: "hint" }, s.message) : null,
+      s.gaps_last_24h.length ? dayStrip(c, s) : null,
+      h("div", { class: ["hint", "gap-summary"] }, daySummary(s))]);
     }).catch(() => clear(cell, ["—"]));
     return cell;
+  }
+  function dayStrip(c, s) {
+    const hi = Date.now();
+    const lo = hi - DAY_MS;
+    const x = (ms) => 1 + ((ms - lo) / DAY_MS) * (STRIP_W - 2);
+    const detail = h("div", { class: "hint", role: "status", "aria-live": "polite" });
+    return h("div", { class: "gap-strip" }, h("svg:svg", { viewBox: `0 0 ${STRIP_W} 14`,
+      width: STRIP_W, height: 14, role: "group",
+      "aria-label": t("gap.strip_label", { id: c.id }) }, hatchDefs(),
+    h("svg:rect", { x: 0.5, y: 0.5, width: STRIP_W - 1, height: 13, fill: "none",
+      stroke: "currentColor", "stroke-width": 1 }),
+    gapBands(s.gaps_last_24h, { x, lo, hi, y: 1, height: 12, timeZone: c.timezone,
+      onShow: (text) => { detail.textContent = text; } })), detail);
   }
   async function load() {
     try {

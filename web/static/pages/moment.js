@@ -1,17 +1,20 @@
 // Moment view: the player starts at the moment (the API serves byte ranges, so seeking
 // works), the strip of matching frames, the camera on a plan of camera positions, the
-// search's hits on this camera's timeline, previous/next, and "add to case" with a note.
+// camera's recording around the moment on a timeline (its gaps hatched, the search's
+// hits on it), previous/next, and "add to case" with a note.
 // The clip names the audited search and the moment's frame; the server copies the rest.
 
 import { h, field, clear } from "../dom.js";
-import { t, formatNumber } from "../i18n.js";
+import { t, formatNumber, formatTime } from "../i18n.js";
 import { api } from "../api.js";
 import * as store from "../store.js";
 import { errorLine, statusLine, pageHead, timeEl, cameraZone, busy } from "../ui.js";
+import { loadGaps, gapBands, hatchDefs } from "../gaps.js";
 
 const SVG_W = 320;
 const SVG_H = 200;
 const PAD = 24;
+const WINDOW_MS = 30 * 60 * 1000;
 
 function momentFromSearch(frameId, searchId, index) {
   const last = store.get("lastSearch");
@@ -50,20 +53,48 @@ function cameraPlan(cameraId) {
   return svg;
 }
 
-/** This camera's hits in the search, on one time axis; the shown one highlighted. */
-function cameraTimeline(last, moment) {
-  const hits = last.moments.map((m, i) => ({ m, i })).filter(({ m }) => m.camera_id === moment.camera_id);
-  const times = hits.map(({ m }) => Date.parse(m.start_utc));
-  const [lo, hi] = [Math.min(...times), Math.max(...times)];
+/** The span the recording timeline covers: half an hour either side of the frame,
+ * widened to this camera's hits when the moment came from a search. */
+function timelineWindow(frame, found) {
+  const at = Date.parse(frame.captured_at_utc);
+  const hits = found ? found.last.moments.filter((m) => m.camera_id === frame.camera_id)
+    .map((m) => Date.parse(m.start_utc)) : [];
+  return [Math.min(at - WINDOW_MS, ...hits), Math.max(at + WINDOW_MS, ...hits)];
+}
+
+/**
+ * This camera's recording on one time axis: its gaps as hatched bands (focusable, read
+ * out on hover and focus), the search's hits on it (the shown one highlighted) and the
+ * frame's own time.
+ */
+function cameraTimeline({ frame, found, moment, gaps, lo, hi, zone }) {
+  const hits = found ? found.last.moments.map((m, i) => ({ m, i }))
+    .filter(({ m }) => m.camera_id === frame.camera_id) : [];
   const x = (ms) => PAD + ((ms - lo) / ((hi - lo) || 1)) * (SVG_W - 2 * PAD);
-  return h("svg:svg", { viewBox: `0 0 ${SVG_W} 48`, class: "timeline", role: "group",
+  const detail = h("p", { class: "hint", id: "gap-detail", role: "status",
+    "aria-live": "polite" }, gaps === null ? t("gap.unknown")
+    : gaps.length ? t("gap.in_window", { n: gaps.length }) : t("gap.none_window"));
+  const at = x(Date.parse(frame.captured_at_utc));
+  const svg = h("svg:svg", { viewBox: `0 0 ${SVG_W} 64`, class: "timeline", role: "group",
     "aria-labelledby": "timeline-title" },
-  h("svg:title", { id: "timeline-title" }, t("moment.timeline_label", { n: hits.length })),
-  h("svg:line", { x1: PAD, y1: 24, x2: SVG_W - PAD, y2: 24, class: "axis" }),
-  hits.map(({ m, i }) => h("svg:a", { href: momentLink(last, i) },
-    h("svg:rect", { x: x(Date.parse(m.start_utc)) - 3, y: 12, width: 6, height: 24,
+  h("svg:title", { id: "timeline-title" }, t("moment.recording_label", {
+    from: formatTime(new Date(lo), zone), to: formatTime(new Date(hi), zone),
+    n: hits.length, gaps: gaps ? gaps.length : 0 })),
+  hatchDefs(),
+  h("svg:line", { x1: PAD, y1: 26, x2: SVG_W - PAD, y2: 26, class: "axis" }),
+  gapBands(gaps || [], { x, lo, hi, y: 10, height: 32, timeZone: zone,
+    onShow: (text) => { detail.textContent = text; } }),
+  h("svg:line", { x1: at, y1: 6, x2: at, y2: 46, stroke: "#1a5fb4", "stroke-width": 2,
+    class: "now" }),
+  hits.map(({ m, i }) => h("svg:a", { href: momentLink(found.last, i) },
+    h("svg:rect", { x: x(Date.parse(m.start_utc)) - 3, y: 14, width: 6, height: 24,
       class: ["hit", m === moment && "here"] }),
-    h("svg:title", {}, t("result.score", { score: formatNumber(m.score, 3) })))));
+    h("svg:title", {}, t("result.score", { score: formatNumber(m.score, 3) })))),
+  h("svg:text", { x: PAD, y: 60, "font-size": 10, fill: "currentColor" },
+    formatTime(new Date(lo), zone)),
+  h("svg:text", { x: SVG_W - PAD, y: 60, "font-size": 10, "text-anchor": "end",
+    fill: "currentColor" }, formatTime(new Date(hi), zone)));
+  return [svg, detail];
 }
 
 async function caseOptions() {
@@ -120,8 +151,11 @@ export async function render({ params, query }) {
     moment ? [h("dt", {}, t("moment.score")), h("dd", {}, formatNumber(moment.score, 3))] : null,
     h("dt", {}, t("moment.phase")), h("dd", {}, frame.day_phase ? t(`phase.${frame.day_phase}`) : "—"));
 
-  const side = [h("h2", {}, t("moment.plan")), cameraPlan(frame.camera_id)];
-  if (found) side.push(h("h2", {}, t("moment.timeline")), cameraTimeline(found.last, moment));
+  const [lo, hi] = timelineWindow(frame, found);
+  const gaps = await loadGaps(frame.camera_id, lo, hi);
+  const side = [h("h2", {}, t("moment.plan")), cameraPlan(frame.camera_id),
+    h("h2", {}, t("moment.recording")),
+    cameraTimeline({ frame, found, moment, gaps, lo, hi, zone })];
   const addBox = await addToCase(frame, moment, found);
   return h("div", { class: "moment-page" }, pageHead("moment.title"), error,
     h("div", { class: "moment-layout" },

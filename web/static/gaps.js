@@ -1,0 +1,79 @@
+// Recording gaps (spans a camera should have recorded but did not) as the pages show
+// them: a hatched band on an SVG time axis, focusable, its from/to and reason read out
+// on hover and focus, and the count and total length of a day's gaps. Only presentation
+// attributes are used in the SVG (the CSP allows no inline styles).
+
+import { h } from "./dom.js";
+import { t, formatTime, formatNumber } from "./i18n.js";
+import { api, query } from "./api.js";
+
+const HATCH_ID = "gap-hatch";
+
+/** The camera's gaps overlapping [startMs, endMs], or null when they cannot be read. */
+export async function loadGaps(cameraId, startMs, endMs) {
+  try {
+    return await api.get(`/api/cameras/${encodeURIComponent(cameraId)}/gaps${query({
+      start: new Date(startMs).toISOString(), end: new Date(endMs).toISOString() })}`);
+  } catch (error) {
+    return null;
+  }
+}
+
+/** "1 год 5 хв" / "42 с": a length in seconds, from the catalogs. */
+export function formatDuration(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return t("gap.seconds", { n: s });
+  const hours = Math.floor(s / 3600);
+  const minutes = Math.floor((s % 3600) / 60);
+  return hours ? t("gap.hours_minutes", { h: hours, m: minutes }) : t("gap.minutes", { m: minutes });
+}
+
+/** One sentence for a gap: from, to (or "still"), length and reason. */
+export function gapText(gap, timeZone) {
+  const from = formatTime(gap.start_utc, timeZone, { seconds: true });
+  if (!gap.end_utc) return t("gap.open", { from, reason: gap.reason });
+  return t("gap.closed", { from, to: formatTime(gap.end_utc, timeZone, { seconds: true }),
+    length: formatDuration(gap.seconds ?? 0), reason: gap.reason });
+}
+
+/** The <defs> with the hatch pattern the bands fill with. */
+export function hatchDefs() {
+  return h("svg:defs", {}, h("svg:pattern", { id: HATCH_ID, width: 6, height: 6,
+    patternUnits: "userSpaceOnUse", patternTransform: "rotate(45)" },
+  h("svg:rect", { width: 6, height: 6, fill: "#fde2e1" }),
+  h("svg:line", { x1: 0, y1: 0, x2: 0, y2: 6, stroke: "#b3261e", "stroke-width": 3 })));
+}
+
+/**
+ * Hatched bands for gaps on an axis x(ms) clipped to [lo, hi]; each is a focusable
+ * element whose accessible name is its sentence; onShow(text) is called on hover/focus.
+ */
+export function gapBands(gaps, { x, lo, hi, y, height, timeZone, onShow }) {
+  const now = Date.now();
+  return gaps.map((gap) => {
+    const start = Math.max(lo, Date.parse(gap.start_utc));
+    const end = Math.min(hi, gap.end_utc ? Date.parse(gap.end_utc) : Math.max(now, hi));
+    const text = gapText(gap, timeZone);
+    const left = x(start);
+    const band = h("svg:rect", { x: left, y, width: Math.max(3, x(end) - left), height,
+      fill: `url(#${HATCH_ID})`, stroke: "#b3261e", "stroke-width": 1, tabindex: 0,
+      role: "img", "aria-label": text, class: "gap",
+      dataset: { start: gap.start_utc, end: gap.end_utc || "" } },
+    h("svg:title", {}, text));
+    const show = () => { band.setAttribute("stroke-width", 3); onShow(text); };
+    const hide = () => { band.setAttribute("stroke-width", 1); };
+    band.addEventListener("mouseenter", show);
+    band.addEventListener("focus", show);
+    band.addEventListener("mouseleave", hide);
+    band.addEventListener("blur", hide);
+    return band;
+  });
+}
+
+/** Count and total length of a status's gaps of the last 24 h, as one line. */
+export function daySummary(status) {
+  const n = status.gaps_last_24h.length;
+  if (!n) return t("gap.none_24h");
+  return t("gap.summary_24h", { n: formatNumber(n),
+    length: formatDuration(status.gap_seconds_last_24h) });
+}
