@@ -8,7 +8,8 @@ the retention sweep every ``OKO_RETENTION_INTERVAL_MINUTES``):
    custody entry was never committed, finished from their ``.part`` when it was;
 3. sweeps stale temp files (``sweep_stale_files``): ``tmp/bundle-*``, ``tmp/clip-*``,
    ``tmp/verify-*`` (and ``verify-*`` in ``OKO_SCRATCH_DIR``), ``tmp/upload-*``,
-   ``tmp/blob-*.part`` and ``exports/.*.part``. A
+   ``tmp/blob-*.part``, ``exports/.*.part``, and the ``.part`` files and
+   ``.quantize-*`` dirs an interrupted ONNX export leaves in ``models/onnx``. A
    name that carries its writer's owner tag goes once that process is gone; any other
    once untouched for ``STALE_TEMP_AGE_S``; a live job's files never go, nor the
    ``.part`` of a bundle recorded in custody;
@@ -168,6 +169,11 @@ def sweep_stale_files(app: Celery) -> list[Path]:
     removed = sweep_stale_temp(settings.tmp_dir, TMP_PATTERNS, max_age_s=STALE_TEMP_AGE_S)
     removed += sweep_stale_temp(settings.exports_dir, EXPORT_PART_PATTERNS,
                                 max_age_s=STALE_TEMP_AGE_S, keep=keep)
+    removed += sweep_stale_temp(settings.onnx_dir, (".quantize-*",),
+                                max_age_s=STALE_TEMP_AGE_S)
+    for weights_dir in sorted(settings.onnx_dir.glob("*")):
+        if weights_dir.is_dir() and not weights_dir.name.startswith("."):
+            removed += sweep_stale_temp(weights_dir, (".*.part",), max_age_s=STALE_TEMP_AGE_S)
     if settings.scratch_dir is not None and settings.scratch_dir != settings.tmp_dir:
         removed += sweep_stale_temp(settings.scratch_dir, ("verify-*",),
                                     max_age_s=STALE_TEMP_AGE_S)

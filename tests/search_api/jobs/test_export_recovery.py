@@ -307,6 +307,19 @@ def test_files_without_an_owner_go_only_after_the_safe_age(
     assert not any(p.exists() for p in stale) and all(p.exists() for p in fresh)
 
 
+def test_an_interrupted_onnx_export_leaves_nothing_once_stale(
+        app: Celery, settings: Settings) -> None:
+    weights_dir, old = settings.onnx_dir / ("ab" * 32), STALE_TEMP_AGE_S + 60
+    stale = [_make(weights_dir / ".text-fp32.onnx.x1y2z3.part", age_s=old),
+             _make(settings.onnx_dir / ".quantize-q9w8e7", directory=True, age_s=old)]
+    kept = [_make(weights_dir / "text-fp32.onnx", age_s=old),
+            _make(weights_dir / "text-fp32.json", age_s=old),
+            _make(weights_dir / ".image-fp32.onnx.a1b2c3.part")]  # an export writing now
+
+    assert sorted(sweep_stale_files(app)) == sorted(stale)
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+
+
 def test_old_verify_folders_in_the_scratch_dir_go_and_nothing_else_there(
         app: Celery, settings: Settings, tmp_path: Path) -> None:
     settings.scratch_dir = tmp_path / "scratch"
