@@ -299,7 +299,8 @@ def demo_command(
     profile: Annotated[str, typer.Option("--profile", help="Sample footage profile.")] = "demo",
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop after ingesting.")] = False,
 ) -> int:
-    """Set up a data dir, ingest generated sample footage, then serve it."""
+    """Set up a data dir, ingest generated sample footage, then serve it while recording
+    two looping loopback streams as live cameras."""
     if not no_serve:
         _check_port_free(host, port)  # before minutes of work, not after
     cli = cli_context(ctx)
@@ -314,8 +315,27 @@ def demo_command(
     console.print("Demo sign-in (secrets in demo-secrets.json in the data dir): "
                   + "; ".join(accounts), highlight=False)
     if not no_serve:
-        return serve(state, host=host, port=port)
+        return serve_demo(cli, host=host, port=port)
     return 0 if ok else 1
+
+
+def serve_demo(cli: CliContext, *, host: str, port: int) -> int:
+    """``serve`` with the demo's two looping loopback streams recorded as cameras (in
+    20 s files unless OKO_RECORD_SEGMENT_SECONDS is set); they stop with it."""
+    from search_api.cli.demo_streams import DEMO_SEGMENT_SECONDS, running_demo_streams
+
+    state = cli.state
+    if not state.settings.serve_recorders:  # OKO_SERVE_RECORDERS=0: nothing would record
+        return serve(state, host=host, port=port)
+    if "OKO_RECORD_SEGMENT_SECONDS" not in os.environ:
+        state.settings.record_segment_seconds = DEMO_SEGMENT_SECONDS
+    with running_demo_streams(footage_dir=state.settings.home / "samples",
+                              usecase=cli.usecase) as streams:
+        for camera_id, stream in streams.streams.items():
+            console.print(f"Live demo camera {camera_id} streams {stream.url}; recorded in "
+                          f"{state.settings.record_segment_seconds:g} s files.",
+                          highlight=False)
+        return serve(state, host=host, port=port)
 
 
 def register(app: typer.Typer) -> None:
