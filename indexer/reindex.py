@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from indexer.embed_queue import EmbedReport, ImageEmbedder, ProgressCallback, embed_pending_frames
 from indexer.model_store import record_weights, resolve_weights
+from indexer.shard_index import DEFAULT_POLICY, IndexPolicy
 from indexer.shards import SyncReport, sync_shards
 from storage.blobstore import BlobStore
 from storage.db import session_scope
@@ -39,6 +40,7 @@ class ReindexSettings:
     image_encoder: str = "torch"  # "onnx": the image tower on ONNX Runtime (indexer.onnx_towers)
     onnx_dir: Path | None = None
     onnx_threads: int = 0
+    index_policy: IndexPolicy = DEFAULT_POLICY
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReindexSettings:
@@ -48,7 +50,8 @@ class ReindexSettings:
                    motion_threshold=settings.motion_threshold,
                    approximate_min_vectors=settings.approximate_index_min_vectors,
                    image_encoder=settings.image_encoder, onnx_dir=settings.onnx_dir,
-                   onnx_threads=settings.onnx_threads)
+                   onnx_threads=settings.onnx_threads,
+                   index_policy=IndexPolicy.from_settings(settings))
 
 
 def load_installed_embedder(*, engine: Engine, config: ReindexSettings) -> ClipEmbedder:
@@ -87,6 +90,7 @@ def reindex(
         engine=engine, derived=derived, embedder=chosen, batch_size=config.batch_size,
         motion_threshold=config.motion_threshold, progress=progress, limit=limit)
     synced = sync_shards(engine=engine, index_dir=config.index_dir, derived=derived,
+                         policy=config.index_policy,
                          approximate_min_vectors=config.approximate_min_vectors)
     return report, synced
 

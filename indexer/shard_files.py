@@ -39,7 +39,7 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,14 +52,15 @@ import numpy as np
 from indexer.shard_index import (
     APPROXIMATE_MIN_VECTORS,
     COMPRESSED_MIN_VECTORS,
+    DEFAULT_POLICY,
     EXACT_MAX_SELECTED,
     FLAT,
     PHASE_CODES,
     PHASE_UNKNOWN,
+    IndexPolicy,
     ShardHit,
     ShardSearcher,
     build_index,
-    choose_index_type,
     index_params,
 )
 from storage.atomic import write_atomically
@@ -281,18 +282,27 @@ def _check_rows(vector_ids: np.ndarray, vectors: np.ndarray, captured_at_us: np.
 def write_shard(*, index_dir: Path, key: ShardKey, timezone: str, vector_ids: np.ndarray,
                 vectors: np.ndarray, captured_at_us: np.ndarray, phases: np.ndarray,
                 frame_ids: list[int], preset: str, weights_sha256: str,
-                approximate_min_vectors: int = APPROXIMATE_MIN_VECTORS,
-                compressed_min_vectors: int = COMPRESSED_MIN_VECTORS) -> ShardMeta:
+                policy: IndexPolicy = DEFAULT_POLICY,
+                approximate_min_vectors: int | None = None,
+                compressed_min_vectors: int | None = None) -> ShardMeta:
     """Write one shard atomically (re-rank file, data file, then sidecar); its metadata.
 
     Row ``i`` is vector ``vector_ids[i]`` captured at ``captured_at_us[i]`` (int64 UTC
     microseconds) in day phase ``phases[i]`` (a ``PHASE_CODES`` value, or
     ``PHASE_UNKNOWN``). Rows are stored in capture order, ties by id. The index type
-    follows the row count (see ``indexer.shard_index``).
+    follows the row count and ``policy`` (see ``indexer.shard_index``);
+    ``approximate_min_vectors`` and ``compressed_min_vectors`` (the IVF-PQ threshold),
+    when given, replace the policy's thresholds.
 
     Raises ``InvalidInputError`` when the arrays disagree (nothing is written) and
     ``StorageError`` when the files cannot be written; the old shard then stays.
     """
+    if approximate_min_vectors is not None or compressed_min_vectors is not None:
+        policy = replace(policy, approximate_min_vectors=(
+            policy.approximate_min_vectors if approximate_min_vectors is None
+            else approximate_min_vectors), pq_min_vectors=(
+            policy.pq_min_vectors if compressed_min_vectors is None
+            else compressed_min_vectors))
     _check_rows(vector_ids, vectors, captured_at_us, phases)
     order = np.lexsort((np.asarray(vector_ids), np.asarray(captured_at_us)))
     ids = np.ascontiguousarray(np.asarray(vector_ids)[order], dtype=np.int64)
@@ -300,9 +310,8 @@ def write_shard(*, index_dir: Path, key: ShardKey, timezone: str, vector_ids: np
     codes = np.ascontiguousarray(np.asarray(phases)[order], dtype=np.uint8)
     vecs = np.ascontiguousarray(vectors[order], dtype=np.float32)
     count, dim = vecs.shape
-    index_type = choose_index_type(count, approximate_min_vectors=approximate_min_vectors,
-                                   compressed_min_vectors=compressed_min_vectors)
-    params = index_params(index_type, count=count, dim=dim)
+    index_type = policy.choose(count)
+    params = index_params(index_type, count=count, dim=dim, policy=policy)
     header = {"format": SIDECAR_FORMAT, "preset": preset, "weights_sha256": weights_sha256,
               "dim": dim, "count": count, "index_type": index_type}
     arrays: dict[str, np.ndarray] = {
@@ -528,9 +537,11 @@ class ShardStore:
 __all__ = [
     "APPROXIMATE_MIN_VECTORS",
     "COMPRESSED_MIN_VECTORS",
+    "DEFAULT_POLICY",
     "EXACT_MAX_SELECTED",
     "PHASE_CODES",
     "PHASE_UNKNOWN",
+    "IndexPolicy",
     "LoadedShard",
     "ModelMismatchError",
     "ShardHit",

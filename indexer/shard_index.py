@@ -1,20 +1,26 @@
 """A shard's FAISS index, chosen by its size, and the search over one loaded shard.
 
-Index types, by the number of vectors in the shard (thresholds are ``write_shard``
-arguments; the defaults are the constants below and docs/scaling.md explains them):
+Index types, by the number of vectors in the shard (the thresholds and re-rank factors
+are an ``IndexPolicy``, built from the ``OKO_*_INDEX_*`` settings at the entry point;
+docs/scaling.md explains what to set):
 
 - ``flat``: fewer than ``approximate_min_vectors``. No FAISS index; the float32 vectors
   are held in RAM and every query scores them exactly (one matrix-vector product).
-- ``ivf_sq8``: up to ``compressed_min_vectors``. IVF with 8-bit scalar quantisation
+- ``ivf_sq8``: up to ``pq_min_vectors``. IVF with 8-bit scalar quantisation
   (1 byte per dimension in RAM).
-- ``ivf_pq``: larger. IVF with 4-bit fast-scan product quantisation, ``dim / 4``
-  sub-quantisers (64 bytes per 512-d vector in RAM). 4-bit codebooks train in seconds;
-  8-bit ones (and FAISS's default polysemous training) took minutes per shard.
+- ``ivf_pq``: larger. IVF with 4-bit fast-scan product quantisation of the residuals
+  (vector minus its IVF centroid), ``dim / 2`` sub-quantisers of 2 dimensions each
+  (128 bytes per 512-d vector in RAM). Without the residual, or with 4-dimension
+  sub-quantisers, the codes cannot tell CCTV's near-duplicate frames apart and the
+  exact top 10 was mostly missing from the candidates (recall@10 0.21 at 1M).
 
 The approximate types return ``rerank_factor × k`` candidates that are re-ranked exactly
 against float16 copies of the vectors in a separate ``.npy`` file opened with
 ``np.load(mmap_mode="r")``: only the pages a query touches are read, so those vectors
 do not count toward the resident memory of a search process.
+
+Indexes are trained single-threaded: FAISS's k-means over many small sub-spaces ran
+~18x slower with two OpenMP threads on two shared cores than with one.
 
 FAISS labels are row numbers. Rows are in capture order (ties by id), so a time range is
 a contiguous row range found by binary search (``np.searchsorted``): it becomes an
@@ -27,12 +33,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
 
 from indexer.daynight import DayPhase
+from storage.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from storage.settings import Settings
 
 FLAT = "flat"
 IVF_SQ8 = "ivf_sq8"
@@ -45,12 +55,70 @@ MIN_TRAIN_VECTORS = 1024  # fewer vectors cannot train an IVF/PQ index: always f
 EXACT_MAX_SELECTED = 4096  # narrow selections: score the selected rows directly, exactly
 IVF_TRAIN_POINTS_PER_LIST = 40
 PQ_TRAIN_POINTS = 16 * 256  # 4-bit sub-quantisers have 16 centroids each
+PQ_TRAIN_ITERATIONS = 10  # k-means rounds per sub-quantiser (FAISS's 25: 2.4x the time)
 RERANK_FACTOR = {IVF_SQ8: 4, IVF_PQ: 16}
+MAX_RERANK_FACTOR = 256
+BUILD_THREADS = 1
 ADD_CHUNK = 65_536
 
 PHASE_CODES: dict[str, int] = {DayPhase.DAY.value: 0, DayPhase.DUSK.value: 1,
                                DayPhase.NIGHT.value: 2}
 PHASE_UNKNOWN = 255  # a frame whose day phase was not computed
+
+
+@dataclass(frozen=True)
+class IndexPolicy:
+    """Which index type a shard gets by its size, and how many candidates each re-ranks.
+
+    Built once where the program starts (``from_settings``) and passed down to
+    ``write_shard``; recorded in each shard's sidecar (``index_params["policy"]``).
+    Raises ``ConfigurationError`` for thresholds out of order or factors out of range.
+    """
+
+    approximate_min_vectors: int = APPROXIMATE_MIN_VECTORS
+    pq_min_vectors: int = COMPRESSED_MIN_VECTORS
+    sq8_rerank_factor: int = RERANK_FACTOR[IVF_SQ8]
+    pq_rerank_factor: int = RERANK_FACTOR[IVF_PQ]
+
+    def __post_init__(self) -> None:
+        if self.approximate_min_vectors < 0:
+            raise ConfigurationError("The approximate index threshold "
+                                     f"({self.approximate_min_vectors}) is negative.")
+        if self.pq_min_vectors < self.approximate_min_vectors:
+            raise ConfigurationError(
+                f"The IVF-PQ threshold ({self.pq_min_vectors} vectors) is below the "
+                f"approximate index threshold ({self.approximate_min_vectors}); set it at "
+                "or above, so shards grow from flat to IVF-SQ8 to IVF-PQ.")
+        for index_type, factor in ((IVF_SQ8, self.sq8_rerank_factor),
+                                   (IVF_PQ, self.pq_rerank_factor)):
+            if not 1 <= factor <= MAX_RERANK_FACTOR:
+                raise ConfigurationError(f"The {index_type} re-rank factor is {factor}, not "
+                                         f"between 1 and {MAX_RERANK_FACTOR}.")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IndexPolicy:
+        """The policy ``OKO_APPROXIMATE_INDEX_MIN_VECTORS`` … ``OKO_PQ_RERANK_FACTOR`` set."""
+        return cls(approximate_min_vectors=settings.approximate_index_min_vectors,
+                   pq_min_vectors=settings.pq_index_min_vectors,
+                   sq8_rerank_factor=settings.sq8_rerank_factor,
+                   pq_rerank_factor=settings.pq_rerank_factor)
+
+    def choose(self, count: int) -> str:
+        """The index type for a shard of ``count`` vectors."""
+        return choose_index_type(count, approximate_min_vectors=self.approximate_min_vectors,
+                                 compressed_min_vectors=self.pq_min_vectors)
+
+    def rerank_factor(self, index_type: str) -> int:
+        return self.pq_rerank_factor if index_type == IVF_PQ else self.sq8_rerank_factor
+
+    def to_json(self) -> dict[str, int]:
+        return {"approximate_min_vectors": self.approximate_min_vectors,
+                "pq_min_vectors": self.pq_min_vectors,
+                "sq8_rerank_factor": self.sq8_rerank_factor,
+                "pq_rerank_factor": self.pq_rerank_factor}
+
+
+DEFAULT_POLICY = IndexPolicy()
 
 
 def choose_index_type(count: int, *, approximate_min_vectors: int = APPROXIMATE_MIN_VECTORS,
@@ -72,23 +140,25 @@ def ivf_nprobe(nlist: int) -> int:
 
 
 def pq_subquantizers(dim: int) -> int:
-    """The largest even divisor of ``dim`` that is at most ``dim / 4`` (128 for 512-d)."""
-    return max([m for m in range(2, max(2, dim // 4) + 1, 2) if dim % m == 0] or [2])
+    """The largest even divisor of ``dim`` that is at most ``dim / 2`` (256 for 512-d)."""
+    return max([m for m in range(2, max(2, dim // 2) + 1, 2) if dim % m == 0] or [2])
 
 
-def index_params(index_type: str, *, count: int, dim: int) -> dict[str, Any]:
+def index_params(index_type: str, *, count: int, dim: int,
+                 policy: IndexPolicy = DEFAULT_POLICY) -> dict[str, Any]:
     """The parameters an index of this type gets; recorded in the sidecar (provenance)."""
     if index_type == FLAT:
-        return {"vectors_dtype": "float32"}
+        return {"vectors_dtype": "float32", "policy": policy.to_json()}
     nlist = ivf_lists(count)
     params: dict[str, Any] = {"nlist": nlist, "nprobe": ivf_nprobe(nlist),
-                              "rerank_factor": RERANK_FACTOR[index_type],
-                              "rerank_dtype": "float16"}
+                              "rerank_factor": policy.rerank_factor(index_type),
+                              "rerank_dtype": "float16", "policy": policy.to_json()}
     if index_type == IVF_SQ8:
         params["factory"] = f"IVF{nlist},SQ8"
     else:
-        params.update(pq_m=pq_subquantizers(dim), pq_nbits=4)
-        params["factory"] = f"IVF{nlist},PQ{params['pq_m']}x4fs"
+        params.update(pq_m=pq_subquantizers(dim), pq_nbits=4, by_residual=True,
+                      pq_train_iterations=PQ_TRAIN_ITERATIONS)
+        params["factory"] = f"IVF{nlist},PQ{params['pq_m']}x4fsr"  # r: by residual
     return params
 
 
@@ -105,14 +175,24 @@ def train_sample_rows(index_type: str, *, count: int, nlist: int) -> np.ndarray:
 def build_index(index_type: str, params: dict[str, Any], vectors: np.ndarray) -> faiss.Index:
     """Train an IVF index on a sample of ``vectors`` and add them all, labels = rows.
 
-    ``vectors`` may be a memmap (float16 or float32); rows are added in chunks.
+    ``vectors`` may be a memmap (float16 or float32); rows are added in chunks. FAISS
+    runs on ``BUILD_THREADS`` OpenMP threads meanwhile (restored afterwards).
     """
     count, dim = vectors.shape
     index = faiss.index_factory(dim, params["factory"], faiss.METRIC_INNER_PRODUCT)
+    if "pq_train_iterations" in params:
+        pq_index: Any = faiss.downcast_index(index)
+        pq_index.pq.cp.niter = int(params["pq_train_iterations"])
     rows = train_sample_rows(index_type, count=count, nlist=int(params["nlist"]))
-    index.train(np.ascontiguousarray(vectors[rows], dtype=np.float32))
-    for start in range(0, count, ADD_CHUNK):
-        index.add(np.ascontiguousarray(vectors[start:start + ADD_CHUNK], dtype=np.float32))
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(BUILD_THREADS)
+    try:
+        index.train(np.ascontiguousarray(vectors[rows], dtype=np.float32))
+        for start in range(0, count, ADD_CHUNK):
+            index.add(np.ascontiguousarray(vectors[start:start + ADD_CHUNK],
+                                           dtype=np.float32))
+    finally:
+        faiss.omp_set_num_threads(threads)
     faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
     return index
 
@@ -245,6 +325,7 @@ class ShardSearcher:
 __all__ = [
     "APPROXIMATE_MIN_VECTORS",
     "COMPRESSED_MIN_VECTORS",
+    "DEFAULT_POLICY",
     "EXACT_MAX_SELECTED",
     "FLAT",
     "INDEX_TYPES",
@@ -253,6 +334,7 @@ __all__ = [
     "PHASE_CODES",
     "PHASE_UNKNOWN",
     "RERANK_FACTOR",
+    "IndexPolicy",
     "ShardHit",
     "ShardSearcher",
     "build_index",

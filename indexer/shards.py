@@ -33,8 +33,10 @@ from indexer.embed_queue import (
     vector_frame_id,
 )
 from indexer.shard_files import (
+    DEFAULT_POLICY,
     PHASE_CODES,
     PHASE_UNKNOWN,
+    IndexPolicy,
     ModelMismatchError,
     ShardKey,
     ShardMeta,
@@ -182,8 +184,8 @@ _DAY_FRAME_COLUMNS: tuple[Label[Any], ...] = (
 
 
 def _write_key(*, session: Session, index_dir: Path, key: ShardKey, derived: BlobStore | None,
-               approximate_min_vectors: int, recompute_phases: bool,
-               report: SyncReport) -> None:
+               policy: IndexPolicy, approximate_min_vectors: int | None,
+               recompute_phases: bool, report: SyncReport) -> None:
     camera = session.get(Camera, key.camera_id)
     assert camera is not None  # frames reference cameras by foreign key
     start, end = local_day_bounds_utc(key.local_day, camera.timezone)
@@ -238,7 +240,8 @@ def _write_key(*, session: Session, index_dir: Path, key: ShardKey, derived: Blo
     write_shard(index_dir=index_dir, key=key, timezone=camera.timezone, vector_ids=row_ids,
                 vectors=matrix, captured_at_us=captured, phases=phase_codes,
                 frame_ids=[r.frame_id for r in covered], preset=preset,
-                weights_sha256=weights_sha256, approximate_min_vectors=approximate_min_vectors)
+                weights_sha256=weights_sha256, policy=policy,
+                approximate_min_vectors=approximate_min_vectors)
     now = utcnow()
     for row in covered:
         entry = entries[row.frame_id]
@@ -294,7 +297,8 @@ def _back_to_backlog(session: Session, key: ShardKey, frames: Sequence[_DayFrame
 
 
 def sync_shards(*, engine: Engine, index_dir: Path, derived: BlobStore | None = None,
-                approximate_min_vectors: int = DEFAULT_APPROXIMATE_MIN_VECTORS) -> SyncReport:
+                policy: IndexPolicy = DEFAULT_POLICY,
+                approximate_min_vectors: int | None = None) -> SyncReport:
     """Add every embedded or linked frame not yet in a shard; idempotent and crash-safe.
 
     ``derived`` (the store holding thumbnails) enables the infrared check of the day
@@ -307,14 +311,15 @@ def sync_shards(*, engine: Engine, index_dir: Path, derived: BlobStore | None = 
         with Session(engine, expire_on_commit=False) as session:
             for key in sorted(_stale_keys(session, index_dir)):
                 _write_key(session=session, index_dir=index_dir, key=key, derived=derived,
-                           approximate_min_vectors=approximate_min_vectors,
+                           policy=policy, approximate_min_vectors=approximate_min_vectors,
                            recompute_phases=False, report=report)
         report.garbage_removed += collect_garbage(index_dir)
     return report
 
 
 def rebuild_shards(*, engine: Engine, index_dir: Path, derived: BlobStore | None = None,
-                   approximate_min_vectors: int = DEFAULT_APPROXIMATE_MIN_VECTORS) -> SyncReport:
+                   policy: IndexPolicy = DEFAULT_POLICY,
+                   approximate_min_vectors: int | None = None) -> SyncReport:
     """Rewrite every shard from the database, recomputing day phases; drop orphan shards."""
     report = SyncReport()
     with index_lock(index_dir):
@@ -327,7 +332,7 @@ def rebuild_shards(*, engine: Engine, index_dir: Path, derived: BlobStore | None
             session.commit()
             for key in sorted(keys):
                 _write_key(session=session, index_dir=index_dir, key=key, derived=derived,
-                           approximate_min_vectors=approximate_min_vectors,
+                           policy=policy, approximate_min_vectors=approximate_min_vectors,
                            recompute_phases=True, report=report)
         report.garbage_removed += collect_garbage(index_dir)
     return report

@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from storage.atomic import PRIVATE_DIR_MODE, make_private_dirs
@@ -80,7 +80,17 @@ class Settings(BaseSettings):
     clip_weights: Path | None = None
     motion_threshold: float = 0.02
     embed_batch_size: int = 32
-    approximate_index_min_vectors: int = 50_000
+    # index type by shard size (see docs/scaling.md, "Search memory per index type")
+    approximate_index_min_vectors: int = Field(default=50_000, ge=0, description="Shards"
+                                               " of fewer vectors are searched exactly"
+                                               " (flat, float32 in RAM); from here IVF-SQ8")
+    pq_index_min_vectors: int = Field(default=200_000, ge=0, description="Shards of at"
+                                      " least this many vectors use IVF-PQ (128 bytes per"
+                                      " 512-d vector in RAM instead of SQ8's 512)")
+    sq8_rerank_factor: int = Field(default=4, ge=1, le=256, description="An IVF-SQ8"
+                                   " shard re-ranks this many times k candidates exactly")
+    pq_rerank_factor: int = Field(default=16, ge=1, le=256, description="An IVF-PQ shard"
+                                  " re-ranks this many times k candidates exactly")
     # query encoder in the API process (see docs/operations.md, "Query encoder")
     text_encoder: Literal["onnx", "torch"] = Field(default="onnx", description="Runtime"
                                                     " of the CLIP text tower; onnx falls back"
@@ -149,6 +159,16 @@ class Settings(BaseSettings):
     tsa_ca_cert: Path | None = Field(default=None, description="PEM of the CA that vouches"
                                      " for the TSA (required with OKO_TSA_URL)")
     tsa_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("pq_index_min_vectors")
+    @classmethod
+    def _pq_after_approximate(cls, value: int, info: ValidationInfo) -> int:
+        approximate = info.data.get("approximate_index_min_vectors")
+        if approximate is not None and value < approximate:
+            raise ValueError(f"{value} is below OKO_APPROXIMATE_INDEX_MIN_VECTORS"
+                             f" ({approximate}); shards go flat, then IVF-SQ8, then IVF-PQ, so"
+                             " the IVF-PQ threshold must be at least the approximate one")
+        return value
 
     @field_validator("tsa_url", mode="before")
     @classmethod

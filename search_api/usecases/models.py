@@ -19,6 +19,7 @@ from indexer.model_store import (
     resolve_weights,
 )
 from indexer.reindex import ReindexSettings, load_installed_embedder, reindex
+from indexer.shard_index import IndexPolicy
 from indexer.shards import SyncReport, rebuild_shards, sync_shards
 from search_api.audit import AuditAction
 from search_api.usecases.context import UseCaseContext
@@ -110,7 +111,7 @@ def maintain_shards(ctx: UseCaseContext, *, rebuild: bool) -> SyncReport:
     state, settings = ctx.state, ctx.settings
     write = rebuild_shards if rebuild else sync_shards
     return write(engine=state.engine, index_dir=settings.index_dir, derived=state.derived,
-                 approximate_min_vectors=settings.approximate_index_min_vectors)
+                 policy=IndexPolicy.from_settings(settings))
 
 
 __all__ = [
