@@ -8,12 +8,14 @@ verification (and a tampered bundle failing), then the auditor's view of it all.
 
 from __future__ import annotations
 
+import io
 import re
 import zipfile
 from pathlib import Path
 
 import httpx
 from playwright.sync_api import Browser, expect
+from pypdf import PdfReader
 
 from tests.web.conftest import CAMERA, PASSWORD, LiveServer, new_page
 from tests.web.helpers import check_page, sign_in, wait_until
@@ -94,7 +96,9 @@ def test_investigator_prosecutor_auditor_path(browser: Browser, live_server: Liv
     expect(page.locator("table")).to_contain_text(CAMERA)
     expect(page.locator("table")).to_contain_text("з пошуку")
 
-    # export with live progress, then download the bundle
+    # export with live progress (the report in Ukrainian unless English is chosen), then
+    # download the bundle
+    expect(page.locator("#export-lang")).to_have_value("uk")
     page.locator("#start-export").click()
     download_link = page.get_by_role("link", name=re.compile("Завантажити"))
     expect(download_link).to_be_visible(timeout=120_000)
@@ -103,6 +107,10 @@ def test_investigator_prosecutor_auditor_path(browser: Browser, live_server: Liv
     bundle = tmp_path / "bundle.zip"
     info.value.save_as(bundle)
     assert zipfile.is_zipfile(bundle)
+    with zipfile.ZipFile(bundle) as bag:
+        report_name = next(n for n in bag.namelist() if n.endswith("data/report.pdf"))
+        report = PdfReader(io.BytesIO(bag.read(report_name)))
+    assert "слідчі орієнтири" in report.pages[0].extract_text()
 
     # share with the prosecutor and record the transfer of that bundle
     page.locator("#share-user").fill("petro")
@@ -137,6 +145,9 @@ def test_investigator_prosecutor_auditor_path(browser: Browser, live_server: Liv
     page.get_by_role("button", name="Перевірити").click()
     expect(page.locator(".verdict h2")).to_contain_text("ДІЙСНИЙ")
     expect(page.locator(".verdict")).to_contain_text("WebCrypto")
+    # this server has no TSA, so the bundle carries no trusted time, and says so
+    expect(page.locator(".trusted-time")).to_have_text(
+        "немає: пакет не має позначки часу RFC 3161")
     check_page(page, "verify")
     page.locator("#bundle-file").set_input_files(str(_tamper(received, tmp_path / "bad.zip")))
     page.get_by_role("button", name="Перевірити").click()
@@ -160,6 +171,12 @@ def test_investigator_prosecutor_auditor_path(browser: Browser, live_server: Liv
     page.locator("#verify-chain").click()
     expect(page.get_by_text(re.compile("Ланцюг цілий"))).to_be_visible()
     check_page(page, "audit")
+    # the PDF report comes in the language the app is shown in
+    with page.expect_download() as info:
+        page.locator("a[href*='format=pdf']").click()
+    audit_pdf = tmp_path / "audit.pdf"
+    info.value.save_as(audit_pdf)
+    assert "журнал аудиту" in PdfReader(audit_pdf).pages[0].extract_text()
     page.context.close()
 
 
