@@ -30,8 +30,11 @@ NON_VIDEO_FORMATS = {"image2", "tty", "gif", "apng", "webp_pipe", "lavfi", "conc
 TS_PACKET_BYTES = 188
 # codecs that MP4 carries (and browsers mostly play); anything else is segmented into MKV
 MP4_CODECS = {"h264", "hevc", "mpeg4", "av1"}
-NON_VIDEO_CODECS = {"ansi", "bintext", "xbin", "idf", "png", "mjpeg", "gif", "bmp", "webp",
-                    "tiff"}
+NON_VIDEO_CODECS = {"ansi", "bintext", "xbin", "idf", "png", "gif", "bmp", "webp", "tiff"}
+# codecs of both stills and video: a recording only with many frames at a real frame rate
+# (an MJPEG camera's AVI or MKV), never one picture (a JPEG, an MP3's cover art)
+STILL_OR_VIDEO_CODECS = {"mjpeg"}
+MIN_MOVING_FRAMES = 2
 
 
 class MediaError(InvalidInputError):
@@ -151,6 +154,13 @@ def _first_frame_decodes(container: Any, stream: Any) -> bool:
     return False
 
 
+def _moving(stream: Any, times: list[float]) -> bool:
+    """Whether a stream of a still-or-video codec is video: several frames at distinct
+    times, not a picture attached to audio."""
+    attached = bool(getattr(stream, "disposition", 0) & av.stream.Disposition.attached_pic)
+    return not attached and len(set(times)) >= MIN_MOVING_FRAMES
+
+
 def _duration(container: Any, stream: Any, fallback: float) -> float:
     if container.duration:
         return float(container.duration) / 1_000_000
@@ -184,9 +194,13 @@ def probe(path: Path, *, scan: bool = True) -> MediaInfo:
         if not _first_frame_decodes(container, stream):
             raise NoVideoStreamError(path, "has a video stream that cannot be decoded")
         container.seek(0)
-        times, keys, demux_error = _scan_packets(container, stream, None if scan else 1)
+        still_or_video = codec in STILL_OR_VIDEO_CODECS
+        times, keys, demux_error = _scan_packets(
+            container, stream, None if scan else (MIN_MOVING_FRAMES if still_or_video else 1))
         if not times:
             raise NoVideoStreamError(path, "has a video stream without any frames")
+        if still_or_video and not _moving(stream, times):
+            raise NoVideoStreamError(path, "holds a single picture, not a moving video")
         origin = times[0]
         frame_times = [t - origin for t in times]
         key_times = [t - origin for t in keys]

@@ -1,13 +1,15 @@
-"""Playback proxies (issue 15): a segment browsers cannot play (HEVC, MPEG-4 Part 2) is
-served as an H.264 proxy made on first request, stored as a derived blob with its
-provenance record and reused; an H.264 segment is served as it is."""
+"""Playback proxies (issue 15): a segment browsers cannot play (HEVC, MPEG-4 Part 2,
+MJPEG) is served as an H.264 proxy made on first request, stored as a derived blob with
+its provenance record and reused; an H.264 segment is served as it is."""
 
 from __future__ import annotations
 
 import io
 import json
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import av
@@ -15,6 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
+from indexer.ingest import IngestOptions, ingest_file
+from indexer.media import ffmpeg_exe
 from search_api.state import AppState
 from storage.models.access import AuditEvent, Role
 from storage.models.media import Original, Segment
@@ -125,3 +129,35 @@ def test_a_segment_ffmpeg_cannot_decode_is_refused_in_one_sentence(
     with Session(state.engine) as session:
         assert session.exec(select(AuditEvent).where(
             col(AuditEvent.action) == "view_video")).all() == []
+
+
+def test_an_mjpeg_cameras_segment_is_served_as_an_h264_proxy_with_provenance(
+        investigator: TestClient, state: AppState, tmp_path: Path) -> None:
+    """An MJPEG AVI (10 fps, generated here) ingested for a camera the investigator sees:
+    its MKV segment plays as the H.264 proxy, recorded as derived from that segment."""
+    shared = state.originals.root.resolve()
+    state.settings.home.joinpath("blobs").unlink()  # ingest writes: a private copy
+    shutil.copytree(shared, state.settings.home / "blobs")
+    clip = tmp_path / "mjpeg.avi"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=s=320x180:r=10:d=4", "-c:v", "mjpeg", "-q:v", "5",
+                    "-pix_fmt", "yuvj420p", str(clip)], check=True)
+    outcome = ingest_file(engine=state.engine, originals=state.originals,
+                          derived=state.derived, path=clip, camera_id="CAM-001",
+                          start=datetime(2026, 2, 1, 9, 0, tzinfo=UTC),
+                          options=IngestOptions(segment_seconds=2.0))
+    with Session(state.engine) as session:
+        segment = session.exec(select(Segment).where(
+            col(Segment.original_id) == outcome.original_id).order_by(col(Segment.id))).first()
+    assert segment is not None
+    stored = state.derived.path_for(segment.sha256).read_bytes()
+    assert _probe(stored) == ("mjpeg", 320, 180)
+    response = investigator.get(f"/api/segments/{segment.id}/video")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "video/mp4"
+    assert _probe(response.content) == ("h264", 320, 180)
+    record = json.loads(proxy_record_path(state.derived, segment.sha256).read_text())
+    assert record["sha256"] == response.headers["x-oko-playback-proxy"]
+    assert record["source_sha256"] == segment.sha256 and record["derived"] is True
+    assert record["profile"] == "playback-proxy" and "-c:v libx264" in record["command"]
+    assert state.derived.path_for(segment.sha256).read_bytes() == stored  # untouched
