@@ -7,7 +7,10 @@ query without wildcards the nearest sightings by confusion-aware edit distance, 
 below the exact ones. With text ("red car") and a CLIP model, the hits of each match kind
 are ranked by the text's best CLIP similarity over each sighting's stored frame
 embeddings; without a model the plate order stays and the answer says the text was not
-applied. Every search and journey states a purpose and is audited like a
+applied. Time-of-day phrases in the text ("вночі", "at night", "in the morning",
+"21:00–23:00") become filters first, as in a text search (``indexer.search.query``): a
+day phase on the sightings, local hours on their first read; only the rest of the words
+go to CLIP. Every search and journey states a purpose and is audited like a
 text search (``AuditAction.SEARCH``, with ``plate`` in the entry). Reading is queued
 beside embedding: ``read_waiting_plates`` reads every frame not yet read with the
 current models, then raises an event (audited) for each new sighting of a listed plate.
@@ -38,6 +41,8 @@ from indexer.plates.grammar import (
     parse_query,
 )
 from indexer.plates.sightings import pending_plate_frames
+from indexer.search.query import HourWindow
+from indexer.search.query import parse_query as parse_time_phrases
 from search_api.audit import AuditAction
 from search_api.policy import require_search_purpose
 from search_api.search_support import (
@@ -119,6 +124,10 @@ class PlateProvenancePublic(BaseModel):
     truncated: bool
     frames_waiting_for_plates: int
     text: str | None = Field(default=None, description="The words given with the plate")
+    text_filters: dict[str, str] = Field(default_factory=dict, description=(
+        "Filters the text's time-of-day phrases set (day_phase, hours)"))
+    text_phrases: list[str] = Field(default_factory=list, description=(
+        "The phrases cut from the text for them ('вночі')"))
     text_applied: bool = Field(default=False, description="The text ranked the sightings")
     text_not_applied: str | None = Field(default=None, description="Why it did not")
     clip_preset: str | None = None
@@ -202,6 +211,48 @@ class _TextRank:
     weights_sha256: str | None = None
     dim: int = 0
     unscored: int = 0
+
+
+@dataclass(frozen=True)
+class _TextFilters:
+    """What the text's time-of-day phrases set, and the words left for CLIP."""
+
+    words: str | None
+    day_phase: DayPhase | None = None
+    hours: HourWindow | None = None
+    phrases: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, str]:
+        found = {"day_phase": self.day_phase.value} if self.day_phase else {}
+        if self.hours is not None:
+            found["hours"] = (f"{self.hours.name} ({self.hours.start_hour:02d}:00-"
+                              f"{self.hours.end_hour:02d}:00 local)")
+        return found
+
+
+def _text_filters(text: str | None, day_phase: DayPhase | None) -> _TextFilters:
+    """Time-of-day phrases of ``text`` as filters, as ``oko search`` reads them.
+
+    Raises ``InvalidInputError`` for two day phases or parts of the day in the text, or a
+    phrase's day phase other than the ``day_phase`` filter.
+    """
+    if text is None or not text.strip():
+        return _TextFilters(words=text)
+    parsed = parse_time_phrases(text.strip())
+    if parsed.day_phase is not None and day_phase not in (None, parsed.day_phase):
+        assert day_phase is not None
+        raise InvalidInputError(f"The text says {parsed.day_phase.value} but the "
+                                f"{day_phase.value} filter is set; choose one.")
+    return _TextFilters(words=parsed.clip_text, day_phase=parsed.day_phase,
+                        hours=parsed.hours, phrases=tuple(parsed.phrases))
+
+
+def _in_hours(hits: list[_Hit], hours: HourWindow | None,
+              cameras: dict[str, Camera]) -> list[_Hit]:
+    if hours is None:
+        return hits
+    return [h for h in hits if hours.contains(h.sighting.first_seen_utc.astimezone(
+        ZoneInfo(cameras[h.sighting.camera_id].timezone)).hour)]
 
 
 def _rank_by_text(ctx: UseCaseContext, hits: list[_Hit],
@@ -321,21 +372,28 @@ def search_plates(ctx: UseCaseContext, *, query: PlateSearchQuery,
     words = text if text is not None else query.text
     if words is not None and len(words) > MAX_TEXT_CHARS:
         raise InvalidInputError(f"The text is longer than {MAX_TEXT_CHARS} characters.")
+    timed = _text_filters(words, query.day_phase)
+    if timed.day_phase is not None:
+        query = query.model_copy(update={"day_phase": timed.day_phase})
     started = time.perf_counter()
     clauses, cameras = _filtered(ctx, query)
     hits, candidates = _match(ctx.session, clauses, parsed, fuzzy=query.fuzzy,
                               limit=query.limit)
-    hits, ranked = _rank_by_text(ctx, hits, words)
+    hits = _in_hours(hits, timed.hours, cameras)
+    hits, ranked = _rank_by_text(ctx, hits, timed.words)
     kept = hits[: query.limit]
     moments = [_moment(hit, cameras[hit.sighting.camera_id]) for hit in kept]
     models = _models()
     filters = query.model_dump(mode="json", by_alias=True,
                                exclude={"plate", "purpose", "text"})
+    if timed.hours is not None:
+        filters["hours"] = timed.as_dict()["hours"]
     waiting = _waiting(ctx)
     clip = {"clip_model": ranked.preset, "clip_weights_sha256": ranked.weights_sha256} \
         if ranked.applied else {}
     entry = ctx.audit(
         AuditAction.SEARCH, text=words, text_applied=ranked.applied, **clip,
+        text_filters=timed.as_dict(),
         plate=query.plate, plate_pattern=parsed.pattern,
         purpose=purpose, filters=filters, results=len(moments), model=READER_NAME,
         weights_sha256=models["recogniser"]["sha256"], k=query.limit,
@@ -349,6 +407,7 @@ def search_plates(ctx: UseCaseContext, *, query: PlateSearchQuery,
             query=query.plate, pattern=parsed.pattern, reader=READER_NAME, models=models,
             filters=filters, candidates=candidates, truncated=len(hits) > len(kept),
             frames_waiting_for_plates=waiting, text=ranked.text,
+            text_filters=timed.as_dict(), text_phrases=list(timed.phrases),
             text_applied=ranked.applied, text_not_applied=ranked.note,
             clip_preset=ranked.preset, clip_weights_sha256=ranked.weights_sha256,
             clip_dim=ranked.dim, sightings_without_embedding=ranked.unscored,
@@ -361,8 +420,10 @@ def plate_search_result(ctx: UseCaseContext, *, query: PlateSearchQuery,
     """``search_plates`` in the shape of ``POST /api/search`` (its ``plate`` field)."""
     result = search_plates(ctx, query=query, text=text)
     prov = result.provenance
+    phrases = f"query phrase '{', '.join(prov.text_phrases)}'"
     applied = [AppliedFilterPublic(name=name, value=value if isinstance(value, list)
-                                   else str(value), source="request")
+                                   else str(value),
+                                   source=phrases if name in prov.text_filters else "request")
                for name, value in prov.filters.items()
                if value not in (None, [], True) and name not in ("limit", "fuzzy")]
     return SearchResultPublic(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from uuid import uuid4
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -143,9 +144,9 @@ def test_text_ranks_the_plate_hits_by_clip_score(
     assert [m["sighting_id"] for m in entry.details["moments"]] == [
         m["sighting_id"] for m in moments]
     # other words give other scores: the text, not the plate, orders the hits
-    other = expected_scores(with_model, embedder, "blue bus at night")
+    other = expected_scores(with_model, embedder, "blue bus near the gate")
     assert other != expected
-    again = _search(investigator, plate="AE*", text="blue bus at night")["moments"]
+    again = _search(investigator, plate="AE*", text="blue bus near the gate")["moments"]
     assert [m["sighting_id"] for m in again] == sorted(other, key=lambda i: -other[i])
 
 
@@ -246,3 +247,66 @@ def test_a_sighting_without_vectors_ranks_last_in_its_kind(
         embed_pending_frames(engine=with_model.engine, derived=with_model.derived,
                              embedder=embedder, batch_size=16,
                              motion_threshold=with_model.settings.motion_threshold)
+
+
+def _plates(client: TestClient, **body: object) -> dict[str, object]:
+    response = client.post("/api/plates/search", json={"purpose": PURPOSE, **body})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_day_phase_phrase_in_the_text_filters_the_plate_hits(
+        state: AppState, investigator: TestClient) -> None:
+    with Session(state.engine) as session:
+        phases = {s.day_phase for s in session.exec(select(PlateSighting)).all()}
+    assert phases == {"day"}  # the clips are of a January noon
+    night = _plates(investigator, plate="AE*", text="вночі")
+    assert night["moments"] == []
+    prov = night["provenance"]
+    assert prov["text_filters"] == {"day_phase": "night"}
+    assert prov["text_phrases"] == ["вночі"] and prov["filters"]["day_phase"] == "night"
+    assert prov["text_not_applied"] is None  # no words were left for CLIP
+    entry = _last_audit(state)
+    assert entry.details["text"] == "вночі" and entry.details["results"] == 0
+    assert entry.details["filters"]["day_phase"] == "night"
+    assert entry.details["text_filters"] == {"day_phase": "night"}
+    day = _plates(investigator, plate="AE*", text="вдень")
+    assert len(day["moments"]) == 3 and day["provenance"]["text_filters"] == {
+        "day_phase": "day"}
+    # the words left over still go to CLIP: no model here, so the answer says so
+    words = _plates(investigator, plate="AE*", text="червоне авто вночі")
+    assert words["moments"] == []
+    assert "'червоне авто' was not applied" in words["provenance"]["text_not_applied"]
+    # POST /api/search with a plate applies it the same way, naming the phrase
+    body = _search(investigator, plate="AE*", text="червоне авто вночі")
+    assert body["moments"] == []
+    applied = {f["name"]: f for f in body["provenance"]["filters"]}
+    assert applied["day_phase"]["value"] == "night"
+    assert applied["day_phase"]["source"] == "query phrase 'вночі'"
+
+
+def test_an_hour_phrase_filters_by_the_first_read_local_hour(
+        state: AppState, investigator: TestClient) -> None:
+    with Session(state.engine) as session:
+        first = min(s.first_seen_utc for s in session.exec(select(PlateSighting)).all())
+    hour = first.astimezone(ZoneInfo("Europe/Kyiv")).hour
+    assert 2 <= hour <= 20
+    around = _plates(investigator, plate="AE*", text=f"{hour - 1}:00-{hour + 2}:00")
+    assert len(around["moments"]) == 3
+    assert around["provenance"]["filters"]["hours"].endswith(
+        f"({hour - 1:02d}:00-{hour + 2:02d}:00 local)")
+    later = _plates(investigator, plate="AE*", text=f"{hour + 2}:00-{hour + 3}:00")
+    assert later["moments"] == []
+
+
+def test_a_phrase_against_the_day_phase_filter_is_refused_and_writes_nothing(
+        state: AppState, investigator: TestClient) -> None:
+    before = _last_audit(state).seq
+    response = investigator.post("/api/plates/search", json={
+        "plate": "AE*", "text": "вночі", "day_phase": "day", "purpose": PURPOSE})
+    assert response.status_code == 422
+    assert "says night but the day filter is set" in response.text
+    both = investigator.post("/api/plates/search", json={
+        "plate": "AE*", "text": "вночі і вдень", "purpose": PURPOSE})
+    assert both.status_code == 422 and "one time of day at a time" in both.text
+    assert _last_audit(state).seq == before
