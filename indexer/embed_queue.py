@@ -2,8 +2,9 @@
 
 Per camera, pending frames are taken in capture order. Each is compared with the last
 embedded frame of that camera (``indexer.motion``); a static frame is *linked* to that
-embedding instead of being embedded again. Frames are embedded in batches, and each
-batch (with the links that point into it or before it) is written in one transaction,
+embedding instead of being embedded again. Frames are embedded in batches that span
+cameras (many cameras with a few new frames each still fill a batch), and each batch
+(with the links that point into it or before it) is written in one transaction,
 so a crash loses at most one uncommitted batch and a rerun simply continues: a frame
 is pending until its row for the current weights is committed.
 """
@@ -236,29 +237,30 @@ def _starting_reference(
         return None, None  # its image is gone: embed the next frame afresh
 
 
-class _CameraBatcher:
-    """Collects one camera's decisions and writes them a batch at a time."""
+class _Batcher:
+    """Collects gating decisions, of one camera after another, and writes them a batch at
+    a time: a batch spans cameras, so many cameras with a few new frames each still fill
+    the model's batches. A link's reference is in its own batch or an earlier one."""
 
     def __init__(self, *, engine: Engine, embedder: ImageEmbedder, batch_size: int,
-                 report: EmbedReport, camera_id: str) -> None:
+                 report: EmbedReport) -> None:
         self.engine = engine
-        self.camera_id = camera_id
-        self.captured: dict[int, datetime] = {}
+        self.captured: dict[int, tuple[str, datetime]] = {}  # frame -> camera, capture time
         self.embedder = embedder
         self.batch_size = batch_size
         self.report = report
         self.to_embed: list[tuple[int, Image.Image, float]] = []
         self.to_link: list[tuple[int, int, float]] = []
 
-    def add_embed(self, frame_id: int, image: Image.Image, score: float,
-                  at: datetime) -> None:
-        self.captured[frame_id] = at
+    def add_embed(self, frame_id: int, image: Image.Image, score: float, *,
+                  camera_id: str, at: datetime) -> None:
+        self.captured[frame_id] = (camera_id, at)
         self.to_embed.append((frame_id, image, score))
         self._maybe_flush()
 
-    def add_link(self, frame_id: int, reference_id: int, score: float,
-                 at: datetime) -> None:
-        self.captured[frame_id] = at
+    def add_link(self, frame_id: int, reference_id: int, score: float, *,
+                 camera_id: str, at: datetime) -> None:
+        self.captured[frame_id] = (camera_id, at)
         self.to_link.append((frame_id, reference_id, score))
         self._maybe_flush()
 
@@ -298,9 +300,8 @@ class _CameraBatcher:
                                  "linked_frame_id", "motion_score", "created_at"):
                         setattr(old, name, getattr(row, name))
             # searchable now, exactly from the database, until shard sync commits them
-            add_to_backlog(session, [BacklogFrame(r.frame_id, self.camera_id,
-                                                  self.captured[r.frame_id]) for r in rows],
-                           embedded=True)
+            add_to_backlog(session, [BacklogFrame(r.frame_id, *self.captured[r.frame_id])
+                                     for r in rows], embedded=True)
         self.report.embedded += len(self.to_embed)
         self.report.linked += len(self.to_link)
         self.to_embed, self.to_link = [], []
@@ -326,14 +327,13 @@ def embed_pending_frames(
     if limit is not None:
         total = min(total, limit)
     done = 0
+    batcher = _Batcher(engine=engine, embedder=embedder, batch_size=batch_size, report=report)
     for camera_id in cameras:
         if done >= total:
             break
         report.cameras.append(camera_id)
         reference_id: int | None = None
         reference_sig: np.ndarray | None = None
-        batcher = _CameraBatcher(engine=engine, embedder=embedder, batch_size=batch_size,
-                                 report=report, camera_id=camera_id)
         for number, frame in enumerate(_iter_pending_frames(engine, sha, camera_id)):
             if done >= total:
                 break
@@ -349,11 +349,13 @@ def embed_pending_frames(
             signature = motion_signature(image)
             score = motion_score(signature, reference_sig)
             if reference_id is not None and is_static(score, threshold=motion_threshold):
-                batcher.add_link(frame.id, reference_id, score, frame.captured_at_utc)
+                batcher.add_link(frame.id, reference_id, score, camera_id=camera_id,
+                                 at=frame.captured_at_utc)
             else:
-                batcher.add_embed(frame.id, image, score, frame.captured_at_utc)
+                batcher.add_embed(frame.id, image, score, camera_id=camera_id,
+                                  at=frame.captured_at_utc)
                 reference_id, reference_sig = frame.id, signature
             if progress is not None:
                 progress(done, total)
-        batcher.flush()
+    batcher.flush()
     return report

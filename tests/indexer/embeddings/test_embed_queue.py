@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,12 +15,14 @@ from sqlmodel import Session, select
 from indexer import embed_queue
 from indexer.embed_queue import EmbedReport, embed_pending_frames, pending_frame_count
 from indexer.embeddings import ClipEmbedder, build_unsafe_random_embedder
+from indexer.media import ffmpeg_exe
 from indexer.motion import motion_score, motion_signature
 from indexer.vectors import vector_from_bytes
 from search_api.state import AppState
 from storage.models.media import Frame
 from storage.models.search import FrameEmbedding
-from tests.indexer.embeddings.conftest import BURST, CAPTURE_START, IngestedClip
+from storage.models.search_index import SearchBacklog
+from tests.indexer.embeddings.conftest import BURST, CAPTURE_START, IngestedClip, ingest_clip
 
 THRESHOLD = 0.02
 
@@ -229,3 +233,50 @@ def test_gating_continues_from_the_last_embedded_frame_across_runs(
     # the whole quiet start links to the very first frame, even across the two runs
     assert [r.status for r in quiet].count("embedded") == 1
     assert all(r.linked_frame_id == first_frame.id for r in quiet if r.status == "linked")
+
+
+class CountingEmbedder:
+    """Delegates to a real embedder and records the size of every batch it is given."""
+
+    def __init__(self, inner: ClipEmbedder) -> None:
+        self.inner = inner
+        self.preset = inner.preset
+        self.weights_sha256 = inner.weights_sha256
+        self.batch_sizes: list[int] = []
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        self.batch_sizes.append(len(images))
+        return self.inner.encode_images(images)
+
+
+def test_a_batch_spans_cameras_and_each_frame_keeps_its_camera(
+    state: AppState, van_clip: Path, tiny_embedder: ClipEmbedder, tmp_path: Path
+) -> None:
+    ingest_clip(state, van_clip, camera_id="CAM-A")
+    darker = tmp_path / "CAM-B_20260125T120000.mp4"  # the same street, other bytes
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                    "-i", str(van_clip), "-vf", "eq=brightness=-0.1", "-c:v", "libx264",
+                    "-preset", "veryfast", "-g", "50", "-pix_fmt", "yuv420p", str(darker)],
+                   check=True, capture_output=True)
+    ingest_clip(state, darker, camera_id="CAM-B")
+    counting = CountingEmbedder(tiny_embedder)
+
+    report = embed_pending_frames(engine=state.engine, derived=state.derived,
+                                  embedder=counting, batch_size=64,
+                                  motion_threshold=THRESHOLD)
+
+    assert report.cameras == ["CAM-A", "CAM-B"]
+    assert counting.batch_sizes == [report.embedded]  # one batch for both cameras
+    rows = _rows(state)
+    embedded_cameras = {frame.camera_id for row, frame in rows.values()
+                        if row.status == "embedded"}
+    assert embedded_cameras == {"CAM-A", "CAM-B"}
+    for row, frame in rows.values():  # a link never crosses cameras
+        if row.status == "linked":
+            assert rows[row.linked_frame_id][1].camera_id == frame.camera_id
+    with Session(state.engine) as session:
+        backlog = session.exec(select(SearchBacklog, Frame)
+                               .join(Frame, SearchBacklog.frame_id == Frame.id)).all()  # type: ignore[arg-type]
+    assert len(backlog) == len(rows)
+    assert all(entry.embedded and entry.camera_id == frame.camera_id
+               for entry, frame in backlog)
