@@ -2,13 +2,18 @@
 that was derived from them, never one under evidence lock.
 
 An original expires when its recording ended (start + duration) more than the camera's
-``retention_days`` ago (or the installation's default; neither set: kept forever). Each
-is deleted in four steps, ordered so that a crash never leaves a row pointing at a
+``retention_days`` ago (or the installation's default; neither set: kept forever). The
+sweep takes expired originals in batches (``DEFAULT_BATCH``) and deletes each batch in
+four steps, each one transaction (or one pass over the blobs) for the whole batch with a
+few statements per table, ordered so that a crash never leaves a row pointing at a
 missing blob, and the next sweep finishes what a crashed one started:
 
-1. **Mark** (one transaction): unless a case clip locks it, the original becomes
-   ``expiring`` (no new clip can take it: clips need a ``ready`` original) and an
-   ``OriginalExpiry`` row records the rule.
+1. **Mark** (one transaction): the originals' rows are locked (``SELECT ... FOR
+   UPDATE`` on PostgreSQL, the lock ``evidence.cases.add_clip`` also takes, so a clip
+   being added either commits first and is seen, or finds the original no longer
+   ``ready``); unless a case clip locks it, each becomes ``expiring`` (no new clip can
+   take it: clips need a ``ready`` original) and an ``OriginalExpiry`` row records the
+   rule.
 2. **Rows** (one transaction): the lock is checked again (a clip added in the meantime
    puts it back to ``ready``). The hashes of the derived blobs its rows point at are
    added to the expiry row, then its segments, frames, embeddings (a later frame linked
@@ -18,9 +23,9 @@ missing blob, and the next sweep finishes what a crashed one started:
    finding them and the next shard sync rewrites the shard without the expired ones.
 3. **Blobs**: each derived blob no remaining row names (and a segment's playback proxy
    with its record) is expired, then the original's own blob (``BlobStore.expire``).
-4. **Done** (one transaction): the original becomes ``expired`` (its row stays as the
-   record of what existed), with a ``retention_deletion`` custody entry naming its hash,
-   camera, span and rule, and the caller's audit entry.
+4. **Done** (one transaction): each original becomes ``expired`` (its row stays as the
+   record of what existed), with its own ``retention_deletion`` custody entry naming its
+   hash, camera, span and rule, and the caller's audit entry.
 """
 
 from __future__ import annotations
@@ -52,6 +57,10 @@ from storage.types import utcnow
 
 log = logging.getLogger("oko.retention")
 RETENTION_ACTOR = "system:retention"
+DEFAULT_BATCH = 50
+"""Originals per batch: each step's transaction covers this many."""
+IN_CHUNK = 500
+"""Ids per ``IN (...)`` list, well under SQLite's bound-parameter limit."""
 
 LockedIds = Callable[[Session], set[int]]
 """The ids of originals under evidence lock, read in the given transaction."""
@@ -153,44 +162,86 @@ def expired_originals(session: Session, *, now: datetime,
     return found
 
 
-def _in(column: Any, ids: Sequence[int]) -> Any:
+def _in(column: Any, ids: Iterable[Any]) -> Any:
     return col(column).in_(list(ids))
 
 
-def _segment_ids(session: Session, original_id: int) -> list[int]:
-    return [i for i in session.exec(select(Segment.id)
-                                    .where(Segment.original_id == original_id)).all()
-            if i is not None]
+def _chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+@dataclass
+class _BatchRows:
+    """The rows of a batch of originals, read with one query per table."""
+
+    frames: dict[int, list[int]]  # original id -> its frame ids
+    segments: dict[int, list[tuple[int, str]]]  # original id -> (segment id, hash)
+    thumbnails: dict[int, set[str]]
+    sightings: list[PlateSighting]
+
+    @property
+    def frame_ids(self) -> list[int]:
+        return sorted(i for ids in self.frames.values() for i in ids)
+
+    @property
+    def segment_ids(self) -> list[int]:
+        return sorted(i for rows in self.segments.values() for i, _h in rows)
+
+    def hashes(self, original_id: int) -> set[str]:
+        """The derived blobs this original's rows point at (a sighting spanning two
+        originals of the batch is named by both)."""
+        frames = set(self.frames.get(original_id, []))
+        segments = {i for i, _h in self.segments.get(original_id, [])}
+        found = {h for _i, h in self.segments.get(original_id, [])}
+        found |= self.thumbnails.get(original_id, set())
+        for s in self.sightings:
+            if s.crop_sha256 and (s.segment_id in segments or frames & {
+                    s.best_frame_id, s.first_frame_id, s.last_frame_id}):
+                found.add(s.crop_sha256)
+        return found
+
+
+def _batch_rows(session: Session, original_ids: Sequence[int]) -> _BatchRows:
+    rows = _BatchRows(frames={}, segments={}, thumbnails={}, sightings=[])
+    for part in _chunks(original_ids):
+        for frame_id, original_id, thumb in session.exec(
+                select(Frame.id, Frame.original_id, Frame.thumbnail_sha256)
+                .where(_in(Frame.original_id, part))).all():
+            if frame_id is not None:
+                rows.frames.setdefault(original_id, []).append(frame_id)
+                rows.thumbnails.setdefault(original_id, set()).add(thumb)
+        for segment_id, original_id, sha256 in session.exec(
+                select(Segment.id, Segment.original_id, Segment.sha256)
+                .where(_in(Segment.original_id, part))).all():
+            if segment_id is not None:
+                rows.segments.setdefault(original_id, []).append((segment_id, sha256))
+    rows.sightings = _sightings(session, rows.segment_ids, rows.frame_ids)
+    return rows
 
 
 def _sightings(session: Session, segment_ids: Sequence[int],
                frame_ids: Sequence[int]) -> list[PlateSighting]:
     """Plate sightings read in any of these segments or frames (one spanning two
     originals goes with the first of them to expire)."""
-    if not (segment_ids or frame_ids):
-        return []
-    return list(session.exec(select(PlateSighting).where(or_(
-        _in(PlateSighting.segment_id, segment_ids),
-        _in(PlateSighting.best_frame_id, frame_ids),
-        _in(PlateSighting.first_frame_id, frame_ids),
-        _in(PlateSighting.last_frame_id, frame_ids)))).all())
-
-
-def _derived_hashes(session: Session, original_id: int, frame_ids: Sequence[int]) -> set[str]:
-    hashes = set(session.exec(select(Segment.sha256)
-                              .where(Segment.original_id == original_id)).all())
-    hashes |= set(session.exec(select(Frame.thumbnail_sha256)
-                               .where(Frame.original_id == original_id)).all())
-    sightings = _sightings(session, _segment_ids(session, original_id), frame_ids)
-    return hashes | {s.crop_sha256 for s in sightings if s.crop_sha256}
+    found: dict[int | None, PlateSighting] = {}
+    for part in _chunks(segment_ids):
+        found |= {s.id: s for s in session.exec(select(PlateSighting).where(
+            _in(PlateSighting.segment_id, part))).all()}
+    for part in _chunks(frame_ids):
+        found |= {s.id: s for s in session.exec(select(PlateSighting).where(or_(
+            _in(PlateSighting.best_frame_id, part), _in(PlateSighting.first_frame_id, part),
+            _in(PlateSighting.last_frame_id, part)))).all()}
+    return list(found.values())
 
 
 def _relink(session: Session, frame_ids: Sequence[int]) -> None:
     """Frames of other originals whose embedding is a link to an expiring frame get the
     vector itself, so they stay searchable."""
-    linked = session.exec(select(FrameEmbedding).where(
-        _in(FrameEmbedding.linked_frame_id, frame_ids),
-        ~_in(FrameEmbedding.frame_id, frame_ids))).all()
+    expiring = set(frame_ids)
+    linked = [row for part in _chunks(frame_ids) for row in session.exec(
+        select(FrameEmbedding).where(_in(FrameEmbedding.linked_frame_id, part))).all()
+        if row.frame_id not in expiring]
     for row in linked:
         source = session.get(FrameEmbedding, row.linked_frame_id)
         row.vector = source.vector if source is not None else None
@@ -210,15 +261,17 @@ def _relink(session: Session, frame_ids: Sequence[int]) -> None:
 def _drop_shards(session: Session, index_dir: Path, frame_ids: Sequence[int]) -> list[str]:
     """Remove every shard holding one of ``frame_ids``; its other frames go back to the
     search backlog (embedded) with no shard, so the next sync rewrites it without them."""
-    names = sorted({n for n in session.exec(select(FrameIndexEntry.shard_key).where(
-        _in(FrameIndexEntry.frame_id, frame_ids))).all() if n})
+    names = sorted({n for part in _chunks(frame_ids) for n in session.exec(
+        select(FrameIndexEntry.shard_key).where(_in(FrameIndexEntry.frame_id, part))).all()
+        if n})
+    expiring = set(frame_ids)
     for name in names:
         remove_shard(index_dir=index_dir, key=ShardKey.parse(name))
-        others = session.exec(
+        others = [(entry, frame) for entry, frame in session.exec(
             select(FrameIndexEntry, Frame)
             .join(Frame, col(Frame.id) == col(FrameIndexEntry.frame_id))
-            .where(FrameIndexEntry.shard_key == name,
-                   ~_in(FrameIndexEntry.frame_id, frame_ids))).all()
+            .where(FrameIndexEntry.shard_key == name)).all()
+            if entry.frame_id not in expiring]
         for entry, _frame in others:
             entry.shard_key = None
             entry.indexed_at = None
@@ -229,35 +282,69 @@ def _drop_shards(session: Session, index_dir: Path, frame_ids: Sequence[int]) ->
     return names
 
 
-def _delete_rows(session: Session, original_id: int, frame_ids: Sequence[int]) -> None:
-    sightings = [s.id for s in _sightings(session, _segment_ids(session, original_id),
-                                          frame_ids) if s.id is not None]
-    if sightings:
-        session.execute(delete(PlateEvent).where(_in(PlateEvent.sighting_id, sightings)))
-        session.execute(delete(PlateSighting).where(_in(PlateSighting.id, sightings)))
-    if frame_ids:
+def _delete_rows(session: Session, original_ids: Sequence[int], rows: _BatchRows) -> None:
+    """Everything derived from ``original_ids``, a few statements per table."""
+    sightings = [s.id for s in rows.sightings if s.id is not None]
+    for part in _chunks(sightings):
+        session.execute(delete(PlateEvent).where(_in(PlateEvent.sighting_id, part)))
+        session.execute(delete(PlateSighting).where(_in(PlateSighting.id, part)))
+    for part in _chunks(rows.frame_ids):
         for table in (PlateFrameScan, FrameEmbedding, FrameIndexEntry, SearchBacklog):
-            session.execute(delete(table).where(_in(table.frame_id, frame_ids)))
-    session.execute(delete(Frame).where(col(Frame.original_id) == original_id))
-    session.execute(delete(Segment).where(col(Segment.original_id) == original_id))
+            session.execute(delete(table).where(_in(table.frame_id, part)))
+    for part in _chunks(original_ids):
+        session.execute(delete(Frame).where(_in(Frame.original_id, part)))
+        session.execute(delete(Segment).where(_in(Segment.original_id, part)))
 
 
-def _still_referenced(session: Session, sha256: str) -> bool:
-    return any(session.exec(select(column).where(column == sha256).limit(1)).first()
-               for column in (col(Segment.sha256), col(Frame.thumbnail_sha256),
-                              col(PlateSighting.crop_sha256)))
+def _still_referenced(session: Session, hashes: Sequence[str]) -> set[str]:
+    """Those of ``hashes`` a remaining row still names."""
+    found: set[str] = set()
+    for part in _chunks(hashes):
+        for column in (col(Segment.sha256), col(Frame.thumbnail_sha256),
+                       col(PlateSighting.crop_sha256)):
+            found |= {h for h in session.exec(select(column).distinct()
+                                              .where(column.in_(list(part)))).all() if h}
+    return found
+
+
+def _lock_originals(session: Session, ids: Sequence[int]) -> dict[int, Original]:
+    """The originals' rows, locked (``FOR UPDATE`` on PostgreSQL, in id order, so two
+    sweeps and ``evidence.cases.add_clip`` never deadlock; SQLite serialises writers)
+    and read afresh, not from the session's cache."""
+    locked: dict[int, Original] = {}
+    for part in _chunks(sorted(ids)):
+        for row in session.exec(select(Original).where(_in(Original.id, part))
+                                .order_by(col(Original.id)).with_for_update()
+                                .execution_options(populate_existing=True)).all():
+            assert row.id is not None
+            locked[row.id] = row
+    return locked
+
+
+def _lock_expiries(session: Session, ids: Sequence[int]) -> dict[int, OriginalExpiry]:
+    found: dict[int, OriginalExpiry] = {}
+    for part in _chunks(sorted(ids)):
+        found |= {e.original_id: e for e in session.exec(
+            select(OriginalExpiry).where(_in(OriginalExpiry.original_id, part))
+            .order_by(col(OriginalExpiry.original_id)).with_for_update()
+            .execution_options(populate_existing=True)).all()}
+    return found
 
 
 class RetentionSweep:
-    """One sweep over every camera with a retention rule (see the module doc)."""
+    """One sweep over every camera with a retention rule (see the module doc), in batches
+    of ``batch_size`` originals: each step is one transaction (or one pass over the
+    blobs) for the whole batch, with a few statements per table instead of per original."""
 
     def __init__(self, *, engine: Engine, stores: RetentionStores, locked_ids: LockedIds,
-                 on_deleted: OnDeleted, step: Step | None = None) -> None:
+                 on_deleted: OnDeleted, step: Step | None = None,
+                 batch_size: int = DEFAULT_BATCH) -> None:
         self.engine = engine
         self.stores = stores
         self.locked_ids = locked_ids
         self.on_deleted = on_deleted
         self.step = step or (lambda _name, _original: None)
+        self.batch_size = max(1, batch_size)
 
     def run(self, *, now: datetime | None = None, default_days: int | None,
             dry_run: bool = False) -> RetentionReport:
@@ -267,112 +354,139 @@ class RetentionSweep:
         now = now or utcnow()
         report = RetentionReport(dry_run=dry_run, checked_at=now)
         with Session(self.engine, expire_on_commit=False) as session:
-            pending = [self._pending(session, row) for row in session.exec(
-                select(OriginalExpiry).where(OriginalExpiry.stage != "done")
-                .order_by(col(OriginalExpiry.original_id))).all()]
+            expiries = session.exec(select(OriginalExpiry).where(OriginalExpiry.stage != "done")
+                                    .order_by(col(OriginalExpiry.original_id))).all()
+            pending = self._pending(session, list(expiries))
             candidates = expired_originals(session, now=now, default_days=default_days)
             locked = self.locked_ids(session)
-        for original in pending if not dry_run else []:
-            report.resumed += 1
-            self._finish(original, report)
+        if not dry_run:
+            for batch in _chunks(pending, self.batch_size):
+                report.resumed += len(batch)
+                self._finish(list(batch), report)
+        free = []
         for original in candidates:
             if original.original_id in locked:
                 report.kept_locked.append(original)
             elif dry_run:
                 report.deleted.append(original)
             else:
-                marked = self._mark(original)
-                if marked == "marked":
-                    self.step("marked", original)
-                    self._finish(original, report)
-                elif marked == "locked":
-                    report.kept_locked.append(original)
-                # "taken": another sweep is expiring it
+                free.append(original)
+        for batch in _chunks(free, self.batch_size):
+            marked = self._mark(list(batch), report)
+            for original in marked:
+                self.step("marked", original)
+            self._finish(marked, report)
         if report.kept_locked:
             log.info("retention kept %d expired original(s) under evidence lock",
                      len(report.kept_locked))
         return report
 
     @staticmethod
-    def _pending(session: Session, row: OriginalExpiry) -> ExpiredOriginal:
-        original = session.get(Original, row.original_id)
-        assert original is not None
-        return ExpiredOriginal(original_id=row.original_id, sha256=row.sha256,
-                               camera_id=row.camera_id, filename=original.filename,
-                               start_utc=row.start_utc, end_utc=row.end_utc,
-                               retention_days=row.retention_days,
-                               size_bytes=original.size_bytes)
+    def _pending(session: Session, rows: list[OriginalExpiry]) -> list[ExpiredOriginal]:
+        originals = {o.id: o for part in _chunks([r.original_id for r in rows])
+                     for o in session.exec(select(Original).where(_in(Original.id, part))).all()}
+        return [ExpiredOriginal(original_id=row.original_id, sha256=row.sha256,
+                                camera_id=row.camera_id,
+                                filename=originals[row.original_id].filename,
+                                start_utc=row.start_utc, end_utc=row.end_utc,
+                                retention_days=row.retention_days,
+                                size_bytes=originals[row.original_id].size_bytes)
+                for row in rows]
 
-    def _mark(self, original: ExpiredOriginal) -> str:
-        """Step 1: ``marked``, ``locked`` (a case clip holds it) or ``taken`` (no longer
-        ready: a concurrent sweep marked it first)."""
+    def _mark(self, batch: list[ExpiredOriginal],
+              report: RetentionReport) -> list[ExpiredOriginal]:
+        """Step 1, one transaction: the originals still ``ready`` and not under lock become
+        ``expiring``; those a case clip holds go to ``kept_locked``; those no longer
+        ready (a concurrent sweep marked them first) are left to it."""
+        marked: list[ExpiredOriginal] = []
         with Session(self.engine, expire_on_commit=False) as session:
-            row = session.exec(select(Original).where(Original.id == original.original_id)
-                               .with_for_update()).one()
-            if row.status != "ready":
-                return "taken"
-            if original.original_id in self.locked_ids(session):
-                return "locked"
-            row.status = "expiring"
-            session.add(row)
-            # an original ingested again after it expired has its old record: reuse it
-            expiry = session.get(OriginalExpiry, original.original_id) or OriginalExpiry(
-                original_id=original.original_id, camera_id=original.camera_id,
-                sha256=original.sha256, start_utc=original.start_utc,
-                end_utc=original.end_utc, retention_days=original.retention_days)
-            expiry.start_utc, expiry.end_utc = original.start_utc, original.end_utc
-            expiry.retention_days, expiry.stage = original.retention_days, "marked"
-            expiry.derived_sha256, expiry.marked_at, expiry.deleted_at = [], utcnow(), None
-            session.add(expiry)
-            session.commit()
-        return "marked"
-
-    def _finish(self, original: ExpiredOriginal, report: RetentionReport) -> None:
-        hashes = self._delete_rows(original, report)
-        if hashes is None:
-            report.kept_locked.append(original)
-            return
-        self.step("rows_deleted", original)
-        report.derived_blobs_removed += self._delete_blobs(original, hashes)
-        self.step("blobs_deleted", original)
-        self._done(original)
-        report.deleted.append(original)
-
-    def _delete_rows(self, original: ExpiredOriginal,
-                     report: RetentionReport) -> list[str] | None:
-        """Step 2; None when a clip locked the original meanwhile (it is ``ready`` again)."""
-        with Session(self.engine, expire_on_commit=False) as session:
-            expiry = session.exec(select(OriginalExpiry).where(
-                OriginalExpiry.original_id == original.original_id).with_for_update()).one()
-            row = session.get(Original, original.original_id)
-            assert row is not None
-            if expiry.stage == "done":
-                return list(expiry.derived_sha256)  # a concurrent sweep finished it
-            if original.original_id in self.locked_ids(session):
-                row.status = "ready"
+            rows = _lock_originals(session, [o.original_id for o in batch])
+            locked = self.locked_ids(session)  # read after the rows are locked
+            old = {e.original_id: e for part in _chunks([o.original_id for o in batch])
+                   for e in session.exec(select(OriginalExpiry).where(
+                       _in(OriginalExpiry.original_id, part))).all()}
+            for original in batch:
+                row = rows[original.original_id]
+                if row.status != "ready":
+                    continue
+                if original.original_id in locked:
+                    report.kept_locked.append(original)
+                    continue
+                row.status = "expiring"
                 session.add(row)
-                session.delete(expiry)
-                session.commit()
-                log.warning("original %s was locked by a case while expiring; it is kept",
-                            original.sha256)
-                return None
-            if expiry.stage == "marked":
-                frame_ids = list(session.exec(select(Frame.id).where(
-                    Frame.original_id == original.original_id)).all())
-                ids = [i for i in frame_ids if i is not None]
-                hashes = _derived_hashes(session, original.original_id, ids)
-                hashes |= self._proxies(hashes)
-                expiry.derived_sha256 = sorted(hashes | set(expiry.derived_sha256))
-                if ids:
-                    _relink(session, ids)
+                # an original ingested again after it expired has its old record: reuse it
+                expiry = old.get(original.original_id) or OriginalExpiry(
+                    original_id=original.original_id, camera_id=original.camera_id,
+                    sha256=original.sha256, start_utc=original.start_utc,
+                    end_utc=original.end_utc, retention_days=original.retention_days)
+                expiry.start_utc, expiry.end_utc = original.start_utc, original.end_utc
+                expiry.retention_days, expiry.stage = original.retention_days, "marked"
+                expiry.derived_sha256, expiry.marked_at, expiry.deleted_at = [], utcnow(), None
+                session.add(expiry)
+                marked.append(original)
+            session.commit()
+        return marked
+
+    def _finish(self, batch: list[ExpiredOriginal], report: RetentionReport) -> None:
+        if not batch:
+            return
+        hashes = self._delete_rows(batch, report)
+        going = [o for o in batch if o.original_id in hashes]
+        report.kept_locked.extend(o for o in batch if o.original_id not in hashes)
+        for original in going:
+            self.step("rows_deleted", original)
+        report.derived_blobs_removed += self._delete_blobs(going, hashes)
+        for original in going:
+            self.step("blobs_deleted", original)
+        self._done(going)
+        report.deleted.extend(going)
+
+    def _delete_rows(self, batch: list[ExpiredOriginal],
+                     report: RetentionReport) -> dict[int, list[str]]:
+        """Step 2, one transaction: each original's derived hashes, leaving out those a
+        clip locked meanwhile (they are ``ready`` again)."""
+        ids = [o.original_id for o in batch]
+        with Session(self.engine, expire_on_commit=False) as session:
+            rows = _lock_originals(session, ids)
+            expiries = _lock_expiries(session, ids)
+            locked = self.locked_ids(session)
+            hashes: dict[int, list[str]] = {}
+            to_delete: list[int] = []
+            for original in batch:
+                expiry = expiries.get(original.original_id)
+                if expiry is None:  # a concurrent sweep found it locked and put it back
+                    continue
+                if expiry.stage == "done":  # a concurrent sweep finished it
+                    hashes[original.original_id] = list(expiry.derived_sha256)
+                elif original.original_id in locked:
+                    rows[original.original_id].status = "ready"
+                    session.add(rows[original.original_id])
+                    session.delete(expiry)
+                    log.warning("original %s was locked by a case while expiring; it is kept",
+                                original.sha256)
+                elif expiry.stage == "marked":
+                    to_delete.append(original.original_id)
+                else:
+                    hashes[original.original_id] = list(expiry.derived_sha256)
+            if to_delete:
+                found = _batch_rows(session, to_delete)
+                for original_id in to_delete:
+                    own = found.hashes(original_id)
+                    expiry = expiries[original_id]
+                    expiry.derived_sha256 = sorted(own | self._proxies(own)
+                                                   | set(expiry.derived_sha256))
+                    expiry.stage = "rows_deleted"
+                    session.add(expiry)
+                    hashes[original_id] = list(expiry.derived_sha256)
+                frame_ids = found.frame_ids
+                if frame_ids:
+                    _relink(session, frame_ids)
                     with index_lock(self.stores.index_dir):
                         report.shards_removed.extend(
-                            _drop_shards(session, self.stores.index_dir, ids))
-                _delete_rows(session, original.original_id, ids)
-                expiry.stage = "rows_deleted"
-                session.add(expiry)
-                session.commit()
-            return list(expiry.derived_sha256)
+                            _drop_shards(session, self.stores.index_dir, frame_ids))
+                _delete_rows(session, to_delete, found)
+            session.commit()
+        return hashes
 
     def _proxies(self, hashes: Iterable[str]) -> set[str]:
         """The playback proxies of the segments among ``hashes``."""
@@ -390,46 +504,63 @@ class RetentionSweep:
                 found.add(proxy)
         return found
 
-    def _delete_blobs(self, original: ExpiredOriginal, hashes: Sequence[str]) -> int:
-        """Step 3: the derived blobs no other row names, then the original's blob."""
+    def _delete_blobs(self, batch: list[ExpiredOriginal],
+                      hashes: dict[int, list[str]]) -> int:
+        """Step 3: the derived blobs no remaining row names, then each original's blob."""
         removed = 0
+        every = sorted({h for o in batch for h in hashes[o.original_id]})
         with Session(self.engine) as session:
-            kept = {h for h in hashes if _still_referenced(session, h)}
-        for sha256 in hashes:
-            if sha256 in kept:
-                continue
-            proxy_record_path(self.stores.derived, sha256).unlink(missing_ok=True)
-            removed += self.stores.derived.expire(sha256, reason=original.rule)
-        self.stores.originals.expire(original.sha256, reason=original.rule)
+            kept = _still_referenced(session, every)
+        by_rule: dict[str, list[ExpiredOriginal]] = {}
+        for original in batch:  # each blob goes under its own original's rule
+            by_rule.setdefault(original.rule, []).append(original)
+        for rule, originals in by_rule.items():
+            going = [h for o in originals for h in hashes[o.original_id] if h not in kept]
+            for sha256 in going:
+                record = proxy_record_path(self.stores.derived, sha256)
+                if record.exists():
+                    record.unlink()
+            removed += self.stores.derived.expire_many(going, reason=rule)
+        for rule, originals in by_rule.items():
+            self.stores.originals.expire_many([o.sha256 for o in originals], reason=rule)
         return removed
 
-    def _done(self, original: ExpiredOriginal) -> None:
-        """Step 4: ``expired``, with the custody entry and the caller's audit entry."""
+    def _done(self, batch: list[ExpiredOriginal]) -> None:
+        """Step 4, one transaction: each original ``expired``, with its own custody entry
+        and the caller's audit entry."""
+        if not batch:
+            return
         with Session(self.engine, expire_on_commit=False) as session:
-            expiry = session.exec(select(OriginalExpiry).where(
-                OriginalExpiry.original_id == original.original_id).with_for_update()).one()
-            row = session.get(Original, original.original_id)
-            assert row is not None
-            if expiry.stage == "done":
-                return  # another sweep finished it meanwhile
-            row.status = "expired"
-            expiry.stage = "done"
-            expiry.deleted_at = utcnow()
-            session.add(row)
-            session.add(expiry)
-            append_custody_entry(
-                session, action="retention_deletion", actor=RETENTION_ACTOR,
-                original_id=original.original_id,
-                details={"original_sha256": original.sha256, "camera_id": original.camera_id,
-                         "start_utc": original.start_utc.isoformat(),
-                         "end_utc": original.end_utc.isoformat(),
-                         "retention_days": original.retention_days, "rule": original.rule,
-                         "derived_blobs": len(expiry.derived_sha256)})
-            self.on_deleted(session, original)
+            ids = [o.original_id for o in batch]
+            rows = _lock_originals(session, ids)
+            expiries = _lock_expiries(session, ids)
+            finished = []
+            for original in batch:
+                expiry, row = expiries[original.original_id], rows[original.original_id]
+                if expiry.stage == "done":
+                    continue  # another sweep finished it meanwhile
+                row.status = "expired"
+                expiry.stage = "done"
+                expiry.deleted_at = utcnow()
+                session.add(row)
+                session.add(expiry)
+                append_custody_entry(
+                    session, action="retention_deletion", actor=RETENTION_ACTOR,
+                    original_id=original.original_id,
+                    details={"original_sha256": original.sha256,
+                             "camera_id": original.camera_id,
+                             "start_utc": original.start_utc.isoformat(),
+                             "end_utc": original.end_utc.isoformat(),
+                             "retention_days": original.retention_days,
+                             "rule": original.rule,
+                             "derived_blobs": len(expiry.derived_sha256)})
+                self.on_deleted(session, original)
+                finished.append(original)
             session.commit()
-        log.info("retention deleted original %s of camera %s (%s to %s, %s)",
-                 original.sha256, original.camera_id, original.start_utc.isoformat(),
-                 original.end_utc.isoformat(), original.rule)
+        for original in finished:
+            log.info("retention deleted original %s of camera %s (%s to %s, %s)",
+                     original.sha256, original.camera_id, original.start_utc.isoformat(),
+                     original.end_utc.isoformat(), original.rule)
 
 
 __all__ = [

@@ -72,6 +72,23 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def sync_filesystem(path: Path) -> bool:
+    """Flush the whole filesystem holding ``path`` (Linux ``syncfs``): every unlink made
+    so far is durable after it. False where ``syncfs`` is not available or failed."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name, use_errno=True) if name else None
+    if libc is None or not hasattr(libc, "syncfs"):
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return int(libc.syncfs(fd)) == 0
+    finally:
+        os.close(fd)
+
+
 class PendingFile:
     """A temp file being written; ``commit`` moves it to its destination."""
 

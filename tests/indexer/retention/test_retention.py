@@ -303,3 +303,49 @@ def test_a_segments_playback_proxy_and_its_record_go_with_it(world: World) -> No
         expiry = session.get(OriginalExpiry, old.id)
         assert expiry is not None and expiry.stage == "done"
         assert proxy.sha256 in expiry.derived_sha256 and segment.sha256 in expiry.derived_sha256
+
+
+def test_a_batch_with_an_original_locked_meanwhile_deletes_only_the_others(
+        world: World) -> None:
+    """One batch: two expired originals go, one put under evidence lock after it was
+    marked comes back whole, and one locked before the sweep is never marked."""
+    world.state.settings.retention_days = 30
+    first, locked_meanwhile, last = (world.ingest(n, days_ago=d) for n, d in
+                                     ((0, 45), (1, 41), (2, 40)))
+    locked_before = world.ingest(3, days_ago=50)
+    world.lock(locked_before)
+    world.embed_all()
+    world.sync()
+    frames = len(_frame_ids(world, locked_meanwhile.id))
+    marked: list[str] = []
+
+    def lock_during_the_batch(step: str, original: ExpiredOriginal) -> None:
+        if step == "marked":
+            marked.append(original.sha256)
+            if len(marked) == 1:  # the batch is marked: a clip takes one of its originals
+                world.lock(locked_meanwhile)
+
+    report = _run(world, step=lock_during_the_batch)
+
+    assert marked == [first.sha256, locked_meanwhile.sha256, last.sha256]  # one batch
+    assert sorted(o.sha256 for o in report.deleted) == sorted([first.sha256, last.sha256])  # type: ignore[attr-defined]
+    assert sorted(o.sha256 for o in report.kept_locked) == sorted(  # type: ignore[attr-defined]
+        [locked_before.sha256, locked_meanwhile.sha256])
+    for kept in (locked_meanwhile, locked_before):
+        assert _original(world, kept.id).status == "ready"  # type: ignore[arg-type]
+        assert world.state.originals.verify(kept.sha256)
+        with Session(world.state.engine) as session:
+            assert session.get(OriginalExpiry, kept.id) is None
+    assert len(_frame_ids(world, locked_meanwhile.id)) == frames
+    assert all(world.state.derived.exists(h) for h in world.derived_of(locked_meanwhile.id))  # type: ignore[arg-type]
+    for gone in (first, last):
+        assert _original(world, gone.id).status == "expired"  # type: ignore[arg-type]
+        assert not world.state.originals.exists(gone.sha256)
+    custody = _entries(world, CustodyEntry, "retention_deletion")
+    assert sorted(e.details["original_sha256"] for e in custody) == sorted(
+        [first.sha256, last.sha256])
+    assert sorted(e.original_id for e in custody) == sorted([first.id, last.id])
+    audits = _entries(world, AuditEvent, "retention_delete")
+    assert sorted(a.details["original_sha256"] for a in audits) == sorted(
+        [first.sha256, last.sha256])
+    _no_row_points_at_a_missing_blob(world)
