@@ -54,7 +54,8 @@ COMPRESSED_MIN_VECTORS = 200_000  # from here: IVF-PQ; between the two: IVF-SQ8
 MIN_TRAIN_VECTORS = 1024  # fewer vectors cannot train an IVF/PQ index: always flat
 EXACT_MAX_SELECTED = 4096  # narrow selections: score the selected rows directly, exactly
 IVF_TRAIN_POINTS_PER_LIST = 40
-PQ_TRAIN_POINTS = 16 * 256  # 4-bit sub-quantisers have 16 centroids each
+PQ_TRAIN_POINTS_PER_CENTROID = 128  # 4-bit sub-quantisers have 16 centroids each
+PQ_TRAIN_POINTS = 16 * PQ_TRAIN_POINTS_PER_CENTROID
 PQ_TRAIN_ITERATIONS = 10  # k-means rounds per sub-quantiser (FAISS's 25: 2.4x the time)
 RERANK_FACTOR = {IVF_SQ8: 4, IVF_PQ: 16}
 MAX_RERANK_FACTOR = 256
@@ -183,6 +184,7 @@ def build_index(index_type: str, params: dict[str, Any], vectors: np.ndarray) ->
     if "pq_train_iterations" in params:
         pq_index: Any = faiss.downcast_index(index)
         pq_index.pq.cp.niter = int(params["pq_train_iterations"])
+        pq_index.pq.cp.max_points_per_centroid = PQ_TRAIN_POINTS_PER_CENTROID
     rows = train_sample_rows(index_type, count=count, nlist=int(params["nlist"]))
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(BUILD_THREADS)
@@ -296,7 +298,8 @@ class ShardSearcher:
     def _rerank(self, q: np.ndarray, rows: np.ndarray, k: int) -> list[ShardHit]:
         if len(rows) == 0:
             return []
-        vectors = np.asarray(self.exact[rows], dtype=np.float32)  # touches only these pages
+        # np.take gathers from a memmap ~3x faster than fancy indexing; touches only these pages
+        vectors = np.take(self.exact, rows, axis=0).astype(np.float32, copy=False)
         return self._top(rows, vectors @ q, k)
 
     def _top(self, rows: np.ndarray, scores: np.ndarray, k: int) -> list[ShardHit]:
