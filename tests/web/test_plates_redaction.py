@@ -18,13 +18,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 from sqlmodel import Session, select
 
 from indexer.ingest import IngestOptions, ingest_file
 from indexer.plates.footage import PlatePass, write_plate_clip
 from search_api.state import build_state
 from search_api.usecases.plate_watch import read_waiting_plates
+from search_api.usecases.plates import NO_MODEL_NOTE
 from storage.cameras import add_camera, validate_camera
 from storage.models.plates import PlateSighting
 from storage.models.redaction import Redaction
@@ -254,3 +255,71 @@ def test_redact_a_clip_review_approve_and_export(
         assert [r.status for r in rows_] == ["approved"]
     finally:
         state.engine.dispose()
+
+
+def _plates_read(server: LiveServer) -> None:
+    """The plates of this module's footage read (by the first test, or here when run
+    alone)."""
+    state = build_state(Settings(home=server.home, environment="test",
+                                 key_passphrase=PASSPHRASE))
+    try:
+        read_waiting_plates(state)
+        with Session(state.engine) as session:
+            assert {s.camera_id for s in session.exec(select(PlateSighting))
+                    if s.plate == PLATE} == set(PASSED_AT)
+    finally:
+        state.engine.dispose()
+
+
+def _search_plate(page: Page, plate: str, text: str) -> None:
+    page.locator("#plate").fill(plate)
+    page.locator("#plate-text").fill(text)
+    page.locator("#plate-purpose").fill(PURPOSE)
+    page.get_by_role("button", name="Шукати номер").click()
+
+
+def test_plate_search_with_a_description(browser: Browser, live_server: LiveServer,
+                                         plate_footage: Path) -> None:
+    _plates_read(live_server)
+    page = new_page(browser, live_server)
+    sign_in(page, "ivan")
+    sent: list[dict[str, object]] = []
+    page.on("request", lambda r: sent.append(r.post_data_json)
+            if r.url.endswith("/api/plates/search") else None)
+    page.goto("/#/plates")
+    expect(page.locator("label[for=plate-text]")).to_have_text("Опис (необов'язково)")
+
+    # words with a plate: sent as text; this server has the tests' CLIP model, so they rank
+    _search_plate(page, "AE12??KX", "червоне авто")
+    hits = page.locator(".plate-hit")
+    expect(hits).to_have_count(2, timeout=60_000)
+    expect(page.locator(".text-note")).to_have_text(
+        "Упорядковано за описом «червоне авто» (CLIP).")
+    assert sent[-1]["text"] == "червоне авто" and sent[-1]["plate"] == "AE12??KX"
+    assert "text=" in page.url  # bookmarkable with the description
+    check_page(page, "plates-text")
+
+    # a time of day in the description filters: the car passed at noon, none at night
+    _search_plate(page, "AE12??KX", "червоне авто вночі")
+    expect(page.locator(".search-main > .status")).to_contain_text("Знайдено: 0")
+    expect(hits).to_have_count(0)
+    expect(page.locator(".text-note").first).to_have_text("З опису: вночі.")
+    assert sent[-1]["text"] == "червоне авто вночі"
+
+    # where the API says the text was not applied (a data dir with no CLIP model), the
+    # page says so: the real answer, with the server's no-model fields as it sends them
+    def without_model(route: Route) -> None:
+        response = route.fetch()
+        body = response.json()
+        text = body["provenance"]["text"]
+        body["provenance"].update(text_applied=False, clip_preset=None,
+                                  text_not_applied=NO_MODEL_NOTE.format(text=text))
+        route.fulfill(response=response, json=body)
+
+    page.route("**/api/plates/search", without_model)
+    _search_plate(page, "AE12??KX", "біле авто")
+    expect(hits).to_have_count(2, timeout=60_000)
+    expect(page.locator(".text-note")).to_have_text(
+        "Модель CLIP не встановлено, тому опис «біле авто» не застосовано: номери "
+        "впорядковано за збігом.")
+    page.context.close()

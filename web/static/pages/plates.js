@@ -1,4 +1,5 @@
-// Plates: search by a plate (exact, wildcard or near), with its crop, read and match kind;
+// Plates: search by a plate (exact, wildcard or near), with its crop, read and match kind,
+// and an optional description ("червоне авто", "вночі") sent as `text`;
 // one plate's journey across cameras in time order; the watch-list events; and, for
 // administrators, the watch list itself. The URL holds the search, so it can be bookmarked.
 
@@ -65,6 +66,8 @@ async function eventsSection() {
 function searchForm(values, onSearch) {
   const plate = h("input", { id: "plate", name: "plate", required: true, autocomplete: "off",
     value: values.plate, maxlength: 40 });
+  const text = h("input", { id: "plate-text", name: "text", autocomplete: "off",
+    value: values.text, maxlength: 500 });
   const purpose = h("input", { id: "plate-purpose", name: "purpose", required: true,
     minlength: 3, value: values.purpose });
   const cameras = store.get("cameras") || [];
@@ -81,10 +84,12 @@ function searchForm(values, onSearch) {
   const button = h("button", { type: "submit", class: "primary" }, t("plates.submit"));
   const form = h("form", { class: "search-form", onsubmit: (event) => {
     event.preventDefault();
-    onSearch({ plate: plate.value.trim(), purpose: purpose.value.trim(), camera: camera.value,
+    onSearch({ plate: plate.value.trim(), text: text.value.trim(),
+      purpose: purpose.value.trim(), camera: camera.value,
       district: district.value.trim(), from: from.value, to: to.value, phase: phase.value,
       fuzzy: fuzzy.checked ? "" : "0" });
   } }, field(t("plates.plate"), plate, t("plates.plate_hint")),
+  field(t("plates.text"), text, t("plates.text_hint")),
   field(t("search.purpose"), purpose, t("plates.purpose_hint")),
   h("div", { class: "filter-grid" }, field(t("plates.camera"), camera),
     field(t("search.district"), district), field(t("search.from"), from),
@@ -94,7 +99,7 @@ function searchForm(values, onSearch) {
 }
 
 function readValues(query) {
-  return { plate: query.get("plate") || "",
+  return { plate: query.get("plate") || "", text: query.get("text") || "",
     purpose: query.get("purpose") || store.get("lastPurpose") || "",
     camera: query.get("camera") || "", district: query.get("district") || "",
     from: query.get("from") || "", to: query.get("to") || "", phase: query.get("phase") || "",
@@ -128,18 +133,30 @@ async function journeyView(plate, query) {
     back, path, steps);
 }
 
+// What the description did: ranked by CLIP, not applied (no model), time-of-day filters.
+function textNotes(prov) {
+  const notes = [];
+  const phrases = prov.text_phrases || [];
+  if (phrases.length) notes.push(t("plates.text_filters", { phrases: phrases.join(", ") }));
+  if (prov.text_applied) notes.push(t("plates.text_applied", { text: prov.text }));
+  if (prov.text_not_applied) notes.push(t("plates.text_not_applied", { text: prov.text }));
+  return notes.map((note) => h("p", { class: ["muted", "text-note"] }, note));
+}
+
 export async function render({ params, query, navigate }) {
   if (params.plate) return journeyView(params.plate, query);
   const values = readValues(query);
   const status = statusLine();
   const error = errorLine();
   const results = h("ol", { class: ["results", "plate-results"], "aria-label": t("plates.results") });
+  const notes = h("div", { class: "text-notes", "aria-live": "polite" });
   const form = searchForm(values, (next) => navigate("/plates", next));
   if (values.plate && values.purpose) {
     store.set("lastPurpose", values.purpose);
     status.textContent = t("plates.searching");
     try {
-      const body = { plate: values.plate, purpose: values.purpose, fuzzy: values.fuzzy !== "0",
+      const body = { plate: values.plate, text: values.text || null, purpose: values.purpose,
+        fuzzy: values.fuzzy !== "0",
         cameras: values.camera ? [values.camera] : [],
         districts: values.district ? [values.district] : [],
         from: isoOrEmpty(values.from) || null, to: isoOrEmpty(values.to) || null,
@@ -148,6 +165,7 @@ export async function render({ params, query, navigate }) {
       store.set("lastSearch", answer); // the moment view's strip and previous/next
       status.textContent = t("plates.found", { n: answer.moments.length,
         candidates: answer.provenance.candidates });
+      clear(notes, textNotes(answer.provenance));
       clear(results, answer.moments.map((m, i) => hitCard(m, i, answer.search_id, values.purpose)));
     } catch (problem) {
       status.textContent = "";
@@ -157,8 +175,8 @@ export async function render({ params, query, navigate }) {
   return h("div", { class: "plates-page" }, pageHead("plates.title"),
     h("div", { class: "search-layout" },
       h("aside", { class: "search-side" }, form),
-      h("section", { class: "search-main", "aria-labelledby": "page-title" }, status, error,
-        results, await eventsSection())));
+      h("section", { class: "search-main", "aria-labelledby": "page-title" }, status, notes,
+        error, results, await eventsSection())));
 }
 
 function watchTable(watches, onRemove) {
