@@ -321,11 +321,13 @@ def measure(index_dir: Path, queries: np.ndarray, truth: np.ndarray) -> dict[str
                              "min": round(min(recalls), 2), "queries": len(recalls)}}
 
 
-def measure_type(set_dir: Path, record: dict[str, Any], index_type: str) -> dict[str, Any]:
+def measure_type(set_dir: Path, record: dict[str, Any], index_type: str,
+                 queries: int | None) -> dict[str, Any]:
     """Search one type's shards in a fresh process (its RSS is the search's own)."""
+    limit = [] if queries is None else ["--measure-queries", str(queries)]
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.index_types", "--measure", str(set_dir / index_type),
-         "--work-dir", str(set_dir)], capture_output=True, text=True, check=True)
+         "--work-dir", str(set_dir), *limit], capture_output=True, text=True, check=True)
     result: dict[str, Any] = json.loads(done.stdout)
     total = record["vectors"]
     loaded_bytes = result["rss_after_load_bytes"] - result["rss_before_load_bytes"]
@@ -359,7 +361,8 @@ def run_scale(set_dir: Path, *, total: int, args: argparse.Namespace) -> dict[st
             scale["types"].append({"index_type": index_type, "skipped": (
                 f"float32 vectors need {total * DIM * 4 / 2**30:.1f} GiB of RAM")})
         elif not args.build_only:
-            scale["types"].append(measure_type(set_dir, record, index_type))
+            scale["types"].append(measure_type(set_dir, record, index_type,
+                                               args.measure_queries))
             print(json.dumps(scale["types"][-1]), file=sys.stderr, flush=True)
     return scale
 
@@ -382,11 +385,13 @@ def main() -> None:
                         help="end an interrupted build at the camera-days already built")
     parser.add_argument("--measure-only", action="store_true",
                         help="search the sets already built in --cache-dir")
+    parser.add_argument("--measure-queries", type=int, default=None,
+                        help="search only the first N of the built set's queries")
     parser.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure is not None:
-        queries = np.load(args.work_dir / "queries.npy")
-        truth = np.load(args.work_dir / "truth.npy")
+        queries = np.load(args.work_dir / "queries.npy")[:args.measure_queries]
+        truth = np.load(args.work_dir / "truth.npy")[:args.measure_queries]
         print(json.dumps(measure(args.measure, queries, truth)))
         return
     if args.measure_only and args.cache_dir is None:
