@@ -156,6 +156,26 @@ def original_covering(session: Session, *, camera_id: str, start_utc: datetime,
     raise NotFoundError(f"No footage from camera {camera_id} covers {start_utc.isoformat()}.")
 
 
+def _lock_ready(session: Session, original: Original) -> Original:
+    """The original's row, locked until the caller commits (``SELECT ... FOR UPDATE`` on
+    PostgreSQL, the lock the retention sweep takes before marking it; SQLite serialises
+    writers) and read afresh: a sweep that marked it meanwhile has made it ``expiring``.
+
+    Raises ``FootageExpiringError`` then.
+    """
+    row = session.exec(select(Original).where(Original.id == original.id).with_for_update()
+                       .execution_options(populate_existing=True)).one()
+    if row.status != "ready":
+        raise FootageExpiringError(
+            f"The footage of {row.filename} is being deleted by its retention period and "
+            "can no longer be added to a case.")
+    return row
+
+
+class FootageExpiringError(ConflictError):
+    """The original was marked for retention deletion while the clip was being added."""
+
+
 def add_clip(session: Session, *, case: Case, camera_id: str, start_utc: datetime,
              end_utc: datetime, note: str, actor: str, added_by_id: int | None,
              provenance: dict[str, Any] | None = None) -> CaseClip:
@@ -164,7 +184,9 @@ def add_clip(session: Session, *, case: Case, camera_id: str, start_utc: datetim
     ``provenance`` is trusted as given: the application layer builds it from its own
     record of the search (``search_api.usecases.cases``), never from what a client sent.
     Raises ``InvalidInputError`` for an empty or naive span or a provenance without its
-    query/model/weights/score, and ``NotFoundError`` for an unknown camera or footage gap.
+    query/model/weights/score, ``NotFoundError`` for an unknown camera or footage gap, and
+    ``FootageExpiringError`` when a retention sweep marks the original meanwhile. The
+    original's row stays locked until the caller commits, so a sweep sees the clip.
     """
     if start_utc.tzinfo is None or end_utc.tzinfo is None:
         raise InvalidInputError("Clip times need a time zone (e.g. 2026-11-24T10:00:00Z).")
@@ -178,8 +200,8 @@ def add_clip(session: Session, *, case: Case, camera_id: str, start_utc: datetim
             raise InvalidInputError(
                 f"The search provenance lacks {', '.join(missing)}."
             )
-    original = original_covering(session, camera_id=camera_id, start_utc=start_utc,
-                                 end_utc=end_utc)
+    original = _lock_ready(session, original_covering(
+        session, camera_id=camera_id, start_utc=start_utc, end_utc=end_utc))
     assert case.id is not None and original.id is not None
     clip = CaseClip(case_id=case.id, camera_id=camera_id, original_id=original.id,
                     start_utc=start_utc, end_utc=end_utc, note=note,
@@ -262,6 +284,7 @@ def _require_sha256(value: str) -> None:
 __all__ = [
     "ADDED_BY_HAND",
     "EvidenceLockedError",
+    "FootageExpiringError",
     "add_clip",
     "case_camera_ids",
     "case_clips",
