@@ -41,7 +41,7 @@ TILE = 16
 THRESHOLD = 6.0
 MARGIN = 32
 TRACK_PAD = 0.5
-REFRESH_EVERY = 25
+REFRESH_EVERY = 50
 FULL_PASS_SHARE = 0.5
 Rect = tuple[int, int, int, int]
 """x1, y1, x2, y2 in pixels, x2 and y2 exclusive."""

@@ -92,7 +92,7 @@ def test_a_face_that_stops_stays_masked_through_the_unchanged_frames(
     assert record["method"] == "change-gated" and record["unchanged_frames"] >= 10
     assert record["scanned_frames"] == 24 and record["full_frame_passes"] == 1
     assert record["threshold_grey_levels"] == 6.0
-    assert record["refresh_every_scanned_frames"] == 25
+    assert record["refresh_every_scanned_frames"] == 50
     assert full.detection["face"]["method"] == "full frame on every scanned frame"
 
 
