@@ -11,10 +11,12 @@
    caller's transaction; until then nothing of the proposal is on the record.
 
 A process killed on the way leaves a running row whose process no longer exists.
-``recover_redaction_jobs`` (run by the worker's recovery loop) marks it ``failed`` with
-``INTERRUPTED``: detection writes nothing else, so there is nothing to undo, and the
-reviewer proposes it again. A failure (a corrupt model, an undecodable clip) is
-recorded with its one sentence by ``fail_redaction_job``.
+``recover_redaction_jobs`` (run by the worker's recovery loop) queues it again once
+(``MAX_ATTEMPTS``), the interrupted attempt recorded in ``parameters["interrupted"]``
+(worker, frames done, when), and marks it ``failed`` with ``INTERRUPTED`` when that
+attempt's process ends too: detection writes nothing else, so there is nothing to
+undo, and the reviewer proposes it again. A failure (a corrupt model, an undecodable
+clip) is recorded with its one sentence by ``fail_redaction_job``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, update
 from sqlalchemy.engine import Engine
@@ -43,6 +47,17 @@ WorkerAlive = Callable[[str, datetime], bool | None]
 process still runs; None when it cannot be checked (another host)."""
 INTERRUPTED = ("The detection stopped when the process running it ended; nothing was "
                "proposed, so propose the redaction again.")
+MAX_ATTEMPTS = 2
+REQUEUED = ("The detection stopped when the process running it ended; it is queued "
+            "again (attempt {attempt} of {most}).")
+
+
+@dataclass(frozen=True)
+class RecoveredJobs:
+    """What ``recover_redaction_jobs`` did: ids queued again (to enqueue) and failed."""
+
+    requeued: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
 
 
 def worker_name() -> str:
@@ -98,12 +113,13 @@ def _gone(redaction: Redaction, worker_alive: WorkerAlive, now: datetime) -> boo
 
 
 def recover_redaction_jobs(session: Session, *, worker_alive: WorkerAlive,
-                           now: datetime | None = None) -> list[int]:
-    """Mark failed (``INTERRUPTED``) the running detections whose process has ended;
-    returns their ids. A row is changed only if nobody wrote it meanwhile. Flushes; the
-    caller commits."""
+                           now: datetime | None = None) -> RecoveredJobs:
+    """Queue again (``REQUEUED``, the attempt recorded) the running detections whose
+    process has ended, or mark them failed (``INTERRUPTED``) after ``MAX_ATTEMPTS``.
+    A row is changed only if nobody wrote it meanwhile. Flushes; the caller commits and
+    enqueues the ``requeued`` ids."""
     now = now or utcnow()
-    failed: list[int] = []
+    result = RecoveredJobs()
     running = session.exec(select(Redaction).where(Redaction.status == RUNNING)
                            .execution_options(populate_existing=True)).all()
     for redaction in running:
@@ -113,13 +129,23 @@ def recover_redaction_jobs(session: Session, *, worker_alive: WorkerAlive,
         unchanged = and_(col(Redaction.id) == redaction.id,
                          col(Redaction.status) == RUNNING,
                          col(Redaction.progress_frames) == redaction.progress_frames)
-        result = session.execute(update(Redaction).where(unchanged)
-                                 .values(status=FAILED, message=INTERRUPTED, updated_at=now)
-                                 .execution_options(synchronize_session=False))
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            failed.append(redaction.id)
+        earlier = list((redaction.parameters or {}).get("interrupted", []))
+        attempt: dict[str, Any] = {"attempt": len(earlier) + 1, "worker": redaction.worker,
+                                   "progress_frames": redaction.progress_frames,
+                                   "interrupted_at": now.isoformat()}
+        parameters = {**(redaction.parameters or {}), "interrupted": [*earlier, attempt]}
+        again = len(earlier) + 1 < MAX_ATTEMPTS
+        values: dict[str, Any] = (
+            {"status": QUEUED, "worker": None, "progress_frames": 0,
+             "message": REQUEUED.format(attempt=len(earlier) + 2, most=MAX_ATTEMPTS)}
+            if again else {"status": FAILED, "message": INTERRUPTED})
+        changed = session.execute(update(Redaction).where(unchanged)
+                                  .values(**values, parameters=parameters, updated_at=now)
+                                  .execution_options(synchronize_session=False))
+        if changed.rowcount == 1:  # type: ignore[attr-defined]
+            (result.requeued if again else result.failed).append(redaction.id)
     session.flush()
-    return failed
+    return result
 
 
 def queued_redactions(session: Session) -> list[int]:
@@ -128,6 +154,7 @@ def queued_redactions(session: Session) -> list[int]:
                                     .order_by(col(Redaction.id))).all() if i is not None]
 
 
-__all__ = ["DETECTING", "FAILED", "INTERRUPTED", "PROPOSED", "QUEUED", "RUNNING",
-           "STALE_RUNNING_AFTER", "claim_redaction_job", "fail_redaction_job",
+__all__ = ["DETECTING", "FAILED", "INTERRUPTED", "MAX_ATTEMPTS", "PROPOSED", "QUEUED",
+           "REQUEUED", "RUNNING", "STALE_RUNNING_AFTER", "RecoveredJobs",
+           "claim_redaction_job", "fail_redaction_job",
            "progress_writer", "queued_redactions", "recover_redaction_jobs"]

@@ -140,21 +140,25 @@ def recover_exports(app: Celery) -> RecoveredExports:
 
 
 def recover_redactions(app: Celery, *, include_queued: bool) -> list[int]:
-    """Fail the detections whose process is gone (``evidence.redaction.jobs``) and, on
-    the first pass, enqueue again those still queued (their message may be lost);
-    committed. Returns the failed ids."""
+    """Queue again once, then fail, the detections whose process is gone
+    (``evidence.redaction.jobs``) and, on the first pass, enqueue again those still
+    queued (their message may be lost); committed. Returns the failed ids."""
     from evidence.redaction.jobs import queued_redactions, recover_redaction_jobs
     from search_api.tasks.app import enqueue_redaction
 
     state = worker_state(app)
     with session_scope(state.engine) as session:
-        failed = recover_redaction_jobs(session, worker_alive=worker_alive_here)
-        queued = queued_redactions(session) if include_queued else []
-    if failed:
-        logger.warning("redaction detections whose process ended, failed: %s", failed)
+        recovered = recover_redaction_jobs(session, worker_alive=worker_alive_here)
+        queued = queued_redactions(session) if include_queued else recovered.requeued
+    if recovered.failed:
+        logger.warning("redaction detections whose process ended, failed: %s",
+                       recovered.failed)
+    if recovered.requeued:
+        logger.warning("redaction detections whose process ended, queued again: %s",
+                       recovered.requeued)
     for redaction_id in queued:
         enqueue_redaction(app, redaction_id)
-    return failed
+    return recovered.failed
 
 
 def sweep_stale_files(app: Celery) -> list[Path]:

@@ -280,6 +280,7 @@ def run_redaction(ctx: UseCaseContext, *, redaction_id: int,
     redaction.parameters = {
         "every_frame": True, "detections": proposal.detections_per_kind,
         "plates_every_frames": pipeline.PLATE_EVERY, "detection": proposal.detection,
+        "interrupted_attempts": (redaction.parameters or {}).get("interrupted", []),
         "tracking": {"link": "IoU >= 0.3, else nearest centre within a box diagonal",
                      "max_gap_frames": MAX_GAP, "hold_frames": HOLD_FRAMES,
                      "lead_frames": LEAD_FRAMES, "plate_hold_and_lead_frames":

@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from evidence.redaction.jobs import INTERRUPTED, recover_redaction_jobs
+from evidence.redaction.jobs import (
+    INTERRUPTED,
+    claim_redaction_job,
+    recover_redaction_jobs,
+)
 from search_api.jobqueue import CeleryJobQueue
 from search_api.state import AppState
 from search_api.usecases import redaction as uc
@@ -57,7 +61,7 @@ def _alive(_worker: str, _seen: datetime) -> bool:
     return True
 
 
-def test_a_detection_whose_process_died_is_failed_with_a_reason(
+def test_a_detection_whose_process_died_is_queued_again_once_then_failed_with_a_reason(
         state: AppState, tmp_path: Path) -> None:
     world = build_redaction_world(state, tmp_path)
     with Session(state.engine, expire_on_commit=False) as session:
@@ -70,14 +74,30 @@ def test_a_detection_whose_process_died_is_failed_with_a_reason(
         session.commit()
     assert row.id is not None
     with Session(state.engine) as session:
-        assert recover_redaction_jobs(session, worker_alive=_alive) == []
+        recovered = recover_redaction_jobs(session, worker_alive=_alive)
+        assert (recovered.requeued, recovered.failed) == ([], [])
         session.commit()
     assert _row(state, row.id).status == "running"
+    # the first time its process dies, it is queued again, the attempt on the record
     with Session(state.engine) as session:
-        assert recover_redaction_jobs(session, worker_alive=_dead) == [row.id]
+        recovered = recover_redaction_jobs(session, worker_alive=_dead)
+        assert (recovered.requeued, recovered.failed) == ([row.id], [])
+        session.commit()
+    again = _row(state, row.id)
+    assert again.status == "queued" and again.worker is None
+    assert again.message.endswith("it is queued again (attempt 2 of 2).")
+    [attempt] = again.parameters["interrupted"]
+    assert (attempt["attempt"], attempt["worker"], attempt["progress_frames"]) == (
+        1, "host:123", 50)
+    # the second time, it is failed
+    assert claim_redaction_job(state.engine, redaction_id=row.id)
+    with Session(state.engine) as session:
+        recovered = recover_redaction_jobs(session, worker_alive=_dead)
+        assert (recovered.requeued, recovered.failed) == ([], [row.id])
         session.commit()
     failed = _row(state, row.id)
     assert (failed.status, failed.message) == ("failed", INTERRUPTED)
+    assert [a["attempt"] for a in failed.parameters["interrupted"]] == [1, 2]
     assert failed.tracks == [] and failed.frame_count == 0  # nothing half-proposed
     with world.ctx() as ctx, pytest.raises(uc.ConflictError, match="is failed"):
         uc.preview_redaction(ctx, case_id=world.case_id, redaction_id=row.id)
