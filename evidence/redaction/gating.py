@@ -39,7 +39,7 @@ from evidence.redaction.detect import NMS_IOU, Detection, Detector, Frame, nms
 BLOCK = 4
 TILE = 16
 THRESHOLD = 6.0
-MARGIN = 32
+MARGIN = 48
 TRACK_PAD = 0.5
 REFRESH_EVERY = 50
 FULL_PASS_SHARE = 0.5
