@@ -5,21 +5,26 @@ A generator renders Ukrainian-style plates (white, the blue UA strip, DejaVu San
 and day or night infrared looks, and composites each into ``--frames`` consecutive
 sampled street frames of the size ingest stores (448x252), keeping the ground truth.
 
-Oko's pipeline (detector on the frame at <=480 px, plate-shaped boxes, upscaled crops,
-grammar, votes over the frames of one pass) is compared with a baseline that runs the
+Oko's pipeline (detector on the frame at <=480 px, only on the regions that changed
+since the pass's previous frame, plate-shaped boxes, crops, grammar, votes over the
+frames of one pass) is compared with the previous setting (onnxruntime threads spinning,
+the detector on every whole frame) in the same run, and with a baseline that runs the
 same OCR package's full pipeline (detector at its default upscaling, angle classifier,
 recogniser) on every full frame and takes any text, normalised only (no grammar, no
 voting). Queries: the exact plate, the plate with two characters as ``?``, and plates
 not in the footage (false exact hits). Throughput is frames/s on this machine; the
 ingest slowdown is plate-reading time over ingest time for a real clip.
 
-Run: ``.venv/bin/python benchmarks/plates.py [--plates 30] [--frames 3] [--seed 7]``
+Run: ``.venv/bin/python benchmarks/plates.py [--plates 30] [--frames 3] [--seed 7]
+[--repeats 3] [--modes before_spinning_whole_frames,oko_stored_copy,oko_full_resolution_crops]
+[--no-baseline] [--no-ingest]`` (JSON on stdout; each part also on stderr as it is done)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -167,15 +172,22 @@ def evaluate(per_case_texts: list[list[str]], cases: list[Case], absent: list[st
 
 def run_oko(cases: list[Case], *, full: bool = False,
             reader: PlateReader | None = None) -> tuple[list[list[str]], float, ReadStats]:
-    """Oko's reader on the stored copies; ``full``: crops cut from the originals."""
+    """Oko's reader on the stored copies; ``full``: crops cut from the originals. A pass's
+    frames come from one camera: each is detected where it changed since the one before
+    (when the reader's ``regions`` is on)."""
     reader = reader or PlateReader()
     stats = ReadStats()
     texts: list[list[str]] = []
     started, cpu = time.perf_counter(), time.process_time()
     for case in cases:
-        texts.append([read.text
-                      for frame, original in zip(case.frames, case.originals, strict=True)
-                      for read in reader.read(frame, stats, source=original if full else None)])
+        found: list[str] = []
+        previous: Image.Image | None = None
+        for frame, original in zip(case.frames, case.originals, strict=True):
+            regions = reader.changed_regions(frame, previous)
+            found += [read.text for read in reader.read(
+                frame, stats, source=original if full else None, regions=regions)]
+            previous = frame
+        texts.append(found)
     CPU_SECONDS["oko_full" if full else "oko"] = time.process_time() - cpu
     return texts, time.perf_counter() - started, stats
 
@@ -253,20 +265,21 @@ def ingest_slowdown(seconds: float, *, width: int, height: int) -> dict[str, Any
 
 
 MODES = {  # name: (reader parameters, crops from the original)
-    "before_stored_copy_no_stretch": (ReaderConfig(stretch=1.0), False),
+    "before_spinning_whole_frames": (ReaderConfig(spinning=True, regions=False), True),
     "oko_stored_copy": (ReaderConfig(), False),
     "oko_full_resolution_crops": (ReaderConfig(), True),
 }
 
 
-def _timed_runs(cases: list[Case], repeats: int) -> dict[str, Any]:
+def _timed_runs(cases: list[Case], repeats: int, modes: list[str]) -> dict[str, Any]:
     """Each mode in turn, alternating ``repeats`` times in one run (the machine is shared:
     all modes see the same load); medians of the timings."""
-    readers = {name: PlateReader(config) for name, (config, _full) in MODES.items()}
+    readers = {name: PlateReader(MODES[name][0]) for name in modes}
     runs: dict[str, list[tuple[list[list[str]], float, float, ReadStats]]] = {
-        name: [] for name in MODES}
+        name: [] for name in modes}
     for _ in range(repeats):
-        for name, (_config, full) in MODES.items():
+        for name in modes:
+            full = MODES[name][1]
             texts, wall, stats = run_oko(cases, full=full, reader=readers[name])
             cpu = CPU_SECONDS["oko_full" if full else "oko"]
             runs[name].append((texts, wall, cpu, stats))
@@ -286,9 +299,12 @@ def main() -> None:
     parser.add_argument("--original-scale", type=float, default=1280 / WIDTH,
                         help="Original frame size over the stored copy's (1280x720: 2.86)")
     parser.add_argument("--repeats", type=int, default=3, help="Timed runs per mode (median)")
+    parser.add_argument("--modes", default=",".join(MODES), help=(
+        f"Comma-separated reader modes to time ({', '.join(MODES)}); '' for none"))
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--no-ingest", action="store_true")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     cases = make_cases(args.plates, args.frames, args.seed, scale=args.original_scale)
     present = {case.plate for case in cases}
     rnd = random.Random(args.seed + 1)
@@ -298,7 +314,11 @@ def main() -> None:
         if plate not in present:
             absent.append(plate)
     frame_count = sum(len(case.frames) for case in cases)
-    timed = _timed_runs(cases, max(1, args.repeats))
+    modes = [m for m in args.modes.split(",") if m]
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        parser.error(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
+    timed = _timed_runs(cases, max(1, args.repeats), modes)
     original = cases[0].originals[0].size
     result: dict[str, Any] = {
         "set": {"plates": len(cases), "frames_per_pass": args.frames, "frames": frame_count,
@@ -307,24 +327,43 @@ def main() -> None:
                 "night_plates": sum(c.night for c in cases), "seed": args.seed,
                 "timing": f"median of {max(1, args.repeats)} alternating runs per mode"},
     }
-    for name, (config, full) in MODES.items():
+    for name in modes:
+        config, full = MODES[name]
         run = timed[name]
         stats = run["stats"]
         result[name] = {"crops_from": "original" if full else "stored copy",
-                        "stretch": config.stretch,
+                        "spinning": config.spinning, "regions": config.regions,
                         **evaluate(run["texts"], cases, absent, voted=True, seed=args.seed),
                         **_speed(frame_count, run["wall_s"], run["cpu_s"]),
                         "candidates_per_frame": round(stats.candidates / frame_count, 2),
+                        "frames_region_detected": stats.region_frames,
+                        "mean_share_detected_in_those": round(
+                            stats.region_share / max(1, stats.region_frames), 3),
                         "rejected_by_grammar": stats.rejected_by_grammar}
+    print(json.dumps({"partial": result, "load_average": os.getloadavg()}), file=sys.stderr,
+          flush=True)  # if cut short
     if not args.no_baseline:
         base_texts, base_s = run_baseline(cases)
         result["baseline_full_frame_no_grammar"] = {
             **evaluate(base_texts, cases, absent, voted=False, seed=args.seed),
             **_speed(frame_count, base_s, CPU_SECONDS["baseline"])}
+        print(json.dumps({"partial_baseline": result["baseline_full_frame_no_grammar"]}),
+              file=sys.stderr, flush=True)
     result["goal_frames_per_s"] = 10.0  # 20 cameras, one frame per 2 s
+    before = result.get("before_spinning_whole_frames")
+    if before is not None:
+        result["speedup_over_before"] = {
+            name: {"frames_per_s": round(result[name]["frames_per_s"]
+                                         / before["frames_per_s"], 2),
+                   "frames_per_s_on_2_free_cores": round(
+                       result[name]["frames_per_s_on_2_free_cores"]
+                       / before["frames_per_s_on_2_free_cores"], 2)}
+            for name in modes if name != "before_spinning_whole_frames"}
     if not args.no_ingest:
         result["ingest"] = ingest_slowdown(args.clip_seconds, width=original[0],
                                            height=original[1])
+    result["load_average_1_5_15"] = {"start": [round(v, 2) for v in load_before],
+                                      "end": [round(v, 2) for v in os.getloadavg()]}
     print(json.dumps(result, indent=2))
 
 
