@@ -5,7 +5,7 @@ Enabled by ``OKO_SEARCH_WORKERS=w1,w2,...`` (and a Redis broker). For one query:
 1. the shards the filters selected are routed to their workers by rendezvous hashing of
    ``camera/day`` (``indexer.search.assignment``); a worker that recently missed a
    deadline is passed over for a shard's next holder when ``OKO_SEARCH_REPLICAS`` > 1;
-2. one ``oko.search_shards`` task per worker goes out in a ``celery.group``, each on the
+2. one ``oko.search_shards`` task per worker goes out (``send_task``), each on the
    queue only that worker consumes (``search.<name>``), the query vector as base64
    float32 and the expected version (data SHA-256) of every shard; the tasks expire at
    the deadline, so a worker that comes back later does not answer stale queries;
@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from celery import Celery, group
+from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeoutError
+from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
@@ -203,6 +204,20 @@ class CeleryShardSearcher:
         with self._lock:
             self._suspects.pop(worker, None)
 
+    def send(self, query: ShardQuery, shards: dict[str, dict[str, str]]) -> list[AsyncResult]:
+        """One task per worker (worker -> its shards and their data SHA-256), in order.
+
+        Each goes with ``send_task`` straight to the worker's queue: a ``celery.group``
+        of the same signatures sends the same messages but costs the API more CPU per query
+        (canvas freezing, group ids; ``benchmarks.search_fanout`` measures both), and
+        nothing here needs a group id.
+        """
+        wire = encode_query(query)
+        return [self.app.send_task(SEARCH_TASK, kwargs={"worker": worker, "shards": names,
+                                                        **wire},
+                                   queue=search_queue(worker), expires=self.deadline_s)
+                for worker, names in shards.items()]
+
     def search(self, metas: Sequence[ShardMeta], query: ShardQuery) -> ShardSearchOutcome:
         """Search ``metas`` on their workers within the deadline; see the module docstring.
 
@@ -215,15 +230,10 @@ class CeleryShardSearcher:
         started = self._clock()
         routed = route_shards(versions, self.workers, replicas=self.replicas,
                               avoid=self._avoid(started))
-        wire = encode_query(query)
         order = sorted(routed)
-        signatures = [
-            self.app.signature(SEARCH_TASK, kwargs={
-                "worker": worker, "shards": {name: versions[name] for name in routed[worker]},
-                **wire}, queue=search_queue(worker), expires=self.deadline_s)
-            for worker in order]
         try:
-            pending = group(signatures, app=self.app).apply_async()
+            pending = self.send(query, {worker: {name: versions[name] for name in routed[worker]}
+                                        for worker in order})
         except BROKER_ERRORS as exc:  # RuntimeError: Celery gave up reconnecting
             raise self._broker_lost(exc, "The search workers' broker cannot be reached; no"
                                     " search was run.") from exc
@@ -234,7 +244,7 @@ class CeleryShardSearcher:
         candidates = 0
         missing: dict[str, str] = {}
         timings: list[WorkerTiming] = []
-        for worker, result in zip(order, pending.results, strict=True):
+        for worker, result in zip(order, pending, strict=True):
             shards = routed[worker]
             failure: str | None = None
             try:

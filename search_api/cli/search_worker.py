@@ -49,11 +49,9 @@ def search_worker_command(
                 typer.echo(f"{folder}/{file_name}")
         return
     celery = make_search_celery(settings)  # refuses a broker that is not Redis
-    import faiss
-
-    # queries run side by side in threads; FAISS's own OpenMP threads per query only spin
-    # against them (a 1,000-vector shard took 25 ms with 2 OpenMP threads, 1.9 ms with 1)
-    faiss.omp_set_num_threads(1)
+    # queries run side by side in Celery's threads and their shards on the shard-search
+    # pool (indexer.search.shard_search), whose threads run FAISS with one OpenMP thread:
+    # OpenMP's count is per thread, so setting it here would not reach either
     loaded = shards.preload(mine)
     install_worker_shards(shards)
     err_console.print(f"Search worker {name}: {loaded} of its {len(mine)} shards loaded from"
