@@ -54,7 +54,10 @@ def shards_missing_on_disk(session: Session, scope: Scope, metas: list[ShardMeta
     if scope.end is not None:
         query = query.where(col(SearchShard.local_day) <= (scope.end + timedelta(days=1)).date())
     present = {m.key.name for m in metas}
-    return sorted(key for key in session.exec(query).all() if key not in present)
+    # on the session's connection: per query, the ORM's statement handling costs more
+    # than these indexed lookups (as for the top-k's rows, ``moments.read_hit_frames``)
+    keys = session.connection().execute(query).scalars()
+    return sorted(key for key in keys if key not in present)
 
 
 def _in_backlog(session: Session, scope: Scope, *, embedded: bool) -> Select[Any]:
@@ -70,8 +73,8 @@ def _in_backlog(session: Session, scope: Scope, *, embedded: bool) -> Select[Any
 
 
 def _backlog_frames(session: Session, scope: Scope) -> list[HitFrame]:
-    ids = [int(i) for i in session.execute(_in_backlog(session, scope, embedded=True))
-           .scalars()]
+    ids = [int(i) for i in session.connection().execute(
+        _in_backlog(session, scope, embedded=True)).scalars()]
     frames: list[HitFrame] = []
     for part in chunked(ids):  # usually none at all: then no join runs
         frames += read_hit_frames(session, (
@@ -142,7 +145,8 @@ def frames_waiting_for_embedding(session: Session, scope: Scope) -> int:
     if not scope.cameras:
         return 0
     waiting = _in_backlog(session, scope, embedded=False).subquery()
-    return int(session.execute(sa_select(func.count()).select_from(waiting)).scalar_one())
+    return int(session.connection().execute(sa_select(func.count()).select_from(waiting))
+               .scalar_one())
 
 
 __all__ = ["DatabaseScores", "database_scores", "frames_waiting_for_embedding",
