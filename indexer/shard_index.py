@@ -240,7 +240,9 @@ class ShardSearcher:
         """The row range and, when phases or ids narrow it, a mask over that range."""
         lo, hi = self.row_range(time_range_us)
         mask: np.ndarray | None = None
-        if phases is not None:
+        if phases is not None and len(phases) == 1:  # np.isin costs more than the scan
+            mask = self.phases[lo:hi] == next(iter(phases))
+        elif phases is not None:
             codes = np.fromiter(phases, dtype=np.uint8, count=len(phases))
             mask = np.isin(self.phases[lo:hi], codes)
         if allowed is not None:
