@@ -1,7 +1,9 @@
 """Search benchmark: end-to-end latency, its split, RSS and recall@10 per scale.
 
 Run from the repository root: ``python -m benchmarks.search [--scales 100000 1000000]
-[--runs 20]`` (prints JSON). Each scale runs in its own process, so its RSS is its own.
+[--runs 20] [--data-dir DIR]`` (prints JSON). Each scale runs in its own process, so its
+RSS is its own. With ``--data-dir`` each scale's data set is built once and reused; build
+it first with ``--prepare`` (untimed, e.g. under ``nice``).
 
 For each scale a data dir is synthesised directly (no footage): cameras, one original and
 segment per camera-day, one frame row per vector, embedding, index-entry and shard-registry
@@ -13,11 +15,15 @@ Vectors are harder than well-separated clusters: each camera sees a few hundred 
 (centres near shared global ones) and its frames are near-duplicates of them with a slow
 drift in time, as CCTV is; queries lie between two scenes (near a cluster boundary).
 
-* ``latency_ms``: ``indexer.search.engine.search`` end to end (text encoding with the
-  current encoder on a randomly initialised ViT-B-32, shard selection, FAISS + exact
-  re-rank, the top-k's one database read, moment grouping), p50/p95, unfiltered and
-  filtered (one camera + 12 h + "at night"), and the split from ``provenance.timings_ms``
-  (encode, shards, database) plus the same search with the text vector cached.
+* ``text_encoding_ms``: one query text through the text tower of a randomly initialised
+  ViT-B-32 on ONNX Runtime (``indexer.onnx_towers``, exported once and kept with the
+  data) and on torch, each on texts it has not seen, and a query-cache hit.
+* ``latency_ms``: ``indexer.search.engine.search`` end to end, as the API runs it: the
+  model behind ``CachedQueryEmbedder``, shard selection, FAISS + exact re-rank, the
+  top-k's one database read, moment grouping; p50/p95, unfiltered and filtered (one
+  camera + 12 h + "at night"), with the split from ``provenance.timings_ms`` (encode,
+  shards, database). ``end_to_end``: ONNX text tower, text new to the cache;
+  ``end_to_end_torch``: the same on torch; ``text_vector_cached``: a cache hit.
 * ``recall_at_10``: the shards' merged top-10 (``LocalShardSearcher``) against an exact
   scan of the same float32 vectors, unfiltered and filtered.
 * ``rss_mib``: resident memory after building, after loading every shard, after searching.
@@ -26,8 +32,10 @@ drift in time, as CCTV is; queries lie between two scenes (near a cluster bounda
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -44,8 +52,11 @@ from sqlmodel import Session
 
 from indexer.clip_presets import DEFAULT_PRESET
 from indexer.daynight import sun_elevation_deg
-from indexer.embeddings import build_unsafe_random_embedder
+from indexer.embeddings import ClipEmbedder, build_unsafe_random_embedder
+from indexer.onnx_towers import OnnxTower, load_tower
+from indexer.query_cache import CachedQueryEmbedder, QueryCache
 from indexer.search.engine import SearchFilters, SearchRequest, search
+from indexer.search.query import parse_query
 from indexer.search.shard_search import LocalShardSearcher, ShardQuery
 from indexer.shard_files import (
     PHASE_CODES,
@@ -72,24 +83,6 @@ QUERIES = [
 GLOBAL_CENTRES = 512
 SCENES_PER_CAMERA = 300
 RECALL_QUERIES = 40
-
-
-class CachedTextEmbedder:
-    """The benchmark's embedder with text vectors computed once, to time search without it."""
-
-    def __init__(self, embedder: Any) -> None:
-        self.inner = embedder
-        self.preset, self.weights_sha256, self.dim = (embedder.preset, embedder.weights_sha256,
-                                                      embedder.dim)
-        self.cache: dict[str, np.ndarray] = {}
-
-    def encode_text(self, texts: list[str]) -> np.ndarray:
-        if texts[0] not in self.cache:
-            self.cache[texts[0]] = self.inner.encode_text(texts)
-        return self.cache[texts[0]]
-
-    def encode_images(self, images: list[Any]) -> np.ndarray:
-        return self.inner.encode_images(images)
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -230,7 +223,69 @@ def build_dataset(home: Path, total: int, shard_vectors: int, weights_sha256: st
                       for name, per_query in exact.items()}}
 
 
-def measure_scale(total: int, *, runs: int, shard_vectors: int, work_dir: Path) -> dict[str, Any]:
+def _text_backend(embedder: ClipEmbedder, tower: OnnxTower, backend: str) -> None:
+    if backend == "onnx":
+        embedder.use_runner("text", tower, tower.backend)
+    else:
+        embedder.use_runner("text", None, "torch")
+
+
+def _encoding_ms(embedder: ClipEmbedder, tower: OnnxTower,
+                 texts: list[str]) -> dict[str, Any]:
+    """One text at a time: the ONNX tower and torch on texts they have not seen (taking
+    turns per text, so both see the same load), and a query-cache hit."""
+    times: dict[str, list[float]] = {"onnx_uncached": [], "torch_uncached": [],
+                                     "cache_hit": []}
+    for backend in ("onnx", "torch"):  # warm: first runs allocate
+        _text_backend(embedder, tower, backend)
+        embedder.encode_text(["warm up"])
+    for text in texts:
+        for backend in ("onnx", "torch"):
+            _text_backend(embedder, tower, backend)
+            began = time.perf_counter()
+            embedder.encode_text([text])
+            times[f"{backend}_uncached"].append((time.perf_counter() - began) * 1000)
+    _text_backend(embedder, tower, "onnx")
+    cached = CachedQueryEmbedder(embedder, QueryCache(len(texts) + 1))
+    cached.encode_text(texts)
+    for text in texts:
+        began = time.perf_counter()
+        cached.encode_text([text])
+        times["cache_hit"].append((time.perf_counter() - began) * 1000)
+    summary: dict[str, Any] = {name: _summary(values) for name, values in times.items()}
+    summary["onnx_file_sha256"] = tower.record.get("onnx_sha256")
+    summary["onnx_parity_min_cosine"] = tower.record.get("parity_min_cosine")
+    return summary
+
+
+def cached_dataset(home: Path, total: int, shard_vectors: int, weights_sha256: str,
+                   preset: str, probes: np.ndarray) -> dict[str, Any]:
+    """``build_dataset``, or the one a previous run left in ``home`` (``--data-dir``) for
+    the same scale, shard size, model and probes (its ``built.json`` is written last)."""
+    facts = {"total": total, "shard_vectors": shard_vectors, "weights_sha256": weights_sha256,
+             "probes_sha256": hashlib.sha256(probes.tobytes()).hexdigest()}
+    record = home / "built.json"
+    if record.exists():
+        stored = json.loads(record.read_text())
+        if stored.get("facts") == facts:
+            built: dict[str, Any] = stored["built"]
+            built["exact"] = {name: [set(ids) for ids in per_query]
+                              for name, per_query in built["exact"].items()}
+            return {**built, "reused": True}
+        raise SystemExit(f"{home} holds another benchmark data set; remove it or use another "
+                         "--data-dir.")
+    if home.exists():  # a build that did not finish
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    built = build_dataset(home, total, shard_vectors, weights_sha256, preset, probes)
+    stored_exact = {name: [sorted(ids) for ids in per_query]
+                    for name, per_query in built["exact"].items()}
+    record.write_text(json.dumps({"facts": facts, "built": {**built, "exact": stored_exact}}))
+    return {**built, "reused": False}
+
+
+def measure_scale(total: int, *, runs: int, shard_vectors: int, work_dir: Path,
+                  prepare_only: bool = False) -> dict[str, Any]:
     embedder = build_unsafe_random_embedder(DEFAULT_PRESET, seed=0)
     rng = np.random.default_rng(11)
     home = work_dir / f"scale-{total}"
@@ -239,10 +294,13 @@ def measure_scale(total: int, *, runs: int, shard_vectors: int, work_dir: Path) 
     pairs = rng.integers(0, GLOBAL_CENTRES, size=(RECALL_QUERIES, 2))
     probes = _unit(centres[pairs[:, 0]] + centres[pairs[:, 1]]
                    + rng.normal(scale=0.3 / np.sqrt(DIM), size=(RECALL_QUERIES, DIM)))
-    built = build_dataset(home, total, shard_vectors, embedder.weights_sha256, embedder.preset,
-                          probes)
+    built = cached_dataset(home, total, shard_vectors, embedder.weights_sha256,
+                           embedder.preset, probes)
     exact = built.pop("exact")
     results: dict[str, Any] = {"vectors": total, **built, "rss_mib": {"built": _rss_mib()}}
+    tower = load_tower(embedder, "text", cache_dir=work_dir / "onnx")  # exported once
+    if prepare_only:
+        return results
     settings = Settings(home=home, environment="test", key_passphrase="bench-only")  # noqa: S106
     state = build_state(settings, run_migrations=False)
     store = ShardStore(settings.index_dir)
@@ -254,35 +312,43 @@ def measure_scale(total: int, *, runs: int, shard_vectors: int, work_dir: Path) 
     day_start = min(m.utc_start for m in metas if m.key.camera_id == "CAM-B000")
     filtered = SearchFilters(camera_ids=("CAM-B000",), start=day_start + timedelta(hours=12),
                              end=day_start + timedelta(hours=24))
-    cached = CachedTextEmbedder(embedder)
     texts = [QUERIES[i % len(QUERIES)] + ("" if i < len(QUERIES) else f" {i}")
              for i in range(runs)]
+    results["text_encoding_ms"] = _encoding_ms(embedder, tower, texts)
+    # the API's path: the installed model, its text tower on ONNX (OKO_TEXT_ENCODER=onnx)
+    # or torch, behind the query cache (each text new to it, or already in it)
+    paths = {"end_to_end": ("onnx", False), "end_to_end_torch": ("torch", False),
+             "text_vector_cached": ("onnx", True)}
     latency: dict[str, Any] = {}
     with Session(state.engine) as session:
         for name, filters, suffix in (("unfiltered", SearchFilters(), ""),
                                       ("camera_12h_night", filtered, " at night")):
-            for label, model in (("end_to_end", embedder), ("text_vector_cached", cached)):
+            for label, (backend, hit) in paths.items():
+                _text_backend(embedder, tower, backend)
+                model = CachedQueryEmbedder(embedder, QueryCache(4 * runs))
                 search(session=session, get_embedder=lambda m=model: m, shards=store,
                        request=SearchRequest(text="warm up" + suffix, filters=filters))
                 elapsed: list[float] = []
                 split: dict[str, list[float]] = {}
                 for text in texts:
-                    if model is cached:
-                        cached.encode_text([text + suffix])  # fill the cache, untimed
+                    query = f"{text}{suffix} {label}"  # new to every other path's cache
+                    if hit:  # fill the cache with what the engine encodes, untimed
+                        model.encode_text([parse_query(query).clip_text])
                     began = time.perf_counter()
                     result = search(session=session, get_embedder=lambda m=model: m,
                                     shards=store,
-                                    request=SearchRequest(text=text + suffix, filters=filters))
+                                    request=SearchRequest(text=query, filters=filters))
                     elapsed.append((time.perf_counter() - began) * 1000)
+                    assert result.provenance.query_vector_cached is hit
                     for part, ms in result.provenance.timings_ms.items():
                         split.setdefault(part, []).append(ms)
-                latency.setdefault(name, {})[label] = _summary(elapsed)
-                if model is embedder:
-                    latency[name]["split_p50_ms"] = {
+                latency.setdefault(name, {})[label] = {
+                    **_summary(elapsed), "split_p50_ms": {
                         part: round(float(np.median(values)), 2)
-                        for part, values in split.items()}
-                    latency[name]["shards_searched"] = len(result.provenance.shards_searched)
-                    latency[name]["candidates"] = result.provenance.candidates
+                        for part, values in split.items()}}
+                latency[name]["shards_searched"] = len(result.provenance.shards_searched)
+                latency[name]["candidates"] = result.provenance.candidates
+    _text_backend(embedder, tower, "onnx")
     results["latency_ms"] = latency
     results["rss_mib"]["after_search"] = _rss_mib()
 
@@ -315,13 +381,23 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--shard-vectors", type=int, default=100_000)
     parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument("--data-dir", type=Path, default=None, help=(
+        "keep each scale's synthetic data set here and reuse it on later runs"))
+    parser.add_argument("--prepare", action="store_true", help=(
+        "only build (or check) the data sets in --data-dir; run this part under nice, "
+        "outside the benchmark lock"))
     parser.add_argument("--one-scale", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_scale is not None:  # a child process: one scale, its own RSS
+        if args.data_dir is not None:
+            print(json.dumps(measure_scale(args.one_scale, runs=args.runs,
+                                           shard_vectors=args.shard_vectors,
+                                           work_dir=args.data_dir, prepare_only=args.prepare)))
+            return
         with tempfile.TemporaryDirectory(prefix="oko-search-bench-", dir=args.work_dir) as work:
             print(json.dumps(measure_scale(args.one_scale, runs=args.runs,
                                            shard_vectors=args.shard_vectors,
-                                           work_dir=Path(work))))
+                                           work_dir=Path(work), prepare_only=args.prepare)))
         return
     result: dict[str, Any] = {"benchmark": "search", "preset": DEFAULT_PRESET,
                               "weights": "random (same architecture and arithmetic as real)",
@@ -333,6 +409,10 @@ def main() -> None:
                    "--runs", str(args.runs), "--shard-vectors", str(args.shard_vectors)]
         if args.work_dir is not None:
             command += ["--work-dir", str(args.work_dir)]
+        if args.data_dir is not None:
+            command += ["--data-dir", str(args.data_dir)]
+        if args.prepare:
+            command += ["--prepare"]
         child = subprocess.run(command, check=True, capture_output=True, text=True)
         result["scales"].append(json.loads(child.stdout.strip().splitlines()[-1]))
     result["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)

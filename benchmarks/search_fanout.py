@@ -13,11 +13,13 @@ near-duplicate of its scene, as static CCTV gives) are written with
 
 Per configuration: p50/p95 per query (ms), whether every answer equals the local top-k,
 and the fan-out overhead per query: the query's wall time minus the slowest worker's own
-search time (sending, queueing, JSON, result backend and merge). ``empty_round_trip_ms``
-is the same round trip with no shards to search, ``empty_round_trip_cpu_ms`` the CPU time
-it costs the API process and all workers together (the overhead on a machine with a core
-free for each), and ``redis_ping_ms`` a raw PING, which shows how busy the machine was.
-The goal is an overhead under 30 ms.
+search time (sending, queueing, JSON, result backend and merge).
+``empty_round_trip_send_task`` is the same round trip with no shards to search, as the
+searcher sends it (one ``send_task`` per worker), and ``empty_round_trip_group`` the
+same tasks sent as a ``celery.group`` (the earlier path), taking turns: wall time and the
+CPU per round trip in the API process and in the workers (the overhead on a machine with
+a core free for each). ``redis_ping_ms`` is a raw PING, which shows how busy the machine
+was. The goal is an overhead under 30 ms.
 """
 
 from __future__ import annotations
@@ -189,21 +191,36 @@ def _cpu_s(pids: Sequence[int]) -> float:
 
 
 def _empty_round_trip_ms(searcher: CeleryShardSearcher, query: ShardQuery,
-                         repeats: int) -> list[float]:
-    """One task per worker with no shards, through the same group/result path."""
+                         repeats: int, *, as_group: bool = False) -> list[float]:
+    """One task per worker with no shards, sent as the searcher sends them (``send``),
+    or as a ``celery.group`` of the same signatures (``as_group``, the earlier path)."""
     times: list[float] = []
     wire = encode_query(query)
     for _ in range(repeats):
         started = time.perf_counter()
-        signatures = [searcher.app.signature(
-            SEARCH_TASK, kwargs={"worker": worker, "shards": {}, **wire},
-            queue=search_queue(worker), expires=searcher.deadline_s)
-            for worker in searcher.workers]
-        pending = group(signatures, app=searcher.app).apply_async()
-        for result in pending.results:
+        if as_group:
+            signatures = [searcher.app.signature(
+                SEARCH_TASK, kwargs={"worker": worker, "shards": {}, **wire},
+                queue=search_queue(worker), expires=searcher.deadline_s)
+                for worker in searcher.workers]
+            pending = group(signatures, app=searcher.app).apply_async().results
+        else:
+            pending = searcher.send(query, {worker: {} for worker in searcher.workers})
+        for result in pending:
             result.get(timeout=searcher.deadline_s)
         times.append((time.perf_counter() - started) * 1000.0)
     return times
+
+
+def _round_trips(searcher: CeleryShardSearcher, query: ShardQuery, repeats: int,
+                 worker_pids: list[int], *, as_group: bool) -> dict[str, Any]:
+    """Empty round trips: wall time, and CPU per round trip in the API and the workers."""
+    api_before, workers_before = _cpu_s([os.getpid()]), _cpu_s(worker_pids)
+    times = _empty_round_trip_ms(searcher, query, repeats, as_group=as_group)
+    return {"ms": _percentiles(times),
+            "api_cpu_ms": round((_cpu_s([os.getpid()]) - api_before) * 1000.0 / repeats, 2),
+            "workers_cpu_ms": round((_cpu_s(worker_pids) - workers_before) * 1000.0 / repeats,
+                                    2)}
 
 
 def _redis_ping_ms(redis_url: str, repeats: int) -> list[float]:
@@ -285,14 +302,23 @@ def run(*, cameras: int, days: int, rows: int, dim: int, queries: int, k: int,
                 for query in query_set[:3]:  # warm: connections, subscriptions
                     searcher.search(metas, query)
                 measured = _measure(searcher, metas, query_set, reference)
-                pids = [os.getpid(), *(w.process.pid for w in running.values())]
-                cpu_before = _cpu_s(pids)
-                measured["empty_round_trip_ms"] = _percentiles(
-                    _empty_round_trip_ms(searcher, query_set[0], queries))
-                # CPU of the API process and every worker per empty round trip: what the
-                # overhead would be on a machine with a free core for each process
-                measured["empty_round_trip_cpu_ms"] = round(
-                    (_cpu_s(pids) - cpu_before) * 1000.0 / queries, 2)
+                pids = [w.process.pid for w in running.values()]
+                # CPU of the API process and the workers per empty round trip: what the
+                # overhead would be on a machine with a free core for each process; the
+                # two ways of sending alternate, so both see the same load
+                trips: dict[str, list[dict[str, Any]]] = {"send_task": [], "group": []}
+                for _ in range(3):
+                    for name in trips:
+                        trips[name].append(_round_trips(searcher, query_set[0], queries, pids,
+                                                        as_group=name == "group"))
+                for name, rounds in trips.items():
+                    measured[f"empty_round_trip_{name}"] = {
+                        "ms_p50": round(statistics.median(r["ms"]["p50"] for r in rounds), 2),
+                        "ms_p95": round(statistics.median(r["ms"]["p95"] for r in rounds), 2),
+                        "api_cpu_ms": round(statistics.median(r["api_cpu_ms"] for r in rounds),
+                                            2),
+                        "workers_cpu_ms": round(statistics.median(
+                            r["workers_cpu_ms"] for r in rounds), 2)}
                 report[f"workers_{count}"] = measured
     report["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     return report
