@@ -230,8 +230,8 @@ def _text_backend(embedder: ClipEmbedder, tower: OnnxTower, backend: str) -> Non
         embedder.use_runner("text", None, "torch")
 
 
-def _encoding_ms(embedder: ClipEmbedder, tower: OnnxTower,
-                 texts: list[str]) -> dict[str, Any]:
+def _encoding_ms(embedder: ClipEmbedder, tower: OnnxTower, texts: list[str],
+                 torch_runs: int) -> dict[str, Any]:
     """One text at a time: the ONNX tower and torch on texts they have not seen (taking
     turns per text, so both see the same load), and a query-cache hit."""
     times: dict[str, list[float]] = {"onnx_uncached": [], "torch_uncached": [],
@@ -239,8 +239,8 @@ def _encoding_ms(embedder: ClipEmbedder, tower: OnnxTower,
     for backend in ("onnx", "torch"):  # warm: first runs allocate
         _text_backend(embedder, tower, backend)
         embedder.encode_text(["warm up"])
-    for text in texts:
-        for backend in ("onnx", "torch"):
+    for index, text in enumerate(texts):
+        for backend in ("onnx", "torch") if index < torch_runs else ("onnx",):
             _text_backend(embedder, tower, backend)
             began = time.perf_counter()
             embedder.encode_text([text])
@@ -285,7 +285,7 @@ def cached_dataset(home: Path, total: int, shard_vectors: int, weights_sha256: s
 
 
 def measure_scale(total: int, *, runs: int, shard_vectors: int, work_dir: Path,
-                  prepare_only: bool = False) -> dict[str, Any]:
+                  prepare_only: bool = False, torch_runs: int = 5) -> dict[str, Any]:
     embedder = build_unsafe_random_embedder(DEFAULT_PRESET, seed=0)
     rng = np.random.default_rng(11)
     home = work_dir / f"scale-{total}"
@@ -314,7 +314,7 @@ def measure_scale(total: int, *, runs: int, shard_vectors: int, work_dir: Path,
                              end=day_start + timedelta(hours=24))
     texts = [QUERIES[i % len(QUERIES)] + ("" if i < len(QUERIES) else f" {i}")
              for i in range(runs)]
-    results["text_encoding_ms"] = _encoding_ms(embedder, tower, texts)
+    results["text_encoding_ms"] = _encoding_ms(embedder, tower, texts, torch_runs)
     # the API's path: the installed model, its text tower on ONNX (OKO_TEXT_ENCODER=onnx)
     # or torch, behind the query cache (each text new to it, or already in it)
     paths = {"end_to_end": ("onnx", False), "end_to_end_torch": ("torch", False),
@@ -330,7 +330,7 @@ def measure_scale(total: int, *, runs: int, shard_vectors: int, work_dir: Path,
                        request=SearchRequest(text="warm up" + suffix, filters=filters))
                 elapsed: list[float] = []
                 split: dict[str, list[float]] = {}
-                for text in texts:
+                for text in texts[:torch_runs] if backend == "torch" else texts:
                     query = f"{text}{suffix} {label}"  # new to every other path's cache
                     if hit:  # fill the cache with what the engine encodes, untimed
                         model.encode_text([parse_query(query).clip_text])
@@ -386,18 +386,22 @@ def main() -> None:
     parser.add_argument("--prepare", action="store_true", help=(
         "only build (or check) the data sets in --data-dir; run this part under nice, "
         "outside the benchmark lock"))
+    parser.add_argument("--torch-runs", type=int, default=5, help=(
+        "runs of the torch text tower (seconds a query on a busy 2-core machine)"))
     parser.add_argument("--one-scale", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_scale is not None:  # a child process: one scale, its own RSS
         if args.data_dir is not None:
             print(json.dumps(measure_scale(args.one_scale, runs=args.runs,
                                            shard_vectors=args.shard_vectors,
-                                           work_dir=args.data_dir, prepare_only=args.prepare)))
+                                           work_dir=args.data_dir, prepare_only=args.prepare,
+                                           torch_runs=min(args.torch_runs, args.runs))))
             return
         with tempfile.TemporaryDirectory(prefix="oko-search-bench-", dir=args.work_dir) as work:
             print(json.dumps(measure_scale(args.one_scale, runs=args.runs,
                                            shard_vectors=args.shard_vectors,
-                                           work_dir=Path(work), prepare_only=args.prepare)))
+                                           work_dir=Path(work), prepare_only=args.prepare,
+                                           torch_runs=min(args.torch_runs, args.runs))))
         return
     result: dict[str, Any] = {"benchmark": "search", "preset": DEFAULT_PRESET,
                               "weights": "random (same architecture and arithmetic as real)",
@@ -406,7 +410,8 @@ def main() -> None:
                               "scales": []}
     for total in args.scales:
         command = [sys.executable, "-m", "benchmarks.search", "--one-scale", str(total),
-                   "--runs", str(args.runs), "--shard-vectors", str(args.shard_vectors)]
+                   "--runs", str(args.runs), "--shard-vectors", str(args.shard_vectors),
+                   "--torch-runs", str(args.torch_runs)]
         if args.work_dir is not None:
             command += ["--work-dir", str(args.work_dir)]
         if args.data_dir is not None:
