@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 from indexer.motion import is_static, motion_score, motion_signature
 from indexer.vectors import vector_to_bytes
 from storage.blobstore import BlobStore
+from storage.claims import CameraClaims
 from storage.db import session_scope
 from storage.errors import OkoError
 from storage.models.media import Frame
@@ -121,6 +122,8 @@ class EmbedReport:
     linked: int = 0
     failed: list[EmbedFailure] = field(default_factory=list)
     cameras: list[str] = field(default_factory=list)
+    # cameras another worker was embedding: it takes their frames, this run left them
+    cameras_busy: list[str] = field(default_factory=list)
 
     @property
     def processed(self) -> int:
@@ -135,6 +138,7 @@ class EmbedReport:
             "preset": self.preset, "weights_sha256": self.weights_sha256,
             "embedded": self.embedded, "linked": self.linked,
             "skipped_fraction": round(self.skipped_fraction, 4), "cameras": self.cameras,
+            "cameras_busy": self.cameras_busy,
             "failed": [{"frame_id": f.frame_id, "reason": f.reason} for f in self.failed],
         }
 
@@ -315,7 +319,8 @@ def embed_pending_frames(
     """Embed (or link) every frame still pending for ``embedder``'s weights.
 
     Commits one transaction per batch and is safe to rerun after a crash. Frames whose
-    image cannot be read stay pending and are listed in ``report.failed``. Callers sync
+    image cannot be read stay pending and are listed in ``report.failed``. A camera
+    another worker is embedding is left to it (``report.cameras_busy``). Callers sync
     the FAISS shards afterwards with ``indexer.shards.sync_shards`` (``indexer.reindex``
     does both).
     """
@@ -327,35 +332,95 @@ def embed_pending_frames(
     if limit is not None:
         total = min(total, limit)
     done = 0
-    batcher = _Batcher(engine=engine, embedder=embedder, batch_size=batch_size, report=report)
-    for camera_id in cameras:
-        if done >= total:
-            break
-        report.cameras.append(camera_id)
-        reference_id: int | None = None
-        reference_sig: np.ndarray | None = None
-        for number, frame in enumerate(_iter_pending_frames(engine, sha, camera_id)):
+    while cameras and done < total:
+        claimed, done = _embed_round(engine=engine, derived=derived, embedder=embedder,
+                                     batch_size=batch_size, motion_threshold=motion_threshold,
+                                     cameras=cameras, report=report, done=done, total=total,
+                                     progress=progress)
+        # Frames a worker that found a camera claimed left behind: committed before it
+        # tried, so seen here, after this run released the camera. Unreadable frames stay
+        # pending and are not tried again in this run.
+        failed = _failures_by_camera(engine, report)
+        waiting = {c: _pending_count(engine, sha, c) - failed.get(c, 0) for c in sorted(claimed)}
+        cameras = [c for c, count in waiting.items() if count > 0]
+        if limit is None:
+            total = done + sum(waiting[c] for c in cameras)
+    return report
+
+
+def _embed_round(
+    *, engine: Engine, derived: BlobStore, embedder: ImageEmbedder, batch_size: int,
+    motion_threshold: float, cameras: list[str], report: EmbedReport, done: int, total: int,
+    progress: ProgressCallback | None,
+) -> tuple[set[str], int]:
+    """One pass over ``cameras``; returns the cameras it claimed and the frames done.
+
+    A camera stays claimed until the batch holding its last frames is committed, since
+    a batch spans cameras.
+    """
+    sha = embedder.weights_sha256
+    claimed: set[str] = set()
+    with CameraClaims(engine, f"embed:{sha}") as claims:
+        batcher = _Batcher(engine=engine, embedder=embedder, batch_size=batch_size,
+                           report=report)
+        for camera_id in cameras:
             if done >= total:
                 break
-            if number == 0:
-                reference_id, reference_sig = _starting_reference(
-                    engine, derived, sha, camera_id, frame.captured_at_utc)
-            done += 1
-            try:
-                image = _load_image(derived, frame.thumbnail_sha256)
-            except (OkoError, OSError, UnidentifiedImageError) as exc:
-                report.failed.append(EmbedFailure(frame.id, f"frame image unreadable: {exc}"))
+            if not claims.try_claim(camera_id):
+                if camera_id not in report.cameras_busy:
+                    report.cameras_busy.append(camera_id)
                 continue
-            signature = motion_signature(image)
-            score = motion_score(signature, reference_sig)
-            if reference_id is not None and is_static(score, threshold=motion_threshold):
-                batcher.add_link(frame.id, reference_id, score, camera_id=camera_id,
-                                 at=frame.captured_at_utc)
-            else:
-                batcher.add_embed(frame.id, image, score, camera_id=camera_id,
-                                  at=frame.captured_at_utc)
-                reference_id, reference_sig = frame.id, signature
-            if progress is not None:
-                progress(done, total)
-    batcher.flush()
-    return report
+            claimed.add(camera_id)
+            if camera_id not in report.cameras:
+                report.cameras.append(camera_id)
+            reference_id: int | None = None
+            reference_sig: np.ndarray | None = None
+            failed_before = {failure.frame_id for failure in report.failed}
+            frames = (f for f in _iter_pending_frames(engine, sha, camera_id)
+                      if f.id not in failed_before)
+            for number, frame in enumerate(frames):
+                if done >= total:
+                    break
+                if number == 0:
+                    reference_id, reference_sig = _starting_reference(
+                        engine, derived, sha, camera_id, frame.captured_at_utc)
+                done += 1
+                try:
+                    image = _load_image(derived, frame.thumbnail_sha256)
+                except (OkoError, OSError, UnidentifiedImageError) as exc:
+                    report.failed.append(EmbedFailure(frame.id,
+                                                      f"frame image unreadable: {exc}"))
+                    continue
+                signature = motion_signature(image)
+                score = motion_score(signature, reference_sig)
+                if reference_id is not None and is_static(score, threshold=motion_threshold):
+                    batcher.add_link(frame.id, reference_id, score, camera_id=camera_id,
+                                     at=frame.captured_at_utc)
+                else:
+                    batcher.add_embed(frame.id, image, score, camera_id=camera_id,
+                                      at=frame.captured_at_utc)
+                    reference_id, reference_sig = frame.id, signature
+                if progress is not None:
+                    progress(done, total)
+        batcher.flush()
+    return claimed, done
+
+
+def _failures_by_camera(engine: Engine, report: EmbedReport) -> dict[str, int]:
+    if not report.failed:
+        return {}
+    with Session(engine) as session:
+        rows = session.exec(select(Frame.camera_id).where(
+            col(Frame.id).in_([failure.frame_id for failure in report.failed]))).all()
+    counts: dict[str, int] = {}
+    for camera_id in rows:
+        counts[camera_id] = counts.get(camera_id, 0) + 1
+    return counts
+
+
+def _pending_count(engine: Engine, weights_sha256: str, camera_id: str) -> int:
+    with Session(engine) as session:
+        query = (select(func.count()).select_from(Frame)
+                 .outerjoin(FrameEmbedding, _pending_condition(weights_sha256))
+                 .where(col(FrameEmbedding.frame_id).is_(None), Frame.camera_id == camera_id))
+        return int(session.exec(query).one())

@@ -56,6 +56,7 @@ from indexer.plates.supersede import (
     replace_sightings,
 )
 from storage.blobstore import BlobExistsError, BlobStore
+from storage.claims import CameraClaims
 from storage.db import session_scope
 from storage.errors import OkoError
 from storage.models.media import Camera, Frame, Original, Segment
@@ -101,6 +102,8 @@ class PlateReport:
     carried: int = 0  # sightings extended over a frame where their plate did not change
     new_sightings: int = 0
     touched: list[int] = field(default_factory=list)
+    # cameras another worker was reading: it takes their frames, this run left them
+    cameras_busy: list[str] = field(default_factory=list)
     replaced: ReplaceCounts = field(default_factory=ReplaceCounts)
     stats: ReadStats = field(default_factory=ReadStats)
     seconds: float = 0.0
@@ -116,6 +119,7 @@ class PlateReport:
                 "sightings_carried": self.carried,
                 "frames_region_detected": self.stats.region_frames,
                 "new_sightings": self.new_sightings, "sightings_written": len(self.touched),
+                "cameras_busy": self.cameras_busy,
                 "candidates": self.stats.candidates,
                 "rejected_by_grammar": self.stats.rejected_by_grammar,
                 "sightings_replaced": self.replaced.sightings_replaced,
@@ -498,42 +502,79 @@ def read_pending_plates(
     if limit is not None:
         total = min(total, limit)
     done = 0
-    for camera_id in cameras:
-        if done >= total:
-            break
-        run = _CameraRun(engine=engine, derived=derived, reader=reader,
-                         camera=camera_rows[camera_id], max_gap_s=max_gap_s, report=report)
-        reference: tuple[int, np.ndarray, Image.Image] | None = None
-        for number, frame in enumerate(_iter_pending(engine, reader.key, camera_id)):
-            same = frame.original_id == run.original_id
-            if done >= total and not (same and run.replacing is not None):
-                break  # an original being replaced is finished past the limit
-            if number == 0:
-                run.reopen(frame.captured_at_utc)
-            if not same:
-                run.flush()  # the previous original's replacement commits whole
-                run.begin_original(frame.original_id)
-            done += 1
-            try:
-                image, data = _load(derived, frame.thumbnail_sha256)
-            except (OkoError, OSError, UnidentifiedImageError):
-                run.unreadable(frame)
-            else:
-                signature = motion_signature(image)
-                score = motion_score(signature, reference[1] if reference else None)
-                if reference is not None and is_static(score, threshold=motion_threshold):
-                    run.static(frame, reference[0])
-                else:
-                    run.read(frame, image, data, originals,
-                             reference=(reference[0], reference[2]) if reference else None)
-                    reference = (frame.id, signature, image)
-            if len(run.scans) >= batch and run.replacing is None:
-                run.flush()
-            if progress is not None:
-                progress(min(done, total), total)
-        run.flush()
+    queue = list(cameras)
+    with CameraClaims(engine, f"plates:{reader.key}") as claims:
+        while queue and done < total:
+            camera_id = queue.pop(0)
+            if not claims.try_claim(camera_id):
+                if camera_id not in report.cameras_busy:
+                    report.cameras_busy.append(camera_id)
+                continue
+            done = _read_camera(engine=engine, derived=derived, originals=originals,
+                                reader=reader, camera=camera_rows[camera_id],
+                                max_gap_s=max_gap_s, motion_threshold=motion_threshold,
+                                batch=batch, report=report, done=done, total=total,
+                                progress=progress)
+            claims.release(camera_id)
+            # Frames a worker that found this camera claimed left behind: committed before
+            # it tried, so seen here, after the release.
+            waiting = _pending_in_camera(engine, reader.key, camera_id)
+            if waiting and limit is None:
+                total = done + waiting + sum(_pending_in_camera(engine, reader.key, c)
+                                             for c in queue)
+                queue.append(camera_id)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _pending_in_camera(engine: Engine, reader_key: str, camera_id: str) -> int:
+    with Session(engine) as session:
+        query = (select(func.count()).select_from(Frame)
+                 .outerjoin(PlateFrameScan, _pending_condition(reader_key))
+                 .where(col(PlateFrameScan.frame_id).is_(None), Frame.camera_id == camera_id))
+        return int(session.exec(query).one())
+
+
+def _read_camera(
+    *, engine: Engine, derived: BlobStore, originals: BlobStore | None,
+    reader: FramePlateReader, camera: Camera, max_gap_s: float, motion_threshold: float,
+    batch: int, report: PlateReport, done: int, total: int,
+    progress: ProgressCallback | None,
+) -> int:
+    """Read one claimed camera's waiting frames; returns the frames done so far."""
+    camera_id = camera.id
+    run = _CameraRun(engine=engine, derived=derived, reader=reader,
+                     camera=camera, max_gap_s=max_gap_s, report=report)
+    reference: tuple[int, np.ndarray, Image.Image] | None = None
+    for number, frame in enumerate(_iter_pending(engine, reader.key, camera_id)):
+        same = frame.original_id == run.original_id
+        if done >= total and not (same and run.replacing is not None):
+            break  # an original being replaced is finished past the limit
+        if number == 0:
+            run.reopen(frame.captured_at_utc)
+        if not same:
+            run.flush()  # the previous original's replacement commits whole
+            run.begin_original(frame.original_id)
+        done += 1
+        try:
+            image, data = _load(derived, frame.thumbnail_sha256)
+        except (OkoError, OSError, UnidentifiedImageError):
+            run.unreadable(frame)
+        else:
+            signature = motion_signature(image)
+            score = motion_score(signature, reference[1] if reference else None)
+            if reference is not None and is_static(score, threshold=motion_threshold):
+                run.static(frame, reference[0])
+            else:
+                run.read(frame, image, data, originals,
+                         reference=(reference[0], reference[2]) if reference else None)
+                reference = (frame.id, signature, image)
+        if len(run.scans) >= batch and run.replacing is None:
+            run.flush()
+        if progress is not None:
+            progress(min(done, total), total)
+    run.flush()
+    return done
 
 
 __all__ = [

@@ -95,3 +95,23 @@ def test_candidates_are_cut_from_the_original_at_full_resolution(
         assert crop.height > box[3]  # cut from more pixels than the stored copy's box
     # a missing original falls back to the stored copy
     assert decode_frame_at(state.originals.root / "missing.mp4", 1.0) is None
+
+
+def test_a_camera_another_worker_is_reading_is_left_to_it(
+        state: AppState, reader: PlateReader, plate_clip: Path) -> None:
+    from storage.claims import CameraClaims
+
+    add_camera(state)
+    ingest_clip(state, plate_clip)
+    with CameraClaims(state.engine, f"plates:{reader.key}") as other:
+        assert other.try_claim("CAM-P01")
+        busy = read_pending_plates(engine=state.engine, derived=state.derived, reader=reader,
+                                   motion_threshold=state.settings.motion_threshold)
+    assert busy.frames == 0 and busy.cameras_busy == ["CAM-P01"]
+    with Session(state.engine) as session:
+        assert pending_plate_frames(session=session, reader_key=reader.key) == 6
+        assert session.exec(select(PlateSighting)).all() == []
+
+    free = read_pending_plates(engine=state.engine, derived=state.derived, reader=reader,
+                               motion_threshold=state.settings.motion_threshold)
+    assert free.frames == 6 and free.cameras_busy == []
