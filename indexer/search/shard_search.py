@@ -17,7 +17,6 @@ the range is still found; the engine drops frames outside the range afterwards.
 from __future__ import annotations
 
 import heapq
-import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -143,8 +142,11 @@ def merge_hits(parts: Sequence[Sequence[tuple[int, float]]], k: int) -> list[tup
     return heapq.nsmallest(k, best.items(), key=lambda item: (-item[1], item[0]))
 
 
-SHARD_SEARCH_THREADS = max(1, min(8, os.cpu_count() or 1))
-"""Threads that search shards side by side (FAISS releases the GIL while it searches)."""
+SHARD_SEARCH_THREADS = 1
+"""Threads that search shards. One: on the 2-core machine two threads searching 12 flat
+shards side by side took 81-156 ms a query against 50 ms one after another, as numpy's
+own BLAS threads (flat shards, re-rank) then oversubscribe the cores; with
+OPENBLAS_NUM_THREADS=1 both took 28 ms. Raise it only where BLAS runs single-threaded."""
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -171,8 +173,9 @@ def shard_search_pool() -> ThreadPoolExecutor:
 class LocalShardSearcher:
     """Searches shards in this process; a shard that cannot be loaded is left out.
 
-    Shards are loaded (or taken from the store's cache) in this thread, then searched
-    side by side on ``shard_search_pool()``; the merge does not depend on their order.
+    Shards are loaded (or taken from the store's cache) in this thread, then searched on
+    ``shard_search_pool()`` (FAISS with one OpenMP thread); the merge does not depend on
+    the order they answer in.
     """
 
     def __init__(self, store: ShardStore) -> None:
