@@ -138,7 +138,7 @@ def test_pq_threshold_below_the_approximate_one_is_refused(tmp_path: Path) -> No
     with pytest.raises(ValidationError, match="below OKO_APPROXIMATE_INDEX_MIN_VECTORS"):
         Settings(home=tmp_path, approximate_index_min_vectors=50_000,
                  pq_index_min_vectors=10_000)
-    with pytest.raises(ConfigurationError, match="IVF-PQ threshold .* is below"):
+    with pytest.raises(ConfigurationError, match=r"IVF-PQ threshold .* is below"):
         IndexPolicy(approximate_min_vectors=50_000, pq_min_vectors=10_000)
 
 
