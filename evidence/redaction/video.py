@@ -40,15 +40,20 @@ class VideoFacts:
         return float(self.frame_count / self.fps) if self.fps else 0.0
 
 
-def video_facts(path: Path) -> VideoFacts:
-    """Size, frame rate, decoded frame count and whether there is audio."""
+def video_facts(path: Path, *, decode: bool = True) -> VideoFacts:
+    """Size, frame rate, frame count and whether there is audio.
+
+    ``decode=False`` counts the video packets instead of decoded frames (what decoding
+    will almost always give; the pipeline counts the decoded frames itself).
+    """
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise InvalidInputError(f"{path.name} has no video stream.")
             stream = container.streams.video[0]
             fps = Fraction(stream.average_rate or stream.guessed_rate or 25)
-            count = sum(1 for _ in container.decode(stream))
+            count = (sum(1 for _ in container.decode(stream)) if decode
+                     else sum(1 for packet in container.demux(stream) if packet.size))
             return VideoFacts(width=stream.codec_context.width,
                               height=stream.codec_context.height, fps=fps,
                               frame_count=count, has_audio=bool(container.streams.audio))
@@ -57,20 +62,8 @@ def video_facts(path: Path) -> VideoFacts:
 
 
 def stream_facts(path: Path) -> VideoFacts:
-    """``video_facts`` without decoding: ``frame_count`` counts the video packets (what
-    decoding will almost always give; the pipeline counts the decoded frames itself)."""
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise InvalidInputError(f"{path.name} has no video stream.")
-            stream = container.streams.video[0]
-            fps = Fraction(stream.average_rate or stream.guessed_rate or 25)
-            count = sum(1 for packet in container.demux(stream) if packet.size)
-            return VideoFacts(width=stream.codec_context.width,
-                              height=stream.codec_context.height, fps=fps,
-                              frame_count=count, has_audio=bool(container.streams.audio))
-    except av.FFmpegError as exc:
-        raise InvalidInputError(f"{path.name} cannot be decoded ({exc}).") from exc
+    """``video_facts`` without decoding the frames."""
+    return video_facts(path, decode=False)
 
 
 def frames(path: Path) -> Iterator[Frame]:

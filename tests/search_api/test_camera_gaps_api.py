@@ -3,31 +3,25 @@ moment page's timeline; only for cameras the user may see, the window checked.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, func, select
 
-from search_api.app import create_app
-from search_api.deps import get_current_user
-from search_api.state import AppState, build_state
+from search_api.state import AppState
 from storage.cameras import add_camera, validate_camera
 from storage.db import session_scope
 from storage.gaps import open_gap, record_gap
-from storage.models.access import AuditEvent, Role, User
+from storage.models.access import AuditEvent, Role
 from storage.models.recording import CameraGap
-from storage.settings import Settings
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Iterator[AppState]:
-    state = build_state(Settings(home=tmp_path / "home", environment="test",
-                                 key_passphrase="test-passphrase"))
+def home(state: AppState) -> AppState:
     with session_scope(state.engine) as session:
         add_camera(session, camera=validate_camera(
             id="CAM-001", name="Maidan", latitude=50.45, longitude=30.52, agency="police"))
@@ -37,30 +31,13 @@ def home(tmp_path: Path) -> Iterator[AppState]:
                    end=T0 + timedelta(minutes=6, seconds=30), reason="The stream ended.")
         open_gap(session, camera_id="CAM-001", start=T0 + timedelta(minutes=50),
                  reason="The camera does not answer.")
-    yield state
-    state.engine.dispose()
+    return state
 
 
 @pytest.fixture
-def client_for(home: AppState) -> Iterator[Callable[[Role, str], TestClient]]:
-    app = create_app(home.settings, state=home)
-    clients: list[TestClient] = []
-
-    def _make(role: Role, agency: str) -> TestClient:
-        with Session(home.engine, expire_on_commit=False) as session:
-            user = User(username=f"{role.value}-{agency}", agency=agency, role=role,
-                        password_hash="!")
-            session.add(user)
-            session.commit()
-            session.refresh(user)
-        app.dependency_overrides[get_current_user] = lambda: user
-        client = TestClient(app)
-        clients.append(client)
-        return client
-
-    yield _make
-    for client in clients:
-        client.close()
+def client_for(home: AppState, client_as: Callable[..., TestClient]
+               ) -> Callable[[Role, str], TestClient]:
+    return lambda role, agency: client_as(role, agency=agency)
 
 
 def _window(start: datetime, end: datetime) -> dict[str, str]:
