@@ -36,6 +36,7 @@ from sqlmodel import Session
 from benchmarks.evidence import THROWAWAY_PASSPHRASE, build_case, make_footage
 from evidence.exports import export_case
 from evidence.keys import ensure_signing_identity
+from indexer.transcode import viewing_copy
 from search_api.state import build_state
 from storage.models.evidence import Case
 from storage.settings import Settings
@@ -71,6 +72,7 @@ def make_bundle(work: Path) -> tuple[Settings, Path]:
         export_case(session, case=case, exporter="bench", signer=signer,
                     originals=state.originals, derived=state.derived,
                     tmp_dir=settings.tmp_dir, out_path=out, organisation="Bench",
+                    transcoder=viewing_copy,
                     full_original_max_bytes=settings.full_original_max_bytes)
         session.commit()
     state.engine.dispose()

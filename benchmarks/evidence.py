@@ -35,6 +35,7 @@ from evidence.cases import add_clip, create_case
 from evidence.exports import export_case
 from evidence.keys import ensure_signing_identity
 from evidence.verify import verify_bundle
+from indexer.transcode import viewing_copy
 from search_api.state import AppState, build_state
 from storage.custody import append_custody_entry
 from storage.models.access import Role, User
@@ -118,6 +119,7 @@ def main() -> None:
                 seconds, _ = timed(lambda s=session, c=case, o=out: export_case(
                     s, case=c, exporter="bench", signer=signer, originals=state.originals,
                     derived=state.derived, tmp_dir=settings.tmp_dir, out_path=o,
+                    transcoder=viewing_copy,
                     organisation="Bench", full_original_max_bytes=settings.full_original_max_bytes))
                 session.rollback()  # keep the custody chain the same for every run
             export_s.append(seconds)

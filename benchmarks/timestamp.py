@@ -27,6 +27,7 @@ from benchmarks.evidence import THROWAWAY_PASSPHRASE, build_case, make_footage
 from evidence.exports import export_case
 from evidence.keys import ensure_signing_identity
 from evidence.timestamp import TimestampAuthority
+from indexer.transcode import viewing_copy
 from search_api.state import build_state
 from storage.models.evidence import Case
 from storage.settings import Settings
@@ -61,6 +62,7 @@ def main() -> None:
                     export_case(session, case=case, exporter="bench", signer=signer,
                                 originals=state.originals, derived=state.derived,
                                 tmp_dir=settings.tmp_dir, out_path=out, organisation="Bench",
+                                transcoder=viewing_copy,
                                 full_original_max_bytes=settings.full_original_max_bytes,
                                 timestamp_authority=timestamping)
                     elapsed = time.perf_counter() - started

@@ -2,7 +2,7 @@
 
 1. Generate the clip once: ``testsrc2`` with grain (so it is not trivially compressible),
    1920x1080 at 25 fps, libx265 with a 2 s GOP, AAC audio, ``--seconds`` long (20).
-2. Transcode it ``--runs`` times (3) with ``storage.transcode.transcode_h264`` and the
+2. Transcode it ``--runs`` times (3) with ``indexer.transcode.transcode_h264`` and the
    bundle's ``VIEWING_COPY`` profile (and once with ``PLAYBACK_PROXY``, the web app's
    720p proxy), each into a fresh derived store; report the median wall time and the
    speed as x realtime (clip seconds / wall seconds), with the machine's CPU count.
@@ -25,8 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from storage.blobstore import BlobStore
-from storage.transcode import (
+from indexer.transcode import (
     PLAYBACK_PROXY,
     VIEWING_COPY,
     TranscodeProfile,
@@ -35,6 +34,7 @@ from storage.transcode import (
     probe_video,
     transcode_h264,
 )
+from storage.blobstore import BlobStore
 
 
 def make_hevc_clip(path: Path, *, seconds: float) -> Path:

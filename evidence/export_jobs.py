@@ -43,6 +43,7 @@ from evidence.exports import (
 from evidence.keys import Signer
 from evidence.report_text import DEFAULT_LANGUAGE, check_language
 from evidence.timestamp import TimestampAuthority
+from evidence.viewing_copy import ViewingTranscoder
 from storage.blobstore import BlobStore, sha256_file
 from storage.db import session_scope
 from storage.errors import ConflictError, NotFoundError, PermissionDeniedError
@@ -92,6 +93,7 @@ class ExportEnvironment:
     exports_dir: Path
     organisation: str
     full_original_max_bytes: int
+    transcoder: ViewingTranscoder  # indexer.transcode.viewing_copy (evidence.viewing_copy)
     timestamp_authority: TimestampAuthority | None = None  # OKO_TSA_URL; None: no TSA
 
 
@@ -240,7 +242,7 @@ def _export_full(session: Session, *, case: Case, exporter: str, env: ExportEnvi
         exporter=exporter,
         signer=env.signer, originals=env.originals, derived=env.derived,
         tmp_dir=env.tmp_dir, out_path=out, organisation=env.organisation,
-        full_original_max_bytes=env.full_original_max_bytes,
+        full_original_max_bytes=env.full_original_max_bytes, transcoder=env.transcoder,
         timestamp_authority=env.timestamp_authority, no_timestamp=job.no_timestamp,
         lang=job.lang, progress=progress, commit=commit,
     )

@@ -69,7 +69,13 @@ from evidence.report import ClipReport, ReportData, build_report
 from evidence.report_people import clip_added, custody_people
 from evidence.report_text import DEFAULT_LANGUAGE, check_language
 from evidence.timestamp import TimestampAuthority, TrustedTime
-from evidence.viewing_copy import ViewingCopy, make_viewing_copy, provenance_facts, report_note
+from evidence.viewing_copy import (
+    ViewingCopy,
+    ViewingTranscoder,
+    make_viewing_copy,
+    provenance_facts,
+    report_note,
+)
 from storage.atomic import OWNER_PREFIX, fsync_dir, owner_tag
 from storage.blobstore import BlobStore, sha256_file
 from storage.custody import (
@@ -234,7 +240,8 @@ def cut_case_clip(session: Session, clip: CaseClip, *, originals: BlobStore,
 
 
 def _cut_all(session: Session, clips: list[CaseClip], *, originals: BlobStore,
-             derived: BlobStore, tmp_dir: Path, progress: Progress) -> list[_ClipArtefacts]:
+             derived: BlobStore, tmp_dir: Path, progress: Progress,
+             transcoder: ViewingTranscoder) -> list[_ClipArtefacts]:
     result: list[_ClipArtefacts] = []
     for number, clip in enumerate(clips, start=1):
         made = cut_case_clip(session, clip, originals=originals, derived=derived,
@@ -247,7 +254,8 @@ def _cut_all(session: Session, clips: list[CaseClip], *, originals: BlobStore,
         gaps = [g.to_dict() for g in gaps_near(session, camera.id, clip.start_utc,
                                                 clip.end_utc)]
         viewing = make_viewing_copy(clip_sha256=cut.sha256, clip_path=clip_path,
-                                    derived=derived, tmp_dir=tmp_dir)
+                                    derived=derived, tmp_dir=tmp_dir,
+                                    transcoder=transcoder)
         result.append(_ClipArtefacts(clip, original, camera, cut, still, clip_path,
                                      f"data/stills/{stem}.jpg", gaps, viewing))
         progress("cutting clips", 0.1 + 0.5 * number / len(clips))
@@ -285,12 +293,16 @@ def _copy_payload(bag: Path, artefacts: list[_ClipArtefacts], *, originals: Blob
 def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
                 originals: BlobStore, derived: BlobStore, tmp_dir: Path, out_path: Path,
                 organisation: str, full_original_max_bytes: int,
+                transcoder: ViewingTranscoder,
                 progress: Progress | None = None,
                 commit: Callable[[ExportResult], None] | None = None,
                 lang: str = DEFAULT_LANGUAGE,
                 timestamp_authority: TimestampAuthority | None = None,
                 no_timestamp: bool = False) -> ExportResult:
     """Build, sign and zip the case's bundle at ``out_path``; log the export.
+
+    ``transcoder`` makes the viewing copy of a clip that is not H.264 in MP4
+    (``indexer.transcode.viewing_copy``, handed in by the application layer).
 
     With ``timestamp_authority`` (and not ``no_timestamp``) the signature gets an RFC
     3161 token (``timestamp.tsr``); a TSA that cannot be reached or is not trusted
@@ -328,7 +340,8 @@ def export_case(session: Session, *, case: Case, exporter: str, signer: Signer,
             (bag / "data").mkdir(parents=True)
             report_progress("cutting clips", 0.1)
             artefacts = _cut_all(session, clips, originals=originals, derived=derived,
-                                 tmp_dir=Path(work), progress=report_progress)
+                                 tmp_dir=Path(work), progress=report_progress,
+                                 transcoder=transcoder)
             originals_facts = _copy_payload(bag, artefacts, originals=originals,
                                             derived=derived,
                                             full_original_max_bytes=full_original_max_bytes)

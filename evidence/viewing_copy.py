@@ -2,8 +2,10 @@
 
 The stream-copied clip stays the evidence. A clip that is not H.264 (4:2:0) in MP4 with
 AAC or MP3 audio (HEVC, MPEG-4 Part 2, MS-MPEG4v3 from an AVI, MJPEG ...) also gets a
-viewing copy, transcoded from the clip itself by ``storage.transcode`` with the
-``VIEWING_COPY`` profile (frame rate and resolution kept). The copy is recorded as
+viewing copy, transcoded from the clip itself with the ``VIEWING_COPY`` profile (frame
+rate and resolution kept) by the ``ViewingTranscoder`` the export is handed:
+``indexer.transcode.viewing_copy``, passed in by the application layer, because media
+tools live in ``indexer`` and ``evidence`` may not import it. The copy is recorded as
 derived from the clip: tool, version, full command and parameters and the clip's
 SHA-256 (``provenance_facts``), and named in the report (``report_note``).
 """
@@ -12,13 +14,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from storage.blobstore import BlobStore
-from storage.transcode import VIEWING_COPY, TranscodeResult, probe_video, transcode_h264
+from storage.media_copies import TranscodeResult
 
 VIEWING_SUFFIX = ".viewing.mp4"
 """``data/clips/clip-001-cam.mkv`` gets ``data/clips/clip-001-cam.viewing.mp4``."""
+
+
+class ViewingTranscoder(Protocol):
+    """Makes and stores the viewing copy of a stored clip; None when it plays everywhere.
+
+    Raises ``TranscodeError`` when ffmpeg cannot decode the clip and ``StorageError``
+    when the copy cannot be stored (``indexer.transcode.viewing_copy``).
+    """
+
+    def __call__(self, *, source: Path, source_sha256: str, derived: BlobStore,
+                 tmp_dir: Path, name: str) -> TranscodeResult | None: ...
 
 
 @dataclass(frozen=True)
@@ -40,18 +53,17 @@ def viewing_copy_path(clip_path: str) -> str:
 
 
 def make_viewing_copy(*, clip_sha256: str, clip_path: str, derived: BlobStore,
-                      tmp_dir: Path) -> ViewingCopy | None:
+                      tmp_dir: Path, transcoder: ViewingTranscoder) -> ViewingCopy | None:
     """The viewing copy of the stored clip ``clip_sha256``, or None when the clip itself
     plays everywhere (H.264 in MP4).
 
     Raises ``TranscodeError`` when ffmpeg cannot decode the clip and ``StorageError``
     when the copy cannot be stored; nothing is stored then and no temp file is left.
     """
-    source = derived.path_for(clip_sha256)
-    if probe_video(source, name=Path(clip_path).name).widely_playable:
+    made = transcoder(source=derived.path_for(clip_sha256), source_sha256=clip_sha256,
+                      derived=derived, tmp_dir=tmp_dir, name=Path(clip_path).name)
+    if made is None:
         return None
-    made = transcode_h264(source=source, source_sha256=clip_sha256, profile=VIEWING_COPY,
-                          derived=derived, tmp_dir=tmp_dir, name=Path(clip_path).name)
     return ViewingCopy(made=made, path=viewing_copy_path(clip_path))
 
 
@@ -76,5 +88,5 @@ def report_note(copy: ViewingCopy) -> str:
             f"SHA-256 {made.sha256}; ← {made.source_sha256}")
 
 
-__all__ = ["VIEWING_SUFFIX", "ViewingCopy", "make_viewing_copy", "provenance_facts",
-           "report_note", "viewing_copy_path"]
+__all__ = ["VIEWING_SUFFIX", "ViewingCopy", "ViewingTranscoder", "make_viewing_copy",
+           "provenance_facts", "report_note", "viewing_copy_path"]

@@ -47,12 +47,12 @@ from indexer.shard_files import ShardKey, index_lock, remove_shard
 from storage.blobstore import BlobStore
 from storage.custody import append_custody_entry
 from storage.errors import NotFoundError
+from storage.media_copies import proxy_record_path
 from storage.models.media import Camera, Frame, Original, Segment
 from storage.models.plates import PlateEvent, PlateFrameScan, PlateSighting
 from storage.models.retention import OriginalExpiry
 from storage.models.search import FrameEmbedding
 from storage.models.search_index import FrameIndexEntry, SearchBacklog, SearchShard
-from storage.transcode import proxy_record_path
 from storage.types import utcnow
 
 log = logging.getLogger("oko.retention")

@@ -210,6 +210,22 @@ def test_packages_import_only_downward(package: str, forbidden: set[str]) -> Non
     assert not wrong, "\n".join(wrong)
 
 
+MEDIA_TOOLS = {"av", "imageio_ffmpeg", "subprocess", "cv2"}
+"""What media work imports; it belongs in ``indexer`` (and ``evidence``), not ``storage``."""
+
+
+def test_storage_does_no_media_work() -> None:
+    wrong = []
+    for path in sorted((ROOT / "storage").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in _runtime_imports(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [] if node.level else [node.module or ""])
+            wrong += [f"{path.relative_to(ROOT)} (line {node.lineno}) imports {name}"
+                      for name in names if name.partition(".")[0] in MEDIA_TOOLS]
+    assert not wrong, "\n".join(wrong)
+
+
 def test_the_checker_sees_lazy_imports_and_skips_type_checking_blocks() -> None:
     tree = ast.parse(
         "from typing import TYPE_CHECKING\n"

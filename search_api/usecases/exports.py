@@ -28,6 +28,7 @@ from evidence import export_jobs as jobs
 from evidence.cases import transfer_case as record_transfer
 from evidence.report_text import check_language
 from evidence.timestamp import authority_from
+from indexer.transcode import viewing_copy
 from search_api.audit import AuditAction
 from search_api.state import AppState
 from search_api.usecases.cases import (
@@ -85,7 +86,7 @@ def export_environment(state: AppState) -> jobs.ExportEnvironment:
         signer=state.signer(), originals=state.originals, derived=state.derived,
         tmp_dir=settings.tmp_dir, exports_dir=settings.exports_dir,
         organisation=settings.organisation,
-        full_original_max_bytes=settings.full_original_max_bytes,
+        full_original_max_bytes=settings.full_original_max_bytes, transcoder=viewing_copy,
         timestamp_authority=authority_from(settings.tsa_url, settings.tsa_ca_cert,
                                            timeout_seconds=settings.tsa_timeout_seconds),
     )

@@ -11,7 +11,7 @@ is a new one. The window is looked up in the audit log itself, in the view's
 transaction. A request that serves nothing (404, 416) is not a view.
 
 A segment whose codec a browser cannot play (HEVC, MPEG-4 Part 2, MS-MPEG4v3, anything
-in MKV) is served as its H.264 playback proxy (``storage.transcode.playback_proxy``):
+in MKV) is served as its H.264 playback proxy (``indexer.transcode.playback_proxy``):
 made on the first request, stored as a derived blob with its provenance record and
 reused afterwards. Evidence clips are always cut from the original, never the proxy.
 """
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from sqlmodel import col, select
 
+from indexer.transcode import playback_proxy
 from search_api.audit import AuditAction
 from search_api.usecases.context import UseCaseContext
 from storage.errors import NotFoundError, OkoError
@@ -33,7 +34,6 @@ from storage.models.media import Camera, Frame, Original, Segment
 from storage.models.search import FrameEmbedding
 from storage.models.search_index import FrameIndexEntry
 from storage.permissions import Permission
-from storage.transcode import playback_proxy
 from storage.types import utcnow
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$", re.IGNORECASE)  # the unit is case-insensitive

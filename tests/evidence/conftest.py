@@ -20,6 +20,7 @@ from sqlmodel import Session
 from evidence.cases import add_clip, create_case
 from evidence.exports import ExportResult, export_case
 from evidence.keys import Signer, ensure_signing_identity
+from indexer.transcode import viewing_copy
 from search_api.state import AppState, build_state
 from storage.blobstore import BlobExistsError
 from storage.custody import append_custody_entry
@@ -86,6 +87,7 @@ class EvidenceWorld:
                 originals=self.state.originals, derived=self.state.derived,
                 tmp_dir=self.state.settings.tmp_dir, out_path=out,
                 organisation=self.state.settings.organisation,
+                transcoder=viewing_copy,
                 full_original_max_bytes=self.state.settings.full_original_max_bytes,
                 **options,
             )

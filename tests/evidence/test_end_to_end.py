@@ -15,6 +15,7 @@ from evidence.keys import ensure_signing_identity
 from evidence.verify import PinnedFingerprint, verify_bundle
 from indexer.ingest import IngestOptions, ingest_file
 from indexer.samples import generate_sample_footage
+from indexer.transcode import viewing_copy
 from search_api.state import AppState
 from storage.cameras import import_cameras_csv
 from storage.custody import acquisition_entry
@@ -53,6 +54,7 @@ def test_ingested_footage_exports_and_verifies(state: AppState, tmp_path: Path) 
         export_case(session, case=case, exporter="olena", signer=signer,
                     originals=state.originals, derived=state.derived,
                     tmp_dir=state.settings.tmp_dir, out_path=out, organisation="Kyiv",
+                    transcoder=viewing_copy,
                     full_original_max_bytes=state.settings.full_original_max_bytes)
         session.commit()
     report = verify_bundle(out, PinnedFingerprint(signer.fingerprint_sha256))

@@ -15,6 +15,7 @@ from evidence.cases import create_case
 from evidence.exports import export_case
 from evidence.report_text import report_text
 from evidence.verify import verify_bundle
+from indexer.transcode import viewing_copy
 from storage.errors import InvalidInputError
 from storage.models.evidence import Case, CustodyEntry
 from tests.evidence.conftest import CASE_TITLE, EvidenceWorld
@@ -105,6 +106,7 @@ def test_export_of_empty_case_fails_cleanly(world: EvidenceWorld, tmp_path: Path
             export_case(session, case=case, exporter="x", signer=world.signer,
                         originals=world.state.originals, derived=world.state.derived,
                         tmp_dir=world.state.settings.tmp_dir, out_path=out,
+                        transcoder=viewing_copy,
                         organisation="o", full_original_max_bytes=10**9)
         session.rollback()
         assert len(session.exec(select(CustodyEntry)).all()) == entries_before
@@ -123,6 +125,7 @@ def test_failed_export_leaves_no_bundle_or_custody(world: EvidenceWorld, tmp_pat
             export_case(session, case=case, exporter="x", signer=world.signer,
                         originals=world.state.originals, derived=world.state.derived,
                         tmp_dir=world.state.settings.tmp_dir, out_path=out,
+                        transcoder=viewing_copy,
                         organisation="o", full_original_max_bytes=10**9)
         session.rollback()
         assert len(session.exec(select(CustodyEntry)).all()) == entries_before

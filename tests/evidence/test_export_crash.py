@@ -46,6 +46,7 @@ from evidence.exports import (
     publish_bundle,
 )
 from evidence.verify import verify_bundle
+from indexer.transcode import viewing_copy
 from storage.atomic import owner_tag
 from storage.blobstore import sha256_file
 from storage.models.evidence import Case, CustodyEntry, ExportJob
@@ -83,6 +84,7 @@ def _env(world: EvidenceWorld) -> ExportEnvironment:
         signer=world.signer, originals=world.state.originals, derived=world.state.derived,
         tmp_dir=settings.tmp_dir, exports_dir=settings.exports_dir,
         organisation=settings.organisation,
+        transcoder=viewing_copy,
         full_original_max_bytes=settings.full_original_max_bytes)
 
 
@@ -177,6 +179,7 @@ def test_the_zip_gets_its_final_name_only_after_its_custody_entry_commits(
         result = export_case(session, case=case, exporter="x", signer=world.signer,
                              originals=world.state.originals, derived=world.state.derived,
                              tmp_dir=world.state.settings.tmp_dir, out_path=out,
+                             transcoder=viewing_copy,
                              organisation="o", full_original_max_bytes=10**9, commit=commit)
     assert seen["final_exists"] is False
     assert seen["parts"] == [part_path(out)] and owner_tag() in seen["parts"][0].name
@@ -201,6 +204,7 @@ def test_a_commit_that_fails_leaves_no_bundle_no_part_and_no_entry(
             export_case(session, case=case, exporter="x", signer=world.signer,
                         originals=world.state.originals, derived=world.state.derived,
                         tmp_dir=world.state.settings.tmp_dir, out_path=out,
+                        transcoder=viewing_copy,
                         organisation="o", full_original_max_bytes=10**9, commit=commit)
         session.rollback()
     assert _export_entries(world) == []

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 import evidence.exports as exports
 from evidence.verify import verify_bundle
+from indexer.transcode import viewing_copy
 from storage.custody import append_custody_entry, chain_entries
 from storage.errors import ConflictError
 from storage.models.access import LoginAttempt
@@ -128,6 +129,7 @@ def test_a_chain_that_moves_at_the_last_instant_fails_the_export_cleanly(
                                 originals=world.state.originals,
                                 derived=world.state.derived,
                                 tmp_dir=world.state.settings.tmp_dir, out_path=out,
+                                transcoder=viewing_copy,
                                 organisation="o", full_original_max_bytes=10**9)
         session.rollback()
         actions = session.exec(select(CustodyEntry.action).order_by(

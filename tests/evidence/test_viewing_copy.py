@@ -33,12 +33,12 @@ from evidence.report import ReportData
 from evidence.verify import verify_bundle
 from evidence.viewing_copy import make_viewing_copy
 from indexer.ingest import IngestOptions, ingest_file
+from indexer.transcode import TranscodeError, viewing_copy
 from search_api.state import AppState, build_state
 from storage.models.access import Role, User
 from storage.models.evidence import Case
 from storage.models.media import Camera, Original
 from storage.settings import Settings
-from storage.transcode import TranscodeError
 from tests.evidence.conftest import make_footage
 
 START = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
@@ -95,6 +95,7 @@ def _export(state: AppState, signer: Signer, case: Case, out: Path) -> ExportRes
                              signer=signer, originals=state.originals, derived=state.derived,
                              tmp_dir=state.settings.tmp_dir, out_path=out,
                              organisation=state.settings.organisation,
+                             transcoder=viewing_copy,
                              full_original_max_bytes=state.settings.full_original_max_bytes)
         session.commit()
     return result
@@ -276,6 +277,7 @@ def test_a_clip_ffmpeg_cannot_decode_fails_in_one_sentence_and_stores_nothing(
     with pytest.raises(TranscodeError, match=r"^ffmpeg could not decode clip-001-cam\.mkv "
                                              r"to make its H\.264 copy \(.+\)\.$"):
         make_viewing_copy(clip_sha256=stored, clip_path="data/clips/clip-001-cam.mkv",
-                          derived=state.derived, tmp_dir=state.settings.tmp_dir)
+                          derived=state.derived, tmp_dir=state.settings.tmp_dir,
+                          transcoder=viewing_copy)
     assert sorted(state.derived.iter_hashes()) == before
     assert list(state.settings.tmp_dir.iterdir()) == []

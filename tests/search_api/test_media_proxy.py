@@ -20,9 +20,9 @@ from sqlmodel import Session, col, select
 from indexer.ingest import IngestOptions, ingest_file
 from indexer.media import ffmpeg_exe
 from search_api.state import AppState
+from storage.media_copies import proxy_record_path
 from storage.models.access import AuditEvent, Role
 from storage.models.media import Original, Segment
-from storage.transcode import proxy_record_path
 from tests.search_corpus import SearchCorpus, copy_corpus
 
 

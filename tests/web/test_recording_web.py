@@ -25,10 +25,10 @@ from search_api.state import build_state
 from storage.cameras import add_camera, validate_camera
 from storage.db import session_scope
 from storage.gaps import record_gap
+from storage.media_copies import proxy_record_path
 from storage.models.access import Role
 from storage.models.media import Frame, Original, Segment
 from storage.settings import Settings
-from storage.transcode import proxy_record_path
 from storage.types import utcnow
 from tests.web.conftest import (
     CAMERA,

@@ -283,7 +283,7 @@ def test_footage_ingested_again_after_it_expired_expires_again(world: World) -> 
 
 
 def test_a_segments_playback_proxy_and_its_record_go_with_it(world: World) -> None:
-    from storage.transcode import proxy_record_path
+    from storage.media_copies import proxy_record_path
 
     world.state.settings.retention_days = 30
     old = world.ingest(0, days_ago=40)

@@ -22,8 +22,10 @@ One transcode serves two callers, each with its own ``TranscodeProfile``:
 The result names the tool, its version, the full command and parameters and the
 source's SHA-256, so the copy can be recorded as derived in provenance.
 
-This module sits in ``storage`` because both ``evidence`` (viewing copies) and the
-playback proxy of ``search_api`` need it, and ``evidence`` may not import ``indexer``.
+Media work belongs to the domain layer, not ``storage``: this module runs ffmpeg and
+PyAV, and ``storage.media_copies`` only describes the result and where a proxy's record
+lies. ``evidence`` may not import ``indexer``, so an export is handed ``viewing_copy``
+(a ``evidence.viewing_copy.ViewingTranscoder``) by the application layer.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import json
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -44,12 +46,8 @@ import imageio_ffmpeg
 from storage.atomic import make_private_dirs, owner_tag, write_atomically
 from storage.blobstore import BlobStore
 from storage.errors import OkoError, StorageError
+from storage.media_copies import TranscodeResult, VideoFacts, proxy_record_path
 
-# what a browser and an ordinary office PC play without extra codecs
-PLAYABLE_CONTAINERS = {"mp4", "mov"}
-PLAYABLE_VIDEO_CODECS = {"h264"}
-PLAYABLE_PIXEL_FORMATS = {"yuv420p", "yuvj420p"}
-PLAYABLE_AUDIO_CODECS = {"aac", "mp3"}
 STDERR_TAIL = 200
 _LOG_PREFIX = re.compile(r"\[[^\]]*@ 0x[0-9a-f]+\]\s*")  # "[dec:hevc @ 0x55d5...] "
 
@@ -77,42 +75,6 @@ VIEWING_COPY = TranscodeProfile(name="viewing-copy", preset="veryfast", crf=20,
                                 max_height=None, audio_bitrate="128k", keyframe_seconds=2.0)
 PLAYBACK_PROXY = TranscodeProfile(name="playback-proxy", preset="veryfast", crf=28,
                                   max_height=720, audio_bitrate="64k", keyframe_seconds=2.0)
-
-
-@dataclass(frozen=True)
-class VideoFacts:
-    """What decides whether a file plays everywhere: container, codecs, size, rate."""
-
-    container: str
-    codec: str
-    pixel_format: str
-    width: int
-    height: int
-    frame_rate: str  # "25/1": the stream's base rate (ffprobe's r_frame_rate); "" unknown
-    audio_codec: str | None
-
-    @property
-    def widely_playable(self) -> bool:
-        """H.264 4:2:0 in MP4, with AAC or MP3 audio or none."""
-        return (self.container in PLAYABLE_CONTAINERS
-                and self.codec in PLAYABLE_VIDEO_CODECS
-                and self.pixel_format in PLAYABLE_PIXEL_FORMATS
-                and (self.audio_codec is None or self.audio_codec in PLAYABLE_AUDIO_CODECS))
-
-
-@dataclass(frozen=True)
-class TranscodeResult:
-    """A playable copy stored in the derived store, and exactly how it was made."""
-
-    sha256: str
-    size_bytes: int
-    source_sha256: str
-    profile: str
-    facts: VideoFacts
-    tool: str
-    tool_version: str
-    command: list[str] = field(default_factory=list)
-    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 def ffmpeg_binary() -> str:
@@ -247,13 +209,17 @@ def transcode_h264(*, source: Path, source_sha256: str, profile: TranscodeProfil
     )
 
 
-PROXY_RECORDS = "proxies"
-"""Under the derived store's root: ``<source sha256>.json``, each proxy's provenance."""
+def viewing_copy(*, source: Path, source_sha256: str, derived: BlobStore, tmp_dir: Path,
+                 name: str) -> TranscodeResult | None:
+    """The ``VIEWING_COPY`` of ``source`` (a stored clip called ``name``), stored in
+    ``derived``; None when ``source`` itself plays everywhere (H.264 in MP4).
 
-
-def proxy_record_path(derived: BlobStore, source_sha256: str) -> Path:
-    derived.path_for(source_sha256)  # refuses anything but a SHA-256
-    return derived.root / PROXY_RECORDS / f"{source_sha256}.json"
+    Raises like ``transcode_h264``.
+    """
+    if probe_video(source, name=name).widely_playable:
+        return None
+    return transcode_h264(source=source, source_sha256=source_sha256, profile=VIEWING_COPY,
+                          derived=derived, tmp_dir=tmp_dir, name=name)
 
 
 def playback_proxy(*, source_sha256: str, derived: BlobStore, tmp_dir: Path,
@@ -295,17 +261,14 @@ def playback_proxy(*, source_sha256: str, derived: BlobStore, tmp_dir: Path,
 
 __all__ = [
     "PLAYBACK_PROXY",
-    "PROXY_RECORDS",
     "VIEWING_COPY",
     "TranscodeError",
     "TranscodeProfile",
-    "TranscodeResult",
-    "VideoFacts",
     "ffmpeg_binary",
     "ffmpeg_version",
     "playback_proxy",
     "probe_video",
-    "proxy_record_path",
     "transcode_args",
     "transcode_h264",
+    "viewing_copy",
 ]
