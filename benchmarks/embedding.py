@@ -35,6 +35,7 @@ from sqlmodel import Session, col, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.random_clip import random_embedder
 from indexer.clip_presets import DEFAULT_PRESET
 from indexer.embed_queue import embed_pending_frames
 from indexer.embeddings import (
@@ -239,7 +240,7 @@ def measure_motion_gating(*, work_dir: Path, threshold: float = 0.02) -> dict[st
 
 def run(*, frames: int = 64, runs: int = 3, batch_size: int = 32) -> dict[str, Any]:
     images = synthetic_frames(frames)
-    random_model = build_unsafe_random_embedder(DEFAULT_PRESET, seed=0, batch_size=batch_size)
+    random_model = random_embedder(DEFAULT_PRESET, batch_size=batch_size)
     batched = measure_embedding_throughput(embedder=random_model, frames=images, runs=runs)
     baseline = measure_embedding_throughput(embedder=random_model, frames=images[:16],
                                             runs=runs, batch_size=1, threads=1)
@@ -288,7 +289,7 @@ def main() -> None:
     else:
         result = run(frames=args.frames, runs=args.runs, batch_size=args.batch_size)
     if args.onnx or args.onnx_only:
-        model = build_unsafe_random_embedder(DEFAULT_PRESET, seed=0, batch_size=args.batch_size)
+        model = random_embedder(DEFAULT_PRESET, batch_size=args.batch_size)
         with tempfile.TemporaryDirectory(prefix="oko-bench-onnx-") as work_dir:
             result["text_encoder"] = measure_text_encoder(
                 embedder=model, work_dir=Path(work_dir), runs=args.runs)

@@ -4,6 +4,8 @@
                                    [--height 720|1080] [--grain 10]
                                    [--mode ingest|plates|embed|analysis|workers]
                                    [--segment-seconds 10]
+                                   [--embedder vit-b-32-random|test-tiny]
+                                   [--image-encoder onnx|torch]
 
 Each simulated camera is an ffmpeg HTTP MPEG-TS server (``-re -stream_loop -1 -listen
 1``) playing generated footage (``--height`` 720 or 1080, 25 fps, a keyframe every 2 s;
@@ -15,27 +17,38 @@ records all of them in ``--segment-seconds`` files, each ingested as it finishes
 - ``plates``: one analysis thread in the same process reads plates in every new frame
   (``read_waiting_plates``, rapidocr's real PP-OCR weights; SQLite);
 - ``embed``: one analysis thread embeds every new frame and syncs the shards
-  (``indexer.reindex`` with the weights installed as ``OKO_CLIP_WEIGHTS``). There are no
-  CLIP weights on the build machine, so the weights are the **random ``test-tiny``
-  open_clip model the tests use** (``build_unsafe_random_embedder``), saved as a
-  checkpoint and loaded through the real path; it is far cheaper than ViT-B-32, and the
-  output says so;
+  (``indexer.reindex`` with the model ``load_installed_embedder`` loads, once, before the
+  clock starts);
 - ``analysis``: plates and embedding both, in that thread;
 - ``workers``: recording in this process on a real PostgreSQL (``tests.services``),
   each finished file queued to a real Redis on 127.0.0.1, and 2 separate ``oko worker``
   processes (solo pool) taking the embed-and-plates task, as a recorder machine and
-  worker machines would split the work.
+  worker machines would split the work. A worker's ``oko.embed`` task loads the model
+  itself (``search_api.usecases.ingest``), so the workers pay that load per task.
+
+The model (``--embedder``): there are no CLIP weights on the build machine, so it is a
+random-weight model built through open_clip (``benchmarks/random_clip.py``):
+``vit-b-32-random`` (default; the default preset's architecture, the same arithmetic as
+real weights) or ``test-tiny`` (the tests' model, nearly free). It is saved as a
+checkpoint and installed as ``OKO_CLIP_WEIGHTS``, loaded through the production path
+(``load_installed_embedder``). ``--image-encoder onnx`` (default) sets
+``OKO_IMAGE_ENCODER=onnx``: the image tower runs on ONNX Runtime (``indexer.onnx_towers``),
+as a worker does when ONNX is enabled; a worker's default is torch (``--image-encoder
+torch``). The checkpoint and the ONNX export are built once into ``--footage-dir``
+(``--prepare-only``) and hard-linked into each run's data dir, so no run exports.
 
 For every N it prints, as JSON: files expected / recorded / lost (gaps, quarantined
 files, files left in the spool), the ingest lag of each file (its acquisition custody
 entry minus the file's end) as median, max and last files against first, the analysis
-backlog (frames waiting for plates / embedding, sampled every 10 s: at the end and its
-trend, the second half's mean against the first half's), and CPU use (cores, by part:
-the recording process, its ffmpeg recorders, the camera servers, the workers).
-N is ``sustained`` when nothing was lost, the lag stayed under two file lengths without
-growing, and the backlog (where there is analysis) stayed under three files' frames per
-camera without growing. ``--find-max`` doubles N from the first count until a run is
-not sustained, then bisects (each step a full run).
+backlog (frames waiting for plates / embedding, sampled every 10 s: first sample, peak,
+end, and its trend, the second half's mean against the first half's), the embedder and
+the backend that really ran, and CPU use (cores, by process group: the recording process
+with its in-process analysis thread, its ffmpeg recorders, the camera servers, the
+workers). N is ``sustained`` when each of ``checks`` holds; ``sustained_rule`` states
+them: nothing lost, the lag under two file lengths and not growing, and the backlog
+(where there is analysis) draining: at the end under three files' frames per camera,
+and not growing. ``--find-max`` doubles N from the first count until a run is not
+sustained, then bisects (each step a full run).
 """
 
 from __future__ import annotations
@@ -44,6 +57,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -65,6 +79,12 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import func  # noqa: E402
 from sqlmodel import Session, col, select  # noqa: E402
 
+from benchmarks.random_clip import (  # noqa: E402
+    EMBEDDERS,
+    IMAGE_ENCODERS,
+    RandomModel,
+    prepare_random_model,
+)
 from indexer.media import ffmpeg_exe, tool_version  # noqa: E402
 from indexer.samples import H264, _encode, day_scene  # noqa: E402
 from search_api.state import AppState, build_state  # noqa: E402
@@ -81,10 +101,14 @@ from storage.settings import Settings  # noqa: E402
 MODES = ("ingest", "plates", "embed", "analysis", "workers")
 SAMPLE_INTERVAL_S = 2.0  # ingest's default: one frame per GOP
 PASSPHRASE = "benchmark-throwaway-passphrase"  # noqa: S105  # a throwaway key
-MODEL_NOTE = ("embedding uses the random test-tiny open_clip model (the tests' "
-              "build_unsafe_random_embedder, installed as OKO_CLIP_WEIGHTS), not ViT-B-32: "
-              "its per-frame cost is far lower, so embedding capacity here is an upper bound "
-              "for ViT-B-32")
+EMBEDDING_MODES = ("embed", "analysis", "workers")
+SUSTAINED_RULE = (
+    "sustained when all checks hold: nothing_lost (no gap but the final stop, no file "
+    "quarantined or left in the spool); lag_bounded (every file's ingest lag under two "
+    "file lengths); lag_not_growing (the last N files' mean lag not more than one file "
+    "length above the first N files'); backlog_drains (with analysis, per kind: frames "
+    "waiting at the end at most three files' frames per camera, and the second half's "
+    "mean not more than half that above the first half's)")
 
 
 def _free_port() -> int:
@@ -112,18 +136,6 @@ def make_footage(directory: Path, *, height: int, seconds: float = 60.0,
         rate = ["-b:v", "3M", "-maxrate", "3M", "-bufsize", "6M"] if grain else []
         _encode(out=path, graph=graph,
                 codec_args=[*H264[:-2], "-threads", "0", "-bf", "0", *rate])
-    return path
-
-
-def tiny_checkpoint(directory: Path) -> Path:
-    """The random test-tiny model's state dict, saved once (``OKO_CLIP_WEIGHTS``)."""
-    path = directory / "test-tiny-random.pt"
-    if not path.exists():
-        import torch
-
-        from indexer.embeddings import build_unsafe_random_embedder
-
-        torch.save(build_unsafe_random_embedder("test-tiny", seed=0).model.state_dict(), path)
     return path
 
 
@@ -178,35 +190,113 @@ def _backlog(state: AppState) -> dict[str, int]:
             "embedding_waiting": frames - embedded}
 
 
-def _analysis_loop(state: AppState, mode: str, stop: threading.Event) -> None:
-    """What a worker's embed task does, in a loop, with the model loaded once."""
-    from indexer.reindex import ReindexSettings, load_installed_embedder, reindex
-    from search_api.usecases.plate_watch import read_waiting_plates
+@dataclass
+class Analysis:
+    """The in-process analysis thread: what a worker's embed task does, in a loop.
 
-    config = ReindexSettings.from_settings(state.settings)
-    embedder = (load_installed_embedder(engine=state.engine, config=config)
-                if mode in ("embed", "analysis") else None)
-    while not stop.is_set():
-        done = 0
-        if mode in ("plates", "analysis"):
-            report, _events = read_waiting_plates(state)
-            done += report.frames_read + report.frames_static
-        if embedder is not None:
-            embedded, _synced = reindex(engine=state.engine, derived=state.derived,
-                                        config=config, embedder=embedder)
-            done += embedded.embedded + embedded.linked
-        if not done:
-            stop.wait(1.0)
+    The models are loaded once, before the clock starts (``load``); a worker's task loads
+    the CLIP model per task. ``busy_s`` is the wall time spent in each kind's calls.
+    Its CPU (``cpu_seconds``) is this thread's plus the threads the loads started (ONNX
+    Runtime's and torch's pools): part of the recording process's.
+    """
+
+    state: AppState
+    mode: str
+    embedder: Any = None
+    model_load_s: float | None = None
+    frames: dict[str, int] = field(default_factory=lambda: {"plates": 0, "embedding": 0})
+    busy_s: dict[str, float] = field(default_factory=lambda: {"plates": 0.0, "embedding": 0.0})
+    error: str | None = None
+    threads: set[int] = field(default_factory=set)
+
+    def load(self) -> None:
+        before = {t.id for t in psutil.Process().threads()}
+        if self.mode in ("plates", "analysis"):
+            from search_api.usecases.plate_watch import shared_reader
+
+            shared_reader()
+        if self.mode in ("embed", "analysis"):
+            from indexer.reindex import ReindexSettings, load_installed_embedder
+
+            started = time.monotonic()
+            self.embedder = load_installed_embedder(
+                engine=self.state.engine,
+                config=ReindexSettings.from_settings(self.state.settings))
+            self.model_load_s = round(time.monotonic() - started, 2)
+        self.threads = {t.id for t in psutil.Process().threads()} - before
+
+    def cpu_seconds(self) -> float:
+        return sum(t.user_time + t.system_time for t in psutil.Process().threads()
+                   if t.id in self.threads)
+
+    def run(self, stop: threading.Event) -> None:
+        self.threads.add(threading.get_native_id())
+        try:
+            self._loop(stop)
+        except Exception as exc:  # reported in the JSON; the backlog then shows it
+            self.error = f"{type(exc).__name__}: {exc}"
+            raise
+
+    def _loop(self, stop: threading.Event) -> None:
+        from indexer.reindex import ReindexSettings, reindex
+        from search_api.usecases.plate_watch import read_waiting_plates
+
+        config = ReindexSettings.from_settings(self.state.settings)
+        while not stop.is_set():
+            done = 0
+            if self.mode in ("plates", "analysis"):
+                started = time.monotonic()
+                report, _events = read_waiting_plates(self.state)
+                self.busy_s["plates"] += time.monotonic() - started
+                self.frames["plates"] += report.frames_read + report.frames_static
+                done += report.frames_read + report.frames_static
+            if self.embedder is not None:
+                started = time.monotonic()
+                embedded, _synced = reindex(engine=self.state.engine,
+                                            derived=self.state.derived, config=config,
+                                            embedder=self.embedder)
+                self.busy_s["embedding"] += time.monotonic() - started
+                self.frames["embedding"] += embedded.embedded + embedded.linked
+                done += embedded.embedded + embedded.linked
+            if not done:
+                stop.wait(1.0)
+
+    def report(self, elapsed: float) -> dict[str, Any]:
+        kinds = {"plates": ("plates", "analysis"), "embedding": ("embed", "analysis")}
+        return {"model_load_s": self.model_load_s, "error": self.error,
+                "thread_pool_threads": len(self.threads), **{
+            kind: {"frames_done": self.frames[kind], "busy_s": round(self.busy_s[kind], 1),
+                   "busy_fraction": round(self.busy_s[kind] / elapsed, 2),
+                   "frames_per_busy_s": round(self.frames[kind] / self.busy_s[kind], 2)
+                   if self.busy_s[kind] else None}
+            for kind, modes in kinds.items() if self.mode in modes}}
+
+
+TASK_LINE = re.compile(r"Task oko\.embed\[[^\]]+\] (succeeded in ([0-9.]+)s|raised)")
+
+
+def worker_log_summary(text: str) -> dict[str, Any]:
+    """The ``oko.embed`` tasks a worker log shows: count, failures, seconds each, backend.
+
+    Each task loads the model (``load_installed_embedder``) before it embeds, so its
+    seconds include that load.
+    """
+    seconds = [float(m.group(2)) for m in TASK_LINE.finditer(text) if m.group(2)]
+    failed = sum(1 for m in TASK_LINE.finditer(text) if m.group(1) == "raised")
+    return {"embed_tasks": len(seconds) + failed, "embed_tasks_failed": failed,
+            "embed_task_s_total": round(sum(seconds), 1),
+            "embed_task_s_median": round(statistics.median(seconds), 2) if seconds else None,
+            "image_tower_fell_back_to_torch": "image tower runs on torch" in text}
 
 
 @contextmanager
-def _workers(settings: Settings, work: Path, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+def _workers(settings: Settings, work: Path, count: int, model: RandomModel,
+             logs: dict[str, str]) -> Iterator[list[subprocess.Popen[bytes]]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OKO_")}
     env |= {"OKO_HOME": str(settings.home), "OKO_ENVIRONMENT": "test",
             "OKO_KEY_PASSPHRASE": PASSPHRASE, "OKO_DATABASE_URL": str(settings.database_url),
-            "OKO_BROKER_URL": str(settings.broker_url), "OKO_CLIP_PRESET": "test-tiny",
-            "OKO_CLIP_WEIGHTS": str(settings.clip_weights), "OKO_WORKER_CONCURRENCY": "1",
-            "PYTHONPATH": str(ROOT)}
+            "OKO_BROKER_URL": str(settings.broker_url), **model.environment(),
+            "OKO_WORKER_CONCURRENCY": "1", "PYTHONPATH": str(ROOT)}
     started = []
     for number in range(count):
         log = (work / f"worker-{number}.log").open("wb")
@@ -226,11 +316,12 @@ def _workers(settings: Settings, work: Path, count: int) -> Iterator[list[subpro
                 process.wait()
         keep = Path(os.environ.get("OKO_BENCH_LOG_DIR", tempfile.gettempdir()))
         for number in range(count):
-            log_path = work / f"worker-{number}.log"
-            (keep / f"recording-bench-worker-{number}.log").write_bytes(log_path.read_bytes())
+            text = (work / f"worker-{number}.log").read_text(errors="replace")
+            (keep / f"recording-bench-worker-{number}.log").write_text(text)
+            logs[f"worker-{number}"] = text
 
 
-def _settings(home: Path, *, mode: str, segment_seconds: float, weights: Path | None,
+def _settings(home: Path, *, mode: str, segment_seconds: float, model: RandomModel | None,
               stack: ExitStack) -> Settings:
     extra: dict[str, Any] = {}
     if mode == "workers":
@@ -244,7 +335,7 @@ def _settings(home: Path, *, mode: str, segment_seconds: float, weights: Path | 
     return Settings(home=home, environment="test", key_passphrase=PASSPHRASE,
                     record_segment_seconds=segment_seconds, record_min_free_mb=0,
                     record_backoff_seconds=0.5, record_backoff_max_seconds=2,
-                    clip_preset="test-tiny", clip_weights=weights, **extra)
+                    **(model.settings() if model else {"clip_preset": "test-tiny"}), **extra)
 
 
 def _trend(samples: list[int]) -> float | None:
@@ -254,12 +345,44 @@ def _trend(samples: list[int]) -> float | None:
     return round(statistics.mean(samples[half:]) - statistics.mean(samples[:half]), 1)
 
 
+def lag_summary(values: list[float], *, cameras: int, segment_seconds: float) -> dict[str, Any]:
+    """Ingest lags in file-end order: median, max, the first and last N files, growing."""
+    tail = values[-cameras:] if len(values) >= 2 * cameras else values[-1:]
+    head = values[:cameras] if len(values) >= 2 * cameras else values[:1]
+    growing = bool(values) and statistics.mean(tail) > statistics.mean(head) + segment_seconds
+    return {"median": round(statistics.median(values), 2) if values else None,
+            "max": round(max(values), 2) if values else None,
+            "first_files": [round(v, 2) for v in head],
+            "last_files": [round(v, 2) for v in tail], "growing": growing}
+
+
+def backlog_summary(samples: list[int], *, bound: float) -> dict[str, Any]:
+    """Frames waiting, sampled every 10 s: first sample, peak, end, trend, and ``drains``."""
+    trend = _trend(samples)
+    end = samples[-1] if samples else 0
+    return {"at_first_sample": samples[0] if samples else 0, "peak": max(samples, default=0),
+            "at_end": end, "trend_second_half_minus_first": trend,
+            "drains": end <= bound and (trend is None or trend <= bound / 2),
+            "samples_every_10s": samples}
+
+
+def verdict(*, lost: int, lag: dict[str, Any], segment_seconds: float,
+            backlogs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The checks of ``SUSTAINED_RULE`` and whether all hold."""
+    checks = {"nothing_lost": lost == 0,
+              "lag_bounded": lag["max"] is not None and lag["max"] < 2 * segment_seconds,
+              "lag_not_growing": lag["max"] is not None and not lag["growing"],
+              "backlog_drains": all(b["drains"] for b in backlogs)}
+    return {"checks": checks, "sustained": all(checks.values())}
+
+
 def run_cameras(footage: Path, *, count: int, seconds: float, segment_seconds: float,
-                mode: str, weights: Path | None) -> dict[str, Any]:
+                mode: str, model: RandomModel | None) -> dict[str, Any]:
+    worker_logs: dict[str, str] = {}
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="oko-rec-bench-")))
         settings = _settings(work / "home", mode=mode, segment_seconds=segment_seconds,
-                             weights=weights, stack=stack)
+                             model=model, stack=stack)
         job_queue = None
         if mode == "workers":
             from search_api.jobqueue import CeleryJobQueue
@@ -267,14 +390,18 @@ def run_cameras(footage: Path, *, count: int, seconds: float, segment_seconds: f
             job_queue = CeleryJobQueue(settings)
         state = build_state(settings, job_queue=job_queue)
         stack.callback(state.engine.dispose)
+        if model is not None:
+            model.install_onnx(settings.onnx_dir)
+        analysis = Analysis(state, mode)
+        analysis.load()  # before the clock and the cameras: a worker is started beforehand
         servers = _servers(footage, count)
         with session_scope(state.engine) as session:
             for number, (url, _process) in enumerate(servers, start=1):
                 camera = validate_camera(id=f"SIM-{number:03d}", name="Simulated",
                                          latitude=50.45, longitude=30.52, agency="police")
                 add_camera(session, camera=camera).stream_url = url
-        workers = (stack.enter_context(_workers(settings, work, 2))
-                   if mode == "workers" else [])
+        workers = (stack.enter_context(_workers(settings, work, 2, model, worker_logs))
+                   if mode == "workers" and model is not None else [])
         server_pids = {p.pid for _u, p in servers}
         worker_pids = {p.pid for p in workers}
         me = psutil.Process()
@@ -295,12 +422,15 @@ def run_cameras(footage: Path, *, count: int, seconds: float, segment_seconds: f
             "camera_servers": lambda: children(lambda c: c.pid in server_pids),
             "workers": lambda: children(in_workers),
         })
+        meter.sample()  # the model load so far is not part of the run
+        meter_start = dict(meter.seen)
+        analysis_cpu_start = analysis.cpu_seconds()
         stop_analysis = threading.Event()
-        analysis = None
+        thread = None
         if mode in ("plates", "embed", "analysis"):
-            analysis = threading.Thread(target=_analysis_loop, args=(state, mode, stop_analysis),
-                                        daemon=True, name="analysis")
-            analysis.start()
+            thread = threading.Thread(target=analysis.run, args=(stop_analysis,),
+                                      daemon=True, name="analysis")
+            thread.start()
         pool = build_recorder_pool(state, refresh_s=3600)
         machine_before = psutil.cpu_times()
         started = time.monotonic()
@@ -314,6 +444,7 @@ def run_cameras(footage: Path, *, count: int, seconds: float, segment_seconds: f
                 loads.append(os.getloadavg()[0])
                 backlog.append(_backlog(state))
             meter.sample()
+            analysis_cpu = analysis.cpu_seconds() - analysis_cpu_start
         finally:
             pool.stop()
         elapsed = time.monotonic() - started
@@ -321,8 +452,8 @@ def run_cameras(footage: Path, *, count: int, seconds: float, segment_seconds: f
         busy = (sum(machine) - machine.idle - machine.iowait) - (
             sum(machine_before) - machine_before.idle - machine_before.iowait)
         stop_analysis.set()
-        if analysis is not None:
-            analysis.join(timeout=120)
+        if thread is not None:
+            thread.join(timeout=120)
         for _url, process in servers:
             process.kill()
             process.wait()
@@ -342,53 +473,56 @@ def run_cameras(footage: Path, *, count: int, seconds: float, segment_seconds: f
                    (entries[o.id] - o.recording_start_utc - timedelta(
                        seconds=o.duration_s)).total_seconds())
                   for o in originals if o.id in entries)
-    values = [lag for _end, lag in lags]
-    tail = values[-count:] if len(values) >= 2 * count else values[-1:]
-    head = values[:count] if len(values) >= 2 * count else values[:1]
-    expected = int(elapsed // segment_seconds) * cameras
-    max_lag = max(values) if values else None
-    lag_growing = bool(values) and statistics.mean(tail) > statistics.mean(head) + segment_seconds
+    lag = lag_summary([value for _end, value in lags], cameras=count,
+                      segment_seconds=segment_seconds)
     bound = cameras * 3 * segment_seconds / SAMPLE_INTERVAL_S
-    waiting = {key: [b[key] for b in backlog] for key in ("plates_waiting", "embedding_waiting")}
-    analysed = {"plates": ("plates", "analysis", "workers"),
-                "embedding": ("embed", "analysis", "workers")}
-    backlog_ok = True
-    backlog_report: dict[str, Any] = {"frames_sampled": final_backlog["frames"],
-                                      "bound_frames": int(bound)}
+    analysed = {"plates": ("plates", "analysis", "workers"), "embedding": EMBEDDING_MODES}
+    backlog_report: dict[str, Any] = {
+        "frames_sampled": final_backlog["frames"], "bound_frames": int(bound),
+        "after_stop": {f"{k}_waiting": final_backlog[f"{k}_waiting"]
+                       for k, modes in analysed.items() if mode in modes}}
     for name, modes in analysed.items():
-        samples = waiting[f"{name}_waiting"]
-        if mode not in modes:
-            continue
-        trend = _trend(samples)
-        end = samples[-1] if samples else 0
-        backlog_report[name] = {"waiting_at_end": end, "max": max(samples, default=0),
-                                "trend_second_half_minus_first": trend,
-                                "samples_every_10s": samples}
-        backlog_ok = backlog_ok and end <= bound and (trend is None or trend <= bound / 2)
-    lost = len(gaps) + len(quarantined) + len(left_in_spool)
+        if mode in modes:
+            backlog_report[name] = backlog_summary(
+                [b[f"{name}_waiting"] for b in backlog], bound=bound)
+    lost = {"gaps": len(gaps), "quarantined": len(quarantined),
+            "left_in_spool": len(left_in_spool)}
+    outcome = verdict(lost=sum(lost.values()), lag=lag, segment_seconds=segment_seconds,
+                      backlogs=[v for k, v in backlog_report.items() if k in analysed])
+    for key, seconds_then in meter_start.items():
+        meter.seen[key] -= seconds_then
+    embedding: dict[str, Any] | None = None
+    if mode in EMBEDDING_MODES and model is not None:
+        embedding = {**model.describe(), "model_loaded": "once, before the clock"}
+        if mode == "workers":
+            embedding |= {"model_loaded": "by each oko.embed task (the worker's own path)",
+                          "image_backend": "torch" if model.image_encoder == "torch" else
+                          ("torch (the ONNX tower fell back)" if any(
+                              worker_log_summary(t)["image_tower_fell_back_to_torch"]
+                              for t in worker_logs.values()) else "onnx-fp32"),
+                          "workers": {name: worker_log_summary(text)
+                                      for name, text in sorted(worker_logs.items())}}
+        else:
+            embedding["image_backend"] = str(getattr(analysis.embedder, "image_backend", "?"))
     return {
         "cameras": count,
         "mode": mode,
         "recorded_s": round(elapsed, 1),
-        "files_expected_about": expected,
+        "files_expected_about": int(elapsed // segment_seconds) * cameras,
         "files_recorded": len(originals),
-        "files_lost": {"gaps": len(gaps), "quarantined": len(quarantined),
-                       "left_in_spool": len(left_in_spool)},
+        "files_lost": lost,
         "footage_s_recorded": round(sum(o.duration_s for o in originals), 1),
-        "ingest_lag_s": {
-            "median": round(statistics.median(values), 2) if values else None,
-            "max": round(max_lag, 2) if max_lag is not None else None,
-            "first_files": [round(v, 2) for v in head],
-            "last_files": [round(v, 2) for v in tail],
-            "growing": lag_growing,
-        },
+        "ingest_lag_s": lag,
         "analysis_backlog": backlog_report if mode != "ingest" else None,
-        "cpu_cores": {**meter.cores(elapsed), "machine_busy": round(busy / elapsed, 2)},
+        "analysis_thread": analysis.report(elapsed) if thread is not None else None,
+        "embedding": embedding,
+        "cpu_cores": {**meter.cores(elapsed), "machine_busy": round(busy / elapsed, 2),
+                      "of_which_in_process_analysis": round(analysis_cpu / elapsed, 2)
+                      if thread is not None else None},
         "load_average_1min": {"min": round(min(loads, default=0), 2),
                               "max": round(max(loads, default=0), 2),
                               "end": round(os.getloadavg()[0], 2)},
-        "sustained": bool(values) and not lost and max_lag is not None
-        and max_lag < 2 * segment_seconds and not lag_growing and backlog_ok,
+        **outcome,
     }
 
 
@@ -410,9 +544,21 @@ def counts_to_try(first: int, *, find_max: bool, run: Callable[[int], bool]) -> 
             n = (good + bad) // 2 if good else max(1, bad // 2)
 
 
-def main() -> None:
+def camera_counts(text: str) -> list[int]:
+    """``--cameras``: comma-separated positive counts."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of positive camera counts")
+    return counts
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cameras", default="1,2,4",
+    parser.add_argument("--cameras", default=[1, 2, 4], type=camera_counts,
                         help="Comma-separated camera counts to try, in order (with "
                              "--find-max: the first count to start the search from).")
     parser.add_argument("--find-max", action="store_true",
@@ -426,26 +572,39 @@ def main() -> None:
                         help="Noise strength (e.g. 10) for a realistic bitrate.")
     parser.add_argument("--prepare-only", action="store_true",
                         help="Only build the footage (and model) in --footage-dir, untimed.")
-    args = parser.parse_args()
+    parser.add_argument("--embedder", default="vit-b-32-random", choices=sorted(EMBEDDERS),
+                        help="The random-weight model embedding modes install "
+                             "(benchmarks/random_clip.py).")
+    parser.add_argument("--image-encoder", default="onnx", choices=IMAGE_ENCODERS,
+                        help="OKO_IMAGE_ENCODER for the embedding: onnx (ONNX Runtime image "
+                             "tower) or torch (a worker's default).")
+    return parser
+
+
+def main() -> None:
+    args = parser().parse_args()
     footage_dir = args.footage_dir or Path(tempfile.mkdtemp(prefix="oko-rec-footage-"))
     footage_dir.mkdir(parents=True, exist_ok=True)
     footage = make_footage(footage_dir, height=args.height, grain=args.grain)
-    weights = tiny_checkpoint(footage_dir) if args.mode in ("embed", "analysis",
-                                                            "workers") else None
+    model = prepare_random_model(footage_dir, name=args.embedder,
+                                 image_encoder=args.image_encoder) \
+        if args.mode in EMBEDDING_MODES else None
     if args.prepare_only:
-        print(json.dumps({"footage": str(footage), "weights": str(weights) if weights else None}))
+        print(json.dumps({"footage": str(footage),
+                          "model": {**model.describe(), "weights_path": str(model.weights),
+                                    "prepare_s": model.prepare_s} if model else None}))
         return
     results: list[dict[str, Any]] = []
 
     def run(n: int) -> bool:
         result = run_cameras(footage, count=n, seconds=args.seconds,
                              segment_seconds=args.segment_seconds, mode=args.mode,
-                             weights=weights)
+                             model=model)
         results.append(result)
         print(json.dumps(result), file=sys.stderr, flush=True)  # progress, one line per N
         return bool(result["sustained"])
 
-    counts = [int(n) for n in args.cameras.split(",")]
+    counts = args.cameras
     if args.find_max:
         counts_to_try(counts[0], find_max=True, run=run)
     else:
@@ -459,7 +618,8 @@ def main() -> None:
         "mode": args.mode,
         "plates": args.mode in ("plates", "analysis", "workers"),
         "embedding": args.mode in ("embed", "analysis", "workers"),
-        "embedding_model": MODEL_NOTE if weights is not None else None,
+        "embedder": model.describe() if model else None,
+        "sustained_rule": SUSTAINED_RULE,
         "workers": 2 if args.mode == "workers" else 0,
         "database": "postgresql" if args.mode == "workers" else "sqlite",
         "segment_seconds": args.segment_seconds,

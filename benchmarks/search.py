@@ -50,9 +50,10 @@ import numpy as np
 import psutil
 from sqlmodel import Session
 
+from benchmarks.random_clip import random_embedder
 from indexer.clip_presets import DEFAULT_PRESET
 from indexer.daynight import sun_elevation_deg
-from indexer.embeddings import ClipEmbedder, build_unsafe_random_embedder
+from indexer.embeddings import ClipEmbedder
 from indexer.onnx_towers import OnnxTower, load_tower
 from indexer.query_cache import CachedQueryEmbedder, QueryCache
 from indexer.search.engine import SearchFilters, SearchRequest, search
@@ -286,7 +287,7 @@ def cached_dataset(home: Path, total: int, shard_vectors: int, weights_sha256: s
 
 def measure_scale(total: int, *, runs: int, shard_vectors: int, work_dir: Path,
                   prepare_only: bool = False, torch_runs: int = 5) -> dict[str, Any]:
-    embedder = build_unsafe_random_embedder(DEFAULT_PRESET, seed=0)
+    embedder = random_embedder(DEFAULT_PRESET)
     rng = np.random.default_rng(11)
     home = work_dir / f"scale-{total}"
     # probes between two scenes: built from the same generator's centres in build_dataset
