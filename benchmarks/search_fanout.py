@@ -11,9 +11,16 @@ near-duplicate of its scene, as static CCTV gives) are written with
   ``oko search-worker`` processes on a redis-server on 127.0.0.1, each holding the
   shards rendezvous hashing gives it.
 
-Per configuration: p50/p95 per query (ms), whether every answer equals the local top-k,
-and the fan-out overhead per query: the query's wall time minus the slowest worker's own
-search time (sending, queueing, JSON, result backend and merge).
+Per configuration, ``--runs`` runs of the query set, local and fanned out in turns, each
+figure the median over the runs: p50/p95 per query (ms), the slowest worker's own
+search time per query (as the worker reports it: decoding the query and searching), the
+fan-out overhead per query (the query's wall time minus that: sending, queueing, JSON,
+result backend and merge), split into the trip out (sent to the critical worker's
+start) and back (its finish to the answer taken), the CPU per query of the API process
+and of the workers, the bytes of a task's request and stored reply, and whether every
+answer has the local top-k's ids (``max_score_difference`` beside it). On a machine with
+fewer cores than workers + API the workers' searches and the round trip compete for
+cores, which the CPU figures show.
 ``empty_round_trip_send_task`` is the same round trip with no shards to search, as the
 searcher sends it (one ``send_task`` per worker), and ``empty_round_trip_group`` the
 same tasks sent as a ``celery.group`` (the earlier path), taking turns: wall time and the
@@ -44,10 +51,17 @@ import numpy as np
 import psutil
 from celery import group
 
-from indexer.search.shard_search import LocalShardSearcher, ShardQuery, ShardSearcher
+from indexer.search.assignment import route_shards
+from indexer.search.shard_search import (
+    LocalShardSearcher,
+    ShardQuery,
+    ShardSearcher,
+    blas_threads,
+)
 from indexer.shard_files import ShardKey, ShardMeta, ShardStore, local_day_bounds_utc, write_shard
 from search_api.search_fanout import CeleryShardSearcher, encode_query
 from search_api.tasks.app import SEARCH_TASK, make_search_celery, search_queue
+from search_api.tasks.search import WORKER_BLAS_THREADS
 from storage.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -240,32 +254,112 @@ def _redis_ping_ms(redis_url: str, repeats: int) -> list[float]:
         client.close()
 
 
-def _measure(searcher: ShardSearcher, metas: Sequence[ShardMeta], queries: list[ShardQuery],
-             reference: list[list[tuple[int, float]]] | None) -> dict[str, Any]:
+def _median(values: Sequence[float]) -> float:
+    return round(statistics.median(values), 2) if values else 0.0
+
+
+def _request_bytes(searcher: CeleryShardSearcher, metas: Sequence[ShardMeta],
+                   query: ShardQuery) -> list[int]:
+    """The JSON kwargs of each task the searcher sends for ``query`` (before Celery's
+    envelope): the query vector, ``k``, the filters and the shards with their versions."""
+    versions = {meta.key.name: meta.data_sha256 for meta in metas}
+    routed = route_shards(versions, searcher.workers, replicas=searcher.replicas)
+    wire = encode_query(query)
+    return [len(json.dumps({"worker": worker, "shards": {n: versions[n] for n in names},
+                            **wire}).encode()) for worker, names in sorted(routed.items())]
+
+
+def _measure_local(local: LocalShardSearcher, metas: Sequence[ShardMeta],
+                   queries: list[ShardQuery]) -> dict[str, Any]:
     times: list[float] = []
-    overheads: list[float] = []
-    identical = True
+    cpu: list[float] = []
+    for query in queries:
+        cpu_started, started = time.process_time(), time.perf_counter()
+        local.search(metas, query)
+        times.append((time.perf_counter() - started) * 1000.0)
+        cpu.append((time.process_time() - cpu_started) * 1000.0)
+    return {"per_query_ms": _percentiles(times), "cpu_ms": _median(cpu)}
+
+
+def _measure_fanout(searcher: CeleryShardSearcher, metas: Sequence[ShardMeta],
+                    queries: list[ShardQuery], reference: list[list[tuple[int, float]]],
+                    worker_pids: list[int], redis_client: Any) -> dict[str, Any]:
+    """Per query: wall time, the slowest worker's own search, the overhead (wall minus
+    that), the CPU the API process and the workers spent, the trip out (sent to the
+    critical worker's start) and back (its finish to the answer taken), and the bytes
+    of requests and replies."""
+    rows: dict[str, list[float]] = {name: [] for name in (
+        "wall", "slowest_search", "overhead", "api_cpu", "workers_cpu",
+        "worker_self_cpu", "out", "back", "reply_bytes")}
+    identical_ids = True
+    max_score_diff = 0.0
     for index, query in enumerate(queries):
-        started = time.perf_counter()
+        workers_before = _cpu_s(worker_pids)
+        cpu_started, started = time.process_time(), time.perf_counter()
         outcome = searcher.search(metas, query)
         wall = (time.perf_counter() - started) * 1000.0
-        times.append(wall)
+        api_cpu = (time.process_time() - cpu_started) * 1000.0
+        workers_cpu = (_cpu_s(worker_pids) - workers_before) * 1000.0
         if outcome.missing:
             raise RuntimeError(f"shards missing during the benchmark: {outcome.missing}")
-        if reference is not None:
-            identical &= outcome.hits == reference[index]
-        if isinstance(searcher, CeleryShardSearcher):
-            slowest = max((t.search_ms or 0.0) for t in searcher.last_timings)
-            overheads.append(wall - slowest)
-    result: dict[str, Any] = {"per_query_ms": _percentiles(times)}
-    if overheads:
-        result["fanout_overhead_ms"] = _percentiles(overheads)
-    if reference is not None:
-        result["identical_to_local"] = identical
-    return result
+        expected = reference[index]
+        identical_ids &= [fid for fid, _ in outcome.hits] == [fid for fid, _ in expected]
+        if len(outcome.hits) == len(expected) and expected:
+            max_score_diff = max(max_score_diff, float(np.max(np.abs(
+                np.array([s for _, s in outcome.hits]) - np.array([s for _, s in expected])))))
+        timings = searcher.last_timings
+        critical = max(timings, key=lambda t: t.received_at or 0.0)
+        slowest = max((t.search_ms or 0.0) for t in timings)
+        rows["wall"].append(wall)
+        rows["slowest_search"].append(slowest)
+        rows["overhead"].append(wall - slowest)
+        rows["api_cpu"].append(api_cpu)
+        rows["workers_cpu"].append(workers_cpu)
+        rows["worker_self_cpu"].append(sum(t.cpu_ms or 0.0 for t in timings))
+        if None not in (critical.sent_at, critical.started_at, critical.finished_at,
+                        critical.received_at):
+            assert critical.sent_at and critical.started_at and critical.finished_at
+            assert critical.received_at
+            rows["out"].append((critical.started_at - critical.sent_at) * 1000.0)
+            rows["back"].append((critical.received_at - critical.finished_at) * 1000.0)
+        for timing in timings:  # the stored result, Celery's envelope included
+            rows["reply_bytes"].append(float(redis_client.strlen(
+                f"celery-task-meta-{timing.task_id}")))
+    return {
+        "per_query_ms": _percentiles(rows["wall"]),
+        "slowest_worker_search_ms": _percentiles(rows["slowest_search"]),
+        "fanout_overhead_ms": _percentiles(rows["overhead"]),
+        "overhead_split_ms": {"out_to_worker": _percentiles(rows["out"]),
+                              "back_to_api": _percentiles(rows["back"])},
+        # means: psutil counts the workers' CPU in 10 ms clock ticks
+        "api_cpu_ms": round(statistics.fmean(rows["api_cpu"]), 2),
+        "workers_cpu_ms": round(statistics.fmean(rows["workers_cpu"]), 2),
+        "workers_self_reported_cpu_ms": round(statistics.fmean(rows["worker_self_cpu"]), 2),
+        "request_bytes_per_task": _median([float(b) for b in
+                                           _request_bytes(searcher, metas, queries[0])]),
+        "reply_bytes_per_task": _median(rows["reply_bytes"]),
+        "identical_ids_to_local": identical_ids,
+        "max_score_difference": max_score_diff,
+    }
 
 
-def run(*, cameras: int, days: int, rows: int, dim: int, queries: int, k: int,
+def _median_of_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each number the median over the runs (p50 and p95 separately); flags ANDed."""
+    merged: dict[str, Any] = {}
+    for key, first in runs[0].items():
+        values = [run[key] for run in runs]
+        if isinstance(first, dict):
+            merged[key] = _median_of_runs(values)
+        elif isinstance(first, bool):
+            merged[key] = all(values)
+        elif key == "max_score_difference":
+            merged[key] = max(values)
+        else:
+            merged[key] = _median(values)
+    return merged
+
+
+def run(*, cameras: int, days: int, rows: int, dim: int, queries: int, k: int, runs: int,
         redis_url: str | None, work_dir: Path) -> dict[str, Any]:
     home = work_dir / "home"
     metas = write_synthetic_shards(home / "index", cameras=cameras, days=days, rows=rows,
@@ -276,19 +370,23 @@ def run(*, cameras: int, days: int, rows: int, dim: int, queries: int, k: int,
     for meta in metas:
         store.load(meta)
     local.search(metas, query_set[0])
-    local_result = _measure(local, metas, query_set, None)
     reference = [local.search(metas, query).hits for query in query_set]
     report: dict[str, Any] = {
         "shards": len(metas), "vectors": len(metas) * rows, "dim": dim, "k": k,
-        "queries": queries, "cpu_count": os.cpu_count(),
+        "queries": queries, "runs": runs, "cpu_count": os.cpu_count(),
+        "local_blas_threads": blas_threads(),
+        "workers_blas_threads": WORKER_BLAS_THREADS,
         "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
-        "local": local_result,
     }
     with ExitStack() as stack:
         if redis_url is None:
             from tests.services_redis import redis_server
 
             redis_url = stack.enter_context(redis_server(work_dir / "redis"))
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        stack.callback(client.close)
         report["redis_ping_ms"] = _percentiles(_redis_ping_ms(redis_url, 200))
         for count in (2, 3):
             names = [f"w{i + 1}" for i in range(count)]
@@ -301,11 +399,16 @@ def run(*, cameras: int, days: int, rows: int, dim: int, queries: int, k: int,
                 wait_until_answering(searcher, metas, query_set[0])
                 for query in query_set[:3]:  # warm: connections, subscriptions
                     searcher.search(metas, query)
-                measured = _measure(searcher, metas, query_set, reference)
                 pids = [w.process.pid for w in running.values()]
-                # CPU of the API process and the workers per empty round trip: what the
-                # overhead would be on a machine with a free core for each process; the
-                # two ways of sending alternate, so both see the same load
+                local_runs, fanout_runs = [], []
+                for _ in range(runs):  # side by side: local, then fanned out, in turns
+                    local_runs.append(_measure_local(local, metas, query_set))
+                    fanout_runs.append(_measure_fanout(searcher, metas, query_set, reference,
+                                                       pids, client))
+                measured = _median_of_runs(fanout_runs)
+                measured["local_side_by_side"] = _median_of_runs(local_runs)
+                # the empty round trip, as the searcher sends it and as a celery.group;
+                # the two ways alternate, so both see the same load
                 trips: dict[str, list[dict[str, Any]]] = {"send_task": [], "group": []}
                 for _ in range(3):
                     for name in trips:
@@ -313,12 +416,10 @@ def run(*, cameras: int, days: int, rows: int, dim: int, queries: int, k: int,
                                                         as_group=name == "group"))
                 for name, rounds in trips.items():
                     measured[f"empty_round_trip_{name}"] = {
-                        "ms_p50": round(statistics.median(r["ms"]["p50"] for r in rounds), 2),
-                        "ms_p95": round(statistics.median(r["ms"]["p95"] for r in rounds), 2),
-                        "api_cpu_ms": round(statistics.median(r["api_cpu_ms"] for r in rounds),
-                                            2),
-                        "workers_cpu_ms": round(statistics.median(
-                            r["workers_cpu_ms"] for r in rounds), 2)}
+                        "ms_p50": _median([r["ms"]["p50"] for r in rounds]),
+                        "ms_p95": _median([r["ms"]["p95"] for r in rounds]),
+                        "api_cpu_ms": _median([r["api_cpu_ms"] for r in rounds]),
+                        "workers_cpu_ms": _median([r["workers_cpu_ms"] for r in rounds])}
                 report[f"workers_{count}"] = measured
     report["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     return report
@@ -332,12 +433,15 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--queries", type=int, default=40)
     parser.add_argument("--k", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=3,
+                        help="runs of the query set per configuration (medians reported)")
     parser.add_argument("--redis-url", default=None,
                         help="an existing Redis (default: start redis-server on 127.0.0.1)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="oko-fanout-") as tmp:
         report = run(cameras=args.cameras, days=args.days, rows=args.rows, dim=args.dim,
-                     queries=args.queries, k=args.k, redis_url=args.redis_url,
+                     queries=args.queries, k=args.k, runs=args.runs,
+                     redis_url=args.redis_url,
                      work_dir=Path(tmp))
     print(json.dumps(report, indent=2))
 

@@ -16,6 +16,7 @@ the range is still found; the engine drops frames outside the range afterwards.
 
 from __future__ import annotations
 
+import ctypes
 import heapq
 import threading
 from collections.abc import Sequence
@@ -170,6 +171,57 @@ def shard_search_pool() -> ThreadPoolExecutor:
         return _pool
 
 
+_BLAS_THREAD_CALLS = (  # (set, get) in numpy's scipy-openblas, then a plain OpenBLAS
+    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+    ("openblas_set_num_threads", "openblas_get_num_threads"),
+)
+
+
+def _loaded_openblas() -> list[tuple[ctypes.CDLL, str, str]]:
+    """The OpenBLAS libraries mapped into this process, with their thread calls."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            paths = sorted({line.split()[-1] for line in maps
+                            if "openblas" in line.rsplit("/", 1)[-1].lower()})
+    except OSError:  # not Linux: nothing found, nothing changed
+        return []
+    found: list[tuple[ctypes.CDLL, str, str]] = []
+    for path in paths:
+        try:
+            library = ctypes.CDLL(path)  # already loaded: the same handle, no second copy
+        except OSError:
+            continue
+        for setter, getter in _BLAS_THREAD_CALLS:
+            if hasattr(library, setter) and hasattr(library, getter):
+                found.append((library, setter, getter))
+                break
+    return found
+
+
+def blas_threads() -> dict[str, int]:
+    """Threads of each OpenBLAS in this process (library file name -> count)."""
+    counts: dict[str, int] = {}
+    for library, _setter, getter in _loaded_openblas():
+        counts[str(library._name).rsplit("/", 1)[-1]] = int(getattr(library, getter)())
+    return counts
+
+
+def limit_blas_threads(count: int) -> dict[str, int]:
+    """Run every OpenBLAS of this process (numpy's, FAISS's) with ``count`` threads.
+
+    For search worker processes (``oko search-worker``), at start. OpenBLAS's count is
+    process-wide, and its idle threads spin before they sleep: two or three workers each
+    multiplying with two BLAS threads on two cores oversubscribe them, and every
+    worker's search gets slower (docs/scaling.md, "Fan-out cost"). A worker answers many
+    queries side by side instead. Returns the counts before (see ``blas_threads``); setting
+    ``OPENBLAS_NUM_THREADS`` before numpy is imported has the same effect.
+    """
+    before = blas_threads()
+    for library, setter, _getter in _loaded_openblas():
+        getattr(library, setter)(ctypes.c_int(count))
+    return before
+
+
 class LocalShardSearcher:
     """Searches shards in this process; a shard that cannot be loaded is left out.
 
@@ -204,6 +256,8 @@ __all__ = [
     "ShardQuery",
     "ShardSearchOutcome",
     "ShardSearcher",
+    "blas_threads",
+    "limit_blas_threads",
     "merge_hits",
     "search_loaded_shard",
     "shard_search_pool",

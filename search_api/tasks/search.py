@@ -17,7 +17,12 @@ from typing import Any
 
 from celery import shared_task
 
-from indexer.search.shard_search import LocalShardSearcher, ShardQuery, ShardSearchOutcome
+from indexer.search.shard_search import (
+    LocalShardSearcher,
+    ShardQuery,
+    ShardSearchOutcome,
+    limit_blas_threads,
+)
 from indexer.shard_files import LoadedShard, ShardKey, ShardMeta, ShardStore, inspect_sidecar
 from search_api.search_fanout import decode_query, encode_reply
 from search_api.tasks.app import SEARCH_TASK
@@ -108,8 +113,16 @@ class WorkerShards:
 _shards: dict[int, WorkerShards] = {}
 
 
+WORKER_BLAS_THREADS = 1
+"""OpenBLAS threads in a search worker process: one. A worker's parallelism is its
+queries side by side (``OKO_SEARCH_WORKER_CONCURRENCY``), and several workers often
+share a machine; BLAS threads on top oversubscribe its cores (``limit_blas_threads``)."""
+
+
 def install_worker_shards(shards: WorkerShards) -> None:
-    """Make ``shards`` the ones this process's tasks search (``oko search-worker``)."""
+    """Make ``shards`` the ones this process's tasks search (``oko search-worker``), and
+    run this process's OpenBLAS with ``WORKER_BLAS_THREADS`` threads."""
+    limit_blas_threads(WORKER_BLAS_THREADS)
     _shards[os.getpid()] = shards
 
 
@@ -117,19 +130,24 @@ def install_worker_shards(shards: WorkerShards) -> None:
 def search_shards(*, worker: str, shards: dict[str, str], vector: str, k: int,
                   time_range_us: list[int] | None = None, phases: list[int] | None = None,
                   local_hours: list[int] | None = None) -> dict[str, Any]:
-    """Search ``shards`` (name -> expected data SHA-256) for the query; JSON in and out."""
-    started = time.perf_counter()
+    """Search ``shards`` (name -> expected data SHA-256) for the query; JSON in and out.
+
+    The reply also says how long the search took here, the process's CPU meanwhile
+    and when it ran (``search_api.search_fanout.WorkerReply``)."""
+    started_at, started, cpu_started = time.time(), time.perf_counter(), time.process_time()
     held = _shards.get(os.getpid())
     if held is None or held.name != worker:
         reason = f"search worker {worker} is not running in this process"
         outcome = ShardSearchOutcome(hits=[], searched=[],
                                      missing={name: reason for name in shards})
-        return encode_reply(outcome, worker=worker, search_ms=0.0)
+        return encode_reply(outcome, worker=worker, shards=list(shards), search_ms=0.0)
     query = decode_query({"vector": vector, "k": k, "time_range_us": time_range_us,
                           "phases": phases, "local_hours": local_hours})
     outcome = held.search(dict(shards), query)
-    return encode_reply(outcome, worker=worker,
-                        search_ms=(time.perf_counter() - started) * 1000.0)
+    return encode_reply(outcome, worker=worker, shards=list(shards),
+                        search_ms=(time.perf_counter() - started) * 1000.0,
+                        cpu_ms=(time.process_time() - cpu_started) * 1000.0,
+                        started_at=started_at, finished_at=time.time())
 
 
-__all__ = ["WorkerShards", "install_worker_shards", "search_shards"]
+__all__ = ["WORKER_BLAS_THREADS", "WorkerShards", "install_worker_shards", "search_shards"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from search_api.search_fanout import (
     BadSearchMessageError,
     CeleryShardSearcher,
     SearchWorkersUnavailableError,
+    decode_hits,
     decode_query,
     decode_reply,
     decode_vector,
@@ -47,12 +49,50 @@ def test_a_query_survives_the_wire() -> None:
     assert (plain.time_range_us, plain.phases, plain.local_hours) == (None, None, None)
 
 
+def _float32_scores(count: int, seed: int) -> list[float]:
+    """Scores as the shards compute them: float32 products, as Python floats."""
+    return np.random.default_rng(seed).uniform(-1, 1, count).astype(np.float32).tolist()
+
+
 def test_a_reply_survives_the_wire() -> None:
-    outcome = ShardSearchOutcome(hits=[(5, 0.9), (3, 0.5)], searched=["CAM-1/2026-11-01"],
+    sent = ["CAM-3/2026-11-01", "CAM-1/2026-11-01", "CAM-2/2026-11-01"]
+    outcome = ShardSearchOutcome(hits=[(5, 0.9), (3, 0.5)],
+                                 searched=["CAM-1/2026-11-01", "CAM-3/2026-11-01"],
                                  missing={"CAM-2/2026-11-01": "gone"}, candidates=12,
-                                 index_types={"CAM-1/2026-11-01": "flat"})
-    back, search_ms = decode_reply(encode_reply(outcome, worker="w1", search_ms=1.25))
-    assert back == outcome and search_ms == 1.25
+                                 index_types={"CAM-1/2026-11-01": "flat",
+                                              "CAM-3/2026-11-01": "ivf_pq"})
+    outcome = dataclasses.replace(outcome, hits=[(5, _float32_scores(1, 0)[0]), (3, 0.5)])
+    wire = encode_reply(outcome, worker="w1", shards=sent, search_ms=1.25, cpu_ms=0.5,
+                        started_at=1_700_000_000.25, finished_at=1_700_000_000.5)
+    assert "searched" not in wire and wire["index_types"] == {"flat": [0], "ivf_pq": [2]}
+    back = decode_reply(wire, sent)
+    assert back.outcome == outcome
+    assert (back.search_ms, back.cpu_ms, back.started_at, back.finished_at) == (
+        1.25, 0.5, 1_700_000_000.25, 1_700_000_000.5)
+
+
+def test_packed_hits_decode_to_exactly_the_hits_sent() -> None:
+    ids = np.random.default_rng(3).integers(0, 2**62, 500).tolist()
+    hits = list(zip(ids, _float32_scores(500, 4), strict=True))
+    wire = encode_reply(ShardSearchOutcome(hits=hits, searched=[], missing={}), worker="w",
+                        shards=[], search_ms=0.0)
+    assert len(wire["ids"]) == 4 * ((500 * 8 + 2) // 3)  # 8 + 4 bytes a hit, not JSON
+    assert len(wire["scores"]) == 4 * ((500 * 4 + 2) // 3)
+    assert decode_hits(wire["ids"], wire["scores"]) == hits  # the same ints and floats
+    assert decode_reply(wire, []).outcome.hits == hits
+
+
+@pytest.mark.parametrize(("ids", "scores"), [
+    ("not base64!", ""),
+    (base64.b64encode(np.ones(2, "<i8").tobytes()).decode(),
+     base64.b64encode(np.ones(3, "<f4").tobytes()).decode()),
+    (base64.b64encode(b"abc").decode(), ""),
+    (base64.b64encode(np.ones(1, "<i8").tobytes()).decode(),
+     base64.b64encode(np.array([np.inf], "<f4").tobytes()).decode()),
+])
+def test_bad_packed_hits_are_refused(ids: str, scores: str) -> None:
+    with pytest.raises(BadSearchMessageError, match="reply is malformed"):
+        decode_hits(ids, scores)
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -77,11 +117,15 @@ def test_a_malformed_query_is_refused(raw: dict[str, object]) -> None:
         decode_query(raw)
 
 
-@pytest.mark.parametrize("raw", [None, [], {"hits": [[1]], "searched": [], "missing": {}},
-                                 {"hits": [], "searched": []}])
+@pytest.mark.parametrize("raw", [
+    None, [], {"hits": [[1]], "searched": [], "missing": {}},
+    {"ids": "", "scores": ""},
+    {"ids": "", "scores": "", "missing": {}, "index_types": {"flat": [1]}},  # one shard sent
+    {"ids": "", "scores": "", "missing": {}, "at": [1.0]},
+])
 def test_a_malformed_reply_is_refused(raw: object) -> None:
     with pytest.raises(BadSearchMessageError, match="reply is malformed"):
-        decode_reply(raw)
+        decode_reply(raw, ["CAM-1/2026-11-01"])
 
 
 def test_search_stays_local_without_workers(tmp_path: Path) -> None:
@@ -163,3 +207,17 @@ def test_a_search_worker_lists_the_files_of_the_shards_it_holds(
         assert len(lines) == 2 * len(held)  # the sidecar and the data file of each
     assert sorted(printed["w1"] + printed["w2"]) == sorted(
         str(path.relative_to(home / "index")) for path in (home / "index").glob("cam-*/*"))
+
+
+def test_a_search_worker_runs_openblas_with_one_thread(tmp_path: Path) -> None:
+    from indexer.search.shard_search import blas_threads, limit_blas_threads
+    from search_api.tasks import search as worker_tasks
+
+    before = blas_threads()
+    limit_blas_threads(2)
+    try:
+        worker_tasks.install_worker_shards(worker_tasks.WorkerShards(tmp_path, name="w1"))
+        assert before and set(blas_threads().values()) == {worker_tasks.WORKER_BLAS_THREADS}
+    finally:
+        worker_tasks._shards.clear()
+        limit_blas_threads(max(before.values(), default=1))
