@@ -14,16 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import and_, delete, func, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from indexer.motion import is_static, motion_score, motion_signature
-from indexer.vectors import vector_to_bytes
 from storage.blobstore import BlobStore
 from storage.claims import CameraClaims
 from storage.db import session_scope
@@ -31,6 +28,9 @@ from storage.errors import OkoError
 from storage.models.media import Frame
 from storage.models.search import FrameEmbedding
 from storage.models.search_index import SearchBacklog
+
+if TYPE_CHECKING:
+    import numpy as np
 
 EMBEDDED = "embedded"
 LINKED = "linked"
@@ -231,6 +231,8 @@ def _starting_reference(
     engine: Engine, derived: BlobStore, weights_sha256: str, camera_id: str, before: datetime
 ) -> tuple[int | None, np.ndarray | None]:
     """Id and motion signature of the frame gating compares a camera's first pending frame to."""
+    from indexer.motion import motion_signature  # numpy: not for ingest, which adds frames
+
     with Session(engine) as session:
         reference = _reference_frame(session, weights_sha256, camera_id, before)
     if reference is None:
@@ -274,6 +276,8 @@ class _Batcher:
             self.flush()
 
     def flush(self) -> None:
+        from indexer.vectors import vector_to_bytes
+
         if not self.to_embed and not self.to_link:
             return
         vectors = self.embedder.encode_images([image for _, image, _ in self.to_embed])
@@ -358,6 +362,8 @@ def _embed_round(
     A camera stays claimed until the batch holding its last frames is committed, since
     a batch spans cameras.
     """
+    from indexer.motion import is_static, motion_score, motion_signature
+
     sha = embedder.weights_sha256
     claimed: set[str] = set()
     with CameraClaims(engine, f"embed:{sha}") as claims:

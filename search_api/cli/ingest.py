@@ -1,9 +1,14 @@
-"""CLI commands: ``oko ingest`` (queue files, optionally wait with progress) and ``oko jobs``."""
+"""CLI commands: ``oko ingest`` (queue files, optionally wait with progress) and ``oko jobs``.
+
+``oko ingest --here`` runs the jobs in this process instead of handing them to a worker,
+so one file is ingested with no ``oko serve`` running (and no broker is touched).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +18,7 @@ from rich.table import Table
 
 from indexer.jobs import FAILED, FINISHED_STATUSES, QUEUED, WALKED, JobReport
 from search_api.cli.common import CliContext, cli_context, console, err_console, print_json
-from search_api.usecases.ingest import job_reports, queue_ingest
+from search_api.usecases.ingest import job_reports, queue_ingest, run_ingest, submit_footage
 
 POLL_SECONDS = 0.3
 NO_WORKER_HINT_SECONDS = 10.0
@@ -90,6 +95,49 @@ def wait_for_jobs(cli: CliContext, job_ids: list[int], *,
             board.progress.stop()
 
 
+class InProcessIngestQueue:
+    """The job queue of ``oko ingest --here``: ingest jobs wait here until this process
+    runs them; it hands nothing else to a worker."""
+
+    def __init__(self) -> None:
+        self.pending: list[int] = []
+
+    def enqueue_ingest(self, job_ids: Sequence[int]) -> None:
+        self.pending.extend(job_ids)
+
+    def enqueue_export(self, job_id: int) -> None:
+        raise RuntimeError("oko ingest --here runs ingest jobs only.")
+
+    def enqueue_redaction(self, redaction_id: int) -> None:
+        raise RuntimeError("oko ingest --here runs ingest jobs only.")
+
+    def enqueue_embed(self) -> None:
+        raise RuntimeError("oko ingest --here runs ingest jobs only.")
+
+
+def ingest_here(cli: CliContext, job_ids: list[int], *,
+                show_progress: bool) -> list[JobReport]:
+    """Run the queued jobs (and the file jobs their folders' walks queue) in this process."""
+    queue = InProcessIngestQueue()
+    state = cli.state
+    state.job_queue = queue
+    queue.enqueue_ingest(job_ids)
+    board = JobProgressBoard(_reports(cli, job_ids)) if show_progress else None
+    if board is not None:
+        board.progress.start()
+    try:
+        while queue.pending:
+            job_id = queue.pending.pop(0)
+            if board is not None:
+                board.add(_reports(cli, [job_id]))
+            run_ingest(state, job_id=job_id, on_progress=None if board is None
+                       else partial(board.update_stage, job_id))
+    finally:
+        if board is not None:
+            board.progress.stop()
+    return sorted(_reports(cli, job_ids), key=lambda report: report.id)
+
+
 def print_summary(reports: Sequence[JobReport]) -> None:
     """One line per file: what was stored, or why not."""
     for report in reports:
@@ -132,21 +180,30 @@ def ingest_command(
     ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the jobs and show progress.")
                     ] = False,
+    here: Annotated[bool, typer.Option(
+        "--here", help="Ingest in this process, without a worker; frames then wait for "
+                       "embedding until a worker or `oko reindex` embeds them.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> int:
     """Queue footage for ingest: one job per file or folder, run by a worker (`oko serve`).
 
     The worker walks a folder into one job per video file; `--wait` follows those too.
+    With `--here` this process runs the jobs itself and waits for them.
     """
     cli = cli_context(ctx)
-    with cli.usecase() as usecase:
-        reports = queue_ingest(usecase, paths=paths, camera_id=camera, start=start)
-    if wait:
+    if here:
+        with cli.usecase() as usecase:
+            job_ids = submit_footage(usecase, paths=paths, camera_id=camera, start=start)
+        reports = ingest_here(cli, job_ids, show_progress=not json_output)
+    else:
+        with cli.usecase() as usecase:
+            reports = queue_ingest(usecase, paths=paths, camera_id=camera, start=start)
+    if wait and not here:
         reports = wait_for_jobs(cli, [report.id for report in reports],
                                 show_progress=not json_output)
     if json_output:
         print_json([report.to_dict() for report in reports])
-    elif wait:
+    elif wait or here:
         print_summary(reports)
     else:
         console.print(f"Queued {len(reports)} job(s): "

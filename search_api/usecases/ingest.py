@@ -30,8 +30,6 @@ from indexer.jobs import (
     run_ingest_job,
     submit_ingest,
 )
-from indexer.model_store import NoModelError
-from indexer.reindex import ReindexSettings, reindex
 from search_api.audit import AuditAction
 from search_api.state import AppState
 from search_api.usecases.context import UseCaseContext
@@ -146,6 +144,9 @@ def embed_pending(state: AppState) -> str:
 
 
 def _embed_line(state: AppState) -> str:
+    from indexer.model_store import NoModelError  # torch and FAISS: not for ingest alone
+    from indexer.reindex import ReindexSettings, reindex
+
     try:
         report, _synced = reindex(engine=state.engine, derived=state.derived,
                                   config=ReindexSettings.from_settings(state.settings))

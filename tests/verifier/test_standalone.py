@@ -94,7 +94,7 @@ def test_without_cryptography_it_fails_to_import(tmp_path: Path) -> None:
     """The isolation is real: with the links folder empty, cryptography is not found."""
     (tmp_path / "deps").mkdir()
     code = f"import sys; sys.path[:0] = [{str(VERIFIER_DIR)!r}, {str(tmp_path / 'deps')!r}]\n" \
-           "import oko_verify"
+           "from oko_verify import verify_bundle"
     done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
                           text=True, timeout=120, check=False)
     assert done.returncode != 0 and "No module named 'cryptography'" in done.stderr
