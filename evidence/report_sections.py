@@ -82,8 +82,18 @@ def _gaps_text(gaps: list[dict[str, Any]], tz: str, words: ReportText) -> str:
         start = words.when(datetime.fromisoformat(gap["start_utc"]), tz)
         end = (words.when(datetime.fromisoformat(gap["end_utc"]), tz) if gap["end_utc"]
                else words.t("clip.gap_open"))
-        lines.append(words.t("clip.gap_line", start=start, end=end, reason=gap["reason"]))
+        lines.append(words.t("clip.gap_line", start=start, end=end,
+                             reason=_gap_reason_text(gap, words)))
     return "; ".join(lines)
+
+
+def _gap_reason_text(gap: dict[str, Any], words: ReportText) -> str:
+    """The gap's reason code in the report's language; a reason stored as free text (from
+    before codes) as it is."""
+    key = f"clip.gap_reason.{gap.get('reason_code')}"
+    if gap.get("reason_code") and words.has(key):
+        return words.t(key, detail=str(gap.get("reason_detail", "")))
+    return str(gap["reason"])
 
 
 def _obtained_text(clip: ClipReport, data: ReportData, words: ReportText) -> str:

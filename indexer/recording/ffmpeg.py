@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.media import ffmpeg_exe
+from storage.gaps import GapReason, describe_gap_reason, gap_reason
 
 # codecs MPEG-TS carries and ingest decodes: these are copied as they are
 STREAM_COPY_CODECS = frozenset({"h264", "hevc", "mpeg2video", "mpeg4"})
@@ -127,25 +128,33 @@ def input_codec(log_line: str) -> str | None:
     return match.group(1) if match else None
 
 
-def stop_reason(log_tail: list[str], *, returncode: int | None, timeout_s: float) -> str:
-    """One sentence (with nothing secret) on why ffmpeg stopped reading the stream."""
+def stop_cause(log_tail: list[str], *, returncode: int | None,
+               timeout_s: float) -> tuple[GapReason, str]:
+    """Why ffmpeg stopped reading the stream: a gap reason's code and its detail (the
+    timeout, or ffmpeg's last line: scrub it of the URL's secrets before storing it)."""
     text = "\n".join(log_tail).lower()
     if "timed out" in text or "timeout" in text:
-        return f"The stream did not answer within {timeout_s:g} s."
+        return GapReason.STREAM_TIMEOUT, f"{timeout_s:g}"
     if "connection refused" in text:
-        return "The stream refused the connection."
+        return GapReason.CONNECTION_REFUSED, ""
     if "no route to host" in text or "network is unreachable" in text:
-        return "The stream's host cannot be reached."
+        return GapReason.HOST_UNREACHABLE, ""
     if "401" in text or "unauthorized" in text or "403" in text:
-        return "The stream refused the credentials."
+        return GapReason.CREDENTIALS_REFUSED, ""
     if "404" in text or "not found" in text:
-        return "The stream's address was not found on the camera."
+        return GapReason.ADDRESS_NOT_FOUND, ""
     if "no space left" in text:
-        return "The spool dir ran out of space."
+        return GapReason.DISK_FULL, ""
     if "end of file" in text or returncode == 0:
-        return "The stream ended."
+        return GapReason.STREAM_ENDED, ""
     last = next((line for line in reversed(log_tail) if line.strip()), "")
-    return f"The stream stopped ({last.strip()[:200] or f'ffmpeg exit {returncode}'})."
+    return GapReason.STREAM_STOPPED, last.strip()[:200] or f"ffmpeg exit {returncode}"
+
+
+def stop_reason(log_tail: list[str], *, returncode: int | None, timeout_s: float) -> str:
+    """One English sentence on why ffmpeg stopped reading the stream (``stop_cause``)."""
+    return describe_gap_reason(gap_reason(*stop_cause(log_tail, returncode=returncode,
+                                                      timeout_s=timeout_s)))
 
 
 __all__ = [
@@ -158,5 +167,6 @@ __all__ = [
     "parse_progress_line",
     "read_segment_list",
     "record_command",
+    "stop_cause",
     "stop_reason",
 ]

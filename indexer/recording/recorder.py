@@ -52,12 +52,19 @@ from indexer.recording.ffmpeg import (
     parse_progress_line,
     read_segment_list,
     record_command,
-    stop_reason,
+    stop_cause,
 )
 from indexer.recording.state import camera_state, update_state
 from storage.db import session_scope
 from storage.errors import OkoError
-from storage.gaps import close_gap, open_gap, record_gap
+from storage.gaps import (
+    GapReason,
+    close_gap,
+    describe_gap_reason,
+    gap_reason,
+    open_gap,
+    record_gap,
+)
 from storage.stream_urls import redact_stream_url, scrub
 
 log = logging.getLogger("oko.recorder")
@@ -197,7 +204,7 @@ class CameraRecorder:
         with session_scope(self.engine) as session:
             if last_end is not None:
                 open_gap(session, camera_id=self.camera_id, start=last_end,
-                         reason="The recorder was stopped.")
+                         reason=gap_reason(GapReason.RECORDER_STOPPED))
             update_state(session, camera_id=self.camera_id, state="idle",
                          message="The recorder was stopped.", worker=self.worker)
 
@@ -261,16 +268,19 @@ class CameraRecorder:
         self._finalize_listed(session)
         self._finalize_rest(session)
         self._clear_session(directory)
-        reason = scrub(stop_reason(session.log_tail, returncode=process.returncode,
-                                   timeout_s=self.config.timeout_s), self.url)
+        code, detail = stop_cause(session.log_tail, returncode=process.returncode,
+                                  timeout_s=self.config.timeout_s)
+        stored = gap_reason(code, scrub(detail, self.url))
+        reason = describe_gap_reason(stored)
         if not self._space_ok():
-            reason = self._space_sentence()
+            stored, reason = self._space_reason(), self._space_sentence()
         if stop.is_set():
-            reason = "The recorder was stopped."
+            stored = gap_reason(GapReason.RECORDER_STOPPED)
+            reason = describe_gap_reason(stored)
         last_end = self._last_end()
         if session.recorded and last_end is not None:
             with session_scope(self.engine) as db:
-                open_gap(db, camera_id=self.camera_id, start=last_end, reason=reason)
+                open_gap(db, camera_id=self.camera_id, start=last_end, reason=stored)
         log.info("camera %s: stream stopped: %s", self.camera_id, reason)
         return session.recorded, reason, False
 
@@ -350,7 +360,7 @@ class CameraRecorder:
             closed = close_gap(db, camera_id=self.camera_id, end=anchor)
             if closed is None and last_end is not None and anchor - last_end > CLOCK_TOLERANCE:
                 record_gap(db, camera_id=self.camera_id, start=last_end, end=anchor,
-                           reason="No recorder was running for this camera.")
+                           reason=gap_reason(GapReason.NO_RECORDER))
 
     def _stats(self, session: _Session) -> None:
         with session.lock:
@@ -491,6 +501,13 @@ class CameraRecorder:
     def _space_ok(self) -> bool:
         return self._low_space((self.config.spool_dir, *self.config.store_dirs)) is None
 
+    def _space_reason(self) -> str:
+        """The stored gap reason for low space: which store (``spool_low``/``store_low``)."""
+        low = self._low_space((self.config.spool_dir, *self.config.store_dirs))
+        directory = low[0] if low else self.config.spool_dir
+        code = GapReason.SPOOL_LOW if directory == self.config.spool_dir else GapReason.STORE_LOW
+        return gap_reason(code, str(directory))
+
     def _space_sentence(self) -> str:
         low = self._low_space((self.config.spool_dir, *self.config.store_dirs))
         directory, free = low or (self.config.spool_dir, self.free_bytes(self.config.spool_dir))
@@ -519,7 +536,8 @@ class CameraRecorder:
             self.on_disk(True, sentence)
         with session_scope(self.engine) as db:
             if last_end is not None:
-                open_gap(db, camera_id=self.camera_id, start=last_end, reason=sentence)
+                open_gap(db, camera_id=self.camera_id, start=last_end,
+                         reason=self._space_reason())
             update_state(db, camera_id=self.camera_id, state="disk_full", message=sentence,
                          worker=self.worker)
 

@@ -38,7 +38,7 @@ from search_api.usecases.ingest import ingest_options
 from storage.cameras import list_cameras
 from storage.db import session_scope
 from storage.errors import InvalidInputError, OkoError
-from storage.gaps import gaps_between, recent_gaps
+from storage.gaps import GapView, describe_gap_reason, gaps_between, recent_gaps
 from storage.models.media import Camera
 from storage.models.recording import RecorderState
 from storage.permissions import Permission
@@ -178,10 +178,21 @@ def store_space_check(settings: Settings, free_bytes: FreeBytes = disk_free_byte
 
 
 class GapPublic(BaseModel):
+    """A recording gap; ``reason_code`` is a ``storage.gaps.GapReason`` (None for a reason
+    stored as free text before codes, then in ``reason_detail``), ``reason`` English."""
+
     start_utc: datetime
     end_utc: datetime | None
     seconds: float | None
+    reason_code: str | None
+    reason_detail: str
     reason: str
+
+    @classmethod
+    def of(cls, gap: GapView) -> GapPublic:
+        return cls(start_utc=gap.start_utc, end_utc=gap.end_utc, seconds=gap.seconds,
+                   reason_code=gap.reason_code, reason_detail=gap.reason_detail,
+                   reason=describe_gap_reason(gap.reason))
 
 
 class CameraStatus(BaseModel):
@@ -222,8 +233,7 @@ def _status(ctx: UseCaseContext, camera: Camera) -> CameraStatus:
         ingest_lag_s=row.ingest_lag_s if row else None,
         bitrate_bps=row.bitrate_bps if row else None, fps=row.fps if row else None,
         files_recorded=row.files_recorded if row else 0,
-        gaps_last_24h=[GapPublic(start_utc=g.start_utc, end_utc=g.end_utc, seconds=g.seconds,
-                                 reason=g.reason) for g in gaps],
+        gaps_last_24h=[GapPublic.of(g) for g in gaps],
         gap_seconds_last_24h=round(max(covered, 0.0), 3))
 
 
@@ -253,8 +263,7 @@ def camera_gaps(ctx: UseCaseContext, *, camera_id: str, start: datetime,
         raise InvalidInputError("The window ends before it starts.")
     if end - start > MAX_GAP_WINDOW:
         raise InvalidInputError("The window is longer than 31 days; ask for a shorter one.")
-    return [GapPublic(start_utc=g.start_utc, end_utc=g.end_utc, seconds=g.seconds,
-                      reason=g.reason)
+    return [GapPublic.of(g)
             for g in gaps_between(ctx.session, camera_id=camera.id, start=start, end=end)]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pypdf
 
-from storage.gaps import close_gap, open_gap
+from storage.gaps import GapReason, close_gap, gap_reason, open_gap
 from tests.evidence.conftest import RECORDING_START, EvidenceWorld
 
 
@@ -34,7 +34,7 @@ def test_gaps_near_a_clip_are_stated_and_far_ones_are_not(world: EvidenceWorld,
                                                          tmp_path: Path) -> None:
     with world.session() as session:
         open_gap(session, camera_id="cam-1", start=RECORDING_START - timedelta(minutes=4),
-                 reason="The stream did not answer.")
+                 reason="The stream did not answer.")  # stored before codes: free text
         close_gap(session, camera_id="cam-1", end=RECORDING_START - timedelta(minutes=3))
         open_gap(session, camera_id="cam-1", start=RECORDING_START - timedelta(hours=2),
                  reason="far away")
@@ -48,6 +48,28 @@ def test_gaps_near_a_clip_are_stated_and_far_ones_are_not(world: EvidenceWorld,
     text = _pdf_text(bundle)
     assert "не записано з" in text and "The stream did not answer." in text
     assert "far away" not in text
+
+
+def _coded_gap(world: EvidenceWorld) -> None:
+    with world.session() as session:
+        open_gap(session, camera_id="cam-1", start=RECORDING_START - timedelta(minutes=6),
+                 reason=gap_reason(GapReason.STREAM_TIMEOUT, "10"))
+        close_gap(session, camera_id="cam-1", end=RECORDING_START - timedelta(minutes=5))
+        session.commit()
+
+
+def test_a_gap_reason_code_is_stated_in_the_reports_language(world: EvidenceWorld,
+                                                             tmp_path: Path) -> None:
+    _coded_gap(world)
+    uk = world.export(tmp_path / "uk.zip").bundle_path
+    gap = _export_entry_clips(uk)[0]["recording_gaps"][0]  # type: ignore[index]
+    assert (gap["reason_code"], gap["reason_detail"], gap["reason"]) == (
+        "stream_timeout", "10", "The stream did not answer within 10 s.")
+    text = _pdf_text(uk)
+    assert "потік не відповів протягом 10 с" in text
+    assert "stream_timeout" not in text and "did not answer" not in text
+    en = _pdf_text(world.export(tmp_path / "en.zip", lang="en").bundle_path)
+    assert "the stream did not answer within 10 s" in en and "stream_timeout" not in en
 
 
 def test_a_clip_without_gaps_says_none_were_recorded(world: EvidenceWorld,

@@ -9,6 +9,7 @@ import re
 from indexer.daynight import DayPhase
 from search_api.audit import AuditAction
 from search_api.web_ui import I18N_DIR, WEB_DIR
+from storage.gaps import GapReason
 from storage.models.access import Role
 
 CATALOGS = {lang: json.loads((I18N_DIR / f"{lang}.json").read_text(encoding="utf-8"))
@@ -46,6 +47,7 @@ def test_every_key_the_code_names_is_in_the_catalogs() -> None:
 def test_keys_built_from_server_values_cover_every_value() -> None:
     expected = ({f"role.{r.value}" for r in Role} | {f"phase.{p.value}" for p in DayPhase}
                 | {f"action.{a.value}" for a in AuditAction}
+                | {f"gap_reason.{r.value}" for r in GapReason}
                 | {f"verdict.{v}" for v in ("valid", "intact_signer_not_trusted", "invalid")}
                 | {f"export_status.{s}" for s in ("awaiting_approval", "queued", "running",
                                                   "done", "failed")})

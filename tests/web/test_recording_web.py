@@ -3,9 +3,10 @@ timeline and on the admin page, and an HEVC camera's segment playing in Chromium
 
 This module runs its own server. Into its data dir it writes two gap rows for the
 shared footage's camera: one a few seconds after the footage (on the moment's
-timeline) and one from the last 24 hours (on the admin page). It also ingests 6 s
-of HEVC (libx265 in Matroska, generated here) for a camera of its own. Chromium
-cannot play that segment itself, so the player gets the H.264 playback proxy.
+timeline; its reason a code, shown from the catalog) and one from the last 24 hours
+(on the admin page; its reason an English sentence stored before codes, shown as is).
+It also ingests 6 s of HEVC (libx265 in Matroska, generated here) for a camera of its
+own. Chromium cannot play that segment itself, so the player gets the H.264 playback proxy.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from indexer.samples import HEVC, _encode, day_scene
 from search_api.state import build_state
 from storage.cameras import add_camera, validate_camera
 from storage.db import session_scope
-from storage.gaps import record_gap
+from storage.gaps import GapReason, gap_reason, record_gap
 from storage.media_copies import proxy_record_path
 from storage.models.access import Role
 from storage.models.media import Frame, Original, Segment
@@ -42,7 +43,8 @@ from tests.web.conftest import (
 from tests.web.helpers import check_page, serious_violations, sign_in, wait_until
 
 HEVC_CAMERA = "CAM-HEVC"
-GAP_REASON = "The stream ended."
+GAP_REASON = gap_reason(GapReason.STREAM_TIMEOUT, "10")
+GAP_REASON_UK = "Потік не відповів протягом 10 с."
 RECENT_REASON = "The camera does not answer."
 
 
@@ -99,7 +101,7 @@ def test_a_recorded_gap_is_a_hatched_band_on_the_moment_timeline(
     label = band.get_attribute("aria-label") or ""
     # Ukrainian first, times in the camera's zone (Kyiv, UTC+2 in January)
     assert label.startswith("Пропуск запису з 25.01.2026 21:00:14 до 25.01.2026 21:04:14")
-    assert "(4 хв)" in label and GAP_REASON in label
+    assert "(4 хв)" in label and label.endswith(f": {GAP_REASON_UK}")
     expect(page.locator("#gap-detail")).to_contain_text("Пропусків запису на шкалі: 1")
     band.focus()  # keyboard: the band takes focus and its sentence is read out
     assert page.evaluate("document.activeElement.classList.contains('gap')")

@@ -4,7 +4,7 @@
 // attributes are used in the SVG (the CSP allows no inline styles).
 
 import { h } from "./dom.js";
-import { t, formatTime, formatNumber } from "./i18n.js";
+import { t, has, formatTime, formatNumber } from "./i18n.js";
 import { api, query } from "./api.js";
 
 const HATCH_ID = "gap-hatch";
@@ -28,12 +28,23 @@ export function formatDuration(seconds) {
   return hours ? t("gap.hours_minutes", { h: hours, m: minutes }) : t("gap.minutes", { m: minutes });
 }
 
+/**
+ * A gap's reason from the catalogs by its code (gap_reason.<code>, its detail filled
+ * in); a reason stored as free text before codes (reason_code null) as it is.
+ */
+export function reasonText(gap) {
+  const key = `gap_reason.${gap.reason_code}`;
+  if (gap.reason_code && has(key)) return t(key, { detail: gap.reason_detail });
+  return gap.reason_detail || gap.reason;
+}
+
 /** One sentence for a gap: from, to (or "still"), length and reason. */
 export function gapText(gap, timeZone) {
   const from = formatTime(gap.start_utc, timeZone, { seconds: true });
-  if (!gap.end_utc) return t("gap.open", { from, reason: gap.reason });
+  const reason = reasonText(gap);
+  if (!gap.end_utc) return t("gap.open", { from, reason });
   return t("gap.closed", { from, to: formatTime(gap.end_utc, timeZone, { seconds: true }),
-    length: formatDuration(gap.seconds ?? 0), reason: gap.reason });
+    length: formatDuration(gap.seconds ?? 0), reason });
 }
 
 /** The <defs> with the hatch pattern the bands fill with. */

@@ -9,18 +9,27 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
+from indexer.recording.ffmpeg import stop_cause
 from search_api.app import create_app
 from search_api.cli import main
 from search_api.deps import get_current_user
 from search_api.state import AppState, build_state
 from storage.cameras import add_camera, validate_camera
 from storage.db import session_scope
-from storage.gaps import close_gap, gaps_near, open_gap, record_gap
+from storage.gaps import (
+    GapReason,
+    close_gap,
+    gap_reason,
+    gaps_near,
+    open_gap,
+    parse_gap_reason,
+    record_gap,
+)
 from storage.models.access import AuditEvent, Role, User
 from storage.models.media import Camera
-from storage.models.recording import RecorderState
+from storage.models.recording import CameraGap, RecorderState
 from storage.settings import Settings
 from storage.stream_urls import InvalidStreamUrlError, redact_stream_url, validate_stream_url
 from storage.types import utcnow
@@ -154,6 +163,61 @@ def test_status_states_the_recorder_and_the_gaps_of_the_last_day(
     assert [g["reason"] for g in status["gaps_last_24h"]] == ["The stream ended."]
     assert status["gap_seconds_last_24h"] == pytest.approx(90, abs=0.01)
     assert admin.get("/api/cameras/CAM-404/status").status_code == 404
+
+
+def test_a_gap_reason_is_a_stable_code_the_api_returns_and_old_sentences_still_show(
+        home: AppState, admin: TestClient) -> None:
+    now = utcnow()
+    with session_scope(home.engine) as session:
+        record_gap(session, camera_id="CAM-001", start=now - timedelta(hours=3),
+                   end=now - timedelta(hours=3) + timedelta(seconds=20),
+                   reason=gap_reason(GapReason.STREAM_TIMEOUT, "10"))
+        record_gap(session, camera_id="CAM-001", start=now - timedelta(hours=2),
+                   end=now - timedelta(hours=2) + timedelta(seconds=5),
+                   reason="The stream ended.")  # stored before codes: free text
+        open_gap(session, camera_id="CAM-001", start=now - timedelta(minutes=1),
+                 reason=gap_reason(GapReason.NO_RECORDER))
+    status = admin.get("/api/cameras/CAM-001/status").json()
+    assert [(g["reason_code"], g["reason_detail"], g["reason"])
+            for g in status["gaps_last_24h"]] == [
+        ("stream_timeout", "10", "The stream did not answer within 10 s."),
+        (None, "The stream ended.", "The stream ended."),
+        ("no_recorder", "", "No recorder was running for this camera.")]
+    window = admin.get("/api/cameras/CAM-001/gaps", params={
+        "start": (now - timedelta(hours=4)).isoformat(), "end": now.isoformat()}).json()
+    assert [g["reason_code"] for g in window] == ["stream_timeout", None, "no_recorder"]
+    with Session(home.engine) as session:
+        stored = session.exec(select(CameraGap.reason).order_by(col(CameraGap.start_utc))).all()
+    assert stored == ["stream_timeout: 10", "The stream ended.", "no_recorder"]
+
+
+@pytest.mark.parametrize(("stored", "parsed"), [
+    ("stream_stopped: Invalid data found", (GapReason.STREAM_STOPPED, "Invalid data found")),
+    ("recorder_stopped", (GapReason.RECORDER_STOPPED, "")),
+    ("made_up_code: x", (None, "made_up_code: x")),  # an unknown code is free text
+    ("The recorder was stopped.", (None, "The recorder was stopped.")),
+])
+def test_a_stored_reason_parses_to_its_code_or_stays_free_text(
+        stored: str, parsed: tuple[GapReason | None, str]) -> None:
+    assert parse_gap_reason(stored) == parsed
+
+
+def test_the_stored_detail_is_one_short_line() -> None:
+    assert gap_reason(GapReason.STREAM_STOPPED, "a\nb  " + "x" * 300) == (
+        "stream_stopped: a b " + "x" * 196)
+
+
+@pytest.mark.parametrize(("log", "returncode", "cause"), [
+    (["rtsp://h/s: Connection timed out"], 1, (GapReason.STREAM_TIMEOUT, "5")),
+    (["Connection refused"], 1, (GapReason.CONNECTION_REFUSED, "")),
+    (["Server returned 401 Unauthorized"], 1, (GapReason.CREDENTIALS_REFUSED, "")),
+    ([], 0, (GapReason.STREAM_ENDED, "")),
+    (["", "Invalid data found when processing input"], 1,
+     (GapReason.STREAM_STOPPED, "Invalid data found when processing input")),
+])
+def test_why_ffmpeg_stopped_is_a_code(log: list[str], returncode: int,
+                                      cause: tuple[GapReason, str]) -> None:
+    assert stop_cause(log, returncode=returncode, timeout_s=5) == cause
 
 
 def test_gaps_near_a_clip_are_those_within_ten_minutes(home: AppState) -> None:
