@@ -131,7 +131,7 @@ class AppState:
             from indexer.onnx_towers import use_onnx_towers
 
             reasons = use_onnx_towers(embedder, towers=("text",), cache_dir=self.settings.onnx_dir,
-                                      threads=self.settings.onnx_threads)
+                                      threads=self.settings.onnx_threads, release_torch_text=True)
             self._encoder_note = reasons.get("text", "")
         return embedder
 

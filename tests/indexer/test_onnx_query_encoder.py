@@ -73,6 +73,7 @@ def test_query_encoder_runs_text_on_onnx_behind_the_cache(
     graph, record = tower_paths(state.settings.onnx_dir, status.weights_sha256, "text")
     assert graph.is_file() and record.is_file()
     assert cosines(reference.encode_text(QUERIES), encoder.encode_text(QUERIES)).min() >= 0.999
+    assert isinstance(state.embedder, ClipEmbedder) and state.embedder.torch_text_released
     encoder.encode_text(["  A RED car at night "])
     status = state.encoder_status()
     assert (status.cache_entries, status.cache_hits, status.cache_misses) == (4, 1, 4)
