@@ -4,9 +4,10 @@ timeline and on the admin page, and an HEVC camera's segment playing in Chromium
 This module runs its own server. Into its data dir it writes two gap rows for the
 shared footage's camera: one a few seconds after the footage (on the moment's
 timeline; its reason a code, shown from the catalog) and one from the last 24 hours
-(on the admin page; its reason an English sentence stored before codes, shown as is).
-It also ingests 6 s of HEVC (libx265 in Matroska, generated here) for a camera of its
-own. Chromium cannot play that segment itself, so the player gets the H.264 playback proxy.
+(on the admin page; its reason an English sentence stored before codes, shown as is),
+and one for the HEVC camera, so the admin page draws two strips. It also ingests 6 s
+of HEVC (libx265 in Matroska, generated here) for a camera of its own. Chromium cannot
+play that segment itself, so the player gets the H.264 playback proxy.
 """
 
 from __future__ import annotations
@@ -72,6 +73,10 @@ def world(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory
             longitude=30.525, agency="police"))
     clip = tmp_path_factory.mktemp("hevc") / "CAM-HEVC.mkv"
     _encode(out=clip, graph=day_scene(320, 180, 6), codec_args=HEVC)
+    with session_scope(state.engine) as session:  # a second strip on the admin page
+        record_gap(session, camera_id=HEVC_CAMERA, start=now - timedelta(hours=5),
+                   end=now - timedelta(hours=5) + timedelta(minutes=10),
+                   reason=gap_reason(GapReason.CONNECTION_REFUSED))
     outcome = ingest_file(engine=state.engine, originals=state.originals,
                           derived=state.derived, path=clip, camera_id=HEVC_CAMERA,
                           start=CAPTURE_START, options=IngestOptions(sample_interval_seconds=2.0))
@@ -124,6 +129,18 @@ def test_the_admin_page_states_the_gaps_of_the_last_day(
     expect(row.locator(".gap-strip [role=status]")).to_contain_text(RECENT_REASON)
     podil = page.locator("tr", has=page.locator("td.mono", has_text="CAM-PODIL"))
     expect(podil.locator(".gap-summary")).to_have_text("No gaps in the last 24 h")
+    hevc = page.locator("tr", has=page.locator("td.mono", has_text=HEVC_CAMERA))
+    hevc.locator("rect.gap").hover()
+    expect(hevc.locator(".gap-strip [role=status]")).to_contain_text(
+        "The stream refused the connection.")
+    # each strip has its own hatch pattern, and no id is used twice in the page
+    expect(page.locator(".gap-strip svg pattern")).to_have_count(2)
+    ids = page.evaluate("[...document.querySelectorAll('[id]')].map((e) => e.id)")
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    fills = page.eval_on_selector_all(".gap-strip rect.gap",
+                                      "(r) => r.map((e) => e.getAttribute('fill'))")
+    patterns = page.eval_on_selector_all(".gap-strip svg pattern", "(p) => p.map((e) => e.id)")
+    assert sorted(fills) == sorted(f"url(#{i})" for i in patterns)  # each names its own
     assert serious_violations(page) == []
     page.context.close()
 

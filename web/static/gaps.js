@@ -7,7 +7,7 @@ import { h } from "./dom.js";
 import { t, has, formatTime, formatNumber } from "./i18n.js";
 import { api, query } from "./api.js";
 
-const HATCH_ID = "gap-hatch";
+let hatches = 0; // each pattern gets its own id: a page may draw many strips
 
 /** The camera's gaps overlapping [startMs, endMs], or null when they cannot be read. */
 export async function loadGaps(cameraId, startMs, endMs) {
@@ -47,19 +47,26 @@ export function gapText(gap, timeZone) {
     length: formatDuration(gap.seconds ?? 0), reason });
 }
 
-/** The <defs> with the hatch pattern the bands fill with. */
-export function hatchDefs() {
-  return h("svg:defs", {}, h("svg:pattern", { id: HATCH_ID, width: 6, height: 6,
+/**
+ * The hatch the bands of one SVG fill with: its <defs> (a pattern with an id unique in
+ * the page, so several strips never repeat an id) and the fill that names it.
+ */
+export function hatch() {
+  hatches += 1;
+  const id = `gap-hatch-${hatches}`;
+  const defs = h("svg:defs", {}, h("svg:pattern", { id, width: 6, height: 6,
     patternUnits: "userSpaceOnUse", patternTransform: "rotate(45)" },
   h("svg:rect", { width: 6, height: 6, fill: "#fde2e1" }),
   h("svg:line", { x1: 0, y1: 0, x2: 0, y2: 6, stroke: "#b3261e", "stroke-width": 3 })));
+  return { defs, fill: `url(#${id})` };
 }
 
 /**
- * Hatched bands for gaps on an axis x(ms) clipped to [lo, hi]; each is a focusable
- * element whose accessible name is its sentence; onShow(text) is called on hover/focus.
+ * Hatched bands for gaps on an axis x(ms) clipped to [lo, hi], filled with `fill` (from
+ * hatch()); each is a focusable element whose accessible name is its sentence;
+ * onShow(text) is called on hover/focus.
  */
-export function gapBands(gaps, { x, lo, hi, y, height, timeZone, onShow }) {
+export function gapBands(gaps, { x, lo, hi, y, height, timeZone, fill, onShow }) {
   const now = Date.now();
   return gaps.map((gap) => {
     const start = Math.max(lo, Date.parse(gap.start_utc));
@@ -67,7 +74,7 @@ export function gapBands(gaps, { x, lo, hi, y, height, timeZone, onShow }) {
     const text = gapText(gap, timeZone);
     const left = x(start);
     const band = h("svg:rect", { x: left, y, width: Math.max(3, x(end) - left), height,
-      fill: `url(#${HATCH_ID})`, stroke: "#b3261e", "stroke-width": 1, tabindex: 0,
+      fill, stroke: "#b3261e", "stroke-width": 1, tabindex: 0,
       role: "img", "aria-label": text, class: "gap",
       dataset: { start: gap.start_utc, end: gap.end_utc || "" } },
     h("svg:title", {}, text));

@@ -6,7 +6,7 @@ import { h, field, clear } from "../dom.js";
 import { t } from "../i18n.js";
 import { api } from "../api.js";
 import { errorLine, statusLine, pageHead, timeEl, shortHash, busy } from "../ui.js";
-import { gapBands, hatchDefs, daySummary } from "../gaps.js";
+import { gapBands, hatch, daySummary } from "../gaps.js";
 
 const ROLES = ["investigator", "supervisor", "prosecutor", "auditor", "admin"];
 const DAY_MS = 24 * 3600 * 1000;
@@ -96,12 +96,13 @@ function camerasSection() {
     const lo = hi - DAY_MS;
     const x = (ms) => 1 + ((ms - lo) / DAY_MS) * (STRIP_W - 2);
     const detail = h("div", { class: "hint", role: "status", "aria-live": "polite" });
+    const { defs, fill } = hatch();
     return h("div", { class: "gap-strip" }, h("svg:svg", { viewBox: `0 0 ${STRIP_W} 14`,
       width: STRIP_W, height: 14, role: "group",
-      "aria-label": t("gap.strip_label", { id: c.id }) }, hatchDefs(),
+      "aria-label": t("gap.strip_label", { id: c.id }) }, defs,
     h("svg:rect", { x: 0.5, y: 0.5, width: STRIP_W - 1, height: 13, fill: "none",
       stroke: "currentColor", "stroke-width": 1 }),
-    gapBands(s.gaps_last_24h, { x, lo, hi, y: 1, height: 12, timeZone: c.timezone,
+    gapBands(s.gaps_last_24h, { x, lo, hi, y: 1, height: 12, timeZone: c.timezone, fill,
       onShow: (text) => { detail.textContent = text; } })), detail);
   }
   async function load() {

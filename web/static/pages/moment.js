@@ -9,7 +9,7 @@ import { t, formatNumber, formatTime } from "../i18n.js";
 import { api } from "../api.js";
 import * as store from "../store.js";
 import { errorLine, statusLine, pageHead, timeEl, cameraZone, busy } from "../ui.js";
-import { loadGaps, gapBands, hatchDefs } from "../gaps.js";
+import { loadGaps, gapBands, hatch } from "../gaps.js";
 
 const SVG_W = 320;
 const SVG_H = 200;
@@ -75,14 +75,15 @@ function cameraTimeline({ frame, found, moment, gaps, lo, hi, zone }) {
     "aria-live": "polite" }, gaps === null ? t("gap.unknown")
     : gaps.length ? t("gap.in_window", { n: gaps.length }) : t("gap.none_window"));
   const at = x(Date.parse(frame.captured_at_utc));
+  const { defs, fill } = hatch();
   const svg = h("svg:svg", { viewBox: `0 0 ${SVG_W} 64`, class: "timeline", role: "group",
     "aria-labelledby": "timeline-title" },
   h("svg:title", { id: "timeline-title" }, t("moment.recording_label", {
     from: formatTime(new Date(lo), zone), to: formatTime(new Date(hi), zone),
     n: hits.length, gaps: gaps ? gaps.length : 0 })),
-  hatchDefs(),
+  defs,
   h("svg:line", { x1: PAD, y1: 26, x2: SVG_W - PAD, y2: 26, class: "axis" }),
-  gapBands(gaps || [], { x, lo, hi, y: 10, height: 32, timeZone: zone,
+  gapBands(gaps || [], { x, lo, hi, y: 10, height: 32, timeZone: zone, fill,
     onShow: (text) => { detail.textContent = text; } }),
   h("svg:line", { x1: at, y1: 6, x2: at, y2: 46, stroke: "#1a5fb4", "stroke-width": 2,
     class: "now" }),
