@@ -102,6 +102,7 @@ MODES = ("ingest", "plates", "embed", "analysis", "workers")
 SAMPLE_INTERVAL_S = 2.0  # ingest's default: one frame per GOP
 PASSPHRASE = "benchmark-throwaway-passphrase"  # noqa: S105  # a throwaway key
 EMBEDDING_MODES = ("embed", "analysis", "workers")
+STOP_REASONS = ("recorder_stopped", "The recorder was stopped.")  # the stop at the end
 SUSTAINED_RULE = (
     "sustained when all checks hold: nothing_lost (no gap but the final stop, no file "
     "quarantined or left in the spool); lag_bounded (every file's ingest lag under two "
@@ -462,7 +463,7 @@ def run_cameras(footage: Path, *, count: int, seconds: float, segment_seconds: f
             entries = {e.original_id: e.recorded_at for e in session.exec(
                 select(CustodyEntry).where(CustodyEntry.action == "acquisition")).all()}
             gaps = [g for g in session.exec(select(CameraGap)).all()
-                    if g.reason != "The recorder was stopped."]
+                    if g.reason.split(":")[0] not in STOP_REASONS]
             cameras = len(session.exec(select(Camera)).all())
         left_in_spool = [p for p in settings.spool_dir.glob("*/*/*")
                          if p.is_file() and p.suffix in (".ts", ".mkv", ".mp4")
@@ -487,6 +488,9 @@ def run_cameras(footage: Path, *, count: int, seconds: float, segment_seconds: f
                 [b[f"{name}_waiting"] for b in backlog], bound=bound)
     lost = {"gaps": len(gaps), "quarantined": len(quarantined),
             "left_in_spool": len(left_in_spool)}
+    gap_list = [{"camera": g.camera_id, "reason": g.reason,
+                 "seconds": round((g.end_utc - g.start_utc).total_seconds(), 1)
+                 if g.end_utc else None} for g in gaps]
     outcome = verdict(lost=sum(lost.values()), lag=lag, segment_seconds=segment_seconds,
                       backlogs=[v for k, v in backlog_report.items() if k in analysed])
     for key, seconds_then in meter_start.items():
@@ -511,6 +515,7 @@ def run_cameras(footage: Path, *, count: int, seconds: float, segment_seconds: f
         "files_expected_about": int(elapsed // segment_seconds) * cameras,
         "files_recorded": len(originals),
         "files_lost": lost,
+        "gaps": gap_list,
         "footage_s_recorded": round(sum(o.duration_s for o in originals), 1),
         "ingest_lag_s": lag,
         "analysis_backlog": backlog_report if mode != "ingest" else None,

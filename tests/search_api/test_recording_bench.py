@@ -119,6 +119,7 @@ def test_a_short_embed_run_reports_the_backend_and_the_verdict(tmp_path: Path) -
     result = run_cameras(footage, count=1, seconds=25, segment_seconds=5, mode="embed",
                          model=model)
     assert result["files_recorded"] >= 1
+    assert result["gaps"] == []  # the recorder's own stop at the end is no lost footage
     assert result["embedding"]["image_backend"] == "onnx-fp32"
     assert result["embedding"]["weights_sha256"] == model.weights_sha256
     assert result["analysis_thread"]["model_load_s"] is not None
