@@ -127,13 +127,13 @@ def _scan_packets(container: Any, stream: Any,
     times: list[float] = []
     keys: list[float] = []
     error = ""
-    base = stream.time_base
+    base = float(stream.time_base)  # a Fraction product per packet costs more than demuxing
     try:
         for packet in container.demux(stream):
             stamp = packet.pts if packet.pts is not None else packet.dts
             if stamp is None or packet.size == 0:
                 continue
-            seconds = float(stamp * base)
+            seconds = stamp * base
             times.append(seconds)
             if packet.is_keyframe:
                 keys.append(seconds)
@@ -277,9 +277,13 @@ def _segment_args(source: Path, out_dir: Path, *, seconds: float, reencode: bool
 
 
 def _count_video_packets(path: Path) -> int:
+    """The video packets in a segment ffmpeg wrote: from an MP4's sample table when it has
+    one (no demuxing), else counted."""
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
+            if path.suffix == ".mp4" and stream.frames:
+                return int(stream.frames)
             return sum(1 for p in container.demux(stream) if p.size and
                        (p.pts is not None or p.dts is not None))
     except (av.error.FFmpegError, IndexError):
