@@ -68,7 +68,9 @@ def _jpeg_encoder(size: tuple[int, int], quality: int
         encoder.width, encoder.height = size
         encoder.pix_fmt = "yuvj420p"
         encoder.time_base = Fraction(1, 25)
-        encoder.qscale = jpeg_qscale(quality)
+        # a fixed quantiser: qmin = qmax, as ``ffmpeg -q:v`` would choose it
+        encoder.qscale = True
+        encoder.qmin = encoder.qmax = jpeg_qscale(quality)
         _encoders.scaler, _encoders.encoder, _encoders.key = VideoReformatter(), encoder, key
         _encoders.count = 0
     _encoders.count += 1  # the encoder wants rising timestamps, whatever the source's
