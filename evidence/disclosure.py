@@ -66,7 +66,7 @@ from evidence.redaction.report import (
 )
 from evidence.redaction.review import DecisionView, ManualBox, final_boxes
 from evidence.redaction.tracking import Box, Track
-from evidence.redaction.video import VideoFacts
+from evidence.redaction.video import VideoFacts, render_parameters
 from evidence.report_text import DEFAULT_LANGUAGE, check_language
 from evidence.timestamp import TimestampAuthority, TrustedTime
 from storage.atomic import owner_tag
@@ -259,7 +259,8 @@ def _redact_clip(session: Session, bag: Path, work: Path, number: int, clip: Cas
         "detectors": redaction.detectors, "parameters": {
             **redaction.parameters, "style": redaction.style,
             "mute_audio": redaction.mute_audio, "redact": redact,
-            "encoder": "libx264 (PyAV), ffmpeg " + ffmpeg_version()},
+            "encoder": "libx264 (PyAV), ffmpeg " + ffmpeg_version(),
+            "render": render_parameters()},
         "proposed_by": redaction.created_by, "proposed_at": format_time(redaction.created_at),
         "approved_by": redaction.approved_by,
         "approved_at": format_time(redaction.approved_at) if redaction.approved_at else None,

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from evidence.redaction.detect import NMS_IOU, Detection, Detector, Frame, nms
+from evidence.redaction.picture import Picture
 
 BLOCK = 4
 TILE = 16
@@ -69,19 +70,24 @@ class GateParameters:
                     self.full_pass_share, "reference": "luma when last looked at"}
 
 
-def luma_blocks(frame: Frame, block: int, tile: int) -> npt.NDArray[np.float32]:
-    """The frame's luma (BT.601) averaged over ``block`` x ``block`` blocks, the frame
-    padded (edge pixels repeated) to a multiple of ``tile`` first."""
+def luma_blocks(frame: Frame | Picture, block: int, tile: int) -> npt.NDArray[np.float32]:
+    """The frame's luma averaged over ``block`` x ``block`` blocks, the frame padded (edge
+    pixels repeated) to a multiple of ``tile`` first. For a decoded ``Picture`` this is
+    its Y plane (BT.601, limited range) stretched to 0-255 grey levels, so the threshold
+    means the same as on an RGB frame's luma."""
     import cv2
 
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    grey = frame.y if isinstance(frame, Picture) else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     height, width = grey.shape
     pad_h, pad_w = -height % tile, -width % tile
     if pad_h or pad_w:
         grey = cv2.copyMakeBorder(grey, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
-    small = cv2.resize(grey, ((width + pad_w) // block, (height + pad_h) // block),
-                       interpolation=cv2.INTER_AREA)
-    return np.asarray(small, dtype=np.float32)
+    small = np.asarray(cv2.resize(grey, ((width + pad_w) // block,
+                                         (height + pad_h) // block),
+                                  interpolation=cv2.INTER_AREA), dtype=np.float32)
+    if isinstance(frame, Picture):
+        small = (small - 16.0) * np.float32(255 / 219)
+    return small
 
 
 def _snap(low: int, high: int, stride: int, limit: int) -> tuple[int, int]:
@@ -144,8 +150,10 @@ class ChangeGate:
     _reference: npt.NDArray[np.float32] | None = None
     _detections: list[Detection] = field(default_factory=list)
 
-    def detect(self, frame: Frame) -> list[Detection]:
-        """This frame's detections: from a full pass, from crops, or carried over."""
+    def detect(self, frame: Frame | Picture) -> list[Detection]:
+        """This frame's detections: from a full pass, from crops, or carried over. A
+        decoded ``Picture`` is converted to RGB only where the detector runs; an RGB
+        frame is taken as it is."""
         p = self.parameters
         height, width = frame.shape[:2]
         luma = luma_blocks(frame, p.block, p.tile)
@@ -166,7 +174,9 @@ class ChangeGate:
         self.stats.pixels_detected += area
         found: list[Detection] = []
         for x1, y1, x2, y2 in crops:
-            for d in self.detector.detect(frame[y1:y2, x1:x2], frame_width=width):
+            crop = frame.rgb(x1, y1, x2, y2) if isinstance(frame, Picture) \
+                else frame[y1:y2, x1:x2]
+            for d in self.detector.detect(crop, frame_width=width):
                 found.append(Detection(d.x1 + x1, d.y1 + y1, d.x2 + x1, d.y2 + y1, d.score))
             b = p.block
             self._reference[y1 // b:-(-y2 // b), x1 // b:-(-x2 // b)] = \
@@ -208,12 +218,14 @@ class ChangeGate:
             rects.append((x1, y1, x2, y2))
         return merge_rects(rects)
 
-    def _full(self, frame: Frame, luma: npt.NDArray[np.float32]) -> list[Detection]:
+    def _full(self, frame: Frame | Picture, luma: npt.NDArray[np.float32]
+              ) -> list[Detection]:
         height, width = frame.shape[:2]
         self.stats.full_passes += 1
         self.stats.pixels_detected += height * width
         self._reference = luma.copy()
-        self._detections = list(self.detector.detect(frame))
+        self._detections = list(self.detector.detect(
+            frame.rgb() if isinstance(frame, Picture) else frame))
         return list(self._detections)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from evidence.redaction.detect import Frame
+from evidence.redaction.picture import Picture
 from evidence.redaction.tracking import Box
 from storage.errors import InvalidInputError
 
@@ -57,6 +58,7 @@ def merge_overlapping(boxes: Iterable[Box]) -> list[Box]:
     return sorted(Box(x1, y1, x2 - x1, y2 - y1) for x1, y1, x2, y2 in merged)
 
 
+@lru_cache(maxsize=1024)
 def _edges(length: int, cells: int) -> npt.NDArray[np.intp]:
     return np.unique(np.linspace(0, length, cells + 1).round().astype(np.intp))
 
@@ -168,13 +170,58 @@ def redact_frame(frame: Frame, boxes: Iterable[Box], *, style: str = "blur") -> 
     return out
 
 
+FILL_YUV = (16, 128, 128)
+"""Black in limited-range BT.601: what a black RGB fill becomes in the encoded copy."""
+
+
+def even_boxes(boxes: Iterable[Box], *, width: int, height: int) -> list[Box]:
+    """The boxes clipped to the frame and grown to even edges (whole 2x2 chroma
+    samples), overlapping ones merged; empty ones dropped."""
+    snapped = []
+    for box in boxes:
+        x1, y1 = max(0, box.x) // 2 * 2, max(0, box.y) // 2 * 2
+        x2 = min(width, -(-(box.x + box.w) // 2) * 2)
+        y2 = min(height, -(-(box.y + box.h) // 2) * 2)
+        if x2 > x1 and y2 > y1:
+            snapped.append(Box(x1, y1, x2 - x1, y2 - y1))
+    return merge_overlapping(snapped)
+
+
+def redact_picture(picture: Picture, boxes: Iterable[Box], *, style: str = "blur"
+                   ) -> Picture:
+    """A copy of the decoded frame with every box masked in its Y, U and V planes (the
+    renderer's path: no RGB conversion). Each box is first grown to even edges, so its
+    chroma samples lie wholly inside it; each plane's part of the box is blurred as in
+    ``blur_region`` (so it is as irreversible and idempotent) or filled with black.
+    Raises ``InvalidInputError`` for an unknown style."""
+    if style not in STYLES:
+        raise InvalidInputError(f"The redaction style {style!r} is not one of "
+                                f"{', '.join(STYLES)}.")
+    out = Picture(picture.data.copy())
+    luma, u, v = out.y, out.chroma(0), out.chroma(1)
+    for box in even_boxes(boxes, width=out.width, height=out.height):
+        full = (slice(box.y, box.y + box.h), slice(box.x, box.x + box.w))
+        half = (slice(box.y // 2, (box.y + box.h) // 2),
+                slice(box.x // 2, (box.x + box.w) // 2))
+        if style == "fill":
+            luma[full], u[half], v[half] = FILL_YUV
+            continue
+        luma[full] = blur_region(luma[full][:, :, None])[:, :, 0]
+        chroma = blur_region(np.stack([u[half], v[half]], axis=2))  # U and V as one
+        u[half], v[half] = chroma[:, :, 0], chroma[:, :, 1]
+    return out
+
+
 __all__ = [
     "BOTTOM_LEVEL",
     "CELLS",
+    "FILL_YUV",
     "LEVEL_STEP",
     "STYLES",
     "TOP_LEVEL",
     "blur_region",
+    "even_boxes",
     "merge_overlapping",
     "redact_frame",
+    "redact_picture",
 ]
