@@ -10,7 +10,8 @@ Enabled by ``OKO_SEARCH_WORKERS=w1,w2,...`` (and a Redis broker). For one query:
    float32 and the expected version (data SHA-256) of every shard; the tasks expire at
    the deadline, so a worker that comes back later does not answer stale queries;
 3. the answers are awaited until ``OKO_SEARCH_DEADLINE_MS`` after sending, all
-   together; every shard of a worker that did not answer in time, or failed, goes into
+   together (a ``ResultSet``'s native join: one MGET, one wait on the result channel);
+   every shard of a worker that did not answer in time, or failed, goes into
    ``missing`` with the reason, so the answer is partial and says so, never silently
    short;
 4. the workers' hits are merged into one top-k (best score per frame, ties by frame id,
@@ -25,6 +26,7 @@ bodies and the worker imports nothing of the API.
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +36,7 @@ from typing import Any
 import numpy as np
 from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeoutError
-from celery.result import AsyncResult
+from celery.result import AsyncResult, ResultSet
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
@@ -226,9 +228,10 @@ def _on_worker(reason: str, worker: str) -> str:
 class WorkerTiming:
     """One worker's part of the last query: its own search time, or why it gave none.
 
-    ``sent_at`` and ``received_at`` are the API's wall clock (Unix seconds) when the
-    task went out and when its answer was taken; ``started_at`` and ``finished_at`` the
-    worker's (``WorkerReply``): on one machine the differences are the trip out and back.
+    ``sent_at`` and ``received_at`` are the API's wall clock (Unix seconds) when it
+    began sending the query's tasks and when this answer was taken; ``started_at`` and
+    ``finished_at`` the worker's (``WorkerReply``): on one machine the differences are
+    the trip out and back.
     """
 
     worker: str
@@ -252,7 +255,8 @@ class CeleryShardSearcher:
 
     def __init__(self, app: Celery, *, workers: Sequence[str], replicas: int = 1,
                  deadline_ms: int = 2000, rebuild: Callable[[], Celery] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 native_join: bool = True) -> None:
         check_worker_names(workers)
         self.app = app
         self._rebuild = rebuild
@@ -260,6 +264,7 @@ class CeleryShardSearcher:
         self.replicas = replicas
         self.deadline_s = deadline_ms / 1000.0
         self._clock = clock
+        self.native_join = native_join
         self._suspects: dict[str, float] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -304,6 +309,42 @@ class CeleryShardSearcher:
                                    queue=search_queue(worker), expires=self.deadline_s)
                 for worker, names in shards.items()]
 
+    def _collect(self, pending: list[AsyncResult],
+                 deadline: float) -> dict[str, tuple[object, float]]:
+        """The answers that came by ``deadline``: task id -> (result or the exception the
+        task raised, when it was taken, Unix seconds).
+
+        ``native_join`` (the default) waits for all of them at once, as a ``ResultSet``'s
+        native join: one MGET of the results already stored, then one wait on the
+        result channel for the rest; otherwise one ``get`` after another (a GET and a
+        wait each). Raises ``SearchWorkersUnavailableError`` when the broker is lost.
+        """
+        answers: dict[str, tuple[object, float]] = {}
+        try:
+            if self.native_join:
+                def taken(task_id: str, value: object) -> None:
+                    answers[task_id] = (value, time.time())
+                with contextlib.suppress(CeleryTimeoutError):  # those not taken are missing
+                    ResultSet(pending, app=self.app).join_native(
+                        timeout=max(deadline - self._clock(), 0.001), propagate=False,
+                        callback=taken)
+            else:
+                for result in pending:
+                    try:
+                        value = result.get(timeout=max(deadline - self._clock(), 0.001),
+                                           propagate=False)
+                    except CeleryTimeoutError:
+                        continue
+                    answers[result.id] = (value, time.time())
+        except BROKER_ERRORS as exc:
+            raise self._broker_lost(exc, "The search workers' broker stopped answering"
+                                    " mid-query; no search result was kept.") from exc
+        for result in pending:  # stop listening for a late answer now, not when collected
+            if result.id not in answers:
+                with contextlib.suppress(*BROKER_ERRORS):
+                    result.backend.remove_pending_result(result)
+        return answers
+
     def search(self, metas: Sequence[ShardMeta], query: ShardQuery) -> ShardSearchOutcome:
         """Search ``metas`` on their workers within the deadline; see the module docstring.
 
@@ -317,14 +358,15 @@ class CeleryShardSearcher:
         routed = route_shards(versions, self.workers, replicas=self.replicas,
                               avoid=self._avoid(started))
         order = sorted(routed)
+        sent_at = time.time()
         try:
             pending = self.send(query, {worker: {name: versions[name] for name in routed[worker]}
                                         for worker in order})
         except BROKER_ERRORS as exc:  # RuntimeError: Celery gave up reconnecting
             raise self._broker_lost(exc, "The search workers' broker cannot be reached; no"
                                     " search was run.") from exc
-        sent_at = time.time()
         deadline = started + self.deadline_s
+        answers = self._collect(pending, deadline)
         parts: list[list[tuple[int, float]]] = []
         searched: list[str] = []
         index_types: dict[str, str] = {}
@@ -334,9 +376,11 @@ class CeleryShardSearcher:
         for worker, result in zip(order, pending, strict=True):
             shards = routed[worker]
             failure: str | None = None
+            answer = answers.get(result.id)
             try:
-                raw = result.get(timeout=max(deadline - self._clock(), 0.001),
-                                 propagate=False)
+                if answer is None:
+                    raise CeleryTimeoutError()
+                raw, received_at = answer
                 if isinstance(raw, BaseException):  # the task raised (or expired unrun)
                     raise _TaskFailed(type(raw).__name__)
                 reply = decode_reply(raw, shards)
@@ -348,15 +392,11 @@ class CeleryShardSearcher:
                 failure = f"search worker {worker} failed ({exc})"
             except BadSearchMessageError as exc:
                 failure = f"search worker {worker} failed ({exc.message})"
-            except BROKER_ERRORS as exc:
-                raise self._broker_lost(exc, "The search workers' broker stopped answering"
-                                        " mid-query; no search result was kept.") from exc
             if failure is not None:
                 missing.update({name: failure for name in shards})
                 timings.append(WorkerTiming(worker, len(shards), None, failure,
                                             task_id=result.id, sent_at=sent_at))
                 continue
-            received_at = time.time()
             self._clear(worker)
             outcome = reply.outcome
             parts.append(outcome.hits)

@@ -52,11 +52,12 @@ class Cluster:
     log_dir: Path
 
     def searcher(self, workers: list[str], *, replicas: int = 1,
-                 deadline_ms: int = DEADLINE_MS) -> CeleryShardSearcher:
+                 deadline_ms: int = DEADLINE_MS, native_join: bool = True) -> CeleryShardSearcher:
         settings = Settings(home=self.home, broker_url=self.broker_url,
                             search_workers=workers, search_replicas=replicas)
         return CeleryShardSearcher(make_search_celery(settings), workers=workers,
-                                   replicas=replicas, deadline_ms=deadline_ms)
+                                   replicas=replicas, deadline_ms=deadline_ms,
+                                   native_join=native_join)
 
     def shards_of(self, worker: str, workers: list[str]) -> list[str]:
         return sorted(m.key.name for m in self.metas
@@ -108,15 +109,23 @@ def _same(fanned: ShardSearchOutcome, local: ShardSearchOutcome) -> None:
     assert np.allclose([s for _, s in fanned.hits], [s for _, s in local.hits], atol=1e-6)
 
 
-def test_fan_out_over_three_workers_equals_the_local_top_k(cluster: Cluster) -> None:
-    searcher = cluster.searcher(RUNNING)
+@pytest.mark.parametrize("native_join", [True, False])
+def test_fan_out_over_three_workers_equals_the_local_top_k(cluster: Cluster,
+                                                           native_join: bool) -> None:
+    searcher = cluster.searcher(RUNNING, native_join=native_join)
     for query in _queries():
         fanned = searcher.search(cluster.metas, query)
         local = cluster.local.search(cluster.metas, query)
         assert len(local.hits) == query.k or query.time_range_us or query.phases \
             or query.local_hours
         _same(fanned, local)
-    assert {t.worker for t in searcher.last_timings} == set(RUNNING)
+    timings = searcher.last_timings
+    assert {t.worker for t in timings} == set(RUNNING)
+    for t in timings:  # each worker's own account, on one clock: in order
+        assert t.sent_at and t.started_at and t.finished_at and t.received_at
+        assert t.search_ms is not None and t.cpu_ms is not None and t.task_id
+        assert t.sent_at <= t.started_at + 0.001 <= t.finished_at + 0.002
+        assert t.finished_at <= t.received_at + 0.001
 
 
 def test_adding_a_worker_keeps_the_answer(cluster: Cluster) -> None:
@@ -131,13 +140,15 @@ def test_adding_a_worker_keeps_the_answer(cluster: Cluster) -> None:
     assert moved and all(shard_owners(name, RUNNING) == ["w3"] for name in moved)
 
 
+@pytest.mark.parametrize("native_join", [True, False])
 def test_a_worker_that_never_started_gives_a_partial_answer_naming_its_shards(
-        cluster: Cluster) -> None:
+        cluster: Cluster, native_join: bool) -> None:
     workers = [*RUNNING, "w4"]
     lost = cluster.shards_of("w4", workers)
     assert lost
     query = _queries()[0]
-    outcome = cluster.searcher(workers, deadline_ms=2500).search(cluster.metas, query)
+    outcome = cluster.searcher(workers, deadline_ms=2500,
+                               native_join=native_join).search(cluster.metas, query)
     assert sorted(outcome.missing) == lost
     assert set(outcome.missing.values()) == {"search worker w4 did not answer within 2500 ms"}
     rest = [m for m in cluster.metas if m.key.name not in lost]
