@@ -168,9 +168,15 @@ def static_scene(width: int, height: int, seconds: float, burst: tuple[float, fl
     ], after_ir=[])
 
 
-def _encode(*, out: Path, graph: str, codec_args: list[str],
-            creation_time: datetime | None = None, vfr: bool = False,
-            extra_mux: list[str] | None = None) -> None:
+def encode_scene(*, out: Path, graph: str, codec_args: list[str],
+                 creation_time: datetime | None = None, vfr: bool = False,
+                 extra_mux: list[str] | None = None) -> None:
+    """Render a synthetic scene (an ffmpeg filter graph ending in ``[v]``, such as
+    ``day_scene``'s) into the video file ``out``, encoded with ``codec_args`` (``H264``,
+    ``HEVC``, ``XVID`` ...): 4:2:0, bit-exact, no metadata but ``creation_time``.
+    ``vfr`` drops frames as a loaded recorder does. Raises ``StorageError`` when ffmpeg
+    fails (its last line in the message).
+    """
     if vfr:
         # stretch every third frame: a recorder that drops frames under load
         graph = graph[: -len("[v]")] + ",setpts='N/(25*TB)+floor(N/3)*0.04/TB'[v]"
@@ -238,7 +244,7 @@ def generate_sample_footage(out_dir: Path, *, profile: str = "test") -> SampleSe
             mux: list[str] | None = None) -> None:
         start = _local(local_start)
         path = out_dir / _clip_name(camera_id, local_start, ext)
-        _encode(out=path, graph=scene(width, height, seconds), codec_args=codec_args,
+        encode_scene(out=path, graph=scene(width, height, seconds), codec_args=codec_args,
                 creation_time=start if container_time else None,
                 vfr=vfr, extra_mux=mux)
         samples.clips.append(SampleClip(
@@ -281,7 +287,7 @@ def generate_benchmark_footage(out_dir: Path, *, minutes: float = 2.0,
     # drawn at quarter size and scaled up: flat shapes look the same, drawing is 16x cheaper
     small = day_scene(width // 4 // 2 * 2, height // 4 // 2 * 2, minutes * 60)
     graph = small.removesuffix("[v]") + f",scale={width}:{height}:flags=neighbor[v]"
-    _encode(out=path, graph=graph, codec_args=[*H264[:-2], "-threads", "0"],
+    encode_scene(out=path, graph=graph, codec_args=[*H264[:-2], "-threads", "0"],
             extra_mux=FASTSTART)
     return path
 
@@ -293,13 +299,20 @@ def truncated_copy(source: Path, destination: Path, *, keep_fraction: float = 0.
     return destination
 
 
+_encode = encode_scene  # the old private name, still used by benchmarks/recording.py
+
 __all__ = [
     "CAMERAS",
+    "H264",
+    "HEVC",
     "SampleCamera",
     "SampleClip",
     "SampleSet",
+    "day_scene",
+    "encode_scene",
     "generate_benchmark_footage",
     "generate_sample_footage",
+    "night_scene",
     "truncated_copy",
     "write_cameras_csv",
 ]

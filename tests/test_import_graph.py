@@ -226,6 +226,22 @@ def test_storage_does_no_media_work() -> None:
     assert not wrong, "\n".join(wrong)
 
 
+def test_no_module_imports_another_modules_private_name() -> None:
+    """``from indexer.samples import _encode`` reaches into another module's insides; a
+    caller outside it gets a public function instead."""
+    wrong = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            for node in _runtime_imports(tree):
+                if isinstance(node, ast.ImportFrom) and not node.level and (
+                        node.module or "").partition(".")[0] in PACKAGES:
+                    wrong += [f"{path.relative_to(ROOT)} (line {node.lineno}) imports "
+                              f"{node.module}.{a.name}" for a in node.names
+                              if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not wrong, "\n".join(wrong)
+
+
 def test_the_checker_sees_lazy_imports_and_skips_type_checking_blocks() -> None:
     tree = ast.parse(
         "from typing import TYPE_CHECKING\n"

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.media import ffmpeg_exe
-from indexer.samples import H264, _encode, day_scene, night_scene
+from indexer.samples import H264, day_scene, encode_scene, night_scene
 from search_api.usecases.cameras import (
     list_visible_cameras,
     register_camera,
@@ -78,7 +78,7 @@ def demo_stream_footage(directory: Path, camera: DemoStreamCamera, *,
     one_second_gop = [*(arg if arg != "50" else "25" for arg in H264), "-bf", "0"]
     scene = night_scene if camera.night else day_scene
     partial = path.with_suffix(".partial.ts")
-    _encode(out=partial, graph=scene(width, height, seconds), codec_args=one_second_gop)
+    encode_scene(out=partial, graph=scene(width, height, seconds), codec_args=one_second_gop)
     partial.replace(path)
     return path
 

@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, expect
 from sqlmodel import Session, col, select
 
 from indexer.ingest import IngestOptions, ingest_file
-from indexer.samples import HEVC, _encode, day_scene
+from indexer.samples import HEVC, day_scene, encode_scene
 from search_api.state import build_state
 from storage.cameras import add_camera, validate_camera
 from storage.db import session_scope
@@ -72,7 +72,7 @@ def world(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory
             id=HEVC_CAMERA, name="Поштова площа", district="Подільський", latitude=50.459,
             longitude=30.525, agency="police"))
     clip = tmp_path_factory.mktemp("hevc") / "CAM-HEVC.mkv"
-    _encode(out=clip, graph=day_scene(320, 180, 6), codec_args=HEVC)
+    encode_scene(out=clip, graph=day_scene(320, 180, 6), codec_args=HEVC)
     with session_scope(state.engine) as session:  # a second strip on the admin page
         record_gap(session, camera_id=HEVC_CAMERA, start=now - timedelta(hours=5),
                    end=now - timedelta(hours=5) + timedelta(minutes=10),

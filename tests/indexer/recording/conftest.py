@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from indexer.media import ffmpeg_exe
 from indexer.recording.recorder import CameraRecorder
-from indexer.samples import H264, _encode, day_scene
+from indexer.samples import H264, day_scene, encode_scene
 from search_api.state import AppState, build_state
 from storage.cameras import add_camera, validate_camera
 from storage.db import session_scope
@@ -33,7 +33,7 @@ def footage(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cameras send: RTP carries no decoding times for B-frames), as MPEG-TS."""
     path = tmp_path_factory.mktemp("stream-footage") / "street.ts"
     one_second_gop = [*(arg if arg != "50" else "25" for arg in H264), "-bf", "0"]
-    _encode(out=path, graph=day_scene(160, 90, 20), codec_args=one_second_gop)
+    encode_scene(out=path, graph=day_scene(160, 90, 20), codec_args=one_second_gop)
     return path
 
 

@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import Session, col, func, select
 
 from indexer.ingest import IngestOptions, ingest_file
-from indexer.samples import H264, _encode, day_scene
+from indexer.samples import H264, day_scene, encode_scene
 from indexer.shards import sync_shards
 from search_api.state import AppState
 from storage.cameras import add_camera, validate_camera
@@ -38,7 +38,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     paths = []
     for n in range(4):
         path = folder / f"clip{n}.mp4"
-        _encode(out=path, graph=day_scene(160, 90, 4 + n * 0.4), codec_args=H264)
+        encode_scene(out=path, graph=day_scene(160, 90, 4 + n * 0.4), codec_args=H264)
         paths.append(path)
     return paths
 
