@@ -218,6 +218,7 @@ def ingest_slowdown(seconds: float, *, width: int, height: int) -> dict[str, Any
     from indexer.plates.footage import PlatePass, write_plate_clip
     from indexer.plates.sightings import read_pending_plates
     from search_api.state import build_state
+    from search_api.usecases.plate_watch import crop_expiry_auditor
     from storage.models.media import Camera
     from storage.models.plates import PlateSighting
     from storage.settings import Settings
@@ -247,7 +248,8 @@ def ingest_slowdown(seconds: float, *, width: int, height: int) -> dict[str, Any
             report = read_pending_plates(
                 engine=state.engine, derived=state.derived, reader=reader,
                 originals=state.originals if mode != "stored_copy" else None,
-                motion_threshold=state.settings.motion_threshold)
+                motion_threshold=state.settings.motion_threshold,
+                on_crops_expired=crop_expiry_auditor(state))
             found = {p.text for p in passes}
             with Session(state.engine) as session:
                 read = {s.plate for s in session.exec(select(PlateSighting)).all()}

@@ -122,6 +122,7 @@ class AuditAction(StrEnum):
     WATCHLIST_CHANGE = "watchlist_change"
     PLATE_ALERT = "plate_alert"
     RETENTION_DELETE = "retention_delete"
+    PLATE_CROPS_EXPIRED = "plate_crops_expired"
     DISK_ALERT = "disk_alert"
 
 

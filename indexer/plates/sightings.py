@@ -24,7 +24,8 @@ Per camera, frames waiting for plate reading are taken in capture order.
    again. Such an original is re-read in one transaction that also deletes the older
    reader's sightings over its span (``indexer.plates.supersede``), so search never
    shows both; ``limit`` does not cut such an original short. The older sightings'
-   crops that no row names any more are then expired from the derived store.
+   crops that no row names any more are then expired from the derived store, each
+   batch's audit entry committed first (``on_crops_expired``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from indexer.motion import is_static, motion_score, motion_signature
 from indexer.plates.grammar import confusion_distance
 from indexer.plates.reader import Box, PlateRead, ReaderConfig, ReadStats, outside
 from indexer.plates.supersede import (
+    OnCropsExpired,
     ReplaceCounts,
     expire_replaced_crops,
     older_sightings,
@@ -292,8 +294,10 @@ class _CameraRun:
     """One camera's open sightings and uncommitted scan rows."""
 
     def __init__(self, *, engine: Engine, derived: BlobStore, reader: FramePlateReader,
-                 camera: Camera, max_gap_s: float, report: PlateReport) -> None:
+                 camera: Camera, max_gap_s: float, report: PlateReport,
+                 on_crops_expired: OnCropsExpired) -> None:
         self.engine, self.derived, self.reader = engine, derived, reader
+        self.on_crops_expired = on_crops_expired
         self.camera, self.max_gap_s, self.report = camera, max_gap_s, report
         self.open: list[_Open] = []
         self.closed: list[_Open] = []
@@ -430,8 +434,8 @@ class _CameraRun:
             with Session(self.engine) as session:
                 self.report.replaced.crops_expired += expire_replaced_crops(
                     session, derived=self.derived, crops=replaced_crops,
-                    reason=f"plate reader {', '.join(sorted(replaced_keys))} replaced by "
-                           f"{self.reader.key}")
+                    camera_id=self.camera.id, replaced_reader_keys=replaced_keys,
+                    reader_key=self.reader.key, on_expired=self.on_crops_expired)
         self.scans, self.closed = [], []
 
     def _write(self, session: Session, sighting: _Open) -> PlateSighting:
@@ -479,8 +483,8 @@ def _minus(at: datetime, seconds: float) -> datetime:
 
 def read_pending_plates(
     *, engine: Engine, derived: BlobStore, reader: FramePlateReader,
-    motion_threshold: float, originals: BlobStore | None = None,
-    max_gap_s: float = DEFAULT_MAX_GAP_S,
+    motion_threshold: float, on_crops_expired: OnCropsExpired,
+    originals: BlobStore | None = None, max_gap_s: float = DEFAULT_MAX_GAP_S,
     batch: int = DEFAULT_BATCH, progress: ProgressCallback | None = None,
     limit: int | None = None,
 ) -> PlateReport:
@@ -491,6 +495,8 @@ def read_pending_plates(
     frame whose image is gone is recorded ``unreadable`` (not retried by this key). With
     ``originals``, plate candidates are cut from the frame decoded from its original at
     full resolution (``indexer.plates.source``; the stored copy when that fails).
+    ``on_crops_expired`` writes the audit entry of each batch of replaced crops that is
+    expired (``indexer.plates.supersede``), committed before the files go.
     """
     started = time.perf_counter()
     report = PlateReport(reader_key=reader.key)
@@ -511,6 +517,7 @@ def read_pending_plates(
                     report.cameras_busy.append(camera_id)
                 continue
             done = _read_camera(engine=engine, derived=derived, originals=originals,
+                                on_crops_expired=on_crops_expired,
                                 reader=reader, camera=camera_rows[camera_id],
                                 max_gap_s=max_gap_s, motion_threshold=motion_threshold,
                                 batch=batch, report=report, done=done, total=total,
@@ -537,6 +544,7 @@ def _pending_in_camera(engine: Engine, reader_key: str, camera_id: str) -> int:
 
 def _read_camera(
     *, engine: Engine, derived: BlobStore, originals: BlobStore | None,
+    on_crops_expired: OnCropsExpired,
     reader: FramePlateReader, camera: Camera, max_gap_s: float, motion_threshold: float,
     batch: int, report: PlateReport, done: int, total: int,
     progress: ProgressCallback | None,
@@ -544,7 +552,8 @@ def _read_camera(
     """Read one claimed camera's waiting frames; returns the frames done so far."""
     camera_id = camera.id
     run = _CameraRun(engine=engine, derived=derived, reader=reader,
-                     camera=camera, max_gap_s=max_gap_s, report=report)
+                     camera=camera, max_gap_s=max_gap_s, report=report,
+                     on_crops_expired=on_crops_expired)
     reference: tuple[int, np.ndarray, Image.Image] | None = None
     for number, frame in enumerate(_iter_pending(engine, reader.key, camera_id)):
         same = frame.original_id == run.original_id

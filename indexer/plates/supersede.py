@@ -9,14 +9,22 @@ plate that covers it (so it is not raised again); with no such sighting it is de
 (its ``plate_alert`` audit entry stays in the log). Once that transaction has
 committed, the deleted sightings' crops that no remaining row names (another sighting,
 also the new reader's when its best crop came out byte for byte the same, a frame or a
-segment) are expired from the derived store through ``BlobStore.expire``, its one
+segment) are expired from the derived store through ``BlobStore.expire_many``, its one
 deletion path, with the reader change as the reason; a crash in between leaves at most
 a spare blob.
+
+Every deletion is on the record: before a batch of crops is removed, the caller's
+``OnCropsExpired`` writes its audit entry (``plate_crops_expired``, naming every hash,
+the camera and both reader keys) and that entry commits; only then are the files
+removed. A crash after the commit leaves blobs the entry names as expired but still
+stored, never a deletion without an entry. Crops are no custody-tracked objects (custody
+chains follow originals and cases), so there is no custody entry.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func
@@ -33,6 +41,33 @@ class ReplaceCounts:
     events_moved: int = 0
     events_dropped: int = 0
     crops_expired: int = 0
+
+
+@dataclass(frozen=True)
+class ExpiredCrops:
+    """One batch of crops expired because a plate reader replaced another's sightings."""
+
+    camera_id: str
+    replaced_reader_keys: list[str]
+    reader_key: str
+    sha256: list[str] = field(default_factory=list)  # sorted
+
+    @property
+    def reason(self) -> str:
+        return (f"plate reader {', '.join(self.replaced_reader_keys)} replaced by "
+                f"{self.reader_key}")
+
+    def to_details(self) -> dict[str, object]:
+        """What the audit entry records."""
+        return {"camera_id": self.camera_id, "reason": self.reason,
+                "replaced_reader_keys": self.replaced_reader_keys,
+                "reader_key": self.reader_key, "count": len(self.sha256),
+                "crop_sha256": self.sha256}
+
+
+OnCropsExpired = Callable[[Session, ExpiredCrops], None]
+"""Writes the audit entry of one expiry batch in ``session``; the expiry commits it
+before any file is removed."""
 
 
 def original_span(session: Session, original_id: int) -> tuple[datetime, datetime] | None:
@@ -95,18 +130,33 @@ def referenced_blobs(session: Session, hashes: set[str]) -> set[str]:
 
 
 def expire_replaced_crops(session: Session, *, derived: BlobStore, crops: set[str],
-                          reason: str) -> int:
+                          camera_id: str, replaced_reader_keys: set[str], reader_key: str,
+                          on_expired: OnCropsExpired) -> int:
     """Expire the crops of replaced sightings that no row names any more (call after the
-    replacement committed); returns how many blobs were removed. Raises
-    ``StorageError`` when one cannot be removed (it stays whole)."""
+    replacement committed); returns how many blobs were removed.
+
+    ``on_expired`` writes the batch's audit entry and it is committed in ``session``
+    before the first file goes. Raises ``StorageError`` when a crop cannot be removed (it
+    stays whole; the entry already names it) and whatever ``on_expired`` raises (then
+    nothing is removed).
+    """
     crops = {c for c in crops if c}
     if not crops:
         return 0
-    kept = referenced_blobs(session, crops)
-    return sum(derived.expire(sha256, reason=reason) for sha256 in sorted(crops - kept))
+    going = sorted(crops - referenced_blobs(session, crops))
+    if not going:
+        return 0
+    batch = ExpiredCrops(camera_id=camera_id,
+                         replaced_reader_keys=sorted(replaced_reader_keys),
+                         reader_key=reader_key, sha256=going)
+    on_expired(session, batch)
+    session.commit()  # the record first: no deletion without its entry
+    return derived.expire_many(going, reason=batch.reason)
 
 
 __all__ = [
+    "ExpiredCrops",
+    "OnCropsExpired",
     "ReplaceCounts",
     "expire_replaced_crops",
     "older_sightings",

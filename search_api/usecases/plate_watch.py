@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from indexer.plates.grammar import format_plate
 from indexer.plates.reader import PlateReader
 from indexer.plates.sightings import PlateReport, read_pending_plates
+from indexer.plates.supersede import ExpiredCrops
 from search_api.audit import AuditAction, record_event
 from search_api.state import AppState
 from search_api.usecases.context import UseCaseContext
@@ -215,10 +216,23 @@ def read_waiting_plates(state: AppState, *, reader: PlateReader | None = None,
     chosen = reader or shared_reader()
     report = read_pending_plates(engine=state.engine, derived=state.derived, reader=chosen,
                                  originals=state.originals,
+                                 on_crops_expired=crop_expiry_auditor(state),
                                  motion_threshold=state.settings.motion_threshold,
                                  limit=limit, progress=progress)
     events = raise_watch_events(state, sighting_ids=report.touched)
     return report, events
+
+
+def crop_expiry_auditor(state: AppState) -> Callable[[Session, ExpiredCrops], None]:
+    """Writes the ``plate_crops_expired`` audit entry of one batch of replaced crops,
+    as ``system:plates`` (the reader runs for no one in particular), under the camera's
+    agency like a ``plate_alert``."""
+    def audit(session: Session, batch: ExpiredCrops) -> None:
+        camera = session.get(Camera, batch.camera_id)
+        record_event(session, state=state, actor=SYSTEM_ACTOR,
+                     agency=camera.agency if camera else "", ip="worker",
+                     action=AuditAction.PLATE_CROPS_EXPIRED, details=batch.to_details())
+    return audit
 
 
 def read_plates(ctx: UseCaseContext, *, limit: int | None = None,
@@ -243,6 +257,7 @@ __all__ = [
     "WatchCreate",
     "WatchPublic",
     "add_watch",
+    "crop_expiry_auditor",
     "list_events",
     "list_watches",
     "plates_pending_line",

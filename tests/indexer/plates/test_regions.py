@@ -13,6 +13,7 @@ from indexer.plates.reader import DET_ALIGN, PlateReader, ReaderConfig, changed_
 from indexer.plates.render import paste_plate, render_plate, street_frame
 from indexer.plates.sightings import read_pending_plates
 from search_api.state import AppState
+from search_api.usecases.plate_watch import crop_expiry_auditor
 from storage.models.plates import PlateSighting
 from tests.indexer.plates.conftest import add_camera, ingest_clip
 
@@ -70,7 +71,8 @@ def test_a_parked_plate_is_carried_not_reread(state: AppState, reader: PlateRead
     assert ingest_clip(state, parked_clip) == 6
 
     report = read_pending_plates(engine=state.engine, derived=state.derived, reader=reader,
-                                 motion_threshold=state.settings.motion_threshold)
+                                 motion_threshold=state.settings.motion_threshold,
+                                 on_crops_expired=crop_expiry_auditor(state))
 
     assert report.frames_read + report.frames_static == 6
     assert report.stats.region_frames >= 3 and report.carried >= 3

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from indexer.plates.reader import PlateReader
 from indexer.plates.sightings import pending_plate_frames, read_pending_plates
 from search_api.state import AppState
+from search_api.usecases.plate_watch import crop_expiry_auditor
 from storage.models.media import Frame
 from storage.models.plates import PlateFrameScan, PlateSighting
 from tests.indexer.plates.conftest import add_camera, ingest_clip
@@ -25,7 +26,8 @@ def test_reads_of_one_plate_over_frames_become_one_sighting(
         assert pending_plate_frames(session=session, reader_key=reader.key) == 6
 
     report = read_pending_plates(engine=state.engine, derived=state.derived, reader=reader,
-                                 motion_threshold=state.settings.motion_threshold)
+                                 motion_threshold=state.settings.motion_threshold,
+                                 on_crops_expired=crop_expiry_auditor(state))
 
     assert report.frames == 6
     with Session(state.engine) as session:
@@ -56,7 +58,8 @@ def test_reads_of_one_plate_over_frames_become_one_sighting(
 
     # a rerun finds nothing pending and writes nothing
     again = read_pending_plates(engine=state.engine, derived=state.derived, reader=reader,
-                                motion_threshold=state.settings.motion_threshold)
+                                motion_threshold=state.settings.motion_threshold,
+                                on_crops_expired=crop_expiry_auditor(state))
     assert again.frames == 0 and again.touched == []
     with Session(state.engine) as session:
         assert len(session.exec(select(PlateSighting)).all()) == 2
@@ -77,7 +80,8 @@ def test_candidates_are_cut_from_the_original_at_full_resolution(
                 PlatePass("BC0815AA", 6.5, 11.5, plate_width=200)]))
     report = read_pending_plates(engine=state.engine, derived=state.derived, reader=reader,
                                  originals=state.originals,
-                                 motion_threshold=state.settings.motion_threshold)
+                                 motion_threshold=state.settings.motion_threshold,
+                                 on_crops_expired=crop_expiry_auditor(state))
     assert report.stats.full_resolution > 0
     with Session(state.engine) as session:
         sightings = session.exec(select(PlateSighting).order_by(
@@ -106,12 +110,14 @@ def test_a_camera_another_worker_is_reading_is_left_to_it(
     with CameraClaims(state.engine, f"plates:{reader.key}") as other:
         assert other.try_claim("CAM-P01")
         busy = read_pending_plates(engine=state.engine, derived=state.derived, reader=reader,
-                                   motion_threshold=state.settings.motion_threshold)
+                                   motion_threshold=state.settings.motion_threshold,
+                                   on_crops_expired=crop_expiry_auditor(state))
     assert busy.frames == 0 and busy.cameras_busy == ["CAM-P01"]
     with Session(state.engine) as session:
         assert pending_plate_frames(session=session, reader_key=reader.key) == 6
         assert session.exec(select(PlateSighting)).all() == []
 
     free = read_pending_plates(engine=state.engine, derived=state.derived, reader=reader,
-                               motion_threshold=state.settings.motion_threshold)
+                               motion_threshold=state.settings.motion_threshold,
+                               on_crops_expired=crop_expiry_auditor(state))
     assert free.frames == 6 and free.cameras_busy == []

@@ -13,11 +13,14 @@ from sqlmodel import Session, col, select
 
 from indexer.plates.reader import Box, PlateRead, PlateReader, ReaderConfig, ReadStats
 from indexer.plates.sightings import pending_plate_frames, read_pending_plates
+from indexer.plates.supersede import ExpiredCrops
 from search_api.cli import main
 from search_api.state import AppState
 from search_api.usecases import plate_watch
 from search_api.usecases.context import Actor, UseCaseContext
 from search_api.usecases.plates import PlateSearchQuery, search_plates
+from storage.errors import StorageError
+from storage.models.access import AuditEvent
 from storage.models.plates import PlateEvent, PlateFrameScan, PlateSighting, WatchlistEntry
 from storage.settings import Settings
 from storage.types import utcnow
@@ -71,6 +74,7 @@ def _read(state: AppState, reader: object, **options: object):  # type: ignore[n
     return read_pending_plates(engine=state.engine, derived=state.derived,
                                reader=reader,  # type: ignore[arg-type]
                                motion_threshold=state.settings.motion_threshold,
+                               on_crops_expired=plate_watch.crop_expiry_auditor(state),
                                **options)  # type: ignore[arg-type]
 
 
@@ -170,7 +174,7 @@ def _crops(state: AppState) -> dict[str, str]:
 
 
 def test_old_crops_no_row_names_are_expired_one_still_named_is_kept(
-        read_once: AppState) -> None:
+        read_once: AppState, reader: PlateReader) -> None:
     state = read_once
     old = _crops(state)
     assert all(state.derived.path_for(sha).is_file() for sha in old.values())
@@ -191,6 +195,39 @@ def test_old_crops_no_row_names_are_expired_one_still_named_is_kept(
     assert not state.derived.path_for(old["BC0815AA"]).exists()  # no row names it
     assert state.derived.path_for(old["AE1234KX"]).is_file()  # CAM-P02's sighting does
     assert all(state.derived.path_for(sha).is_file() for sha in new.values())
+    # the deletion is on the record: one entry for the batch, naming the hash
+    [entry] = _crop_expiries(state)
+    assert (entry.action, entry.actor, entry.agency) == (
+        "plate_crops_expired", "system:plates", "police")
+    assert entry.details == {
+        "camera_id": "CAM-P01", "reason": f"plate reader {reader.key} replaced by {wider.key}",
+        "replaced_reader_keys": [reader.key], "reader_key": wider.key, "count": 1,
+        "crop_sha256": [old["BC0815AA"]]}
+
+
+def _crop_expiries(state: AppState) -> list[AuditEvent]:
+    with Session(state.engine) as session:
+        return list(session.exec(select(AuditEvent).where(
+            AuditEvent.action == "plate_crops_expired").order_by(col(AuditEvent.seq))).all())
+
+
+def test_crops_are_not_removed_when_their_audit_entry_cannot_be_written(
+        read_once: AppState) -> None:
+    state = read_once
+    old = _crops(state)
+
+    def failing(session: Session, batch: ExpiredCrops) -> None:
+        assert batch.sha256 == sorted(old.values())
+        raise StorageError("The audit log cannot be written.")
+
+    with pytest.raises(StorageError, match="audit log"):
+        read_pending_plates(engine=state.engine, derived=state.derived,
+                            reader=PlateReader(ReaderConfig(margin=0.24)),
+                            motion_threshold=state.settings.motion_threshold,
+                            on_crops_expired=failing)
+    # no deletion without its entry: both old crops are still stored, no entry written
+    assert all(state.derived.path_for(sha).is_file() for sha in old.values())
+    assert _crop_expiries(state) == []
 
 
 def test_a_crop_the_new_reader_made_again_is_kept(read_once: AppState,
@@ -200,5 +237,6 @@ def test_a_crop_the_new_reader_made_again_is_kept(read_once: AppState,
     report = _read(state, new_reader)  # only min_confidence differs: the same crops
     assert report.replaced.sightings_replaced == 2
     assert report.replaced.crops_expired == 0
+    assert _crop_expiries(state) == []  # nothing deleted, nothing recorded
     assert _crops(state) == old
     assert all(state.derived.path_for(sha).is_file() for sha in old.values())
