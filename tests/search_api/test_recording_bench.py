@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 
 from benchmarks.random_clip import prepare_random_model
-from benchmarks.recording import (
+from benchmarks.recording import make_footage, run_cameras
+from benchmarks.recording_analysis import (
     backlog_summary,
     lag_summary,
-    make_footage,
-    run_cameras,
     verdict,
     worker_log_summary,
 )
