@@ -15,23 +15,31 @@ Vectors are harder than well-separated clusters: each camera sees a few hundred 
 (centres near shared global ones) and its frames are near-duplicates of them with a slow
 drift in time, as CCTV is; queries lie between two scenes (near a cluster boundary).
 
-* ``text_encoding_ms``: one query text through the text tower of a randomly initialised
-  ViT-B-32 on ONNX Runtime (``indexer.onnx_towers``, exported once and kept with the
-  data) and on torch, each on texts it has not seen, and a query-cache hit.
+* ``text_encoding_ms``: one query text (tokenised, then the tower) through the text tower
+  of a randomly initialised ViT-B-32, the variants taking turns per text so they see the
+  same load: ONNX Runtime (``indexer.onnx_towers``, exported once and kept with the data)
+  on the tokens up to the end-of-text token (``onnx_trimmed``, what the API runs; also
+  with one intra-op thread and cut to a multiple of 8), the same graph on the full 77
+  tokens (``onnx_full_length``, the work before issue 16), torch cut the same way
+  (``torch_trimmed``) and open_clip's own full pass (``torch_full``), and a cache hit.
 * ``latency_ms``: ``indexer.search.engine.search`` end to end, as the API runs it: the
   model behind ``CachedQueryEmbedder``, shard selection, FAISS + exact re-rank, the
   top-k's one database read, moment grouping; p50/p95, unfiltered and filtered (one
   camera + 12 h + "at night"), with the split from ``provenance.timings_ms`` (encode,
-  shards, database). ``end_to_end``: ONNX text tower, text new to the cache;
-  ``end_to_end_torch``: the same on torch; ``text_vector_cached``: a cache hit.
+  shards, database) and that of the two slowest runs. ``end_to_end``: ONNX text tower
+  (tokens up to the end-of-text token, idle threads sleeping), text new to the cache;
+  ``end_to_end_onnx_spinning``: the same with onnxruntime's spinning threads (its
+  default); ``end_to_end_torch``: the same on torch; ``text_vector_cached``: a cache hit.
 * ``recall_at_10``: the shards' merged top-10 (``LocalShardSearcher``) against an exact
   scan of the same float32 vectors, unfiltered and filtered.
-* ``rss_mib``: resident memory after building, after loading every shard, after searching.
+* ``rss_mib``: resident memory after building, after loading every shard, after searching,
+  and after dropping the torch text weights as the API does with its text tower on ONNX.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import os
@@ -42,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,9 +60,10 @@ import psutil
 from sqlmodel import Session
 
 from benchmarks.random_clip import random_embedder
+from indexer import onnx_towers
 from indexer.clip_presets import DEFAULT_PRESET
 from indexer.daynight import sun_elevation_deg
-from indexer.embeddings import ClipEmbedder
+from indexer.embeddings import ClipEmbedder, eot_length
 from indexer.onnx_towers import OnnxTower, load_tower
 from indexer.query_cache import CachedQueryEmbedder, QueryCache
 from indexer.search.engine import SearchFilters, SearchRequest, search
@@ -231,21 +241,34 @@ def _text_backend(embedder: ClipEmbedder, tower: OnnxTower, backend: str) -> Non
         embedder.use_runner("text", None, "torch")
 
 
-def _encoding_ms(embedder: ClipEmbedder, tower: OnnxTower, texts: list[str],
-                 torch_runs: int) -> dict[str, Any]:
-    """One text at a time: the ONNX tower and torch on texts they have not seen (taking
-    turns per text, so both see the same load), and a query-cache hit."""
-    times: dict[str, list[float]] = {"onnx_uncached": [], "torch_uncached": [],
-                                     "cache_hit": []}
-    for backend in ("onnx", "torch"):  # warm: first runs allocate
-        _text_backend(embedder, tower, backend)
-        embedder.encode_text(["warm up"])
+def _encoding_ms(embedder: ClipEmbedder, tower: OnnxTower, one_thread: OnnxTower,
+                 texts: list[str], torch_runs: int) -> dict[str, Any]:
+    """One text at a time, each variant on texts it has not seen, taking turns per text
+    (so all see the same load), and a query-cache hit."""
+    def onnx(session_of: OnnxTower, multiple: int | None) -> Any:
+        def run(text: str) -> None:
+            tokens = embedder.tokenize([text]).numpy()
+            cut = tokens.shape[1] if multiple is None else eot_length(tokens, multiple)
+            session_of.session.run(None, {"input": tokens[:, :cut]})
+        return run
+
+    variants = {
+        "onnx_trimmed": onnx(tower, 1), "onnx_trimmed_1_thread": onnx(one_thread, 1),
+        "onnx_trimmed_multiple_8": onnx(tower, 8), "onnx_full_length": onnx(tower, None),
+        "torch_trimmed": lambda text: embedder.torch_encode_text_trimmed(
+            embedder.tokenize([text])),
+        "torch_full": lambda text: embedder.torch_encode_text(embedder.tokenize([text])),
+    }
+    times: dict[str, list[float]] = {name: [] for name in [*variants, "cache_hit"]}
+    for run in variants.values():  # warm: first runs allocate
+        run("warm up")
     for index, text in enumerate(texts):
-        for backend in ("onnx", "torch") if index < torch_runs else ("onnx",):
-            _text_backend(embedder, tower, backend)
+        for name, run in variants.items():
+            if name.startswith("torch") and index >= torch_runs:
+                continue
             began = time.perf_counter()
-            embedder.encode_text([text])
-            times[f"{backend}_uncached"].append((time.perf_counter() - began) * 1000)
+            run(text)
+            times[name].append((time.perf_counter() - began) * 1000)
     _text_backend(embedder, tower, "onnx")
     cached = CachedQueryEmbedder(embedder, QueryCache(len(texts) + 1))
     cached.encode_text(texts)
@@ -254,8 +277,12 @@ def _encoding_ms(embedder: ClipEmbedder, tower: OnnxTower, texts: list[str],
         cached.encode_text([text])
         times["cache_hit"].append((time.perf_counter() - began) * 1000)
     summary: dict[str, Any] = {name: _summary(values) for name, values in times.items()}
+    summary["full_over_trimmed_p50"] = round(
+        summary["onnx_full_length"]["p50"] / summary["onnx_trimmed"]["p50"], 2)
+    summary["tokens_p50"] = float(np.median([eot_length(embedder.tokenize([t])) for t in texts]))
     summary["onnx_file_sha256"] = tower.record.get("onnx_sha256")
     summary["onnx_parity_min_cosine"] = tower.record.get("parity_min_cosine")
+    summary["onnx_text_sequence"] = tower.record.get("text_sequence")
     return summary
 
 
@@ -315,17 +342,22 @@ def measure_scale(total: int, *, runs: int, shard_vectors: int, work_dir: Path,
                              end=day_start + timedelta(hours=24))
     texts = [QUERIES[i % len(QUERIES)] + ("" if i < len(QUERIES) else f" {i}")
              for i in range(runs)]
-    results["text_encoding_ms"] = _encoding_ms(embedder, tower, texts, torch_runs)
+    one_thread = load_tower(embedder, "text", cache_dir=work_dir / "onnx", threads=1)
+    results["text_encoding_ms"] = _encoding_ms(embedder, tower, one_thread, texts, torch_runs)
+    del one_thread
     # the API's path: the installed model, its text tower on ONNX (OKO_TEXT_ENCODER=onnx)
     # or torch, behind the query cache (each text new to it, or already in it)
-    paths = {"end_to_end": ("onnx", False), "end_to_end_torch": ("torch", False),
-             "text_vector_cached": ("onnx", True)}
+    spinning = replace(tower, session=onnx_towers._session(  # onnxruntime's own default
+        tower.path.read_bytes(), 0, spinning=True))
+    paths = {"end_to_end": ("onnx", False), "end_to_end_onnx_spinning": ("spinning", False),
+             "end_to_end_torch": ("torch", False), "text_vector_cached": ("onnx", True)}
     latency: dict[str, Any] = {}
     with Session(state.engine) as session:
         for name, filters, suffix in (("unfiltered", SearchFilters(), ""),
                                       ("camera_12h_night", filtered, " at night")):
             for label, (backend, hit) in paths.items():
-                _text_backend(embedder, tower, backend)
+                _text_backend(embedder, spinning if backend == "spinning" else tower,
+                              "torch" if backend == "torch" else "onnx")
                 model = CachedQueryEmbedder(embedder, QueryCache(4 * runs))
                 search(session=session, get_embedder=lambda m=model: m, shards=store,
                        request=SearchRequest(text="warm up" + suffix, filters=filters))
@@ -343,15 +375,22 @@ def measure_scale(total: int, *, runs: int, shard_vectors: int, work_dir: Path,
                     assert result.provenance.query_vector_cached is hit
                     for part, ms in result.provenance.timings_ms.items():
                         split.setdefault(part, []).append(ms)
+                slowest = sorted(range(len(elapsed)), key=elapsed.__getitem__)[-2:]
                 latency.setdefault(name, {})[label] = {
                     **_summary(elapsed), "split_p50_ms": {
                         part: round(float(np.median(values)), 2)
-                        for part, values in split.items()}}
+                        for part, values in split.items()},
+                    "slowest_runs": [{"ms": round(elapsed[i], 1), **{
+                        part: round(values[i], 1) for part, values in split.items()}}
+                        for i in reversed(slowest)]}
                 latency[name]["shards_searched"] = len(result.provenance.shards_searched)
                 latency[name]["candidates"] = result.provenance.candidates
     _text_backend(embedder, tower, "onnx")
     results["latency_ms"] = latency
     results["rss_mib"]["after_search"] = _rss_mib()
+    embedder.release_torch_text()  # as the API does once its text tower is on ONNX
+    gc.collect()
+    results["rss_mib"]["after_release_torch_text"] = _rss_mib()
 
     searcher = LocalShardSearcher(store)
     night = frozenset({PHASE_CODES["night"]})

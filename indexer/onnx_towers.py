@@ -244,11 +244,14 @@ def _probe_input(embedder: ClipEmbedder, tower: str) -> torch.Tensor:
     return embedder.preprocess_batch(_probe_images())
 
 
-def _session(model: bytes, threads: int) -> ort.InferenceSession:
+def _session(model: bytes, threads: int, *, spinning: bool = False) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads  # 0: onnxruntime's default, one per core
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # onnxruntime's idle threads spin by default; between queries they would take the
+    # cores FAISS's OpenMP threads need (and the reverse), so they sleep instead
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return ort.InferenceSession(model, sess_options=options,
                                 providers=["CPUExecutionProvider"])
 
