@@ -18,9 +18,7 @@ fan-out overhead per query (the query's wall time minus that: sending, queueing,
 result backend and merge), split into the trip out (sent to the critical worker's
 start) and back (its finish to the answer taken), the CPU per query of the API process
 and of the workers, the bytes of a task's request and stored reply, and whether every
-answer has the local top-k's ids (``max_score_difference`` beside it).
-``one_get_after_another`` is the same searcher waiting with one ``AsyncResult.get`` per
-worker (the earlier path) instead of a native join, in turns with it. On a machine with
+answer has the local top-k's ids (``max_score_difference`` beside it). On a machine with
 fewer cores than workers + API the workers' searches and the round trip compete for
 cores, which the CPU figures show.
 ``empty_round_trip_send_task`` is the same round trip with no shards to search, as the
@@ -396,28 +394,19 @@ def run(*, cameras: int, days: int, rows: int, dim: int, queries: int, k: int, r
                                 search_deadline_ms=10_000)
             searcher = CeleryShardSearcher(make_search_celery(settings), workers=names,
                                            deadline_ms=settings.search_deadline_ms)
-            one_by_one = CeleryShardSearcher(make_search_celery(settings), workers=names,
-                                             deadline_ms=settings.search_deadline_ms,
-                                             native_join=False)
             with search_workers(names, home=home, broker_url=redis_url,
                                 log_dir=work_dir / f"logs-{count}") as running:
                 wait_until_answering(searcher, metas, query_set[0])
                 for query in query_set[:3]:  # warm: connections, subscriptions
                     searcher.search(metas, query)
-                    one_by_one.search(metas, query)
                 pids = [w.process.pid for w in running.values()]
-                local_runs, fanout_runs, one_by_one_runs = [], [], []
+                local_runs, fanout_runs = [], []
                 for _ in range(runs):  # side by side: local, then fanned out, in turns
                     local_runs.append(_measure_local(local, metas, query_set))
                     fanout_runs.append(_measure_fanout(searcher, metas, query_set, reference,
                                                        pids, client))
-                    one_by_one_runs.append(_measure_fanout(one_by_one, metas, query_set,
-                                                           reference, pids, client))
                 measured = _median_of_runs(fanout_runs)
                 measured["local_side_by_side"] = _median_of_runs(local_runs)
-                before = _median_of_runs(one_by_one_runs)
-                measured["one_get_after_another"] = {key: before[key] for key in (
-                    "per_query_ms", "fanout_overhead_ms", "overhead_split_ms", "api_cpu_ms")}
                 # the empty round trip, as the searcher sends it and as a celery.group;
                 # the two ways alternate, so both see the same load
                 trips: dict[str, list[dict[str, Any]]] = {"send_task": [], "group": []}

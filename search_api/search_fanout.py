@@ -10,8 +10,7 @@ Enabled by ``OKO_SEARCH_WORKERS=w1,w2,...`` (and a Redis broker). For one query:
    float32 and the expected version (data SHA-256) of every shard; the tasks expire at
    the deadline, so a worker that comes back later does not answer stale queries;
 3. the answers are awaited until ``OKO_SEARCH_DEADLINE_MS`` after sending, all
-   together (a ``ResultSet``'s native join: one MGET, one wait on the result channel);
-   every shard of a worker that did not answer in time, or failed, goes into
+   together; every shard of a worker that did not answer in time, or failed, goes into
    ``missing`` with the reason, so the answer is partial and says so, never silently
    short;
 4. the workers' hits are merged into one top-k (best score per frame, ties by frame id,
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeoutError
-from celery.result import AsyncResult, ResultSet
+from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
@@ -255,8 +254,7 @@ class CeleryShardSearcher:
 
     def __init__(self, app: Celery, *, workers: Sequence[str], replicas: int = 1,
                  deadline_ms: int = 2000, rebuild: Callable[[], Celery] | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 native_join: bool = True) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         check_worker_names(workers)
         self.app = app
         self._rebuild = rebuild
@@ -264,7 +262,6 @@ class CeleryShardSearcher:
         self.replicas = replicas
         self.deadline_s = deadline_ms / 1000.0
         self._clock = clock
-        self.native_join = native_join
         self._suspects: dict[str, float] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -312,30 +309,21 @@ class CeleryShardSearcher:
     def _collect(self, pending: list[AsyncResult],
                  deadline: float) -> dict[str, tuple[object, float]]:
         """The answers that came by ``deadline``: task id -> (result or the exception the
-        task raised, when it was taken, Unix seconds).
-
-        ``native_join`` (the default) waits for all of them at once, as a ``ResultSet``'s
-        native join: one MGET of the results already stored, then one wait on the
-        result channel for the rest; otherwise one ``get`` after another (a GET and a
-        wait each). Raises ``SearchWorkersUnavailableError`` when the broker is lost.
+        task raised, when it was taken, Unix seconds). One ``get`` after another: a
+        ``ResultSet``'s native join (one MGET, one wait for all) took ~450 ms longer a
+        query on Celery 5.7's Redis backend (seemingly its drainer waiting out a poll
+        interval; docs/scaling.md, "Fan-out cost"). Raises ``SearchWorkersUnavailableError``
+        when the broker is lost.
         """
         answers: dict[str, tuple[object, float]] = {}
         try:
-            if self.native_join:
-                def taken(task_id: str, value: object) -> None:
-                    answers[task_id] = (value, time.time())
-                with contextlib.suppress(CeleryTimeoutError):  # those not taken are missing
-                    ResultSet(pending, app=self.app).join_native(
-                        timeout=max(deadline - self._clock(), 0.001), propagate=False,
-                        callback=taken)
-            else:
-                for result in pending:
-                    try:
-                        value = result.get(timeout=max(deadline - self._clock(), 0.001),
-                                           propagate=False)
-                    except CeleryTimeoutError:
-                        continue
-                    answers[result.id] = (value, time.time())
+            for result in pending:
+                try:
+                    value = result.get(timeout=max(deadline - self._clock(), 0.001),
+                                       propagate=False)
+                except CeleryTimeoutError:
+                    continue
+                answers[result.id] = (value, time.time())
         except BROKER_ERRORS as exc:
             raise self._broker_lost(exc, "The search workers' broker stopped answering"
                                     " mid-query; no search result was kept.") from exc

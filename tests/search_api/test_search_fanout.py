@@ -52,12 +52,11 @@ class Cluster:
     log_dir: Path
 
     def searcher(self, workers: list[str], *, replicas: int = 1,
-                 deadline_ms: int = DEADLINE_MS, native_join: bool = True) -> CeleryShardSearcher:
+                 deadline_ms: int = DEADLINE_MS) -> CeleryShardSearcher:
         settings = Settings(home=self.home, broker_url=self.broker_url,
                             search_workers=workers, search_replicas=replicas)
         return CeleryShardSearcher(make_search_celery(settings), workers=workers,
-                                   replicas=replicas, deadline_ms=deadline_ms,
-                                   native_join=native_join)
+                                   replicas=replicas, deadline_ms=deadline_ms)
 
     def shards_of(self, worker: str, workers: list[str]) -> list[str]:
         return sorted(m.key.name for m in self.metas
@@ -109,10 +108,8 @@ def _same(fanned: ShardSearchOutcome, local: ShardSearchOutcome) -> None:
     assert np.allclose([s for _, s in fanned.hits], [s for _, s in local.hits], atol=1e-6)
 
 
-@pytest.mark.parametrize("native_join", [True, False])
-def test_fan_out_over_three_workers_equals_the_local_top_k(cluster: Cluster,
-                                                           native_join: bool) -> None:
-    searcher = cluster.searcher(RUNNING, native_join=native_join)
+def test_fan_out_over_three_workers_equals_the_local_top_k(cluster: Cluster) -> None:
+    searcher = cluster.searcher(RUNNING)
     for query in _queries():
         fanned = searcher.search(cluster.metas, query)
         local = cluster.local.search(cluster.metas, query)
@@ -140,15 +137,13 @@ def test_adding_a_worker_keeps_the_answer(cluster: Cluster) -> None:
     assert moved and all(shard_owners(name, RUNNING) == ["w3"] for name in moved)
 
 
-@pytest.mark.parametrize("native_join", [True, False])
 def test_a_worker_that_never_started_gives_a_partial_answer_naming_its_shards(
-        cluster: Cluster, native_join: bool) -> None:
+        cluster: Cluster) -> None:
     workers = [*RUNNING, "w4"]
     lost = cluster.shards_of("w4", workers)
     assert lost
     query = _queries()[0]
-    outcome = cluster.searcher(workers, deadline_ms=2500,
-                               native_join=native_join).search(cluster.metas, query)
+    outcome = cluster.searcher(workers, deadline_ms=2500).search(cluster.metas, query)
     assert sorted(outcome.missing) == lost
     assert set(outcome.missing.values()) == {"search worker w4 did not answer within 2500 ms"}
     rest = [m for m in cluster.metas if m.key.name not in lost]
