@@ -7,7 +7,9 @@
    uses (``evidence.redaction.gating``), the faces appearing in a street seen the frame
    before (fresh sensor grain), so they are found on the changed crops.
 2. Residual detail: high-frequency energy (mean absolute Laplacian) of each face after
-   the blur, as a share of before.
+   the blur, as a share of before, measured on the yuv420p planes x264 is given
+   (converted back to RGB); beside it the previous path (the RGB mask, then converted
+   to those planes), measured the same way.
 3. Change outside the masks: mean absolute difference outside the boxes between the
    redacted clip and the same clip re-encoded unmasked (re-encoding loss alone), and
    against the source frames.
@@ -59,7 +61,7 @@ from evidence.redaction.pipeline import (
     propose,
     render_clip,
 )
-from evidence.redaction.render import redact_picture
+from evidence.redaction.render import redact_frame, redact_picture
 from evidence.redaction.review import final_boxes
 from evidence.redaction.tracking import PAD, Box
 from evidence.redaction.video import frames, render_parameters, video_facts, write_redacted
@@ -128,6 +130,7 @@ def recall_and_detail(detector: FaceDetector, faces_per_size: int) -> dict[str, 
     per_size: dict[str, Any] = {}
     found_big = gated_big = total_big = 0
     ratios: list[float] = []
+    ratios_old: list[float] = []
     for n, ((frame, truth), size) in enumerate(zip(face_frames(faces_per_size), SIZES,
                                                    strict=True)):
         detections = detector.detect(frame)
@@ -138,8 +141,12 @@ def recall_and_detail(detector: FaceDetector, faces_per_size: int) -> dict[str, 
             masked = _masked(frame, [_padded(x, y, w, h)])
             before = _laplacian_energy(frame[y:y + h, x:x + w])
             after = _laplacian_energy(masked[y:y + h, x:x + w])
+            # the previous path: the RGB mask, then the 4:2:0 planes x264 is given
+            old = Picture.from_rgb(redact_frame(frame, [_padded(x, y, w, h)])).rgb()
+            after_old = _laplacian_energy(old[y:y + h, x:x + w])
             if size >= 24:
                 ratios.append(after / before if before else 0.0)
+                ratios_old.append(after_old / before if before else 0.0)
         per_size[str(size)] = {
             "faces": len(truth), "found": found, "recall": round(found / len(truth), 3),
             "found_gated": found_gated, "recall_gated": round(found_gated / len(truth), 3),
@@ -154,7 +161,10 @@ def recall_and_detail(detector: FaceDetector, faces_per_size: int) -> dict[str, 
             "recall_faces_ge_24px_gated": round(gated_big / total_big, 3),
             "residual_detail": {"median_share": round(float(np.median(ratios)), 4),
                                 "max_share": round(float(np.max(ratios)), 4),
-                                "faces": len(ratios)}}
+                                "faces": len(ratios)},
+            "residual_detail_previous_rgb_mask_as_encoded": {
+                "median_share": round(float(np.median(ratios_old)), 4),
+                "max_share": round(float(np.max(ratios_old)), 4)}}
 
 
 def plate_readability(work: Path, screenshots: Path | None) -> dict[str, Any]:
@@ -212,16 +222,19 @@ def _camera_bitrate(source: Path, work: Path, bitrate: str) -> Path:
     """The street re-encoded as a camera would send it: ``bitrate`` constant bit rate,
     a keyframe every 2 s (the street clip itself is CRF 12 with fresh grain on every
     frame, about 39 Mbit/s, which makes decoding it the largest cost)."""
+    from fractions import Fraction
+
     import av
 
     out = work / f"street-720p25-{bitrate}.mp4"
     with av.open(str(source)) as inp, av.open(str(out), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.bit_rate = int(float(bitrate.rstrip("M")) * 1_000_000)
-        stream.options = {"preset": "veryfast", "g": "50", "bf": "0"}
+        stream.codec_context.bit_rate = int(float(bitrate.rstrip("M")) * 1_000_000)
+        stream.options = {"preset": "veryfast", "g": "50", "bf": "0", "maxrate": bitrate,
+                          "bufsize": bitrate}
         for index, frame in enumerate(inp.decode(video=0)):
-            frame.pts = index
+            frame.pts, frame.time_base = index, Fraction(1, 25)
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
