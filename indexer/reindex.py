@@ -8,6 +8,7 @@ when ``load_installed_embedder`` builds a model.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Engine
 
 from indexer.embed_queue import EmbedReport, ImageEmbedder, ProgressCallback, embed_pending_frames
-from indexer.model_store import record_weights, resolve_weights
+from indexer.model_store import find_checkpoint, record_weights, resolve_weights
 from indexer.shard_index import DEFAULT_POLICY, IndexPolicy
 from indexer.shards import SyncReport, sync_shards
 from storage.blobstore import BlobStore
@@ -75,6 +76,50 @@ def load_installed_embedder(*, engine: Engine, config: ReindexSettings) -> ClipE
     return embedder
 
 
+def installed_weights_key(*, engine: Engine, config: ReindexSettings) -> tuple[object, ...]:
+    """What names the model ``load_installed_embedder`` would load now, without hashing it.
+
+    Weights from OKO_CLIP_WEIGHTS are named by path, size and modification time; installed
+    models by their recorded hash. Raises ``NoModelError`` when no weights are installed.
+    """
+    if config.env_weights is not None:
+        checkpoint = find_checkpoint(config.env_weights).resolve()
+        stat = checkpoint.stat()
+        identity: tuple[object, ...] = (str(checkpoint), stat.st_size, stat.st_mtime_ns)
+    else:
+        with session_scope(engine) as session:
+            weights = resolve_weights(preset=config.preset, env_weights=None,
+                                      models_dir=config.models_dir, session=session)
+        identity = (weights.sha256, str(weights.path))
+    return (config.preset, config.image_encoder, str(config.onnx_dir), config.onnx_threads,
+            *identity)
+
+
+class LoadedEmbedder:
+    """One process's image embedder, kept across embed tasks.
+
+    Loading ViT-B-32 (hashing its checkpoint, building the model, opening an ONNX session)
+    takes seconds, longer than a task's work; the model is loaded again only when the
+    installed weights or the encoder settings change.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[object, ...] | None = None
+        self._embedder: ClipEmbedder | None = None
+        self.loads = 0
+
+    def get(self, *, engine: Engine, config: ReindexSettings) -> ClipEmbedder:
+        key = installed_weights_key(engine=engine, config=config)
+        with self._lock:
+            if self._embedder is None or key != self._key:
+                self._embedder = None  # the old model's memory goes before the new one loads
+                self._embedder = load_installed_embedder(engine=engine, config=config)
+                self._key = key
+                self.loads += 1
+            return self._embedder
+
+
 def reindex(
     *, engine: Engine, derived: BlobStore, config: ReindexSettings,
     embedder: ImageEmbedder | None = None, progress: ProgressCallback | None = None,
@@ -95,4 +140,10 @@ def reindex(
     return report, synced
 
 
-__all__ = ["ReindexSettings", "load_installed_embedder", "reindex"]
+__all__ = [
+    "LoadedEmbedder",
+    "ReindexSettings",
+    "installed_weights_key",
+    "load_installed_embedder",
+    "reindex",
+]

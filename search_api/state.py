@@ -35,6 +35,7 @@ from storage.types import utcnow
 if TYPE_CHECKING:
     from indexer.embeddings import ClipEmbedder
     from indexer.query_cache import CachedQueryEmbedder
+    from indexer.reindex import LoadedEmbedder
     from indexer.search.engine import QueryEmbedder
     from indexer.shard_files import ShardStore
 
@@ -99,6 +100,7 @@ class AppState:
     _cached_embedder: CachedQueryEmbedder | None = field(default=None, repr=False)
     _encoder_note: str = field(default="", repr=False)
     _warm_thread: threading.Thread | None = field(default=None, repr=False)
+    _image_embedder: LoadedEmbedder | None = field(default=None, repr=False)
 
     def query_embedder(self) -> QueryEmbedder:
         """The CLIP model that encodes queries, loaded on first call, behind the query cache.
@@ -117,6 +119,15 @@ class AppState:
                 self._cached_embedder = CachedQueryEmbedder(
                     inner, QueryCache(self.settings.query_cache_size))
             return self._cached_embedder
+
+    def image_embedder(self) -> LoadedEmbedder:
+        """The image model embed tasks share in this process (loaded on first use, kept)."""
+        from indexer.reindex import LoadedEmbedder  # torch loads only when a task embeds
+
+        with self._lock:
+            if self._image_embedder is None:
+                self._image_embedder = LoadedEmbedder()
+            return self._image_embedder
 
     def _load_query_embedder(self) -> ClipEmbedder:
         from indexer.reindex import (  # torch loads only for a search

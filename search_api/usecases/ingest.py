@@ -147,9 +147,11 @@ def _embed_line(state: AppState) -> str:
     from indexer.model_store import NoModelError  # torch and FAISS: not for ingest alone
     from indexer.reindex import ReindexSettings, reindex
 
+    config = ReindexSettings.from_settings(state.settings)
     try:
-        report, _synced = reindex(engine=state.engine, derived=state.derived,
-                                  config=ReindexSettings.from_settings(state.settings))
+        embedder = state.image_embedder().get(engine=state.engine, config=config)
+        report, _synced = reindex(engine=state.engine, derived=state.derived, config=config,
+                                  embedder=embedder)
     except NoModelError as exc:
         return f"Frames wait for embedding: {exc.message}"
     return (f"Embedded {report.embedded} frames, linked {report.linked} static frames"
