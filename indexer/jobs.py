@@ -469,10 +469,10 @@ def run_ingest_job(
     last_write = _ProgressWrite(stage="", fraction=-1.0, at=0.0)
 
     def progress(stage: str, fraction: float) -> None:
-        # Throttled: one row update per stage change, then at most one per half second
-        # (a write per percent step was a hundred commits for a file ingested in seconds).
+        # Throttled: one row update per stage change, percent step or half second.
         now = time.monotonic()
-        if stage == last_write.stage and now - last_write.at < 0.5:
+        if (stage == last_write.stage and fraction - last_write.fraction < 0.01
+                and now - last_write.at < 0.5):
             return
         last_write.stage, last_write.fraction, last_write.at = stage, fraction, now
         with session_scope(engine) as progress_session:
