@@ -39,25 +39,6 @@ QUERIES = [
 ]
 
 
-@pytest.fixture
-def embedder() -> ClipEmbedder:
-    """A fresh tiny model per test: ``use_onnx_towers`` changes the embedder it is given."""
-    return build_unsafe_random_embedder("test-tiny", seed=0, threads=2)
-
-
-@pytest.fixture
-def count_exports(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
-    real = torch.onnx.export
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(torch.onnx, "export", counted)
-    return calls
-
-
 def street_frames(count: int, *, seed: int = 3) -> list[Image.Image]:
     """Frames drawn here: a sky-to-road gradient with coloured boxes and blobs, 448x252."""
     rng = np.random.default_rng(seed)

@@ -22,7 +22,6 @@ from indexer.embeddings import (
     TEXT_EOT,
     TEXT_FULL,
     ClipEmbedder,
-    build_unsafe_random_embedder,
     eot_length,
 )
 from indexer.onnx_towers import load_tower, tower_paths, use_onnx_towers
@@ -37,24 +36,6 @@ QUERIES = [
     "a red car at night", "bus", "", "  Білий   ФУРГОН  ", "червоний автомобіль уночі",
     "людина з рюкзаком біля метро", NEAR_77, "a truck " * 40, "вантажівка " * 40,
 ]
-
-
-@pytest.fixture
-def embedder() -> ClipEmbedder:
-    return build_unsafe_random_embedder("test-tiny", seed=0, threads=2)
-
-
-@pytest.fixture
-def count_exports(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
-    real = torch.onnx.export
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(torch.onnx, "export", counted)
-    return calls
 
 
 def full_pass(embedder: ClipEmbedder, texts: list[str]) -> np.ndarray:
