@@ -14,7 +14,6 @@ directory, once. ``RandomModel.install_onnx`` hard-links that export into a data
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from indexer.clip_presets import DEFAULT_PRESET, TEST_PRESET, get_preset
+from storage.blobstore import sha256_file
 
 if TYPE_CHECKING:  # torch and open_clip load only when a model is built
     from indexer.embeddings import ClipEmbedder
@@ -38,14 +38,6 @@ def random_embedder(preset: str = DEFAULT_PRESET, *, batch_size: int = 32) -> Cl
     from indexer.embeddings import build_unsafe_random_embedder
 
     return build_unsafe_random_embedder(preset, seed=SEED, batch_size=batch_size)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        for chunk in iter(lambda: source.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def random_checkpoint(directory: Path, preset: str) -> Path:
@@ -122,7 +114,7 @@ def prepare_random_model(directory: Path, *, name: str,
     started = time.monotonic()
     directory.mkdir(parents=True, exist_ok=True)
     weights = random_checkpoint(directory, preset)
-    sha256 = _sha256(weights)  # what resolve_weights records for OKO_CLIP_WEIGHTS
+    sha256 = sha256_file(weights)  # what resolve_weights records for OKO_CLIP_WEIGHTS
     onnx_cache, parity = None, None
     if image_encoder == "onnx":
         from indexer.embeddings import load_embedder

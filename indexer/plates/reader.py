@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from indexer.plates.grammar import fit
+from storage.blobstore import sha256_file
 from storage.errors import ConfigurationError
 
 PACKAGE = "rapidocr-onnxruntime"
@@ -110,13 +111,7 @@ def models_dir() -> Path:
                              "PP-OCRv4 weights); install Oko's requirements.lock.")
 
 
-@cache
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+_file_sha256 = cache(sha256_file)  # the shipped model files do not change while we run
 
 
 def model_identity() -> dict[str, dict[str, str]]:
