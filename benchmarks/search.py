@@ -185,13 +185,18 @@ def build_dataset(home: Path, total: int, shard_vectors: int, weights_sha256: st
             "(?, 0, 0, 86400, ?, ?, 0, 'stream_copy', 'ffmpeg', 'bench', '{}')",
             (original, start.strftime(STAMP), f"{shard:064x}")).lastrowid
         names = {code: name for name, code in PHASE_CODES.items()}
-        frames, embeddings, entries = [], [], []
-        for fid, t_us, code in zip(ids.tolist(), times.tolist(), phases.tolist(), strict=True):
-            offset = (t_us - times[0]) / 1e6
-            at = (start + timedelta(microseconds=t_us - int(times[0]))).strftime(STAMP)
-            frames.append((fid, original, segment, camera_id, offset, at, 448, 252, "0" * 64))
-            embeddings.append((fid, weights_sha256, preset, "embedded", None, 0.5, now))
-            entries.append((fid, names[code], 0.0, 0, key.name, weights_sha256, fid, now, now))
+        fids, offsets = ids.tolist(), ((times - times[0]) / 1e6).tolist()
+        # the capture stamps at once (numpy), in STAMP's layout
+        stamps = np.char.replace(np.datetime_as_string(times.astype("datetime64[us]")),
+                                 "T", " ").tolist()
+        phase_names = [names[code] for code in phases.tolist()]
+        zeros = "0" * 64
+        frames = [(fid, original, segment, camera_id, offset, at, 448, 252, zeros)
+                  for fid, offset, at in zip(fids, offsets, stamps, strict=True)]
+        embeddings = [(fid, weights_sha256, preset, "embedded", None, 0.5, now)
+                      for fid in fids]
+        entries = [(fid, phase, 0.0, 0, key.name, weights_sha256, fid, now, now)
+                   for fid, phase in zip(fids, phase_names, strict=True)]
         db.executemany("INSERT INTO frame (id, original_id, segment_id, camera_id, offset_s, "
                        "captured_at_utc, width, height, thumbnail_sha256) VALUES "
                        "(?, ?, ?, ?, ?, ?, ?, ?, ?)", frames)
