@@ -10,7 +10,8 @@
    regions that changed since the detector last looked, a full-frame pass on the first
    frame, every ``REFRESH_EVERY``-th scanned frame and when most of the frame changed;
    ``gated=False`` runs every scan on the whole frame), then link each kind's
-   detections into tracks.
+   detections into tracks. When both detectors scan a frame they run at the same time,
+   the plate detector on a second thread.
 3. ``render_clip`` / ``preview_jpeg``: mask the final boxes of every frame, in its
    decoded yuv420p planes (``evidence.redaction.render.redact_picture``), the preview
    exactly as the rendered copy.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ from evidence.redaction.detect import (
     hash_model,
 )
 from evidence.redaction.gating import ChangeGate, GateParameters
-from evidence.redaction.picture import check_even_size
+from evidence.redaction.picture import Picture, check_even_size
 from evidence.redaction.render import redact_picture
 from evidence.redaction.tracking import HOLD_FRAMES, LEAD_FRAMES, Box, Track, build_tracks
 from evidence.redaction.video import (
@@ -112,23 +114,27 @@ def propose(clip: Path, *, detectors: list[Detector], plate_every: int = PLATE_E
     per_kind: dict[str, list[list[Detection]]] = {d.info.kind: [] for d in detectors}
     every = {"face": 1, "plate": max(1, plate_every)}
     gates = {d.info.kind: ChangeGate(d, gate_parameters(d)) for d in detectors}
+
+    def look(detector: Detector, picture: Picture) -> list[Detection]:
+        return gates[detector.info.kind].detect(picture) if gated \
+            else detector.detect(picture.rgb())
+
     count, frame = 0, None
-    for index, frame in enumerate(pictures(clip)):
-        count = index + 1
-        for detector in detectors:
-            kind = detector.info.kind
-            scan = index % every.get(kind, 1) == 0
-            found = (gates[kind].detect(frame) if gated else detector.detect(frame.rgb())) \
-                if scan else []
-            per_kind[kind].append(found)
-        if progress is not None:
-            progress(count, max(count, header.frame_count))
-    if frame is not None:  # the last frame is always scanned
-        for detector in detectors:
-            kind = detector.info.kind
-            if (count - 1) % every.get(kind, 1):
-                per_kind[kind][-1] = gates[kind].detect(frame) if gated \
-                    else detector.detect(frame.rgb())
+    with ThreadPoolExecutor(max_workers=max(1, len(detectors) - 1),
+                            thread_name_prefix="detect") as pool:
+        for index, frame in enumerate(pictures(clip)):
+            count = index + 1
+            scanned = _scan_at_once(pool, look, [
+                d for d in detectors if index % every.get(d.info.kind, 1) == 0], frame)
+            for detector in detectors:
+                per_kind[detector.info.kind].append(scanned.get(detector.info.kind, []))
+            if progress is not None:
+                progress(count, max(count, header.frame_count))
+        if frame is not None:  # the last frame is always scanned
+            per_kind_last = _scan_at_once(pool, look, [
+                d for d in detectors if (count - 1) % every.get(d.info.kind, 1)], frame)
+            for kind, found in per_kind_last.items():
+                per_kind[kind][-1] = found
     facts = replace(header, frame_count=count)
     tracks: list[Track] = []
     for kind, per_frame in per_kind.items():
@@ -143,6 +149,20 @@ def propose(clip: Path, *, detectors: list[Detector], plate_every: int = PLATE_E
     return Proposal(facts=facts, tracks=tracks, detectors=detectors,
                     detections_per_kind={k: sum(map(len, v)) for k, v in per_kind.items()},
                     detection=detection)
+
+
+def _scan_at_once(pool: ThreadPoolExecutor,
+                  look: Callable[[Detector, Picture], list[Detection]],
+                  detectors: list[Detector], picture: Picture) -> dict[str, list[Detection]]:
+    """Each detector's detections on ``picture``: the first on this thread, the others on
+    ``pool`` at the same time (onnxruntime releases the GIL, and each detector's gate is
+    only ever used by one thread at a time, since every frame waits for all of them)."""
+    if not detectors:
+        return {}
+    others = {d.info.kind: pool.submit(look, d, picture) for d in detectors[1:]}
+    first = look(detectors[0], picture)
+    return {detectors[0].info.kind: first,
+            **{kind: future.result() for kind, future in others.items()}}
 
 
 def render_clip(clip: Path, out: Path, *, facts: VideoFacts, boxes: list[list[Box]],
