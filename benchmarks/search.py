@@ -33,7 +33,13 @@ drift in time, as CCTV is; queries lie between two scenes (near a cluster bounda
 * ``recall_at_10``: the shards' merged top-10 (``LocalShardSearcher``) against an exact
   scan of the same float32 vectors, unfiltered and filtered.
 * ``rss_mib``: resident memory after building, after loading every shard, after searching,
-  and after dropping the torch text weights as the API does with its text tower on ONNX.
+  and after dropping the torch text weights as the API does with its text tower on ONNX;
+  ``rss_split_mib``: the same split into anonymous memory (indexes, arrays, models) and
+  file-backed pages (the memory-mapped float16 re-rank stores the queries touched, which
+  the kernel can reclaim).
+
+``--pq-min-vectors N`` builds the data set with shards of N vectors or more as IVF-PQ (what
+``OKO_PQ_INDEX_MIN_VECTORS`` sets; by default 100k shards are IVF-SQ8).
 """
 
 from __future__ import annotations
@@ -107,6 +113,18 @@ def _rss_mib() -> float:
     return round(psutil.Process().memory_info().rss / 2**20, 1)
 
 
+def _rss_split_mib() -> dict[str, float]:
+    """Resident memory split as Linux counts it: anonymous (the process's own: indexes,
+    arrays, models) and file-backed (mapped files' pages in RAM, here the float16
+    re-rank stores, which the kernel can reclaim), from /proc/self/status."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        name, _sep, value = line.partition(":")
+        if name in ("RssAnon", "RssFile", "RssShmem"):
+            fields[name] = round(int(value.split()[0]) / 1024, 1)
+    return {"anon": fields.get("RssAnon", 0.0), "file": fields.get("RssFile", 0.0)}
+
+
 def _unit(rows: np.ndarray) -> np.ndarray:
     return (rows / np.linalg.norm(rows, axis=-1, keepdims=True)).astype(np.float32)
 
@@ -130,7 +148,8 @@ def _shard_vectors(count: int, scenes: np.ndarray, rng: np.random.Generator) -> 
 
 
 def build_dataset(home: Path, total: int, shard_vectors: int, weights_sha256: str,
-                  preset: str, probes: np.ndarray) -> dict[str, Any]:
+                  preset: str, probes: np.ndarray, pq_min_vectors: int | None = None
+                  ) -> dict[str, Any]:
     """Synthesise a data dir holding ``total`` indexed vectors; returns build facts and the
     exact top-10 of each probe, unfiltered and under the filtered benchmark's scope."""
     settings = Settings(home=home, environment="test", key_passphrase="bench-only")  # noqa: S106
@@ -216,7 +235,7 @@ def build_dataset(home: Path, total: int, shard_vectors: int, weights_sha256: st
         write_shard(index_dir=settings.index_dir, key=key, timezone=TIMEZONE, vector_ids=ids,
                     vectors=vectors, captured_at_us=times, phases=phases,
                     frame_ids=ids.tolist(), preset=preset, weights_sha256=weights_sha256,
-                    approximate_min_vectors=50_000)
+                    approximate_min_vectors=50_000, compressed_min_vectors=pq_min_vectors)
         timings["shards_s"] += time.perf_counter() - began
         scores = probes @ vectors.T  # exact ground truth, kept as running top-10s
         in_scope = None
@@ -292,11 +311,14 @@ def _encoding_ms(embedder: ClipEmbedder, tower: OnnxTower, one_thread: OnnxTower
 
 
 def cached_dataset(home: Path, total: int, shard_vectors: int, weights_sha256: str,
-                   preset: str, probes: np.ndarray) -> dict[str, Any]:
+                   preset: str, probes: np.ndarray, pq_min_vectors: int | None = None
+                   ) -> dict[str, Any]:
     """``build_dataset``, or the one a previous run left in ``home`` (``--data-dir``) for
     the same scale, shard size, model and probes (its ``built.json`` is written last)."""
     facts = {"total": total, "shard_vectors": shard_vectors, "weights_sha256": weights_sha256,
              "probes_sha256": hashlib.sha256(probes.tobytes()).hexdigest()}
+    if pq_min_vectors is not None:
+        facts["pq_min_vectors"] = pq_min_vectors
     record = home / "built.json"
     if record.exists():
         stored = json.loads(record.read_text())
@@ -310,7 +332,8 @@ def cached_dataset(home: Path, total: int, shard_vectors: int, weights_sha256: s
     if home.exists():  # a build that did not finish
         shutil.rmtree(home)
     home.mkdir(parents=True)
-    built = build_dataset(home, total, shard_vectors, weights_sha256, preset, probes)
+    built = build_dataset(home, total, shard_vectors, weights_sha256, preset, probes,
+                          pq_min_vectors)
     stored_exact = {name: [sorted(ids) for ids in per_query]
                     for name, per_query in built["exact"].items()}
     record.write_text(json.dumps({"facts": facts, "built": {**built, "exact": stored_exact}}))
@@ -318,7 +341,8 @@ def cached_dataset(home: Path, total: int, shard_vectors: int, weights_sha256: s
 
 
 def measure_scale(total: int, *, runs: int, shard_vectors: int, work_dir: Path,
-                  prepare_only: bool = False, torch_runs: int = 5) -> dict[str, Any]:
+                  prepare_only: bool = False, torch_runs: int = 5,
+                  pq_min_vectors: int | None = None) -> dict[str, Any]:
     embedder = random_embedder(DEFAULT_PRESET)
     rng = np.random.default_rng(11)
     home = work_dir / f"scale-{total}"
@@ -328,7 +352,7 @@ def measure_scale(total: int, *, runs: int, shard_vectors: int, work_dir: Path,
     probes = _unit(centres[pairs[:, 0]] + centres[pairs[:, 1]]
                    + rng.normal(scale=0.3 / np.sqrt(DIM), size=(RECALL_QUERIES, DIM)))
     built = cached_dataset(home, total, shard_vectors, embedder.weights_sha256,
-                           embedder.preset, probes)
+                           embedder.preset, probes, pq_min_vectors)
     exact = built.pop("exact")
     results: dict[str, Any] = {"vectors": total, **built, "rss_mib": {"built": _rss_mib()}}
     tower = load_tower(embedder, "text", cache_dir=work_dir / "onnx")  # exported once
@@ -342,6 +366,7 @@ def measure_scale(total: int, *, runs: int, shard_vectors: int, work_dir: Path,
         store.load(meta)  # warm: what a server holds
     results["index_types"] = sorted({m.index_type for m in metas})
     results["rss_mib"]["shards_loaded"] = _rss_mib()
+    results["rss_split_mib"] = {"shards_loaded": _rss_split_mib()}
     day_start = min(m.utc_start for m in metas if m.key.camera_id == "CAM-B000")
     filtered = SearchFilters(camera_ids=("CAM-B000",), start=day_start + timedelta(hours=12),
                              end=day_start + timedelta(hours=24))
@@ -393,9 +418,11 @@ def measure_scale(total: int, *, runs: int, shard_vectors: int, work_dir: Path,
     _text_backend(embedder, tower, "onnx")
     results["latency_ms"] = latency
     results["rss_mib"]["after_search"] = _rss_mib()
+    results["rss_split_mib"]["after_search"] = _rss_split_mib()
     embedder.release_torch_text()  # as the API does once its text tower is on ONNX
     gc.collect()
     results["rss_mib"]["after_release_torch_text"] = _rss_mib()
+    results["rss_split_mib"]["after_release_torch_text"] = _rss_split_mib()
 
     searcher = LocalShardSearcher(store)
     night = frozenset({PHASE_CODES["night"]})
@@ -433,6 +460,9 @@ def main() -> None:
         "outside the benchmark lock"))
     parser.add_argument("--torch-runs", type=int, default=5, help=(
         "runs of the torch text tower (seconds a query on a busy 2-core machine)"))
+    parser.add_argument("--pq-min-vectors", type=int, default=None, help=(
+        "shards of this many vectors or more are IVF-PQ (OKO_PQ_INDEX_MIN_VECTORS; "
+        "default: the index policy's, 200k, so 100k shards are IVF-SQ8)"))
     parser.add_argument("--one-scale", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_scale is not None:  # a child process: one scale, its own RSS
@@ -440,13 +470,15 @@ def main() -> None:
             print(json.dumps(measure_scale(args.one_scale, runs=args.runs,
                                            shard_vectors=args.shard_vectors,
                                            work_dir=args.data_dir, prepare_only=args.prepare,
-                                           torch_runs=min(args.torch_runs, args.runs))))
+                                           torch_runs=min(args.torch_runs, args.runs),
+                                           pq_min_vectors=args.pq_min_vectors)))
             return
         with tempfile.TemporaryDirectory(prefix="oko-search-bench-", dir=args.work_dir) as work:
             print(json.dumps(measure_scale(args.one_scale, runs=args.runs,
                                            shard_vectors=args.shard_vectors,
                                            work_dir=Path(work), prepare_only=args.prepare,
-                                           torch_runs=min(args.torch_runs, args.runs))))
+                                           torch_runs=min(args.torch_runs, args.runs),
+                                           pq_min_vectors=args.pq_min_vectors)))
         return
     result: dict[str, Any] = {"benchmark": "search", "preset": DEFAULT_PRESET,
                               "weights": "random (same architecture and arithmetic as real)",
@@ -463,6 +495,8 @@ def main() -> None:
             command += ["--data-dir", str(args.data_dir)]
         if args.prepare:
             command += ["--prepare"]
+        if args.pq_min_vectors is not None:
+            command += ["--pq-min-vectors", str(args.pq_min_vectors)]
         child = subprocess.run(command, check=True, capture_output=True, text=True)
         result["scales"].append(json.loads(child.stdout.strip().splitlines()[-1]))
     result["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)

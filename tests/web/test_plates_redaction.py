@@ -14,6 +14,7 @@ import re
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
 
 import httpx
@@ -208,6 +209,20 @@ def test_redact_a_clip_review_approve_and_export(
     expect(plate_row).to_contain_text("видимий")
     expect(page.locator(".decisions li")).to_have_count(1)
 
+    # the tracks are outlined over the preview at its second: the excluded one dashed
+    proposed = client.get(f"/api/cases/{case_id}/redactions").json()[-1]
+    plate_track = next(t for t in proposed["tracks"] if t["id"] == track_id)
+    fps = Fraction(proposed["fps"])
+    page.locator("#preview-at").fill(f"{float(plate_track['first_frame'] / fps) + 0.01:.2f}")
+    page.locator("#refresh-preview").click()
+    outline = page.locator(f"#track-overlay rect[data-track='{track_id}']")
+    expect(outline).to_have_class(re.compile(r"\bexcluded\b"))
+    page.locator("#show-tracks").uncheck()
+    expect(page.locator("#track-overlay")).to_have_attribute("visibility", "hidden")
+    page.locator("#show-tracks").check()
+    page.locator(f"#track-overlay text[data-track='{track_id}']").click()
+    expect(page.locator(f"#reason-{track_id}")).to_be_focused()
+
     # a box drawn on the preview fills the typed coordinates, then it is recorded
     preview = page.locator("#preview")
     box = preview.bounding_box()
@@ -228,6 +243,9 @@ def test_redact_a_clip_review_approve_and_export(
     page.locator("#add-box").click()
     expect(page.locator(".decisions li")).to_have_count(2)
     expect(page.locator(".decisions")).to_contain_text("рамка вручну")
+    expect(page.locator(".decisions")).to_contain_text("40,")
+    expect(page.locator(".decisions")).not_to_contain_text("undefined")
+    expect(page.locator("#track-overlay rect.manual")).to_have_attribute("x", "40")
     page.locator("#preview-at").fill("1")
     page.locator("#refresh-preview").click()
     page.evaluate("window.scrollTo(0, 0)")

@@ -1,6 +1,7 @@
 // Redaction of one case clip: propose (the worker's detectors run on every frame; the
 // page polls until the tracks are proposed), review the
-// tracks (leave one visible with a reason, or mask it again), add a manual box drawn on
+// tracks, outlined over the preview frame (leave one visible with a reason, or mask it
+// again), add a manual box drawn on
 // the preview or typed in, preview a masked frame, approve, then export the case's
 // redacted disclosure copy and download it.
 
@@ -69,13 +70,61 @@ function decisionsList(redaction) {
   return h("ol", { class: ["timeline-list", "decisions"] }, redaction.decisions.map((d) => h("li", {},
     h("span", { class: "badge" }, t(`redact.decision_${d.kind}`)), " ",
     d.track_id ? h("span", { class: "mono" }, d.track_id) : null,
-    d.box ? h("span", { class: "mono" }, ` ${d.box.x},${d.box.y} ${d.box.w}×${d.box.h} · `
-      + `${d.box.start_s}–${d.box.end_s} s`) : null,
+    d.box ? h("span", { class: "mono" }, ` ${d.box.box[0]},${d.box.box[1]} `
+      + `${d.box.box[2]}×${d.box.box[3]} · `, t("redact.box_frames",
+      { from: d.box.start_frame, to: d.box.end_frame })) : null,
     " · ", d.actor, " · ", timeEl(d.decided_at, undefined, { seconds: true }),
     d.reason ? h("p", { class: "note" }, d.reason) : null)));
 }
 
-/** The preview frame as an SVG (so a box can be drawn on it) and the box form. */
+/** Frames a second, from the redaction's "25" or "30000/1001". */
+function framesPerSecond(fps) {
+  const [top, bottom] = String(fps).split("/").map(Number);
+  return bottom ? top / bottom : top;
+}
+
+/** The tracks' boxes (and the manual boxes) at ``atS`` seconds, as outlines over the
+ * preview: blue ones are masked, dashed orange ones stay visible. The frame is chosen as
+ * the preview's (the server's ``int(at_s * fps)``); a track's label takes the reviewer
+ * to its row. */
+function drawOverlay(layer, redaction, atS) {
+  const frame = Math.min(redaction.frame_count - 1,
+    Math.floor(atS * framesPerSecond(redaction.fps)));
+  const stroke = Math.max(2, redaction.width / 320);
+  const font = Math.max(10, redaction.width / 40);
+  const outline = (x, y, w, hh, variant, label, onclick) => [
+    h("svg:rect", { class: ["track-box", variant], x, y, width: w, height: hh, fill: "none",
+      "stroke-width": stroke }),
+    // above the box, or just inside its top edge when there is no room above it
+    h("svg:text", { class: ["track-label", variant], x: x + stroke,
+      y: y > font + stroke ? y - stroke : y + font, "font-size": font, onclick,
+      onpointerdown: (event) => event.stopPropagation() }, label)];
+  const shapes = [];
+  for (const track of redaction.tracks) {
+    const row = track.boxes.find((b) => b[0] === frame);
+    if (!row) continue;
+    const [, x, y, w, hh] = row;
+    const focusRow = () => {
+      const reason = document.getElementById(`reason-${track.id}`);
+      if (reason) { reason.scrollIntoView({ block: "center" }); reason.focus(); }
+    };
+    const outlineShapes = outline(x, y, w, hh, track.excluded ? "excluded" : "",
+      track.id, focusRow);
+    outlineShapes.forEach((shape) => { shape.dataset.track = track.id; });
+    shapes.push(...outlineShapes);
+  }
+  for (const decision of redaction.decisions) {
+    const manual = decision.box;  // {box: [x, y, w, h], start_frame, end_frame (inclusive)}
+    if (decision.kind !== "manual_box" || !manual || frame < manual.start_frame
+      || frame > manual.end_frame) continue;
+    const [x, y, w, hh] = manual.box;
+    shapes.push(...outline(x, y, w, hh, "manual", t("redact.decision_manual_box"), undefined));
+  }
+  clear(layer, shapes);
+}
+
+/** The preview frame as an SVG (so a box can be drawn on it) with the tracks outlined
+ * over it, and the box form. */
 function previewAndBox(caseId, redaction, duration, onDecided) {
   const base = `/api/cases/${caseId}/redactions/${redaction.id}/preview`;
   const at = h("input", { id: "preview-at", type: "number", min: 0, step: 0.1,
@@ -84,8 +133,12 @@ function previewAndBox(caseId, redaction, duration, onDecided) {
     height: redaction.height });
   const drawn = h("svg:rect", { class: "drawn-box", fill: "none", stroke: "#ffcc00",
     "stroke-width": Math.max(2, redaction.width / 200), visibility: "hidden" });
+  const overlay = h("svg:g", { id: "track-overlay" });
   const svg = h("svg:svg", { viewBox: `0 0 ${redaction.width} ${redaction.height}`,
-    width: "100%", role: "img", id: "preview", "aria-label": t("redact.preview_alt") }, image, drawn);
+    width: "100%", role: "img", id: "preview", "aria-label": t("redact.preview_alt") }, image,
+  overlay, drawn);
+  const showTracks = h("input", { id: "show-tracks", type: "checkbox", checked: true,
+    onchange: () => overlay.setAttribute("visibility", showTracks.checked ? "visible" : "hidden") });
   const inputs = Object.fromEntries(["x", "y", "w", "h"].map((name) => [name,
     h("input", { id: `box-${name}`, type: "number", required: true, min: 0, step: 1 })]));
   const start = h("input", { id: "box-from", type: "number", required: true, min: 0, step: 0.1,
@@ -126,8 +179,11 @@ function previewAndBox(caseId, redaction, duration, onDecided) {
     if (anchor) fill(anchor, point(event));
     anchor = null;
   });
-  const refreshPreview = () => image.setAttribute("href",
-    `${base}?at_s=${Number(at.value) || 0}&v=${redaction.decisions.length}`);
+  const refreshPreview = () => {
+    image.setAttribute("href", `${base}?at_s=${Number(at.value) || 0}&v=${redaction.decisions.length}`);
+    drawOverlay(overlay, redaction, Number(at.value) || 0);
+  };
+  drawOverlay(overlay, redaction, 0);
   at.addEventListener("change", refreshPreview);
   const error = errorLine();
   const button = h("button", { type: "submit", id: "add-box" }, t("redact.add_box"));
@@ -148,7 +204,10 @@ function previewAndBox(caseId, redaction, duration, onDecided) {
     h("h2", { id: "preview-h" }, t("redact.preview")),
     h("div", { class: "row" }, field(t("redact.preview_at"), at),
       h("button", { type: "button", id: "refresh-preview", onclick: refreshPreview },
-        t("redact.show_preview"))), svg, form);
+        t("redact.show_preview")),
+      h("span", { class: "row" }, showTracks, h("label", { for: showTracks.id },
+        t("redact.show_tracks")))),
+    h("p", { class: "hint" }, t("redact.overlay_hint")), svg, form);
 }
 
 function disclosureCard(caseId) {
