@@ -82,6 +82,8 @@ class TextEncoderPublic(BaseModel):
     weights_sha256: str
     onnx_path: str | None = Field(default=None, description="The ONNX graph (onnx only)")
     onnx_sha256: str | None = Field(default=None, description="The graph's SHA-256 (onnx only)")
+    text_sequence: str | None = Field(default=None, description=(
+        "eot: the tower ran on the tokens up to the end-of-text token; full: on all 77"))
 
 
 class ImageTowerPublic(BaseModel):

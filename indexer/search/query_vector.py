@@ -57,17 +57,22 @@ def describe_text_encoder(embedder: QueryEmbedder) -> TextEncoderInfo:
     """
     inner = getattr(embedder, "inner", embedder)
     backend = str(getattr(inner, "text_backend", "torch"))
+    sequence = getattr(inner, "text_sequence", None)
     if not backend.startswith("onnx"):
         return TextEncoderInfo(backend="torch", precision="fp32",
-                               weights_sha256=embedder.weights_sha256)
+                               weights_sha256=embedder.weights_sha256,
+                               text_sequence=str(sequence) if sequence else None)
     runner = getattr(inner, "text_runner", None)
     path = getattr(runner, "path", None)
     record = getattr(runner, "record", None)
-    onnx_sha256 = record.get("onnx_sha256") if isinstance(record, dict) else None
+    recorded = record if isinstance(record, dict) else {}
+    onnx_sha256 = recorded.get("onnx_sha256")
+    sequence = recorded.get("text_sequence", sequence)  # what the graph was exported for
     return TextEncoderInfo(backend="onnx", precision=backend.partition("-")[2] or "fp32",
                            weights_sha256=embedder.weights_sha256,
                            onnx_path=str(path) if path is not None else None,
-                           onnx_sha256=str(onnx_sha256) if onnx_sha256 else None)
+                           onnx_sha256=str(onnx_sha256) if onnx_sha256 else None,
+                           text_sequence=str(sequence) if sequence else None)
 
 
 def _encode_text(embedder: QueryEmbedder, text: str) -> tuple[np.ndarray, bool]:

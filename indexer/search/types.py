@@ -115,13 +115,16 @@ class Moment:
 @dataclass(frozen=True)
 class TextEncoderInfo:
     """The text tower that encoded the query: ``backend`` "torch" or "onnx", ``precision``
-    "fp32" or "int8", the weights' SHA-256, and for ONNX the graph file and its SHA-256."""
+    "fp32" or "int8", the weights' SHA-256, for ONNX the graph file and its SHA-256, and
+    ``text_sequence``: "eot" (the tower ran on the tokens up to the end-of-text token) or
+    "full" (on all 77), ``None`` when the embedder does not say."""
 
     backend: str
     precision: str
     weights_sha256: str
     onnx_path: str | None = None
     onnx_sha256: str | None = None
+    text_sequence: str | None = None
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,9 @@ def test_the_answer_and_its_audit_entry_name_the_text_tower_and_the_cache(
     first, again = (body["provenance"] for body in bodies)
     assert first["text_encoder"] == {"backend": "torch", "precision": "fp32",
                                      "weights_sha256": weights, "onnx_path": None,
-                                     "onnx_sha256": None}
+                                     "onnx_sha256": None,
+                                     "text_sequence": state.embedder.text_sequence
+                                     if state.embedder else None}
     assert (first["query_vector_cached"], again["query_vector_cached"]) == (False, True)
     assert first["image_tower"] == {"preset": "test-tiny", "weights_sha256": weights,
                                     "backend": None}

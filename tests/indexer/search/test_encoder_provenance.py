@@ -5,6 +5,7 @@ from the cache, and the image tower that embedded the frames searched."""
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,8 +38,10 @@ def test_a_torch_query_names_the_torch_tower_and_the_image_tower(
     prov = _search(session, shards, search_state, search_corpus.embedder,
                    text="red car").provenance
     weights = search_corpus.embedder.weights_sha256
-    assert prov.text_encoder == TextEncoderInfo(backend="torch", precision="fp32",
-                                                weights_sha256=weights)
+    assert prov.text_encoder == TextEncoderInfo(
+        backend="torch", precision="fp32", weights_sha256=weights,
+        text_sequence=search_corpus.embedder.text_sequence)
+    assert prov.text_encoder.text_sequence in ("eot", "full")
     assert prov.query_vector_cached is False  # no cache in front of this embedder
     # shards and embedding rows record preset and weights, not the image tower's backend
     assert prov.image_tower == ImageTowerInfo(preset="test-tiny", weights_sha256=weights,
@@ -66,10 +69,11 @@ def test_an_onnx_query_names_the_graph_file_and_its_hash(
     assert use_onnx_towers(embedder, towers=("text",), cache_dir=tmp_path / "onnx") == {}
     cached = CachedQueryEmbedder(embedder, QueryCache(8))
     prov = _search(session, shards, search_state, cached, text="red car").provenance
-    graph, _record = tower_paths(tmp_path / "onnx", embedder.weights_sha256, "text")
+    graph, record = tower_paths(tmp_path / "onnx", embedder.weights_sha256, "text")
     assert prov.text_encoder == TextEncoderInfo(
         backend="onnx", precision="fp32", weights_sha256=embedder.weights_sha256,
-        onnx_path=str(graph), onnx_sha256=hashlib.sha256(graph.read_bytes()).hexdigest())
+        onnx_path=str(graph), onnx_sha256=hashlib.sha256(graph.read_bytes()).hexdigest(),
+        text_sequence=json.loads(record.read_text())["text_sequence"])
     assert prov.query_vector_cached is False
     assert prov.shards_searched and prov.image_tower is not None
 
