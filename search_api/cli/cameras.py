@@ -105,6 +105,15 @@ def _print_status(rows: list[CameraStatus]) -> None:
             f"{row.bitrate_bps / 1000:.0f}" if row.bitrate_bps else "-",
             f"{row.fps:.1f}" if row.fps else "-", gaps, row.message)
     console.print(table)
+    recent = [(row.camera_id, gap) for row in rows for gap in row.gaps_last_24h]
+    if not recent:
+        return
+    console.print("Gaps in the last 24 h (UTC):", highlight=False)
+    for camera_id, gap in recent:  # one line each, so a long reason wraps as text
+        until = (f"{gap.end_utc:%Y-%m-%d %H:%M:%S} ({gap.seconds:.0f} s)"
+                 if gap.end_utc and gap.seconds is not None else "still open")
+        console.print(f"  {camera_id}  {gap.start_utc:%Y-%m-%d %H:%M:%S} to {until}: "
+                      f"{gap.reason}", highlight=False, markup=False)
 
 
 @cameras_app.command("status")

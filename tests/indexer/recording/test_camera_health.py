@@ -166,7 +166,7 @@ def test_status_states_the_recorder_and_the_gaps_of_the_last_day(
 
 
 def test_a_gap_reason_is_a_stable_code_the_api_returns_and_old_sentences_still_show(
-        home: AppState, admin: TestClient) -> None:
+        home: AppState, admin: TestClient, capsys: pytest.CaptureFixture[str]) -> None:
     now = utcnow()
     with session_scope(home.engine) as session:
         record_gap(session, camera_id="CAM-001", start=now - timedelta(hours=3),
@@ -183,6 +183,11 @@ def test_a_gap_reason_is_a_stable_code_the_api_returns_and_old_sentences_still_s
         ("stream_timeout", "10", "The stream did not answer within 10 s."),
         (None, "The stream ended.", "The stream ended."),
         ("no_recorder", "", "No recorder was running for this camera.")]
+    assert main(["cameras", "status"]) == 0  # the table lists each gap with its reason
+    table = " ".join(capsys.readouterr().out.split())
+    for sentence in ("The stream did not answer within 10 s.", "The stream ended.",
+                     "No recorder was running for this camera.", "still open"):
+        assert sentence in table
     window = admin.get("/api/cameras/CAM-001/gaps", params={
         "start": (now - timedelta(hours=4)).isoformat(), "end": now.isoformat()}).json()
     assert [g["reason_code"] for g in window] == ["stream_timeout", None, "no_recorder"]
