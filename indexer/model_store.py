@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from indexer.clip_presets import ClipPreset, get_preset, preset_dim
@@ -338,11 +339,12 @@ def record_weights(*, weights: WeightsSource, models_dir: Path, session: Session
     """The ``EmbeddingModel`` row for ``weights``, added (and flushed) when it is new.
 
     Weights from OKO_CLIP_WEIGHTS get a row the first time they embed frames, so every
-    stored vector's weights hash names a recorded model.
+    stored vector's weights hash names a recorded model. Two workers starting together
+    both find no row and both insert it: the insert runs in a savepoint, and the one
+    that loses the unique key takes the winner's row instead of failing its task.
     """
-    existing = session.exec(
-        select(EmbeddingModel).where(EmbeddingModel.weights_sha256 == weights.sha256)
-    ).first()
+    query = select(EmbeddingModel).where(EmbeddingModel.weights_sha256 == weights.sha256)
+    existing = session.exec(query).first()
     if existing is not None:
         return existing
     row = EmbeddingModel(
@@ -351,6 +353,12 @@ def record_weights(*, weights: WeightsSource, models_dir: Path, session: Session
         source=weights.source, path=_relative_or_absolute(weights.path, models_dir),
         dim=preset_dim(get_preset(weights.preset)),
     )
-    session.add(row)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:  # recorded by another process since the query above
+        recorded = session.exec(query).first()
+        if recorded is None:
+            raise
+        return recorded
     return row

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from indexer import model_store
@@ -24,10 +25,12 @@ from indexer.model_store import (
     installed_models,
     record_weights,
 )
-from search_api.state import AppState
+from search_api.state import AppState, build_state
 from storage.blobstore import sha256_file
 from storage.errors import ConfigurationError, ConflictError, InvalidInputError, NotFoundError
 from storage.models.search import EmbeddingModel
+from storage.settings import Settings
+from tests.services import DATABASE_BACKENDS, database_url_for
 
 
 def _files(models_dir: Path) -> list[Path]:
@@ -304,3 +307,34 @@ def test_download_installs_a_checked_cached_copy(
     assert _files(models_dir) == [models_dir / row.path]  # no temp dir or hub cache left
     chosen = _resolve(state)
     assert (chosen.source, chosen.sha256) == ("downloaded", row.weights_sha256)
+
+
+@pytest.fixture(params=DATABASE_BACKENDS)
+def racing_state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppState]:
+    settings = Settings(home=tmp_path / "oko-home", environment="test",
+                        key_passphrase="test-passphrase",
+                        database_url=database_url_for(request, tmp_path, migrated=True))
+    built = build_state(settings)
+    yield built
+    built.engine.dispose()
+
+
+def test_two_workers_recording_the_same_weights_at_once_share_one_row(
+    racing_state: AppState, tiny_checkpoint: Path
+) -> None:
+    """Two workers start together: both find no row, the other one inserts it first."""
+    weights = _resolve(racing_state, env=tiny_checkpoint)
+    models_dir = racing_state.settings.models_dir
+
+    def the_other_worker_records_it_first(session: Session, *_args: object) -> None:
+        with Session(racing_state.engine) as other:
+            record_weights(weights=weights, models_dir=models_dir, session=other)
+            other.commit()
+
+    with Session(racing_state.engine) as session:
+        event.listen(session, "before_flush", the_other_worker_records_it_first, once=True)
+        row = record_weights(weights=weights, models_dir=models_dir, session=session)
+        session.commit()
+        assert row.weights_sha256 == weights.sha256 and row.id is not None
+        assert [m.weights_sha256 for m in session.exec(select(EmbeddingModel))] == [
+            weights.sha256]
