@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -31,7 +30,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import ColumnElement, and_, func, or_, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
 from indexer.ingest import (
@@ -43,6 +42,7 @@ from indexer.ingest import (
     resolve_source,
     walk_folder,
 )
+from indexer.job_lease import LeaseKeeper, ProgressWriter
 from storage.blobstore import BlobStore
 from storage.cameras import get_camera, get_camera_or_raise
 from storage.db import session_scope
@@ -270,7 +270,7 @@ def heartbeat(session: Session, *, job_id: int, worker: str) -> bool:
 
 
 def record_progress(
-    session: Session, *, job_id: int, worker: str, stage: str, fraction: float
+    session: Session | Connection, *, job_id: int, worker: str, stage: str, fraction: float
 ) -> bool:
     """Store the current stage and overall fraction (0..1); renews the lease too."""
     now = utcnow()
@@ -404,36 +404,23 @@ class _ProgressWrite:
     at: float
 
 
-class _LeaseKeeper:
-    """Renews a job's lease from a daemon thread while the ingest runs.
+def _lease_keeper(engine: Engine, *, job_id: int, worker: str,
+                  lease_seconds: float) -> LeaseKeeper:
+    """Renews the job's lease four times a lease (at least every 0.2 s) while open."""
+    def beat() -> None:
+        with session_scope(engine) as session:
+            heartbeat(session, job_id=job_id, worker=worker)
 
-    The lease then tracks whether the worker process is alive, not how often
-    ingest happens to report progress (hashing a large file reports rarely).
-    """
+    return LeaseKeeper(beat=beat, interval=max(lease_seconds / 4, 0.2), name=f"lease-{job_id}")
 
-    def __init__(self, *, engine: Engine, job_id: int, worker: str, interval: float) -> None:
-        self._engine = engine
-        self._job_id = job_id
-        self._worker = worker
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
 
-    def __enter__(self) -> _LeaseKeeper:
-        self._thread.start()
-        return self
+def _progress_writer(engine: Engine, *, job_id: int, worker: str) -> ProgressWriter:
+    def write(stage: str, fraction: float) -> bool:
+        with engine.begin() as connection:  # one UPDATE: no ORM session needed
+            return record_progress(connection, job_id=job_id, worker=worker, stage=stage,
+                                   fraction=fraction)
 
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=self._interval + 5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                with session_scope(self._engine) as session:
-                    heartbeat(session, job_id=self._job_id, worker=self._worker)
-            except Exception:  # noqa: S112  (a missed beat is retried; the lease tolerates it)
-                continue
+    return ProgressWriter(write=write, name=f"progress-{job_id}")
 
 
 def run_ingest_job(
@@ -467,6 +454,7 @@ def run_ingest_job(
         return None
 
     last_write = _ProgressWrite(stage="", fraction=-1.0, at=0.0)
+    writer = _progress_writer(engine, job_id=job_id, worker=worker)
 
     def progress(stage: str, fraction: float) -> None:
         # Throttled: one row update per stage change, percent step or half second.
@@ -475,10 +463,7 @@ def run_ingest_job(
                 and now - last_write.at < 0.5):
             return
         last_write.stage, last_write.fraction, last_write.at = stage, fraction, now
-        with session_scope(engine) as progress_session:
-            still_ours = record_progress(progress_session, job_id=job_id, worker=worker,
-                                         stage=stage, fraction=fraction)
-        if not still_ours:
+        if not writer.report(stage, fraction):
             raise LeaseLostError(f"Ingest job {job_id} was taken over by another worker.")
         if on_progress is not None:
             on_progress(stage, fraction)
@@ -496,13 +481,15 @@ def run_ingest_job(
         # A start without an offset is local time at the camera, as at submit time.
         start = (parse_start(job.requested_start, camera_timezone or "Europe/Kyiv")
                  if job.requested_start else None)
-        with _LeaseKeeper(engine=engine, job_id=job_id, worker=worker,
-                          interval=max(lease_seconds / 4, 0.2)):
+        with _lease_keeper(engine, job_id=job_id, worker=worker,
+                           lease_seconds=lease_seconds), writer:
             outcome = ingest_file(
                 engine=engine, originals=originals, derived=derived,
                 path=Path(job.source_path), camera_id=job.camera_id, start=start,
                 options=options, progress=progress, actor=job.requested_by,
             )
+        if writer.lost:  # found by the last progress writes, after the ingest's end
+            return None
     except LeaseLostError:
         return None
     except OkoError as exc:
@@ -516,8 +503,8 @@ def _run_folder_job(*, engine: Engine, job_id: int, worker: str,
                     lease_seconds: float) -> IngestJob | None:
     """Walk a claimed folder job into file jobs while holding its lease."""
     try:
-        with _LeaseKeeper(engine=engine, job_id=job_id, worker=worker,
-                          interval=max(lease_seconds / 4, 0.2)), session_scope(engine) as session:
+        with _lease_keeper(engine, job_id=job_id, worker=worker,
+                           lease_seconds=lease_seconds), session_scope(engine) as session:
             job = session.get(IngestJob, job_id)
             if job is None or job.status != RUNNING or job.worker != worker:
                 return None

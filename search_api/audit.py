@@ -28,7 +28,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from oko_verify.trust import TrustAnchors
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
@@ -47,9 +46,7 @@ from evidence.audit import (
     verify_audit_chain,
 )
 from evidence.audit_syslog import SyslogAddress, send_checkpoint_lines
-from evidence.audit_timestamp import check_checkpoint_timestamps, timestamp_checkpoint_or_log
 from evidence.keys import known_certificates
-from evidence.timestamp import authority_from
 from search_api.state import AppState
 from storage.models.access import AuditCheckpoint, AuditEvent
 
@@ -70,6 +67,10 @@ def _stamp_after_commit(session: Session) -> None:
     pending = session.info.pop(_PENDING_STAMPS, None)
     if pending is None:
         return
+    # the RFC 3161 stack loads only where a TSA is configured, not on every command
+    from evidence.audit_timestamp import timestamp_checkpoint_or_log
+    from evidence.timestamp import authority_from
+
     state, rows = pending
     authority = authority_from(state.settings.tsa_url, state.settings.tsa_ca_cert,
                                timeout_seconds=state.settings.tsa_timeout_seconds)
@@ -288,6 +289,11 @@ def verify_installation_audit(session: Session, *, state: AppState,
 
 def _check_timestamps(session: Session, state: AppState, report: AuditVerification) -> None:
     """Each checkpoint's token (``evidence.audit_timestamp``) against OKO_TSA_CA_CERT."""
+    from oko_verify.trust import TrustAnchors
+
+    from evidence.audit_timestamp import check_checkpoint_timestamps
+    from evidence.timestamp import authority_from
+
     authority = authority_from(state.settings.tsa_url, state.settings.tsa_ca_cert,
                                timeout_seconds=state.settings.tsa_timeout_seconds)
     directory = checkpoint_timestamps_dir(state)

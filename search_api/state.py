@@ -25,7 +25,6 @@ from sqlalchemy.engine import Engine
 
 from evidence.audit import MAC_KEY_FILENAME, load_audit_mac_key_file
 from evidence.keys import CERT_FILE, CRL_FILE, KEY_FILE, Signer, load_signer
-from search_api.security import load_token_secret
 from storage.blobstore import BlobStore
 from storage.db import make_engine, migrate
 from storage.errors import OkoError
@@ -197,6 +196,8 @@ class AppState:
             return self._shard_store
 
     def token_secret(self) -> bytes:
+        from search_api.security import load_token_secret  # the API's; the CLI rarely asks
+
         with self._lock:
             if self._token_secret is None:
                 self._token_secret = load_token_secret(self.settings.keys_dir)

@@ -1,4 +1,4 @@
-"""``oko ingest`` with no model installed loads no model, index or PDF stack.
+"""``oko ingest`` with no model installed loads no model, index, PDF or timestamp stack.
 
 Each case runs the real command in a fresh interpreter and reports which of the heavy
 modules ended up in ``sys.modules``; a behaviour test, not a timing test.
@@ -22,7 +22,9 @@ from tests.search_api.jobs.conftest import REPO_ROOT, make_clip, settings_env
 MODEL_STACK = ("torch", "torchvision", "open_clip", "faiss", "onnxruntime")
 # what ingesting in this process has no use for either
 NOT_FOR_INGEST = (*MODEL_STACK, "numpy", "celery", "kombu", "fastapi", "reportlab",
-                  "pyhanko", "cv2", "rapidocr_onnxruntime", "oko_verify.verify")
+                  "pyhanko", "cv2", "rapidocr_onnxruntime", "oko_verify.verify",
+                  # the RFC 3161 client, the API's tokens and passwords, progress bars
+                  "asn1crypto", "urllib.request", "jwt", "argon2", "rich.progress")
 
 PROBE = """
 import json, sys

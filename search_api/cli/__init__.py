@@ -5,6 +5,7 @@ A command's module is imported only when that command runs (``search_api.cli.laz
 
 from __future__ import annotations
 
+import gc
 import sys
 import traceback
 from collections.abc import Sequence
@@ -101,4 +102,8 @@ def _log_unexpected(settings: Settings | None) -> str:
 
 
 def entrypoint() -> None:
-    sys.exit(main())
+    code = main()
+    # Everything left is freed with the process; without this, the interpreter's final
+    # collections walk every loaded object (about 0.3 s of each short command).
+    gc.freeze()
+    sys.exit(code)

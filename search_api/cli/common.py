@@ -59,12 +59,13 @@ def operator_usecase(state: AppState, *, act_as: str | None = None
     """The local operator's use-case context, or ``act_as``'s (who must be enabled)."""
     from sqlmodel import Session
 
-    from search_api.accounts import get_user_or_raise
     from search_api.usecases.context import Actor, UseCaseContext
 
     with Session(state.engine, expire_on_commit=False) as session:
         as_user = None
         if act_as:
+            from search_api.accounts import get_user_or_raise  # with the password stack
+
             as_user = get_user_or_raise(session, username=act_as)
             if as_user.disabled:
                 raise AuthenticationError(f"User '{as_user.username}' is disabled.")

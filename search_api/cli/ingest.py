@@ -10,15 +10,16 @@ import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
-from rich.table import Table
 
 from indexer.jobs import FAILED, FINISHED_STATUSES, QUEUED, WALKED, JobReport
 from search_api.cli.common import CliContext, cli_context, console, err_console, print_json
 from search_api.usecases.ingest import job_reports, queue_ingest, run_ingest, submit_footage
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 POLL_SECONDS = 0.3
 NO_WORKER_HINT_SECONDS = 10.0
@@ -28,6 +29,9 @@ class JobProgressBoard:
     """One rich progress bar per job, labelled with the file name."""
 
     def __init__(self, reports: Sequence[JobReport]) -> None:
+        # loaded here: `--json` and scripted ingests show no bars
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
         self.progress = Progress(
             TextColumn("{task.description}", justify="left"), BarColumn(),
             TaskProgressColumn(), TextColumn("{task.fields[stage]}"), console=console,
@@ -161,6 +165,8 @@ def print_summary(reports: Sequence[JobReport]) -> None:
 
 
 def print_jobs_table(reports: Sequence[JobReport]) -> None:
+    from rich.table import Table
+
     table = Table("id", "status", "stage", "progress", "camera")
     table.add_column("file", overflow="ellipsis", no_wrap=True, max_width=40)
     table.add_column("message", overflow="ellipsis", no_wrap=True, max_width=60)

@@ -240,6 +240,27 @@ def test_a_run_cut_short_is_recovered_without_duplicate_or_missing_rows(
     assert not any(path.is_file() for path in state.settings.tmp_dir.rglob("*"))
 
 
+def test_a_job_taken_over_mid_ingest_is_left_to_the_worker_that_took_it(
+    state: AppState, camera: str, short_clip: Path,
+) -> None:
+    job_id = _submit(state, short_clip, camera)
+
+    def taken_over_while_sampling(stage: str, _fraction: float) -> None:
+        if stage == "sampling":  # as if the lease had expired and another worker claimed it
+            with session_scope(state.engine) as session:
+                row = session.get_one(IngestJob, job_id)
+                row.worker, row.stage, row.progress = "rescuer", "claimed", 0.0
+
+    outcome = run_ingest_job(engine=state.engine, originals=state.originals,
+                             derived=state.derived, job_id=job_id,
+                             options=ingest_options(state.settings), worker="slow",
+                             on_progress=taken_over_while_sampling)
+    assert outcome is None
+    row = job_row(state, job_id)
+    assert (row.status, row.worker, row.original_id) == (RUNNING, "rescuer", None)
+    assert (row.stage, row.progress) == ("claimed", 0.0)  # none of the slow worker's since
+
+
 def test_finish_records_the_outcome_on_the_job(
     state: AppState, camera: str, short_clip: Path,
 ) -> None:
