@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0017"
+HEAD_REVISION = "0018"
 """The newest migration; ``tests/storage/test_migrations.py`` checks it is Alembic's head."""
 
 

@@ -65,6 +65,7 @@ from storage.gaps import (
     open_gap,
     record_gap,
 )
+from storage.state_messages import Said, StateMessage, said
 from storage.stream_urls import redact_stream_url, scrub
 
 log = logging.getLogger("oko.recorder")
@@ -159,12 +160,12 @@ class CameraRecorder:
 
     # -- state -------------------------------------------------------------------------
 
-    def _state(self, state: str, message: str, **fields: object) -> None:
-        message = scrub(message, self.url)
+    def _state(self, state: str, message: Said, **fields: object) -> None:
+        message = message.scrubbed(lambda text: scrub(text, self.url))
         with session_scope(self.engine) as session:
-            update_state(session, camera_id=self.camera_id, state=state, message=message,
-                         worker=self.worker, **fields)
-        log.info("camera %s: %s: %s", self.camera_id, state, message)
+            update_state(session, camera_id=self.camera_id, state=state,
+                         worker=self.worker, **message.row_fields(), **fields)
+        log.info("camera %s: %s: %s", self.camera_id, state, message.english())
 
     def _last_end(self) -> datetime | None:
         with session_scope(self.engine) as session:
@@ -185,17 +186,18 @@ class CameraRecorder:
                 continue
             if self.disk_full:
                 self._space_returned()
-            recorded, reason, fatal = self._record_session(stop)
+            recorded, reason, bad_codec = self._record_session(stop)
             if stop.is_set():
                 break
             failures = 0 if recorded else failures + 1
             delay = min(self.config.backoff_s * 2 ** max(failures - 1, 0),
                         self.config.backoff_max_s)
-            if fatal:
-                self._state("failed", f"{reason} Trying again in {delay:g} s.")
+            if bad_codec:
+                self._state("failed", said(StateMessage.CODEC_NOT_COPYABLE, codec=bad_codec,
+                                           delay=float(delay)))
             else:
-                self._state("reconnecting", f"{reason} Reconnecting in {delay:g} s "
-                            f"(attempt {failures + 1}).")
+                self._state("reconnecting", said(StateMessage.RECONNECTING, reason=reason,
+                                                 delay=float(delay), attempt=failures + 1))
             stop.wait(delay)
         self._stopped()
 
@@ -206,7 +208,7 @@ class CameraRecorder:
                 open_gap(session, camera_id=self.camera_id, start=last_end,
                          reason=gap_reason(GapReason.RECORDER_STOPPED))
             update_state(session, camera_id=self.camera_id, state="idle",
-                         message="The recorder was stopped.", worker=self.worker)
+                         worker=self.worker, **said(StateMessage.STOPPED).row_fields())
 
     def stop_process(self) -> None:
         """Ask the running ffmpeg (if any) to finish its file and exit."""
@@ -216,8 +218,9 @@ class CameraRecorder:
 
     # -- one connection ------------------------------------------------------------------
 
-    def _record_session(self, stop: threading.Event) -> tuple[bool, str, bool]:
-        """Run ffmpeg once; returns (recorded anything, why it stopped, whether fatal)."""
+    def _record_session(self, stop: threading.Event) -> tuple[bool, str, str]:
+        """Run ffmpeg once; returns (recorded anything, why it stopped as a stored gap
+        reason, the codec when the stream's video cannot be stream-copied, else "")."""
         spawn = self.clock()
         directory = self.camera_dir / f"session-{time.time_ns()}-{os.getpid()}"
         directory.mkdir(parents=True)
@@ -226,7 +229,7 @@ class CameraRecorder:
         command = record_command(self.url, directory, camera_id=self.camera_id,
                                  segment_seconds=self.config.segment_seconds,
                                  timeout_s=self.config.timeout_s)
-        self._state("connecting", f"Connecting to {self.shown_url}.")
+        self._state("connecting", said(StateMessage.CONNECTING, url=self.shown_url))
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True, errors="replace")
         self._process = process
@@ -236,17 +239,15 @@ class CameraRecorder:
                                     daemon=True)]
         for reader in readers:
             reader.start()
-        fatal_reason = ""
+        bad_codec = ""
         last_stats = 0.0
         while process.poll() is None:
             if stop.wait(self.config.poll_s):
                 self._finish(process)
                 break
             codec = session.codec
-            if codec is not None and codec not in STREAM_COPY_CODECS and not fatal_reason:
-                fatal_reason = (f"The stream carries {codec} video, which cannot be copied "
-                                "into MPEG-TS recording files; set the camera to H.264 or "
-                                "H.265.")
+            if codec is not None and codec not in STREAM_COPY_CODECS and not bad_codec:
+                bad_codec = codec
                 self._finish(process)
                 break
             self._anchor(session)
@@ -261,9 +262,9 @@ class CameraRecorder:
         for reader in readers:
             reader.join(timeout=5)
         self._process = None
-        if fatal_reason:
+        if bad_codec:
             shutil.rmtree(directory, ignore_errors=True)  # nothing of it was accepted
-            return False, fatal_reason, True
+            return False, "", bad_codec
         self._anchor(session)
         self._finalize_listed(session)
         self._finalize_rest(session)
@@ -271,18 +272,17 @@ class CameraRecorder:
         code, detail = stop_cause(session.log_tail, returncode=process.returncode,
                                   timeout_s=self.config.timeout_s)
         stored = gap_reason(code, scrub(detail, self.url))
-        reason = describe_gap_reason(stored)
         if not self._space_ok():
-            stored, reason = self._space_reason(), self._space_sentence()
+            stored = self._space_reason()
         if stop.is_set():
             stored = gap_reason(GapReason.RECORDER_STOPPED)
-            reason = describe_gap_reason(stored)
         last_end = self._last_end()
         if session.recorded and last_end is not None:
             with session_scope(self.engine) as db:
                 open_gap(db, camera_id=self.camera_id, start=last_end, reason=stored)
-        log.info("camera %s: stream stopped: %s", self.camera_id, reason)
-        return session.recorded, reason, False
+        log.info("camera %s: stream stopped: %s", self.camera_id,
+                 describe_gap_reason(stored))
+        return session.recorded, stored, ""
 
     def _finish(self, process: subprocess.Popen[str]) -> None:
         if process.poll() is None:
@@ -339,9 +339,9 @@ class CameraRecorder:
             return
         session.announced = True
         with session_scope(self.engine) as db:
-            update_state(db, camera_id=self.camera_id, state="recording",
-                         message=f"Recording {self.shown_url}.", worker=self.worker,
-                         connected_at=session.anchor())
+            update_state(db, camera_id=self.camera_id, state="recording", worker=self.worker,
+                         connected_at=session.anchor(),
+                         **said(StateMessage.RECORDING, url=self.shown_url).row_fields())
         log.info("camera %s: recording %s", self.camera_id, self.shown_url)
 
     def _freeze(self, session: _Session) -> None:
@@ -405,11 +405,10 @@ class CameraRecorder:
         last_end = self._last_end()
         if last_end is not None and start < last_end - CLOCK_TOLERANCE:
             kept = self._quarantine(path)
-            self._state("clock_error", (
-                f"The clock went back: a file would start at {start.isoformat()}, "
-                f"{(last_end - start).total_seconds():.0f} s before the end of the last "
-                f"recording ({last_end.isoformat()}); it is kept in {kept} and not "
-                "ingested."))
+            self._state("clock_error", said(
+                StateMessage.CLOCK_WENT_BACK, start_utc=start.isoformat(),
+                seconds=f"{(last_end - start).total_seconds():.0f}",
+                last_end_utc=last_end.isoformat(), kept=kept))
             return
         if self._low_space(self.config.store_dirs) is not None:
             log.error("camera %s: %s stays in the spool until the stores have room",
@@ -425,8 +424,8 @@ class CameraRecorder:
                 path.unlink()
                 return
             kept = self._quarantine(path)
-            self._state("recording", f"A recorded file could not be ingested "
-                        f"({scrub(exc.message, self.url)}); it is kept in {kept}.")
+            self._state("recording", said(StateMessage.FILE_NOT_INGESTED, error=exc.message,
+                                          kept=kept))
             return
         except OkoError as exc:
             if self._low_space(self.config.store_dirs) is not None:
@@ -434,8 +433,8 @@ class CameraRecorder:
                           self.camera_id, path.name, scrub(exc.message, self.url))
                 return
             kept = self._quarantine(path)
-            self._state("recording", f"A recorded file could not be ingested "
-                        f"({scrub(exc.message, self.url)}); it is kept in {kept}.")
+            self._state("recording", said(StateMessage.FILE_NOT_INGESTED, error=exc.message,
+                                          kept=kept))
             return
         seconds = outcome.decodable_duration_s or max(planned_end_s, 0.0)
         end = start + timedelta(seconds=seconds)
@@ -508,24 +507,21 @@ class CameraRecorder:
         code = GapReason.SPOOL_LOW if directory == self.config.spool_dir else GapReason.STORE_LOW
         return gap_reason(code, str(directory))
 
-    def _space_sentence(self) -> str:
+    def _space_message(self) -> Said:
         low = self._low_space((self.config.spool_dir, *self.config.store_dirs))
         directory, free = low or (self.config.spool_dir, self.free_bytes(self.config.spool_dir))
-        need = self.config.min_free_bytes // 2**20
-        if directory == self.config.spool_dir:
-            return (f"The spool dir {directory} has {free // 2**20} MiB free, less than the "
-                    f"{need} MiB recording needs; recording is paused so no file is cut "
-                    "short.")
-        return (f"The blob store {directory} has {free // 2**20} MiB free, less than the "
-                f"{need} MiB recording needs; recording is paused and recorded files wait "
-                "in the spool until there is room.")
+        code = (StateMessage.SPOOL_LOW if directory == self.config.spool_dir
+                else StateMessage.STORE_LOW_RECORDING)
+        return said(code, directory=directory, free_mib=free // 2**20,
+                    need_mib=self.config.min_free_bytes // 2**20)
 
     def _pause_for_space(self) -> None:
-        sentence = self._space_sentence()
+        message = self._space_message()
+        sentence = message.english()
         if self.disk_full:  # said once; only keep the state fresh (not "stale")
             with session_scope(self.engine) as db:
                 update_state(db, camera_id=self.camera_id, state="disk_full",
-                             message=sentence, worker=self.worker)
+                             worker=self.worker, **message.row_fields())
             return
         self.disk_full = True
         last_end = self._last_end()
@@ -538,16 +534,16 @@ class CameraRecorder:
             if last_end is not None:
                 open_gap(db, camera_id=self.camera_id, start=last_end,
                          reason=self._space_reason())
-            update_state(db, camera_id=self.camera_id, state="disk_full", message=sentence,
-                         worker=self.worker)
+            update_state(db, camera_id=self.camera_id, state="disk_full",
+                         worker=self.worker, **message.row_fields())
 
     def _space_returned(self) -> None:
         """Space is back: ingest what waited in the spool, then record again."""
         self.disk_full = False
-        sentence = "There is room on the disk again; recording resumes."
+        message = said(StateMessage.SPACE_RETURNED)
         if self.on_disk is not None:  # on record before the state changes, as above
-            self.on_disk(False, sentence)
-        self._state("connecting", sentence)
+            self.on_disk(False, message.english())
+        self._state("connecting", message)
         self._recover()
 
 

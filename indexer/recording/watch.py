@@ -36,12 +36,13 @@ from indexer.recording.state import update_state
 from storage.db import session_scope
 from storage.errors import NotFoundError, OkoError
 from storage.models.recording import WatchedFile
+from storage.state_messages import Said, StateMessage, said
 
 log = logging.getLogger("oko.watch")
 
 IngestPath = Callable[[Path, str], IngestOutcome]
 Monotonic = Callable[[], float]
-LowSpace = Callable[[], str | None]
+LowSpace = Callable[[], Said | None]
 """None while there is room to ingest, else one sentence naming the full disk."""
 
 
@@ -86,10 +87,10 @@ class FolderWatcher:
         return next((camera for pattern, camera in self.mapping
                      if fnmatch.fnmatch(base, pattern)), None)
 
-    def _state(self, state: str, message: str) -> None:
+    def _state(self, state: str, message: Said) -> None:
         with session_scope(self.engine) as session:
             for camera in self.cameras():
-                update_state(session, camera_id=camera, state=state, message=message)
+                update_state(session, camera_id=camera, state=state, **message.row_fields())
 
     def scan_once(self) -> list[WatchResult]:
         """One pass: ingest every file that is due. Never raises for a missing folder."""
@@ -98,24 +99,23 @@ class FolderWatcher:
         except NotFoundError:
             if not self._missing:
                 self._missing = True
-                sentence = (f"Watch folder {self.folder} disappeared; nothing is ingested "
-                            "from it until it is back.")
-                self._state("watching", sentence)
-                log.warning(sentence)
+                gone = said(StateMessage.WATCH_FOLDER_GONE, folder=self.folder)
+                self._state("watching", gone)
+                log.warning(gone.english())
             return []
         if self._missing:
             self._missing = False
-            self._state("watching", f"Watching {self.folder}.")
+            self._state("watching", said(StateMessage.WATCHING, folder=self.folder))
         full = self.low_space()
         if full is not None:
             if not self._full:
                 self._full = True
                 self._state("disk_full", full)
-                log.error("watch %s: %s", self.folder, full)
+                log.error("watch %s: %s", self.folder, full.english())
             return []
         if self._full:
             self._full = False
-            self._state("watching", f"Watching {self.folder}.")
+            self._state("watching", said(StateMessage.WATCHING, folder=self.folder))
         now = self.monotonic()
         results: list[WatchResult] = []
         present: set[str] = set()
@@ -160,8 +160,9 @@ class FolderWatcher:
         except OkoError as exc:
             full = self.low_space()
             if full is not None:  # the disk filled during ingest: try again once there is room
-                log.error("watch %s: %s waits: %s", self.folder, name, full)
-                return WatchResult(name=name, camera_id=camera, status="waiting", message=full)
+                log.error("watch %s: %s waits: %s", self.folder, name, full.english())
+                return WatchResult(name=name, camera_id=camera, status="waiting",
+                                   message=full.english())
             row.message = exc.message
         else:
             row.status = "duplicate" if outcome.duplicate else "ingested"
@@ -176,7 +177,7 @@ class FolderWatcher:
         return WatchResult(name=name, camera_id=camera, status=row.status, message=row.message)
 
     def run(self, stop: threading.Event) -> None:
-        self._state("watching", f"Watching {self.folder}.")
+        self._state("watching", said(StateMessage.WATCHING, folder=self.folder))
         while not stop.is_set():
             self.scan_once()
             stop.wait(self.poll_s)

@@ -43,6 +43,7 @@ from storage.models.media import Camera
 from storage.models.recording import RecorderState
 from storage.permissions import Permission
 from storage.settings import Settings
+from storage.state_messages import Said, StateMessage, public_args, said, stored_message
 from storage.stream_urls import redact_stream_url
 from storage.types import utcnow
 
@@ -161,17 +162,16 @@ def build_watcher(ctx: UseCaseContext, *, folder: Path, camera_id: str | None,
 
 
 def store_space_check(settings: Settings, free_bytes: FreeBytes = disk_free_bytes
-                      ) -> Callable[[], str | None]:
-    """None while both blob stores have OKO_RECORD_MIN_FREE_MB free, else one sentence."""
+                      ) -> Callable[[], Said | None]:
+    """None while both blob stores have OKO_RECORD_MIN_FREE_MB free, else what to say."""
     need = settings.record_min_free_mb * 2**20
 
-    def low() -> str | None:
+    def low() -> Said | None:
         for directory in (settings.blobs_dir, settings.derived_dir):
             free = free_bytes(directory)
             if free < need:
-                return (f"The blob store {directory} has {free // 2**20} MiB free, less "
-                        f"than the {need // 2**20} MiB ingest needs; files wait where they "
-                        "are until there is room.")
+                return said(StateMessage.STORE_LOW_INGEST, directory=directory,
+                            free_mib=free // 2**20, need_mib=need // 2**20)
         return None
 
     return low
@@ -202,6 +202,8 @@ class CameraStatus(BaseModel):
     stream_url: str | None
     state: str
     message: str
+    message_code: str
+    message_args: dict[str, str]
     updated_at: datetime | None
     last_file_end_utc: datetime | None
     ingest_lag_s: float | None
@@ -217,18 +219,26 @@ def _status(ctx: UseCaseContext, camera: Camera) -> CameraStatus:
     gaps = recent_gaps(ctx.session, camera_id=camera.id)
     now = utcnow()
     state = row.state if row else ("idle" if camera.stream_url else "no_stream")
-    message = row.message if row else ("No recorder has run for this camera yet."
-                                       if camera.stream_url else "No stream URL is set.")
+    message = stored_message(row.message_code, row.message_args) if row else None
+    if row is None:
+        message = said(StateMessage.NOT_STARTED if camera.stream_url
+                       else StateMessage.NO_STREAM_URL)
     if row and row.state not in ("idle", "watching") and now - row.updated_at > STALE_AFTER:
-        state, message = "stale", (f"The recorder ({row.worker}) has not reported since "
-                                   f"{row.updated_at.isoformat()}.")
+        state = "stale"
+        message = said(StateMessage.RECORDER_SILENT, worker=row.worker,
+                       since_utc=row.updated_at.isoformat())
     day_ago = now - timedelta(hours=24)
     covered = sum(((g.end_utc or now) - max(g.start_utc, day_ago)).total_seconds()
                   for g in gaps)
     return CameraStatus(
         camera_id=camera.id,
         stream_url=redact_stream_url(camera.stream_url) if camera.stream_url else None,
-        state=state, message=message, updated_at=row.updated_at if row else None,
+        state=state,
+        # a row written before codes keeps its English sentence, with no code
+        message=message.english() if message else (row.message if row else ""),
+        message_code=message.code.value if message else "",
+        message_args=public_args(message.args) if message else {},
+        updated_at=row.updated_at if row else None,
         last_file_end_utc=row.last_file_end_utc if row else None,
         ingest_lag_s=row.ingest_lag_s if row else None,
         bitrate_bps=row.bitrate_bps if row else None, fps=row.fps if row else None,

@@ -10,8 +10,9 @@ across restarts.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime, utcnow
@@ -37,6 +38,11 @@ class RecorderState(SQLModel, table=True):
     state: str = Field(default="idle", description=(
         "idle, connecting, recording, reconnecting, paused, failed or watching"))
     message: str = Field(default="", description="One sentence about the state; no secrets")
+    message_code: str = Field(default="", description=(
+        "The message as a storage.state_messages.StateMessage code; empty before codes"))
+    message_args: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"),
+        description="The values the message names, for the web app's catalogs")
     worker: str = Field(default="", description="host:pid of the process recording it")
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     connected_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

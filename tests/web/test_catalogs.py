@@ -11,6 +11,7 @@ from search_api.audit import AuditAction
 from search_api.web_ui import I18N_DIR, WEB_DIR
 from storage.gaps import GapReason
 from storage.models.access import Role
+from storage.state_messages import StateMessage
 
 CATALOGS = {lang: json.loads((I18N_DIR / f"{lang}.json").read_text(encoding="utf-8"))
             for lang in ("uk", "en")}
@@ -48,6 +49,7 @@ def test_keys_built_from_server_values_cover_every_value() -> None:
     expected = ({f"role.{r.value}" for r in Role} | {f"phase.{p.value}" for p in DayPhase}
                 | {f"action.{a.value}" for a in AuditAction}
                 | {f"gap_reason.{r.value}" for r in GapReason}
+                | {f"recorder_message.{m.value}" for m in StateMessage}
                 | {f"verdict.{v}" for v in ("valid", "intact_signer_not_trusted", "invalid")}
                 | {f"export_status.{s}" for s in ("awaiting_approval", "queued", "running",
                                                   "done", "failed")})

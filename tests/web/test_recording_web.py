@@ -16,12 +16,14 @@ import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Browser, expect
 from sqlmodel import Session, col, select
 
 from indexer.ingest import IngestOptions, ingest_file
+from indexer.recording.state import update_state
 from indexer.samples import HEVC, day_scene, encode_scene
 from search_api.state import build_state
 from storage.cameras import add_camera, validate_camera
@@ -30,7 +32,9 @@ from storage.gaps import GapReason, gap_reason, record_gap
 from storage.media_copies import proxy_record_path
 from storage.models.access import Role
 from storage.models.media import Frame, Original, Segment
+from storage.models.recording import RecorderState
 from storage.settings import Settings
+from storage.state_messages import StateMessage, said
 from storage.types import utcnow
 from tests.web.conftest import (
     CAMERA,
@@ -81,6 +85,11 @@ def world(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory
                           derived=state.derived, path=clip, camera_id=HEVC_CAMERA,
                           start=CAPTURE_START, options=IngestOptions(sample_interval_seconds=2.0))
     assert outcome.frame_count
+    silent_since = (now - timedelta(hours=1)).replace(microsecond=0)
+    with session_scope(state.engine) as session:  # its recorder went silent an hour ago
+        update_state(session, camera_id=HEVC_CAMERA, state="recording", worker="rec-7:4242",
+                     **said(StateMessage.RECORDING, url="rtsp://10.0.0.7/live").row_fields())
+        session.get_one(RecorderState, HEVC_CAMERA).updated_at = silent_since
     with Session(state.engine) as session:
         night = session.exec(select(Frame).where(Frame.camera_id == CAMERA)
                              .order_by(col(Frame.id))).first()
@@ -93,7 +102,8 @@ def world(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory
         segment = session.get(Segment, hevc.segment_id)
         assert segment is not None
     state.engine.dispose()
-    yield {"night_frame": night.id, "hevc_frame": hevc.id, "hevc_segment": segment.sha256}
+    yield {"night_frame": night.id, "hevc_frame": hevc.id, "hevc_segment": segment.sha256,
+           "silent_since": silent_since}
 
 
 def test_a_recorded_gap_is_a_hatched_band_on_the_moment_timeline(
@@ -142,6 +152,22 @@ def test_the_admin_page_states_the_gaps_of_the_last_day(
     patterns = page.eval_on_selector_all(".gap-strip svg pattern", "(p) => p.map((e) => e.id)")
     assert sorted(fills) == sorted(f"url(#{i})" for i in patterns)  # each names its own
     assert serious_violations(page) == []
+    page.context.close()
+
+
+def test_the_admin_page_says_what_went_wrong_with_a_recorder_in_ukrainian(
+        browser: Browser, live_server: LiveServer, world: dict[str, Any]) -> None:
+    page = new_page(browser, live_server)
+    sign_in(page, "admin")
+    page.goto("/#/admin")
+    hevc = page.locator("tr", has=page.locator("td.mono", has_text=HEVC_CAMERA))
+    expect(hevc.locator("span.bad")).to_have_text("немає звісток від записувача")
+    # from the catalog by its code, the time in the camera's zone (Kyiv)
+    since = world["silent_since"].astimezone(ZoneInfo("Europe/Kyiv"))
+    expect(hevc.locator("td div.hint").first).to_have_text(
+        f"Записувач (rec-7:4242) не звітує з {since:%d.%m.%Y %H:%M:%S}.")
+    hevc.scroll_into_view_if_needed()
+    check_page(page, "admin-recorder-state")
     page.context.close()
 
 

@@ -88,6 +88,25 @@ export function gapBands(gaps, { x, lo, hi, y, height, timeZone, fill, onShow })
   });
 }
 
+/**
+ * A camera status's message from the catalogs (recorder_message.<code>), its values
+ * filled in: times in the camera's zone, a stopped stream's reason as a gap's is. A
+ * message kept before codes (message_code empty) is shown as it is.
+ */
+export function stateMessageText(status, timeZone) {
+  const key = `recorder_message.${status.message_code}`;
+  if (!status.message_code || !has(key)) return status.message;
+  const values = { ...status.message_args };
+  for (const [name, value] of Object.entries(values)) {
+    if (name.endsWith("_utc")) values[name] = formatTime(value, timeZone, { seconds: true });
+  }
+  if ("reason" in values) {
+    values.reason = reasonText({ reason_code: values.reason_code,
+      reason_detail: values.reason_detail, reason: values.reason });
+  }
+  return t(key, values);
+}
+
 /** Count and total length of a status's gaps of the last 24 h, as one line. */
 export function daySummary(status) {
   const n = status.gaps_last_24h.length;

@@ -83,6 +83,7 @@ def test_a_codec_that_cannot_be_stream_copied_fails_with_one_sentence(
     assert state.message.startswith(
         "The stream carries mjpeg video, which cannot be copied into MPEG-TS recording "
         "files; set the camera to H.264 or H.265.")
+    assert (state.message_code, state.message_args["codec"]) == ("codec_not_copyable", "mjpeg")
     assert originals(recording) == [] and gaps(recording) == []
     assert _spool_files(recording) == []
 
@@ -104,7 +105,10 @@ def test_a_clock_that_jumps_back_keeps_the_file_out_of_the_record(
                                 clock=an_hour_ago)):
         wait_for(lambda: getattr(recorder_state(recording), "state", "") == "clock_error",
                  what="the clock error")
-        message = recorder_state(recording).message  # type: ignore[union-attr]
+        clock_state = recorder_state(recording)
+    assert clock_state is not None and clock_state.message_code == "clock_went_back"
+    assert set(clock_state.message_args) == {"start_utc", "seconds", "last_end_utc", "kept"}
+    message = clock_state.message
     assert message.startswith("The clock went back: a file would start at ")
     assert "before the end of the last recording" in message
     assert "and not ingested." in message
@@ -136,6 +140,7 @@ def test_a_spool_that_fills_pauses_recording_and_keeps_what_was_accepted(
         assert state.message == (
             f"The spool dir {recording.settings.spool_dir} has 10 MiB free, less than the "
             "100 MiB recording needs; recording is paused so no file is cut short.")
+        assert (state.message_code, state.message_args["free_mib"]) == ("spool_low", "10")
         [gap] = gaps(recording)
         # stored as a code and the directory; every edge translates the code
         assert gap.end_utc is None

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, func, select
 
 from indexer.recording.ffmpeg import stop_cause
+from indexer.recording.state import update_state
 from search_api.app import create_app
 from search_api.cli import main
 from search_api.deps import get_current_user
@@ -31,6 +32,7 @@ from storage.models.access import AuditEvent, Role, User
 from storage.models.media import Camera
 from storage.models.recording import CameraGap, RecorderState
 from storage.settings import Settings
+from storage.state_messages import StateMessage, said
 from storage.stream_urls import InvalidStreamUrlError, redact_stream_url, validate_stream_url
 from storage.types import utcnow
 
@@ -163,6 +165,33 @@ def test_status_states_the_recorder_and_the_gaps_of_the_last_day(
     assert [g["reason"] for g in status["gaps_last_24h"]] == ["The stream ended."]
     assert status["gap_seconds_last_24h"] == pytest.approx(90, abs=0.01)
     assert admin.get("/api/cameras/CAM-404/status").status_code == 404
+
+
+def test_status_gives_the_recorders_message_as_a_code_with_its_values(
+        home: AppState, admin: TestClient) -> None:
+    reason = gap_reason(GapReason.STREAM_TIMEOUT, "10")
+    with session_scope(home.engine) as session:
+        update_state(session, camera_id="CAM-001", state="reconnecting", worker="rec:1",
+                     **said(StateMessage.RECONNECTING, reason=reason, delay=4.0,
+                            attempt=2).row_fields())
+    status = admin.get("/api/cameras/CAM-001/status").json()
+    assert status["message"] == ("The stream did not answer within 10 s. Reconnecting in 4 s "
+                                 "(attempt 2).")
+    assert status["message_code"] == "reconnecting"
+    assert status["message_args"] == {"reason": reason, "delay": "4", "attempt": "2",
+                                      "reason_code": "stream_timeout", "reason_detail": "10"}
+    with session_scope(home.engine) as session:  # a row from before codes, and one gone quiet
+        row = session.get_one(RecorderState, "CAM-001")
+        row.message_code, row.message_args, row.message = "", {}, "Recording."
+    status = admin.get("/api/cameras/CAM-001/status").json()
+    assert (status["message"], status["message_code"], status["message_args"]) == (
+        "Recording.", "", {})
+    with session_scope(home.engine) as session:
+        session.get_one(RecorderState, "CAM-001").updated_at = utcnow() - timedelta(hours=1)
+    status = admin.get("/api/cameras/CAM-001/status").json()
+    assert (status["state"], status["message_code"]) == ("stale", "recorder_silent")
+    assert status["message_args"]["worker"] == "rec:1"
+    assert status["message"].startswith("The recorder (rec:1) has not reported since ")
 
 
 def test_a_gap_reason_is_a_stable_code_the_api_returns_and_old_sentences_still_show(

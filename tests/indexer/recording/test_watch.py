@@ -129,6 +129,8 @@ def test_a_watch_folder_that_disappears_is_reported_and_nothing_else_changes(
     assert state is not None
     assert state.message == (f"Watch folder {folder} disappeared; nothing is ingested from "
                              "it until it is back.")
+    assert (state.message_code, state.message_args) == ("watch_folder_gone",
+                                                        {"folder": str(folder)})
     assert [o.sha256 for o in originals(recording)] == [o.sha256 for o in kept]
     assert all(recording.originals.verify(o.sha256) for o in kept)
     assert len(_watched(recording)) == 1

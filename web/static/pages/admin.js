@@ -6,7 +6,7 @@ import { h, field, clear } from "../dom.js";
 import { t } from "../i18n.js";
 import { api } from "../api.js";
 import { errorLine, statusLine, pageHead, timeEl, shortHash, busy } from "../ui.js";
-import { gapBands, hatch, daySummary } from "../gaps.js";
+import { gapBands, hatch, daySummary, stateMessageText } from "../gaps.js";
 
 const ROLES = ["investigator", "supervisor", "prosecutor", "auditor", "admin"];
 const DAY_MS = 24 * 3600 * 1000;
@@ -84,8 +84,9 @@ function camerasSection() {
     const cell = h("td", {}, "…");
     api.get(`/api/cameras/${encodeURIComponent(c.id)}/status`).then((s) => {
       const bad = ["disk_full", "failed", "clock_error", "stale"].includes(s.state);
-      clear(cell, [h("span", { class: bad ? "bad" : "", title: s.message },
-        t(`camera_state.${s.state}`)), bad ? h("div", { class: "hint" }, s.message) : null,
+      const said = stateMessageText(s, c.timezone);
+      clear(cell, [h("span", { class: bad ? "bad" : "", title: said },
+        t(`camera_state.${s.state}`)), bad ? h("div", { class: "hint" }, said) : null,
       s.gaps_last_24h.length ? dayStrip(c, s) : null,
       h("div", { class: ["hint", "gap-summary"] }, daySummary(s))]);
     }).catch(() => clear(cell, ["—"]));
