@@ -273,7 +273,7 @@ class CameraRecorder:
                                   timeout_s=self.config.timeout_s)
         stored = gap_reason(code, scrub(detail, self.url))
         if not self._space_ok():
-            stored = self._space_reason()
+            stored, _message = self._space_shortage()
         if stop.is_set():
             stored = gap_reason(GapReason.RECORDER_STOPPED)
         last_end = self._last_end()
@@ -500,23 +500,20 @@ class CameraRecorder:
     def _space_ok(self) -> bool:
         return self._low_space((self.config.spool_dir, *self.config.store_dirs)) is None
 
-    def _space_reason(self) -> str:
-        """The stored gap reason for low space: which store (``spool_low``/``store_low``)."""
-        low = self._low_space((self.config.spool_dir, *self.config.store_dirs))
-        directory = low[0] if low else self.config.spool_dir
-        code = GapReason.SPOOL_LOW if directory == self.config.spool_dir else GapReason.STORE_LOW
-        return gap_reason(code, str(directory))
-
-    def _space_message(self) -> Said:
+    def _space_shortage(self) -> tuple[str, Said]:
+        """What low space stops: the stored gap reason (``spool_low``/``store_low``) and
+        the state message, both from one look at the disks."""
         low = self._low_space((self.config.spool_dir, *self.config.store_dirs))
         directory, free = low or (self.config.spool_dir, self.free_bytes(self.config.spool_dir))
-        code = (StateMessage.SPOOL_LOW if directory == self.config.spool_dir
-                else StateMessage.STORE_LOW_RECORDING)
-        return said(code, directory=directory, free_mib=free // 2**20,
-                    need_mib=self.config.min_free_bytes // 2**20)
+        spool = directory == self.config.spool_dir
+        reason = gap_reason(GapReason.SPOOL_LOW if spool else GapReason.STORE_LOW,
+                            str(directory))
+        return reason, said(StateMessage.SPOOL_LOW if spool else StateMessage.STORE_LOW_RECORDING,
+                            directory=directory, free_mib=free // 2**20,
+                            need_mib=self.config.min_free_bytes // 2**20)
 
     def _pause_for_space(self) -> None:
-        message = self._space_message()
+        reason, message = self._space_shortage()
         sentence = message.english()
         if self.disk_full:  # said once; only keep the state fresh (not "stale")
             with session_scope(self.engine) as db:
@@ -533,7 +530,7 @@ class CameraRecorder:
         with session_scope(self.engine) as db:
             if last_end is not None:
                 open_gap(db, camera_id=self.camera_id, start=last_end,
-                         reason=self._space_reason())
+                         reason=reason)
             update_state(db, camera_id=self.camera_id, state="disk_full",
                          worker=self.worker, **message.row_fields())
 

@@ -43,7 +43,7 @@ log = logging.getLogger("oko.watch")
 IngestPath = Callable[[Path, str], IngestOutcome]
 Monotonic = Callable[[], float]
 LowSpace = Callable[[], Said | None]
-"""None while there is room to ingest, else one sentence naming the full disk."""
+"""None while there is room to ingest, else the message naming the full disk."""
 
 
 @dataclass(frozen=True)
